@@ -1,0 +1,50 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { execChecked } from '../exec.ts';
+import { remoteScript, renderArgv, renderShCommand, shArgv, type RemoteScript } from '../shell.ts';
+import type { RemoteHost, RenderedCommand, RunOptions, RunResult } from './remote-host.ts';
+
+/** The "remote" volume is a directory on this machine (`local:/ABS/ROOT`); volume paths live under ROOT. */
+export class LocalHost implements RemoteHost {
+  readonly label: string;
+  constructor(
+    readonly root: string,
+    private readonly restartCmd?: string,
+  ) {
+    this.label = `local:${root}`;
+  }
+
+  resolveVolume(volume: string): string {
+    return path.join(this.root, volume);
+  }
+
+  async run(script: RemoteScript, opts: RunOptions = {}): Promise<RunResult> {
+    const r = await execChecked(shArgv(script), { what: script.title, stdin: opts.stdin, signal: opts.signal });
+    return { stdout: r.stdout, stderr: r.stderr };
+  }
+
+  async put(localFile: string, remotePath: string, _opts: RunOptions = {}): Promise<void> {
+    await fs.copyFile(localFile, remotePath);
+  }
+
+  async restart(opts: RunOptions = {}): Promise<boolean> {
+    if (!this.restartCmd) return false;
+    await this.run(restartScript(this.restartCmd), opts);
+    return true;
+  }
+
+  renderRun(script: RemoteScript): RenderedCommand {
+    return { on: this.label, command: renderShCommand(script) };
+  }
+
+  renderPut(localFile: string, remotePath: string): RenderedCommand {
+    return { on: this.label, command: renderArgv(['cp', '--', localFile, remotePath]) };
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** The user's restart command, run by sh on the host (it is the user's own shell code). */
+export function restartScript(cmd: string): RemoteScript {
+  return remoteScript('restart command', 'sh -c "$1"', [cmd]);
+}

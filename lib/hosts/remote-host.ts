@@ -1,0 +1,44 @@
+import type { Readable } from 'node:stream';
+import type { RemoteScript } from '../shell.ts';
+
+export interface RunOptions {
+  /** Bytes for the script's standard input (a stream is piped, a string written whole). */
+  stdin?: Readable | string;
+  /** Cancels the command (Ctrl-C, SIGTERM, timeouts). */
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+/** How the commands for a host look when a person runs them by hand (`--plan`). */
+export interface RenderedCommand {
+  /** The host the command runs on: "local" or the target label. */
+  on: string;
+  /** A command line for a POSIX shell on this machine. */
+  command: string;
+}
+
+/**
+ * The far side of a deploy. Every runbook step is written once against this seam; targets
+ * (`local:`, `ssh://`, `fly:`) differ only in how a script reaches the machine.
+ */
+export interface RemoteHost {
+  /** Human label, without secrets: "local:/srv/x", "ssh://deploy@db1:22". */
+  readonly label: string;
+  /** The absolute path on the host for a volume path given by the user. */
+  resolveVolume(volume: string): string;
+  /** Run a POSIX sh script; rejects with RemoteCommandError on a non-zero status. */
+  run(script: RemoteScript, opts?: RunOptions): Promise<RunResult>;
+  /** Upload one local file to an absolute remote path (the parent directory exists). */
+  put(localFile: string, remotePath: string, opts?: RunOptions): Promise<void>;
+  /** Restart the Chroma server after a swap; false when the target has nothing to restart with. */
+  restart(opts?: RunOptions): Promise<boolean>;
+  /** The commands `run`/`put` would execute, rendered for a person. */
+  renderRun(script: RemoteScript): RenderedCommand;
+  renderPut(localFile: string, remotePath: string): RenderedCommand;
+  /** Release connections and child processes. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,115 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { RemoteCommandError, UserError } from '../errors.ts';
+import { execArgv } from '../exec.ts';
+import { renderArgv, renderShCommand, type RemoteScript } from '../shell.ts';
+import { restartScript } from './local.ts';
+import type { RemoteHost, RenderedCommand, RunOptions, RunResult } from './remote-host.ts';
+
+export interface SshHostOptions {
+  user: string;
+  host: string;
+  port: number;
+  keyFile?: string;
+  /** Extra `-o` options, e.g. "StrictHostKeyChecking=accept-new". */
+  sshOptions?: string[];
+  restartCmd?: string;
+}
+
+/**
+ * OpenSSH `ssh` for scripts and `sftp` for uploads, in BatchMode (never a password prompt).
+ * One multiplexed connection (ControlMaster) serves every command of a run.
+ */
+export class SshHost implements RemoteHost {
+  readonly label: string;
+  private readonly controlDir: string;
+
+  constructor(private readonly o: SshHostOptions) {
+    this.label = `ssh://${o.user}@${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
+    this.controlDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-ssh-'));
+  }
+
+  resolveVolume(volume: string): string {
+    return volume;
+  }
+
+  private commonOptions(): string[] {
+    const opts = [
+      '-o', 'BatchMode=yes',
+      '-o', 'ConnectTimeout=15',
+      '-o', 'ServerAliveInterval=15',
+      '-o', 'ControlMaster=auto',
+      '-o', `ControlPath=${path.join(this.controlDir, 'cm')}`,
+      '-o', 'ControlPersist=120',
+    ];
+    if (this.o.keyFile) opts.push('-i', this.o.keyFile, '-o', 'IdentitiesOnly=yes');
+    for (const opt of this.o.sshOptions ?? []) opts.push('-o', opt);
+    return opts;
+  }
+
+  private destination(): string {
+    return `${this.o.user}@${this.o.host}`;
+  }
+
+  /** argv of `ssh` running the script; the remote login shell receives one quoted command line. */
+  sshArgv(script: RemoteScript): string[] {
+    return ['ssh', ...this.commonOptions(), '-p', String(this.o.port), '--', this.destination(), renderShCommand(script)];
+  }
+
+  async run(script: RemoteScript, opts: RunOptions = {}): Promise<RunResult> {
+    const argv = this.sshArgv(script);
+    const r = await execArgv(argv, { what: script.title, stdin: opts.stdin, signal: opts.signal });
+    if (r.exitCode === 255) throw unreachable(this.label, r.stderr);
+    if (r.exitCode !== 0) {
+      throw new RemoteCommandError(`${script.title} on ${this.label}`, r.exitCode, r.stderr);
+    }
+    return { stdout: r.stdout, stderr: r.stderr };
+  }
+
+  async put(localFile: string, remotePath: string, opts: RunOptions = {}): Promise<void> {
+    const batch = `put ${sftpQuote(localFile)} ${sftpQuote(remotePath)}\n`;
+    const argv = ['sftp', ...this.commonOptions(), '-P', String(this.o.port), '-b', '-', '--', this.destination()];
+    const r = await execArgv(argv, { what: `sftp put ${path.basename(localFile)}`, stdin: batch, signal: opts.signal });
+    if (r.exitCode !== 0) {
+      if (/Connection refused|Could not resolve|timed out|Permission denied \(/.test(r.stderr)) throw unreachable(this.label, r.stderr);
+      throw new RemoteCommandError(`sftp put to ${this.label}`, r.exitCode, r.stderr);
+    }
+  }
+
+  async restart(opts: RunOptions = {}): Promise<boolean> {
+    if (!this.o.restartCmd) return false;
+    await this.run(restartScript(this.o.restartCmd), opts);
+    return true;
+  }
+
+  renderRun(script: RemoteScript): RenderedCommand {
+    const argv = ['ssh', '-p', String(this.o.port), ...(this.o.keyFile ? ['-i', this.o.keyFile] : []),
+      ...(this.o.sshOptions ?? []).flatMap((o) => ['-o', o]), '--', this.destination(), renderShCommand(script)];
+    return { on: 'local', command: renderArgv(argv) };
+  }
+
+  renderPut(localFile: string, remotePath: string): RenderedCommand {
+    const batch = `put ${sftpQuote(localFile)} ${sftpQuote(remotePath)}`;
+    const argv = ['sftp', '-P', String(this.o.port), ...(this.o.keyFile ? ['-i', this.o.keyFile] : []),
+      ...(this.o.sshOptions ?? []).flatMap((o) => ['-o', o]), '-b', '-', '--', this.destination()];
+    return { on: 'local', command: `printf '%s\\n' ${renderArgv([batch])} | ${renderArgv(argv)}` };
+  }
+
+  async close(): Promise<void> {
+    const argv = ['ssh', ...this.commonOptions(), '-p', String(this.o.port), '-O', 'exit', '--', this.destination()];
+    await execArgv(argv, { what: 'close ssh connection' }).catch(() => undefined);
+    fs.rmSync(this.controlDir, { recursive: true, force: true });
+  }
+}
+
+/** sftp batch-file quoting: double quotes, with backslash before `\` and `"`; glob characters escaped. */
+export function sftpQuote(p: string): string {
+  return `"${p.replace(/([\\"])/g, '\\$1').replace(/([*?[\]])/g, '\\$1')}"`;
+}
+
+function unreachable(label: string, stderr: string): UserError {
+  const line = stderr.trim().split('\n').filter(Boolean).pop() ?? 'no answer';
+  return new UserError(`cannot reach ${label} over ssh: ${line}; check --target, --ssh-key and that sshd is running`);
+}
+
