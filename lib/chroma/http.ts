@@ -1,0 +1,148 @@
+/** Talking to a running Chroma server over plain HTTP (`fetch`), v2 API with a v1 fallback. */
+
+export type ApiVersion = 'v2' | 'v1';
+
+export interface ServedCollection {
+  tenant: string;
+  database: string;
+  name: string;
+  id: string;
+  count: number;
+}
+
+export interface Scope {
+  tenant: string;
+  database: string;
+}
+
+const DEFAULT_SCOPE: Scope = { tenant: 'default_tenant', database: 'default_database' };
+const PAGE = 100;
+
+function base(url: string): string {
+  return url.replace(/\/+$/, '');
+}
+
+function describe(e: unknown): string {
+  if (e instanceof Error) {
+    const cause = (e as { cause?: unknown }).cause;
+    if (e.name === 'TimeoutError' || e.name === 'AbortError') return 'timed out';
+    return cause instanceof Error ? `${e.message} (${cause.message})` : e.message;
+  }
+  return String(e);
+}
+
+/** Which API the server at `url` speaks; throws with a clear message when none answers. */
+export async function heartbeat(url: string, timeoutMs = 5000): Promise<ApiVersion> {
+  const deadline = AbortSignal.timeout(timeoutMs);
+  let v2: Response;
+  try {
+    v2 = await fetch(`${base(url)}/api/v2/heartbeat`, { signal: deadline });
+  } catch (e) {
+    throw new Error(`no Chroma server answers at ${url}: ${describe(e)}`);
+  }
+  await v2.body?.cancel();
+  if (v2.ok) return 'v2';
+  if (v2.status !== 404 && v2.status !== 405 && v2.status !== 410 && v2.status !== 501) {
+    throw new Error(`Chroma heartbeat at ${url}/api/v2/heartbeat answered HTTP ${v2.status}`);
+  }
+  // Chroma 0.4–0.6 servers only have the v1 API.
+  let v1: Response;
+  try {
+    v1 = await fetch(`${base(url)}/api/v1/heartbeat`, { signal: deadline });
+  } catch (e) {
+    throw new Error(`no Chroma server answers at ${url}: ${describe(e)}`);
+  }
+  await v1.body?.cancel();
+  if (v1.ok) return 'v1';
+  throw new Error(`${url} is not a Chroma server: /api/v2/heartbeat answered HTTP ${v2.status}, /api/v1/heartbeat HTTP ${v1.status}`);
+}
+
+/** Poll `heartbeat` until it answers, the timeout passes or `signal` aborts. */
+export async function waitForHeartbeat(
+  url: string,
+  opts: { timeoutMs: number; intervalMs?: number; signal?: AbortSignal },
+): Promise<ApiVersion> {
+  const deadline = Date.now() + opts.timeoutMs;
+  const interval = opts.intervalMs ?? 250;
+  let last: unknown;
+  for (;;) {
+    if (opts.signal?.aborted) throw new Error(`waiting for Chroma at ${url}: aborted`);
+    const left = deadline - Date.now();
+    try {
+      return await heartbeat(url, Math.max(100, Math.min(left, 5000)));
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() + interval > deadline) break;
+    await sleep(interval, opts.signal);
+  }
+  throw new Error(`Chroma at ${url} did not answer within ${opts.timeoutMs} ms: ${describe(last)}`);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+async function getJson(url: string): Promise<{ status: number; body: unknown }> {
+  const r = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+  const text = await r.text();
+  let body: unknown = text;
+  try { body = JSON.parse(text); } catch { /* keep the text */ }
+  return { status: r.status, body };
+}
+
+function missingScope(status: number, body: unknown): boolean {
+  if (status === 404) return true;
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  return status >= 400 && status < 500 && /not ?found|does not exist/i.test(text);
+}
+
+function fail(what: string, status: number, body: unknown): never {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  throw new Error(`${what}: HTTP ${status}: ${text.slice(0, 300)}`);
+}
+
+/** Every collection served in `scopes` with its record count, sorted by tenant, database, name. */
+export async function listCollectionCounts(url: string, scopes: Scope[] = [DEFAULT_SCOPE]): Promise<ServedCollection[]> {
+  const api = await heartbeat(url);
+  const out: ServedCollection[] = [];
+  for (const scope of scopes) {
+    const t = encodeURIComponent(scope.tenant);
+    const d = encodeURIComponent(scope.database);
+    const listUrl = (offset: number) =>
+      api === 'v2'
+        ? `${base(url)}/api/v2/tenants/${t}/databases/${d}/collections?limit=${PAGE}&offset=${offset}`
+        : `${base(url)}/api/v1/collections?tenant=${t}&database=${d}&limit=${PAGE}&offset=${offset}`;
+    const countUrl = (id: string) =>
+      api === 'v2'
+        ? `${base(url)}/api/v2/tenants/${t}/databases/${d}/collections/${encodeURIComponent(id)}/count`
+        : `${base(url)}/api/v1/collections/${encodeURIComponent(id)}/count?tenant=${t}&database=${d}`;
+
+    const found: { id: string; name: string }[] = [];
+    for (let offset = 0; ; offset += PAGE) {
+      const { status, body } = await getJson(listUrl(offset));
+      if (status !== 200) {
+        if (missingScope(status, body)) break; // no such tenant/database: nothing served there
+        fail(`listing collections of ${scope.tenant}/${scope.database} at ${url}`, status, body);
+      }
+      if (!Array.isArray(body)) fail(`listing collections at ${url}`, status, body);
+      for (const c of body as { id: string; name: string }[]) found.push({ id: String(c.id), name: String(c.name) });
+      if (body.length < PAGE) break;
+    }
+    for (const c of found) {
+      const { status, body } = await getJson(countUrl(c.id));
+      if (status !== 200 || typeof body !== 'number') fail(`counting ${scope.tenant}/${scope.database}/${c.name} at ${url}`, status, body);
+      out.push({ tenant: scope.tenant, database: scope.database, name: c.name, id: c.id, count: body });
+    }
+  }
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return out.sort((a, b) => cmp(a.tenant, b.tenant) || cmp(a.database, b.database) || cmp(a.name, b.name));
+}

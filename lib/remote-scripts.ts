@@ -1,0 +1,196 @@
+import { remoteScript, type RemoteScript } from './shell.ts';
+import type { RemoteLayout } from './remote-layout.ts';
+
+/**
+ * Every script the runbooks run on the far side. The code is constant; paths and names come in
+ * as positional arguments only. Remote requirements: sh, tar, gzip, sha256sum, df, du, mv, find,
+ * sort, cat, mkdir, rm, wc (all in coreutils/busybox).
+ */
+
+export const REQUIRED_REMOTE_TOOLS = ['tar', 'gzip', 'sha256sum', 'df', 'du', 'mv', 'find', 'sort', 'cat', 'mkdir', 'rm', 'wc'];
+
+/** Tools present, volume a writable dir, free space, size of live and old dirs. */
+export function probeScript(l: RemoteLayout): RemoteScript {
+  return remoteScript('check the remote volume', `
+    missing=""
+    for t in ${REQUIRED_REMOTE_TOOLS.join(' ')}; do command -v "$t" >/dev/null 2>&1 || missing="$missing $t"; done
+    echo "missing=$missing"
+    if [ -d "$1" ]; then echo "volume=dir"; else echo "volume=absent"; exit 0; fi
+    if [ -w "$1" ]; then echo "writable=yes"; else echo "writable=no"; fi
+    echo "df=$(df -Pk "$1" | tail -n 1)"
+    if [ -d "$2" ]; then echo "live=$(du -sk "$2")"; else echo "live=absent"; fi
+    if [ -d "$3" ]; then echo "old=$(du -sk "$3")"; else echo "old=absent"; fi
+  `, [l.volume, l.live, l.old]);
+}
+
+/** Take the deploy lock: mkdir is atomic; the owner record says who and when. */
+export function lockScript(l: RemoteLayout, ownerJson: string): RemoteScript {
+  return remoteScript('take the deploy lock', `
+    mkdir -p "$1" || exit 1
+    if mkdir "$2" 2>/dev/null; then
+      printf '%s\\n' "$3" > "$2/owner.json" || { rm -rf "$2"; exit 1; }
+      echo "lock=acquired"
+    else
+      echo "lock=held"
+      cat "$2/owner.json" 2>/dev/null || echo "{}"
+    fi
+  `, [l.ferry, l.lock, ownerJson]);
+}
+
+/** Release the lock only if this run holds it. */
+export function unlockScript(l: RemoteLayout, runId: string): RemoteScript {
+  return remoteScript('release the deploy lock', `
+    owner=$(cat "$1/owner.json" 2>/dev/null) || exit 0
+    case "$owner" in *"\\"runId\\":\\"$2\\""*) rm -rf "$1" ;; esac
+  `, [l.lock, runId]);
+}
+
+/** Remove the lock whoever holds it (`chroma-ferry unlock`). */
+export function forceUnlockScript(l: RemoteLayout): RemoteScript {
+  return remoteScript('remove the deploy lock', `
+    if [ -d "$1" ]; then cat "$1/owner.json" 2>/dev/null; rm -rf "$1"; echo "lock=removed"; else echo "lock=absent"; fi
+  `, [l.lock]);
+}
+
+/** tar+gzip of the live dir into the backups dir, checked (gzip -t, listing) before it gets its final name. */
+export function backupScript(l: RemoteLayout, fileName: string): RemoteScript {
+  return remoteScript('back up the live dir', `
+    set -eu
+    mkdir -p "$3"
+    tmp="$3/.$4.partial"
+    rm -f "$tmp"
+    tar czf "$tmp" -C "$1" "$2"
+    gzip -t "$tmp"
+    entries=$(tar tzf "$tmp" | wc -l)
+    [ "$entries" -gt 0 ] || { echo "backup archive lists no entries" >&2; exit 1; }
+    sum=$(sha256sum "$tmp"); sum=\${sum%% *}
+    bytes=$(wc -c < "$tmp")
+    mv "$tmp" "$3/$4"
+    printf '%s  %s\\n' "$sum" "$4" > "$3/$4.sha256"
+    echo "entries=$entries"
+    echo "sha256=$sum"
+    echo "bytes=$bytes"
+  `, [l.volume, l.name, l.backups, fileName]);
+}
+
+/** Names, sizes and sha256 of the backups (from the .sha256 files written with each). */
+export function listBackupsScript(l: RemoteLayout): RemoteScript {
+  return remoteScript('list remote backups', `
+    [ -d "$1" ] || exit 0
+    cd "$1"
+    for f in *.tar.gz; do
+      [ -f "$f" ] || continue
+      sum=$(cat "$f.sha256" 2>/dev/null) || sum="-"
+      echo "backup $(wc -c < "$f") \${sum%% *} $f"
+    done
+  `, [l.backups]);
+}
+
+/** Delete the named backups (names only, inside the backups dir). */
+export function pruneBackupsScript(l: RemoteLayout, names: string[]): RemoteScript {
+  return remoteScript('prune old backups', `
+    set -eu
+    dir=$1; shift
+    for f in "$@"; do rm -f "$dir/$f" "$dir/$f.sha256"; echo "pruned=$f"; done
+  `, [l.backups, ...names]);
+}
+
+/** Create the incoming dir and report the sha256 of every complete chunk already there. */
+export function incomingStateScript(dir: string): RemoteScript {
+  return remoteScript('list uploaded chunks', `
+    mkdir -p "$1" && cd "$1" || exit 1
+    rm -f .*.partial
+    for f in chunk-*; do [ -f "$f" ] && sha256sum "$f"; done
+    exit 0
+  `, [dir]);
+}
+
+/** Check an uploaded chunk's size and sha256, then give it its final name. */
+export function acceptChunkScript(partial: string, final: string, size: number, sha256: string): RemoteScript {
+  return remoteScript('verify an uploaded chunk', `
+    set -eu
+    bytes=$(wc -c < "$1")
+    [ "$bytes" -eq "$3" ] || { rm -f "$1"; echo "chunk $(basename "$2"): $bytes bytes on the remote, expected $3 (truncated upload)" >&2; exit 9; }
+    sum=$(sha256sum "$1"); sum=\${sum%% *}
+    [ "$sum" = "$4" ] || { rm -f "$1"; echo "chunk $(basename "$2"): sha256 mismatch after upload" >&2; exit 9; }
+    mv "$1" "$2"
+  `, [partial, final, String(size), sha256]);
+}
+
+/** Write stdin to a partial file (the stream upload). */
+export function receiveStdinScript(partial: string): RemoteScript {
+  return remoteScript('receive a chunk on stdin', `cat > "$1"`, [partial]);
+}
+
+/**
+ * Verify the concatenated chunks against the archive sha256, extract into NAME.new and print
+ * the sha256 of the extracted regular-file list (find . -type f | LC_ALL=C sort).
+ */
+export function reassembleScript(l: RemoteLayout, dir: string, archiveSha256: string, chunkNames: string[]): RemoteScript {
+  return remoteScript('reassemble and extract', `
+    set -eu
+    in=$1; want=$2; next=$3; shift 3
+    cd "$in"
+    for c in "$@"; do [ -f "$c" ] || { echo "chunk $c is missing on the remote" >&2; exit 10; }; done
+    sum=$(cat "$@" | sha256sum); sum=\${sum%% *}
+    [ "$sum" = "$want" ] || { echo "archive sha256 mismatch on the remote: expected $want, got $sum" >&2; exit 11; }
+    rm -rf "$next"
+    mkdir "$next"
+    cat "$@" | gzip -dc | tar xf - -C "$next"
+    cd "$next"
+    echo "files=$(find . -type f | wc -l)"
+    list=$(find . -type f | LC_ALL=C sort | sha256sum)
+    echo "list_sha256=\${list%% *}"
+  `, [dir, archiveSha256, l.next, ...chunkNames]);
+}
+
+/** NAME.old -> trash, NAME -> NAME.old, NAME.new -> NAME. Renames only; reverts itself if a rename fails. */
+export function swapScript(l: RemoteLayout, trash: string): RemoteScript {
+  return remoteScript('swap the new dir in', `
+    live=$1; old=$2; next=$3; trash=$4
+    [ -d "$next" ] || { echo "$next is missing: nothing verified to swap in" >&2; exit 12; }
+    mkdir -p "$trash" || exit 1
+    moved_old=no; had_live=no
+    if [ -e "$old" ]; then mv "$old" "$trash/old" || exit 13; moved_old=yes; fi
+    if [ -e "$live" ]; then
+      if ! mv "$live" "$old"; then [ $moved_old = yes ] && mv "$trash/old" "$old"; exit 14; fi
+      had_live=yes
+    fi
+    if ! mv "$next" "$live"; then
+      [ $had_live = yes ] && mv "$old" "$live"
+      [ $moved_old = yes ] && mv "$trash/old" "$old"
+      exit 15
+    fi
+    echo "moved_old=$moved_old"
+    echo "had_live=$had_live"
+  `, [l.live, l.old, l.next, trash]);
+}
+
+/** Undo a swap: the new live dir is kept as NAME.failed-STAMP, the old one goes back. */
+export function unswapScript(l: RemoteLayout, trash: string, failedName: string, hadLive: boolean, movedOld: boolean): RemoteScript {
+  return remoteScript('put the old dir back', `
+    set -eu
+    live=$1; old=$2; trash=$3; failed=$4
+    if [ -e "$live" ]; then mv "$live" "$failed"; echo "failed=$failed"; fi
+    if [ "$5" = yes ]; then mv "$old" "$live"; fi
+    if [ "$6" = yes ]; then mv "$trash/old" "$old"; fi
+    echo "restored=yes"
+  `, [l.live, l.old, trash, `${l.volume}/${failedName}`, hadLive ? 'yes' : 'no', movedOld ? 'yes' : 'no']);
+}
+
+/** Remove the deploy's work files on the remote (incoming chunks, the trashed previous .old, a stale NAME.new). */
+export function cleanupScript(incoming: string, trash: string): RemoteScript {
+  return remoteScript('remove remote work files', `
+    rm -rf "$1" "$2"
+  `, [incoming, trash]);
+}
+
+/** key=value lines of a script's stdout. */
+export function parseKv(stdout: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) m.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+  }
+  return m;
+}

@@ -1,0 +1,32 @@
+import chalk from 'chalk';
+import type { DeploySummary } from '../runbooks/deploy-chromadb.ts';
+import { formatBytes, formatMs } from './units.ts';
+
+/** The human summary of a deploy: one fact per line, so that it reads the same in CI logs. */
+export function formatDeploySummary(s: DeploySummary): string {
+  const lines: string[] = [];
+  const head = s.ok ? chalk.green('DEPLOYED') : s.rolledBack ? chalk.red('FAILED, ROLLED BACK') : chalk.red('FAILED');
+  lines.push(`${head}  ${s.source.dir} -> ${s.target} ${s.liveDir}`);
+  if (s.error) lines.push(`  error: ${s.error}`);
+  lines.push('  steps:');
+  for (const st of s.steps) {
+    if (st.status === 'not run') continue;
+    lines.push(`    ${st.name.padEnd(11)} ${st.status.padEnd(7)} ${formatMs(st.ms).padStart(9)}${st.note ? `  ${st.note}` : ''}`);
+  }
+  lines.push(`  source: ${s.source.collections} collections, ${s.source.records} records, ${formatBytes(s.source.bytes)}`);
+  if (s.archive) {
+    lines.push(`  archive: ${formatBytes(s.archive.bytes)} in ${s.archive.chunks} chunks, compression ratio ${s.archive.compressionRatio.toFixed(3)}, sha256 ${s.archive.sha256.slice(0, 16)}…`);
+  }
+  lines.push(`  sent: ${formatBytes(s.upload.bytesSent)} (${s.upload.chunksSent} chunks sent, ${s.upload.chunksSkipped} already on the remote)`);
+  if (s.backup) lines.push(`  backup: ${s.backup.name} (${formatBytes(s.backup.bytes)})${s.backup.pruned.length ? `, pruned ${s.backup.pruned.join(', ')}` : ''}`);
+  if (s.restartMs !== undefined) lines.push(`  restart: ${formatMs(s.restartMs)}`);
+  if (s.downtimeMs !== undefined) lines.push(`  downtime window (swap start -> healthy): ${formatMs(s.downtimeMs)}`);
+  lines.push(`  verified: ${s.verified ? 'yes' : 'no'}`);
+  for (const w of s.warnings) lines.push(chalk.yellow(`  warning: ${w}`));
+  if (s.rollback.length) {
+    lines.push('  rollback:');
+    for (const u of s.rollback) lines.push(`    ${u.name.padEnd(11)} ${u.ok ? 'undone' : `UNDO FAILED: ${u.error}`}`);
+  }
+  if (s.failedDir) lines.push(`  the rejected data is kept in ${s.failedDir}`);
+  return lines.join('\n');
+}

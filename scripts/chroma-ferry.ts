@@ -1,0 +1,103 @@
+#!/usr/bin/env -S node --import tsx
+/**
+ * chroma-ferry: the one CLI. Each subcommand parses its flags, builds the host, runs one
+ * runbook and sets the exit code (0 ok, 1 failed, 2 bad input or refused, 130 interrupted).
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { UserError } from '../lib/errors.ts';
+import { createHost } from '../lib/hosts/index.ts';
+import { detectOutputMode } from '../lib/output.ts';
+import { remoteLayout } from '../lib/remote-layout.ts';
+import { forceUnlockScript } from '../lib/remote-scripts.ts';
+import { formatDeploySummary } from '../lib/summary.ts';
+import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
+import { parseSize } from '../lib/units.ts';
+import {
+  abortOnSignals, collect, confirmOrRefuse, parseDuration, parseHealthUrl, parsePositiveInt, parseSourceDir,
+  parseSshKey, reportFatal, requireFlag, type TargetFlags,
+} from '../lib/cli-support.ts';
+import { runDeploy } from '../runbooks/deploy-chromadb.ts';
+
+const program = new Command('chroma-ferry')
+  .description('Move ChromaDB data safely: deploy, roll back, migrate, validate.')
+  .exitOverride()
+  .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'chroma-ferry: ')) });
+
+function targetOptions(cmd: Command): Command {
+  return cmd
+    .option('--target <target>', 'ssh://USER@HOST[:PORT] or local:/ABS/PATH')
+    .option('--volume <path>', 'remote volume mount (for local: a path inside the target)', '/data')
+    .option('--db-dir <name>', 'Chroma dir inside the volume', 'chroma_db')
+    .option('--ssh-key <file>', 'private key for ssh://')
+    .option('--ssh-option <opt>', 'extra ssh -o option (repeatable)', collect, [])
+    .option('--restart-cmd <cmd>', 'command run on the remote host to restart Chroma')
+    .option('--health-url <url>', 'Chroma server to check after the restart')
+    .option('--health-timeout <duration>', 'how long to wait for the server to answer', '60s')
+    .option('--yes', 'do not ask; required without a terminal')
+    .option('--json', 'print the summary as one JSON object');
+}
+
+targetOptions(
+  program
+    .command('deploy')
+    .description('replace the remote Chroma dir with a local one (backup, upload, swap, restart, verify, auto-rollback)')
+    .option('--source <dir>', 'local Chroma persist dir (holds chroma.sqlite3)'),
+)
+  .option('--chunk-size <size>', 'upload chunk size (>= 1MiB)', '10MiB')
+  .option('--keep-backups <n>', 'remote backups to keep', '3')
+  .addOption(new Option('--upload-concurrency <n>', 'chunks uploaded in parallel').default('3'))
+  .option('--work-dir <dir>', 'local scratch dir (default: a new dir under the system temp dir)')
+  .action(async (flags: TargetFlags & { source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string }) => {
+    const source = parseSourceDir(requireFlag('--source', flags.source));
+    const target = parseTarget(requireFlag('--target', flags.target));
+    const volume = parseVolume(flags.volume);
+    const dbDir = parseDbDir(flags.dbDir);
+    const chunkSize = parseSize('--chunk-size', flags.chunkSize);
+    if (chunkSize < 1024 * 1024) throw new UserError(`--chunk-size ${flags.chunkSize}: must be at least 1MiB`);
+    const keepBackups = parsePositiveInt('--keep-backups', flags.keepBackups);
+    const uploadConcurrency = parsePositiveInt('--upload-concurrency', flags.uploadConcurrency);
+    const healthUrl = parseHealthUrl(flags.healthUrl);
+    const healthTimeoutMs = parseDuration('--health-timeout', flags.healthTimeout);
+    const sshKey = parseSshKey(flags.sshKey);
+    const output = detectOutputMode(Boolean(flags.json));
+    await confirmOrRefuse(`replace ${volume}/${dbDir} on ${flags.target} with ${source}?`, flags.yes);
+
+    const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd });
+    const ac = abortOnSignals();
+    try {
+      const summary = await runDeploy({
+        source, host, volume, dbDir, chunkSize, healthUrl, healthTimeoutMs, keepBackups, uploadConcurrency,
+        workDir: flags.workDir, output, signal: ac.signal,
+      });
+      if (output === 'json') process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      else process.stdout.write(`${formatDeploySummary(summary)}\n`);
+      process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;
+    } finally {
+      await host.close();
+    }
+  });
+
+targetOptions(program.command('unlock').description('remove a stale deploy lock from the remote volume')).action(
+  async (flags: TargetFlags) => {
+    const target = parseTarget(requireFlag('--target', flags.target));
+    const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption });
+    try {
+      const layout = remoteLayout(host.resolveVolume(parseVolume(flags.volume)), parseDbDir(flags.dbDir));
+      await confirmOrRefuse(`remove the deploy lock ${layout.lock} on ${host.label}?`, flags.yes);
+      const r = await host.run(forceUnlockScript(layout));
+      process.stdout.write(r.stdout.includes('lock=removed') ? `removed ${layout.lock}\n` : `no lock at ${layout.lock}\n`);
+    } finally {
+      await host.close();
+    }
+  },
+);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    process.exitCode = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : 2;
+  } else {
+    process.exitCode = reportFatal(e);
+  }
+}

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { listCollectionCounts } from '../lib/chroma/http.ts';
+import { listFiles } from '../lib/tree-digest.ts';
+import { deployArgs, digestTree, makeDeployEnv, runCli, type DeployEnv } from './helpers/deploy-env.ts';
+
+describe('deploy to local:', () => {
+  let env: DeployEnv;
+  let target: string;
+  before(async () => {
+    env = await makeDeployEnv({ volumeOnDisk: (root) => path.join(root, 'target', 'data') });
+    target = `local:${path.join(env.root, 'target')}`;
+  });
+  after(async () => env?.stop());
+
+  it('replaces the live dir, restarts, verifies counts, keeps .old and a backup; source untouched', async () => {
+    const sourceDigest = await digestTree(env.source);
+    const liveFilesBefore = await listFiles(env.live);
+    const r = await runCli(deployArgs(env, target, '/data'));
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const s = r.json;
+    assert.equal(s.ok, true);
+    assert.equal(s.verified, true);
+    assert.deepEqual(s.steps.map((x: { status: string }) => x.status), ['done', 'done', 'done', 'done', 'done', 'done', 'done', 'done', 'done', 'done']);
+    assert.ok(s.downtimeMs > 0 && s.restartMs >= 0);
+    assert.ok(s.archive.compressionRatio > 0 && s.archive.compressionRatio < 1);
+    assert.equal(s.upload.chunksSent, s.archive.chunks);
+
+    // The restarted server serves exactly the source's collections and counts.
+    const served = await listCollectionCounts(env.url);
+    assert.deepEqual(served.map((c) => [c.name, c.count]), [['books', 300], ['laws', 150]]);
+    // The live dir holds the source's files (contents differ once a server has opened them:
+    // Chroma rewrites chroma.sqlite3 and the HNSW headers on load).
+    assert.deepEqual(await listFiles(env.live), await listFiles(env.source));
+    // The previous live dir is kept as NAME.old.
+    assert.deepEqual(await listFiles(`${env.live}.old`), liveFilesBefore);
+    // A checked backup archive exists, work files are gone, the lock is released.
+    const ferry = path.join(env.volumeOnDisk, '.ferry');
+    const backups = (await fs.readdir(path.join(ferry, 'backups'))).filter((f) => f.endsWith('.tar.gz'));
+    assert.equal(backups.length, 1);
+    assert.match(backups[0]!, /^chroma_db-\d{8}T\d{6}Z\.tar\.gz$/);
+    assert.deepEqual(await fs.readdir(path.join(ferry, 'incoming')), []);
+    await assert.rejects(fs.access(path.join(ferry, 'lock')));
+    assert.equal(await digestTree(env.source), sourceDigest, 'the source dir must be byte-identical');
+  });
+
+  it('a second deploy keeps --keep-backups archives and resends nothing it does not need', async () => {
+    for (let i = 0; i < 2; i++) {
+      const r = await runCli(deployArgs(env, target, '/data', ['--keep-backups', '2']));
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      await new Promise((res) => setTimeout(res, 1100)); // backups are named by the second
+    }
+    const backups = (await fs.readdir(path.join(env.volumeOnDisk, '.ferry', 'backups'))).filter((f) => f.endsWith('.tar.gz'));
+    assert.equal(backups.length, 2);
+  });
+});
