@@ -85,12 +85,21 @@ describe('embedded Chroma server', () => {
     await assert.rejects(waitForHeartbeat(url, { timeoutMs: 600, intervalMs: 100 }), /did not answer within 600 ms/);
   });
 
-  test('a server that cannot start rejects with its log', async () => {
+  test('a server that exits at once rejects with its log', async () => {
+    const notADir = path.join(tmp, 'plain-file');
+    fs.writeFileSync(notADir, 'x');
+    await assert.rejects(startChromaServer({ path: notADir, timeoutMs: 15_000 }), (e: Error) => {
+      assert.match(e.message, /exited before answering|did not answer/);
+      assert.match(e.message, /server log/);
+      return true;
+    });
+  });
+
+  test('a port in use is refused, not mistaken for our server', async () => {
     const blocker = await startChromaServer({ path: path.join(tmp, 'blocker') });
     try {
       await assert.rejects(startChromaServer({ path: path.join(tmp, 'other'), port: blocker.port, timeoutMs: 10_000 }), (e: Error) => {
-        assert.match(e.message, /exited before answering/);
-        assert.match(e.message, /server log/);
+        assert.match(e.message, /already in use/);
         return true;
       });
     } finally {

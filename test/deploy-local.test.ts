@@ -4,7 +4,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { listFiles } from '../lib/tree-digest.ts';
-import { deployArgs, digestTree, makeDeployEnv, runCli, type DeployEnv } from './helpers/deploy-env.ts';
+import { servedContentDigest } from '../lib/chroma/content-digest.ts';
+import { contentDigestOfDir, deployArgs, digestTree, makeDeployEnv, runCli, type DeployEnv } from './helpers/deploy-env.ts';
 
 describe('deploy to local:', () => {
   let env: DeployEnv;
@@ -17,6 +18,8 @@ describe('deploy to local:', () => {
 
   it('replaces the live dir, restarts, verifies counts, keeps .old and a backup; source untouched', async () => {
     const sourceDigest = await digestTree(env.source);
+    const sourceContent = await contentDigestOfDir(env.source);
+    assert.notEqual(await servedContentDigest(env.url), sourceContent);
     const liveFilesBefore = await listFiles(env.live);
     const r = await runCli(deployArgs(env, target, '/data'));
     assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -31,6 +34,7 @@ describe('deploy to local:', () => {
     // The restarted server serves exactly the source's collections and counts.
     const served = await listCollectionCounts(env.url);
     assert.deepEqual(served.map((c) => [c.name, c.count]), [['books', 300], ['laws', 150]]);
+    assert.equal(await servedContentDigest(env.url), sourceContent, 'every record, document, metadata and embedding');
     // The live dir holds the source's files (contents differ once a server has opened them:
     // Chroma rewrites chroma.sqlite3 and the HNSW headers on load).
     assert.deepEqual(await listFiles(env.live), await listFiles(env.source));

@@ -46,6 +46,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Whether nothing listens on 127.0.0.1:`port` (we can bind it ourselves). */
+async function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
 function killOnExit(child: ChildProcess): void {
@@ -80,6 +90,8 @@ class PortTakenError extends Error {}
 async function startOnce(opts: StartChromaOptions, port: number): Promise<ChromaServer> {
   const dataPath = path.resolve(opts.path);
   const url = `http://127.0.0.1:${port}`;
+  // Otherwise the heartbeat of whatever already listens there would pass for ours.
+  if (!(await portIsFree(port))) throw new PortTakenError(`cannot start Chroma for ${dataPath}: 127.0.0.1:${port} is already in use`);
   const argv = [chromaCliPath(), 'run', '--path', dataPath, '--host', '127.0.0.1', '--port', String(port)];
 
   let logFd: number | undefined;

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { localChromaRestartCommand } from '../../lib/chroma/restart-command.ts';
 import { buildSampleDb, type SampleCollectionSpec } from '../../lib/chroma/sample-db.ts';
-import { freePort } from '../../lib/chroma/server.ts';
+import { freePort, startChromaServer } from '../../lib/chroma/server.ts';
+import { servedContentDigest } from '../../lib/chroma/content-digest.ts';
 import { digestTree } from '../../lib/tree-digest.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -121,3 +122,16 @@ export function deployArgs(env: DeployEnv, target: string, volume: string, extra
 
 export { digestTree };
 
+
+/** What a server started on a copy of `dir` serves (the copy is thrown away; `dir` is never opened). */
+export async function contentDigestOfDir(dir: string): Promise<string> {
+  const copy = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-digest-'));
+  await fs.cp(dir, copy, { recursive: true });
+  const server = await startChromaServer({ path: copy });
+  try {
+    return await servedContentDigest(server.url);
+  } finally {
+    await server.stop();
+    await fs.rm(copy, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Faults after the swap and around the lock, on a `local:` target with a real Chroma server.
+ * Each asserts what the remote volume holds afterwards.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, beforeEach, describe, it } from 'node:test';
+import { execa } from 'execa';
+import pkg from 'node-sqlite3-wasm';
+import { servedContentDigest } from '../lib/chroma/content-digest.ts';
+import { listCollectionCounts } from '../lib/chroma/http.ts';
+import { shQuote } from '../lib/shell.ts';
+import { listFiles } from '../lib/tree-digest.ts';
+import { deployArgs, digestTree, makeDeployEnv, runCli, waitHeartbeat, type DeployEnv } from './helpers/deploy-env.ts';
+
+const { Database } = pkg;
+const OLD_SERVED = [['legacy', 40]];
+
+describe('deploy faults (local:)', () => {
+  let env: DeployEnv;
+  let target: string;
+  beforeEach(async () => {
+    await env?.stop();
+    env = await makeDeployEnv();
+    target = `local:${path.join(env.root, 'target')}`;
+  });
+  after(async () => env?.stop());
+
+  const served = async () => (await listCollectionCounts(env.url)).map((c) => [c.name, c.count]);
+
+  it('a server that does not come back after the swap: auto-rollback, old data serving again', async () => {
+    assert.deepEqual(await served(), OLD_SERVED);
+    const liveFiles = await listFiles(env.live);
+    const contentBefore = await servedContentDigest(env.url);
+    const flag = path.join(env.root, 'fail-next-restart');
+    await fs.writeFile(flag, '');
+    // The first restart stops the server and does not start it again; later restarts work.
+    const restart = `if [ -e ${shQuote(flag)} ]; then rm -f ${shQuote(flag)}; kill "$(cat ${shQuote(env.pidFile)})"; exit 0; fi; ${env.restartCmd}`;
+    const args = deployArgs(env, target, '/data', ['--health-timeout', '4s']);
+    args[args.indexOf('--restart-cmd') + 1] = restart;
+    const r = await runCli(args);
+    assert.equal(r.code, 1, r.stderr);
+    const s = r.json;
+    assert.equal(s.ok, false);
+    assert.equal(s.rolledBack, true);
+    assert.match(s.error, /heartbeat|answer/i);
+    assert.deepEqual(s.rollback.map((u: { name: string; ok: boolean }) => [u.name, u.ok]), [['swap', true], ['reassemble', true], ['lock', true]]);
+    await waitHeartbeat(env.url, 20_000);
+    assert.deepEqual(await served(), OLD_SERVED);
+    assert.deepEqual(await listFiles(env.live), liveFiles);
+    assert.equal(await servedContentDigest(env.url), contentBefore, 'served records after rollback');
+    // The rejected data is kept aside, never deleted; the lock is released.
+    assert.match(s.failedDir, /chroma_db\.failed-\d{8}T\d{6}Z$/);
+    assert.deepEqual(await listFiles(s.failedDir), await listFiles(env.source));
+    await assert.rejects(fs.access(path.join(env.volumeOnDisk, '.ferry', 'lock')));
+  });
+
+  it('a deployed dir the server cannot open (built by a newer Chroma): rolled back', async () => {
+    // A migration the server does not know: the local manifest reads fine, the server refuses to start.
+    const db = new Database(path.join(env.source, 'chroma.sqlite3'));
+    db.run("insert into migrations (dir, version, filename, sql, hash) values ('sysdb', 99, '00099-future.sqlite.sql', 'select 1', 'x')");
+    db.close();
+    await fs.rm(path.join(env.source, 'chroma.sqlite3.lock'), { recursive: true, force: true });
+    const liveFiles = await listFiles(env.live);
+    const contentBefore = await servedContentDigest(env.url);
+    const r = await runCli(deployArgs(env, target, '/data', ['--health-timeout', '8s']));
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.json.rolledBack, true);
+    assert.equal(r.json.steps.find((x: { name: string }) => x.name === 'verify').status, 'failed');
+    await waitHeartbeat(env.url, 20_000);
+    assert.deepEqual(await served(), OLD_SERVED);
+    assert.deepEqual(await listFiles(env.live), liveFiles);
+    assert.equal(await servedContentDigest(env.url), contentBefore, 'served records after rollback');
+  });
+
+  it('a second deploy to the same volume is refused while the first holds the lock', async () => {
+    const first = execa(process.execPath, [path.resolve('bin/chroma-ferry.js'), ...deployArgs(env, target, '/data')], {
+      reject: false, env: { CI: 'true' }, stdin: 'ignore',
+    });
+    const lock = path.join(env.volumeOnDisk, '.ferry', 'lock', 'owner.json');
+    while (!(await fs.stat(lock).catch(() => null))) await new Promise((r) => setTimeout(r, 10));
+    first.kill('SIGSTOP');
+    try {
+      const volumeBefore = await digestTree(env.volumeOnDisk);
+      const second = await runCli(deployArgs(env, target, '/data'));
+      assert.equal(second.code, 2);
+      const lines = second.stderr.trim().split('\n');
+      assert.equal(lines.length, 1, second.stderr);
+      assert.match(lines[0]!, /holds the deploy lock .*deploy by \S+@\S+, pid \d+, since .*chroma-ferry unlock --target/);
+      assert.equal(await digestTree(env.volumeOnDisk), volumeBefore, 'the refused deploy changed the volume');
+    } finally {
+      first.kill('SIGCONT');
+    }
+    const r = await first;
+    assert.equal(r.exitCode, 0, String(r.stderr));
+    assert.deepEqual(await served(), [['books', 300], ['laws', 150]]);
+  });
+
+  it('SIGTERM after the swap: the stack unwinds, old data is put back', async () => {
+    const child = execa(process.execPath, [path.resolve('bin/chroma-ferry.js'), ...deployArgs(env, target, '/data')], {
+      reject: false, env: { CI: 'true' }, stdin: 'ignore',
+    });
+    const trash = path.join(env.volumeOnDisk, '.ferry', 'trash');
+    while (!(await fs.stat(trash).catch(() => null))) await new Promise((r) => setTimeout(r, 5));
+    child.kill('SIGTERM');
+    const r = await child;
+    assert.equal(r.exitCode, 130, String(r.stdout));
+    const s = JSON.parse(String(r.stdout));
+    assert.equal(s.rolledBack, true);
+    assert.match(s.error, /interrupted/);
+    await waitHeartbeat(env.url, 20_000);
+    assert.deepEqual(await served(), OLD_SERVED);
+    await assert.rejects(fs.access(path.join(env.volumeOnDisk, '.ferry', 'lock')));
+  });
+});

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { UserError } from '../lib/errors.ts';
+import { freePort } from '../lib/chroma/server.ts';
+import { SshHost } from '../lib/hosts/ssh.ts';
+import { remoteScript } from '../lib/shell.ts';
+import { startSshd, type TestSshd } from './helpers/sshd.ts';
+
+const sshd = await startSshd();
+const skip = sshd ? false : 'openssh-server is not installed (see the warning above)';
+
+describe('SshHost against a real sshd', { skip }, () => {
+  const d = sshd as TestSshd;
+  let host: SshHost;
+  let tmp: string;
+  const marker = path.join(os.tmpdir(), `ferry-pwned-${process.pid}`);
+
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-ssh-test-'));
+    host = new SshHost({ user: d.user, host: '127.0.0.1', port: d.port, keyFile: d.keyFile, sshOptions: d.sshOptions });
+  });
+
+  after(async () => {
+    await host.close();
+    await d.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.rmSync(marker, { force: true });
+  });
+
+  test('script arguments arrive exactly and are never executed', async () => {
+    const args = [
+      'two words',
+      "it's",
+      'say "hi"',
+      `$(touch ${marker})`,
+      `x; touch ${marker}`,
+      `\`touch ${marker}\``,
+      `'$(touch ${marker})'`,
+      `" $(touch ${marker}) "`,
+      '',
+      '  leading and trailing  ',
+      'new\nline',
+      'tab\there',
+      '*',
+      '$HOME',
+      '\\back\\slash',
+      '|&<>!#~{}',
+      'ünïcødé ✓',
+    ];
+    const script = remoteScript('echo args', `for a in "$@"; do printf '%s\\0' "$a"; done`, args);
+    const r = await host.run(script);
+    const back = r.stdout.split('\0');
+    assert.equal(back.pop(), '');
+    assert.deepEqual(back, args);
+    assert.ok(!fs.existsSync(marker), 'an argument was executed');
+  });
+
+  test('stdin reaches the script', async () => {
+    const r = await host.run(remoteScript('cat', 'cat'), { stdin: 'hello\nworld\n' });
+    assert.equal(r.stdout, 'hello\nworld\n');
+  });
+
+  test('put lands the exact bytes in a hostile directory name', async () => {
+    const dir = path.join(tmp, `dir with spaces 'single' "double" $(touch ${path.basename(marker)}) ; semi`);
+    fs.mkdirSync(dir);
+    const local = path.join(tmp, `local file 'q' "dq".bin`);
+    const bytes = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), crypto.randomBytes(200_000)]);
+    fs.writeFileSync(local, bytes);
+    const remote = path.join(dir, `data "file" $(x) ; 'y'.bin`);
+    await host.put(local, remote);
+    assert.deepEqual(fs.readFileSync(remote), bytes);
+    assert.deepEqual(fs.readdirSync(dir), [path.basename(remote)]);
+    assert.ok(!fs.existsSync(marker) && !fs.existsSync(path.join(os.homedir(), path.basename(marker))), 'a path was executed');
+  });
+
+  test('put handles glob characters and backslashes in names', async () => {
+    const dir = path.join(tmp, 'glob [a] * ? \\ dir');
+    fs.mkdirSync(dir);
+    const local = path.join(tmp, 'src [1] *?.bin');
+    fs.writeFileSync(local, 'glob bytes');
+    const remote = path.join(dir, 'dst [1] *? \\x.bin');
+    await host.put(local, remote);
+    assert.equal(fs.readFileSync(remote, 'utf8'), 'glob bytes');
+  });
+
+  test('a failing script is a RemoteCommandError with its stderr', async () => {
+    await assert.rejects(host.run(remoteScript('fail on purpose', 'echo boom >&2; exit 3')), (e: Error) => {
+      assert.equal(e.name, 'RemoteCommandError');
+      assert.match(e.message, /fail on purpose on ssh:\/\/.* failed \(exit 3\): boom/);
+      return true;
+    });
+  });
+
+  test('an unreachable port is a UserError', async () => {
+    const port = await freePort();
+    const dead = new SshHost({ user: d.user, host: '127.0.0.1', port, keyFile: d.keyFile, sshOptions: d.sshOptions });
+    try {
+      await assert.rejects(dead.run(remoteScript('noop', 'true')), (e: unknown) => {
+        assert.ok(e instanceof UserError, String(e));
+        assert.match(e.message, /cannot reach ssh:\/\/.*:\d+ over ssh/);
+        return true;
+      });
+      const local = path.join(tmp, 'f');
+      fs.writeFileSync(local, 'x');
+      await assert.rejects(dead.put(local, '/tmp/never'), (e: unknown) => e instanceof UserError);
+    } finally {
+      await dead.close();
+    }
+  });
+});
