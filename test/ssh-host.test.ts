@@ -87,6 +87,13 @@ describe('SshHost against a real sshd', { skip }, () => {
     assert.equal(fs.readFileSync(remote, 'utf8'), 'glob bytes');
   });
 
+  test('put refuses a path with a line break (it would end the sftp batch command)', async () => {
+    const local = path.join(tmp, 'nl-src');
+    fs.writeFileSync(local, 'x');
+    await assert.rejects(host.put(local, path.join(tmp, `a\n!touch ${marker}`)), /line break/);
+    assert.ok(!fs.existsSync(marker));
+  });
+
   test('a failing script is a RemoteCommandError with its stderr', async () => {
     await assert.rejects(host.run(remoteScript('fail on purpose', 'echo boom >&2; exit 3')), (e: Error) => {
       assert.equal(e.name, 'RemoteCommandError');

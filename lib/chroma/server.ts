@@ -99,7 +99,8 @@ async function startOnce(opts: StartChromaOptions, port: number): Promise<Chroma
   if (opts.logFile) logFd = fs.openSync(opts.logFile, 'a');
   const child = spawn(process.execPath, argv, {
     stdio: ['ignore', logFd ?? 'pipe', logFd ?? 'pipe'],
-    env: { ...process.env, ANONYMIZED_TELEMETRY: 'False' },
+    // RUST_BACKTRACE=0: a panic shows its message, not a 30-line backtrace, in the log tail.
+    env: { ...process.env, ANONYMIZED_TELEMETRY: 'False', RUST_BACKTRACE: '0' },
   });
   if (logFd !== undefined) fs.closeSync(logFd);
   const keep = (b: Buffer) => { memLog = (memLog + b.toString('utf8')).slice(-8192); };

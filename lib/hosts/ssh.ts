@@ -103,9 +103,14 @@ export class SshHost implements RemoteHost {
   }
 }
 
-/** sftp batch-file quoting: double quotes, with backslash before `\` and `"`; glob characters escaped. */
+/**
+ * sftp batch-file quoting: double quotes, with backslash before `\` and `"`. Glob characters need
+ * no escaping: inside quotes sftp already treats `*?[` literally (escaping them would add a literal
+ * backslash). A line break would end the batch command, so it is refused.
+ */
 export function sftpQuote(p: string): string {
-  return `"${p.replace(/([\\"])/g, '\\$1').replace(/([*?[\]])/g, '\\$1')}"`;
+  if (/[\r\n]/.test(p)) throw new Error(`sftp cannot transfer a path containing a line break: ${JSON.stringify(p)}`);
+  return `"${p.replace(/([\\"])/g, '\\$1')}"`;
 }
 
 function unreachable(label: string, stderr: string): UserError {

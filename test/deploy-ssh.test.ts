@@ -1,0 +1,124 @@
+/**
+ * Deploys over ssh:// to a real sshd on loopback: hostile paths, an interrupted upload resumed,
+ * a chunk truncated in transit (caught before the swap), an unreachable host.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { execa } from 'execa';
+import { servedContentDigest } from '../lib/chroma/content-digest.ts';
+import { listCollectionCounts } from '../lib/chroma/http.ts';
+import { CLI, contentDigestOfDir, deployArgs, digestTree, makeDeployEnv, runCli, type DeployEnv } from './helpers/deploy-env.ts';
+import { startSshd, type TestSshd } from './helpers/sshd.ts';
+
+const sshd = await startSshd();
+const skip = sshd ? false : 'openssh-server is not installed (see the warning above)';
+
+function sshArgs(d: TestSshd): string[] {
+  return ['--ssh-key', d.keyFile, ...d.sshOptions.flatMap((o) => ['--ssh-option', o])];
+}
+
+describe('deploy over ssh://', { skip }, () => {
+  const d = sshd!;
+  after(async () => d?.stop());
+
+  it('works exactly with a volume and db dir full of spaces, quotes, $(...) and ;', async () => {
+    const canary = path.join(os.tmpdir(), `ferry-pwned-${process.pid}`);
+    const hostileVol = (root: string) => path.join(root, `vol with space/it's "q" $(touch ${canary}); x`);
+    const relCanary = `ferry-pwned-db-${process.pid}`; // no "/" allowed in a dir name: lands in $HOME if run
+    const dbDir = `db $(touch ${relCanary}) 'q';x \`touch ${relCanary}\``;
+    const env = await makeDeployEnv({ volumeOnDisk: hostileVol, dbDir });
+    try {
+      const sourceDigest = await digestTree(env.source);
+      const sourceContent = await contentDigestOfDir(env.source);
+      const r = await runCli(deployArgs(env, d.target, env.volumeOnDisk, ['--db-dir', dbDir, ...sshArgs(d)]));
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.equal(r.json.verified, true);
+      assert.equal(await servedContentDigest(env.url), sourceContent);
+      assert.ok((await fs.stat(`${env.live}.old`)).isDirectory());
+      await assert.rejects(fs.access(canary), 'a $(...) in a path was executed');
+      await assert.rejects(fs.access(path.join(os.homedir(), relCanary)), 'a $(...) in the db dir was executed');
+      await assert.rejects(fs.access(path.join(process.cwd(), relCanary)), 'a $(...) in the db dir was executed');
+      assert.equal(await digestTree(env.source), sourceDigest);
+    } finally {
+      await env.stop();
+    }
+  });
+
+  describe('upload faults', () => {
+    let env: DeployEnv;
+    const big = [{ name: 'vectors', count: 3000, dim: 768, space: 'l2' as const }];
+    before(async () => { env = await makeDeployEnv({ source: big }); });
+    after(async () => env?.stop());
+    const incomingChunks = async () => {
+      const root = path.join(env.volumeOnDisk, '.ferry', 'incoming');
+      const ids = await fs.readdir(root).catch(() => [] as string[]);
+      const out: string[] = [];
+      for (const id of ids) for (const f of await fs.readdir(path.join(root, id))) if (f.startsWith('chunk-')) out.push(path.join(root, id, f));
+      return out;
+    };
+
+    it('a chunk truncated in transit is caught before the swap; live data untouched', async () => {
+      // An sftp that silently drops the last byte of the second upload (what `fly sftp` has been seen to do).
+      const bin = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-bin-'));
+      const counter = path.join(bin, 'count');
+      await fs.writeFile(path.join(bin, 'sftp'), `#!/bin/sh
+batch=$(cat)
+printf '%s\\n' "$batch" | /usr/bin/sftp "$@" || exit $?
+n=$(cat "${counter}" 2>/dev/null || echo 0); n=$((n+1)); echo "$n" > "${counter}"
+if [ "$n" = 2 ]; then
+  remote=$(printf '%s\\n' "$batch" | sed -n 's/^put "[^"]*" "\\(.*\\)"$/\\1/p')
+  truncate -s -1 "$remote"
+fi
+`, { mode: 0o755 });
+      const liveDigest = await digestTree(env.live);
+      const r = await runCli(deployArgs(env, d.target, env.volumeOnDisk, ['--chunk-size', '1MiB', '--upload-concurrency', '1', ...sshArgs(d)]), {
+        env: { PATH: `${bin}:${process.env.PATH}` },
+      });
+      assert.equal(r.code, 1, r.stderr + r.stdout);
+      assert.match(r.json.error, /bytes on the remote, expected \d+ \(truncated upload\)/);
+      assert.equal(r.json.steps.find((s: { name: string }) => s.name === 'swap').status, 'not run');
+      assert.equal(await digestTree(env.live), liveDigest, 'live dir changed');
+      assert.deepEqual((await listCollectionCounts(env.url)).map((c) => c.name), ['legacy']);
+      await assert.rejects(fs.access(path.join(env.volumeOnDisk, '.ferry', 'lock')));
+      await fs.rm(bin, { recursive: true, force: true });
+    });
+
+    it('an interrupted upload resumes: verified chunks are not sent again', async () => {
+      for (const f of await incomingChunks()) await fs.rm(f);
+      const liveDigest = await digestTree(env.live);
+      const args = deployArgs(env, d.target, env.volumeOnDisk, ['--chunk-size', '1MiB', '--upload-concurrency', '1', ...sshArgs(d)]);
+      const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true' }, stdin: 'ignore' });
+      while ((await incomingChunks()).length < 3) await new Promise((res) => setTimeout(res, 10));
+      child.kill('SIGTERM');
+      const first = await child;
+      assert.equal(first.exitCode, 130, String(first.stderr));
+      const s1 = JSON.parse(String(first.stdout));
+      assert.equal(s1.steps.find((s: { name: string }) => s.name === 'upload').status, 'failed');
+      assert.equal(await digestTree(env.live), liveDigest);
+      const present = (await incomingChunks()).length;
+      assert.ok(present >= 3 && present < s1.archive.chunks, `present ${present} of ${s1.archive.chunks}`);
+
+      const r = await runCli(args);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.equal(r.json.upload.chunksSkipped, present);
+      assert.equal(r.json.upload.chunksSent, r.json.archive.chunks - present);
+      assert.equal(r.json.archive.sha256, s1.archive.sha256, 'the same source packs to the same archive');
+      assert.deepEqual((await listCollectionCounts(env.url)).map((c) => [c.name, c.count]), [['vectors', 3000]]);
+    });
+  });
+
+  it('an unreachable host is one clear line and exit 2', async () => {
+    const env = await makeDeployEnv();
+    try {
+      const r = await runCli(deployArgs(env, 'ssh://root@127.0.0.1:1', '/data', sshArgs(d)));
+      assert.equal(r.code, 2);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, /cannot reach ssh:\/\/root@127\.0\.0\.1:1 over ssh/);
+    } finally {
+      await env.stop();
+    }
+  });
+});
