@@ -124,7 +124,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       const report = c.summary.steps.find((s) => s.name === name)!;
       const t0 = performance.now();
       try {
-        const note = await STEPS[name](c, (line) => { task.output = line; });
+        const note = await STEPS[name](c, throttle(o.output === 'tty' ? 100 : 2000, (line) => { task.output = line; }));
         report.status = note?.startsWith('skipped') ? 'skipped' : 'done';
         if (note) { report.note = note; task.title = `${STEP_TITLES[name]}: ${note}`; }
       } catch (e) {
@@ -323,7 +323,8 @@ const STEPS: Record<DeployStep, Step> = {
     const { o, layout } = c;
     c.trash = trashDir(layout, c.deployId!);
     c.swapStartedAt = performance.now();
-    const kv = parseKv((await o.host.run(swapScript(layout, c.trash), { signal: o.signal })).stdout);
+    // Renames only, and never cancelled half-way: a signal is honoured once the undo is on the stack.
+    const kv = parseKv((await o.host.run(swapScript(layout, c.trash))).stdout);
     const swap = { hadLive: kv.get('had_live') === 'yes', movedOld: kv.get('moved_old') === 'yes' };
     c.swap = swap;
     c.stack.push('swap', async () => {
@@ -341,6 +342,7 @@ const STEPS: Record<DeployStep, Step> = {
         }
       }
     });
+    o.signal.throwIfAborted();
     return swap.hadLive ? `${layout.live} -> ${layout.old}` : 'first deploy: no previous live dir';
   },
 
@@ -404,4 +406,16 @@ function safeJson(text: string): Record<string, string> {
 function describeError(e: unknown, signal: AbortSignal): string {
   if (signal.aborted) return `interrupted (${String(signal.reason ?? 'signal')})`;
   return e instanceof Error ? e.message : String(e);
+}
+
+/** Progress lines at most every `ms` (a line-based log must not get one per megabyte). */
+function throttle(ms: number, fn: (line: string) => void): (line: string) => void {
+  let last = 0;
+  return (line) => {
+    const now = Date.now();
+    if (now - last >= ms) {
+      last = now;
+      fn(line);
+    }
+  };
 }
