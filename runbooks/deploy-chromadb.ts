@@ -27,6 +27,7 @@ import { readSqliteManifest, type SqliteManifest } from '../lib/chroma/sqlite-ma
 import { CompensationStack, type UndoOutcome } from '../lib/compensation.ts';
 import { UserError } from '../lib/errors.ts';
 import type { RemoteHost } from '../lib/hosts/remote-host.ts';
+import type { ChunkUploader } from '../lib/upload/chunk-uploader.ts';
 import { backupName, incomingDir, remoteLayout, sortBackupsNewestFirst, trashDir, utcStamp, type RemoteLayout } from '../lib/remote-layout.ts';
 import {
   acceptChunkScript, backupScript, cleanupScript, incomingStateScript, listBackupsScript, lockScript, parseKv,
@@ -44,6 +45,8 @@ export type DeployStep = (typeof DEPLOY_STEPS)[number];
 export interface DeployOptions {
   source: string;
   host: RemoteHost;
+  /** How chunks travel (sftp by default); the runbook verifies them the same way for every method. */
+  uploader: ChunkUploader;
   volume: string;
   dbDir: string;
   chunkSize: number;
@@ -73,7 +76,7 @@ export interface DeploySummary {
   steps: StepReport[];
   source: { dir: string; bytes: number; collections: number; records: number };
   archive?: { bytes: number; sha256: string; chunks: number; compressionRatio: number };
-  upload: { chunksSent: number; chunksSkipped: number; bytesSent: number };
+  upload: { method: string; chunksSent: number; chunksSkipped: number; bytesSent: number };
   backup?: { name: string; bytes: number; sha256: string; pruned: string[] };
   restartMs?: number;
   downtimeMs?: number;
@@ -112,7 +115,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
     ok: false, runId, target: o.host.label, volume: layout.volume, liveDir: layout.live,
     steps: DEPLOY_STEPS.map((name) => ({ name, status: 'not run', ms: 0 })),
     source: { dir: o.source, bytes: 0, collections: 0, records: 0 },
-    upload: { chunksSent: 0, chunksSkipped: 0, bytesSent: 0 },
+    upload: { method: o.uploader.method, chunksSent: 0, chunksSkipped: 0, bytesSent: 0 },
     verified: false, warnings: [], rolledBack: false, rollback: [],
   };
   const ctx: Ctx = { o, runId, layout, stack: new CompensationStack(), workDir, summary, restartAttempted: false };
@@ -142,6 +145,8 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
     summary.ok = true;
   } catch (e) {
     summary.error = describeError(e, o.signal);
+    const note = o.uploader.noteAfterFailure?.();
+    if (note) summary.warnings.push(note);
     if (ctx.stack.size > 0) {
       const log = o.output === 'json' ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
       log(`rolling back: ${ctx.stack.names().reverse().join(', ')}`);
@@ -198,6 +203,7 @@ const STEPS: Record<DeployStep, Step> = {
           `(archive + extraction + backup); free space or lower --keep-backups`,
       );
     }
+    await o.uploader.preflight?.(o.signal);
     if (o.healthUrl) {
       try {
         c.preDeploy = await listCollectionCounts(o.healthUrl);
@@ -293,7 +299,7 @@ const STEPS: Record<DeployStep, Step> = {
       } else {
         const final = path.posix.join(dir, ch.name);
         const partial = path.posix.join(dir, `.${ch.name}.partial`);
-        await o.host.put(ch.file, partial, { signal: o.signal });
+        await o.uploader.upload(ch, partial, o.signal);
         await o.host.run(acceptChunkScript(partial, final, ch.size, ch.sha256), { signal: o.signal });
         c.summary.upload.chunksSent++;
         c.summary.upload.bytesSent += ch.size;
@@ -377,6 +383,7 @@ const STEPS: Record<DeployStep, Step> = {
     await o.host.run(unlockScript(layout, c.runId));
     c.stack.drop('lock');
     c.stack.clear(); // the deploy is verified: nothing left to undo
+    await o.uploader.cleanupAfterSuccess?.();
     await fs.rm(c.workDir, { recursive: true, force: true });
   },
 };

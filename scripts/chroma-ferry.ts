@@ -17,6 +17,8 @@ import {
   parseSshKey, reportFatal, requireFlag, type TargetFlags,
 } from '../lib/cli-support.ts';
 import { runDeploy } from '../runbooks/deploy-chromadb.ts';
+import { UPLOAD_METHODS, type UploadMethod } from '../lib/upload/chunk-uploader.ts';
+import { createUploader } from '../lib/upload/index.ts';
 
 const program = new Command('chroma-ferry')
   .description('Move ChromaDB data safely: deploy, roll back, migrate, validate.')
@@ -45,9 +47,10 @@ targetOptions(
 )
   .option('--chunk-size <size>', 'upload chunk size (>= 1MiB)', '10MiB')
   .option('--keep-backups <n>', 'remote backups to keep', '3')
+  .addOption(new Option('--upload <method>', 'how chunks travel').choices([...UPLOAD_METHODS]).default('sftp'))
   .addOption(new Option('--upload-concurrency <n>', 'chunks uploaded in parallel').default('3'))
   .option('--work-dir <dir>', 'local scratch dir (default: a new dir under the system temp dir)')
-  .action(async (flags: TargetFlags & { source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string }) => {
+  .action(async (flags: TargetFlags & { source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod }) => {
     const source = parseSourceDir(requireFlag('--source', flags.source));
     const target = parseTarget(requireFlag('--target', flags.target));
     const volume = parseVolume(flags.volume);
@@ -63,10 +66,11 @@ targetOptions(
     await confirmOrRefuse(`replace ${volume}/${dbDir} on ${flags.target} with ${source}?`, flags.yes);
 
     const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd });
+    const uploader = createUploader(flags.upload, host);
     const ac = abortOnSignals();
     try {
       const summary = await runDeploy({
-        source, host, volume, dbDir, chunkSize, healthUrl, healthTimeoutMs, keepBackups, uploadConcurrency,
+        source, host, uploader, volume, dbDir, chunkSize, healthUrl, healthTimeoutMs, keepBackups, uploadConcurrency,
         workDir: flags.workDir, output, signal: ac.signal,
       });
       if (output === 'json') process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);

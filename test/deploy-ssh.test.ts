@@ -110,6 +110,36 @@ fi
     });
   });
 
+  it('--upload stream pipes the chunks through ssh stdin; an interrupted stream resumes', async () => {
+    const env = await makeDeployEnv({ source: [{ name: 'vectors', count: 2000, dim: 768, space: 'cosine' }] });
+    try {
+      const sourceContent = await contentDigestOfDir(env.source);
+      const args = deployArgs(env, d.target, env.volumeOnDisk, ['--upload', 'stream', '--chunk-size', '1MiB', '--upload-concurrency', '1', ...sshArgs(d)]);
+      const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true' }, stdin: 'ignore' });
+      const incoming = path.join(env.volumeOnDisk, '.ferry', 'incoming');
+      const count = async () => {
+        let n = 0;
+        for (const id of await fs.readdir(incoming).catch(() => [] as string[])) {
+          n += (await fs.readdir(path.join(incoming, id))).filter((f) => f.startsWith('chunk-')).length;
+        }
+        return n;
+      };
+      while ((await count()) < 2) await new Promise((res) => setTimeout(res, 10));
+      child.kill('SIGTERM');
+      const first = await child;
+      assert.equal(first.exitCode, 130, String(first.stderr));
+      const present = await count();
+      const r = await runCli(args);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.equal(r.json.upload.method, 'stream');
+      assert.equal(r.json.upload.chunksSkipped, present);
+      assert.equal(r.json.upload.chunksSent, r.json.archive.chunks - present);
+      assert.equal(await servedContentDigest(env.url), sourceContent);
+    } finally {
+      await env.stop();
+    }
+  });
+
   it('an unreachable host is one clear line and exit 2', async () => {
     const env = await makeDeployEnv();
     try {

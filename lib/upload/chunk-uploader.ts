@@ -1,0 +1,21 @@
+import type { ChunkInfo } from '../archive/pack.ts';
+
+/**
+ * How a chunk file reaches the remote incoming dir. The runbook calls `upload` for chunks not
+ * already verified there; the uploader leaves the bytes at `partialPath`, and the runbook then
+ * checks size and sha256 remotely and gives the chunk its final name. One file per method:
+ * sftp.ts, stream.ts, s3.ts.
+ */
+export interface ChunkUploader {
+  readonly method: UploadMethod;
+  /** Checks before anything is written (bucket reachable, tools present); throws UserError. */
+  preflight?(signal: AbortSignal): Promise<void>;
+  upload(chunk: ChunkInfo, partialPath: string, signal: AbortSignal): Promise<void>;
+  /** After a verified deploy: remove what the method left elsewhere (bucket objects). */
+  cleanupAfterSuccess?(): Promise<void>;
+  /** A line for the summary when the deploy failed (e.g. objects kept for the resume). */
+  noteAfterFailure?(): string | undefined;
+}
+
+export const UPLOAD_METHODS = ['sftp', 'stream', 's3'] as const;
+export type UploadMethod = (typeof UPLOAD_METHODS)[number];

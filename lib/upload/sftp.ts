@@ -1,0 +1,13 @@
+import type { ChunkInfo } from '../archive/pack.ts';
+import type { RemoteHost } from '../hosts/remote-host.ts';
+import type { ChunkUploader } from './chunk-uploader.ts';
+
+/** The host's own file upload (sftp for ssh:// and fly:, a copy for local:). */
+export class HostPutUploader implements ChunkUploader {
+  readonly method = 'sftp' as const;
+  constructor(private readonly host: RemoteHost) {}
+
+  async upload(chunk: ChunkInfo, partialPath: string, signal: AbortSignal): Promise<void> {
+    await this.host.put(chunk.file, partialPath, { signal });
+  }
+}
