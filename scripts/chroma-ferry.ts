@@ -11,14 +11,16 @@ import { remoteLayout } from '../lib/remote-layout.ts';
 import { forceUnlockScript } from '../lib/remote-scripts.ts';
 import { formatDeploySummary } from '../lib/summary.ts';
 import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
-import { parseSize } from '../lib/units.ts';
+import { formatBytes, parseSize } from '../lib/units.ts';
 import {
   abortOnSignals, collect, confirmOrRefuse, parseDuration, parseHealthUrl, parsePositiveInt, parseSourceDir,
   parseSshKey, reportFatal, requireFlag, type TargetFlags,
 } from '../lib/cli-support.ts';
 import { runDeploy } from '../runbooks/deploy-chromadb.ts';
+import { formatRollbackSummary, listBackups, runRollback } from '../runbooks/rollback-chromadb.ts';
 import { UPLOAD_METHODS, type UploadMethod } from '../lib/upload/chunk-uploader.ts';
 import { createUploader } from '../lib/upload/index.ts';
+import { parseS3Flags, type S3Flags } from '../lib/upload/s3-flags.ts';
 
 const program = new Command('chroma-ferry')
   .description('Move ChromaDB data safely: deploy, roll back, migrate, validate.')
@@ -50,7 +52,11 @@ targetOptions(
   .addOption(new Option('--upload <method>', 'how chunks travel').choices([...UPLOAD_METHODS]).default('sftp'))
   .addOption(new Option('--upload-concurrency <n>', 'chunks uploaded in parallel').default('3'))
   .option('--work-dir <dir>', 'local scratch dir (default: a new dir under the system temp dir)')
-  .action(async (flags: TargetFlags & { source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod }) => {
+  .option('--s3-bucket <bucket>', '--upload s3: bucket the chunks pass through')
+  .option('--s3-endpoint <url>', '--upload s3: R2 or other S3-compatible endpoint (path-style)')
+  .option('--s3-prefix <prefix>', '--upload s3: key prefix', 'chroma-ferry/')
+  .option('--s3-region <region>', '--upload s3: region (default: AWS_REGION, AWS_DEFAULT_REGION or auto)')
+  .action(async (flags: TargetFlags & { source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod } & S3Flags) => {
     const source = parseSourceDir(requireFlag('--source', flags.source));
     const target = parseTarget(requireFlag('--target', flags.target));
     const volume = parseVolume(flags.volume);
@@ -63,10 +69,11 @@ targetOptions(
     const healthTimeoutMs = parseDuration('--health-timeout', flags.healthTimeout);
     const sshKey = parseSshKey(flags.sshKey);
     const output = detectOutputMode(Boolean(flags.json));
+    const s3 = parseS3Flags(flags.upload, flags);
     await confirmOrRefuse(`replace ${volume}/${dbDir} on ${flags.target} with ${source}?`, flags.yes);
 
     const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd });
-    const uploader = createUploader(flags.upload, host);
+    const uploader = createUploader(flags.upload, host, { s3 });
     const ac = abortOnSignals();
     try {
       const summary = await runDeploy({
@@ -80,6 +87,46 @@ targetOptions(
       await host.close();
     }
   });
+
+targetOptions(
+  program
+    .command('rollback')
+    .description('put NAME.old (or a verified remote backup) back as live, restart, verify; the replaced data is kept')
+    .option('--backup <name>', '"latest" or a backup file name from `chroma-ferry backups`'),
+).action(async (flags: TargetFlags & { backup?: string }) => {
+  const target = parseTarget(requireFlag('--target', flags.target));
+  const volume = parseVolume(flags.volume);
+  const dbDir = parseDbDir(flags.dbDir);
+  const healthUrl = parseHealthUrl(flags.healthUrl);
+  const healthTimeoutMs = parseDuration('--health-timeout', flags.healthTimeout);
+  const output = detectOutputMode(Boolean(flags.json));
+  const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, restartCmd: flags.restartCmd });
+  try {
+    await confirmOrRefuse(`roll back ${volume}/${dbDir} on ${host.label} to ${flags.backup ? `backup ${flags.backup}` : `${dbDir}.old`}?`, flags.yes);
+    const ac = abortOnSignals();
+    const summary = await runRollback({ host, volume, dbDir, backup: flags.backup, healthUrl, healthTimeoutMs, output, signal: ac.signal });
+    process.stdout.write(output === 'json' ? `${JSON.stringify(summary, null, 2)}\n` : `${formatRollbackSummary(summary)}\n`);
+    process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;
+  } finally {
+    await host.close();
+  }
+});
+
+targetOptions(program.command('backups').description('list the remote backup archives (name, size, date, sha256)')).action(
+  async (flags: TargetFlags) => {
+    const target = parseTarget(requireFlag('--target', flags.target));
+    const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption });
+    try {
+      const layout = remoteLayout(host.resolveVolume(parseVolume(flags.volume)), parseDbDir(flags.dbDir));
+      const backups = await listBackups(host, layout);
+      if (flags.json) process.stdout.write(`${JSON.stringify(backups, null, 2)}\n`);
+      else if (!backups.length) process.stdout.write(`no backups in ${layout.backups}\n`);
+      else for (const b of backups) process.stdout.write(`${b.name}  ${formatBytes(b.bytes).padStart(10)}  ${b.date}  ${b.sha256}\n`);
+    } finally {
+      await host.close();
+    }
+  },
+);
 
 targetOptions(program.command('unlock').description('remove a stale deploy lock from the remote volume')).action(
   async (flags: TargetFlags) => {

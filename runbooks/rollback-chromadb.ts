@@ -1,0 +1,222 @@
+/**
+ * Runbook: emergency rollback. Puts VOLUME/NAME.old back as live (default) or a verified remote
+ * backup archive (`--backup latest|NAME`); the data it replaces is kept as NAME.failed-<stamp>,
+ * never deleted. Works with the live dir missing or the server down.
+ *
+ *   preflight   target, tools, lock, what is there to roll back to   undo: release the lock
+ *   stage       (backup mode) sha256 + gzip check, extract            undo: remove the staging dir
+ *   swap        live -> NAME.failed-<stamp>, source -> live           undo: reverse the renames
+ *   restart     --restart-cmd                                         undo: in swap's undo
+ *   verify      heartbeat and the collections listed                  undo: none
+ *   cleanup     staging dir, lock                                     undo: none
+ */
+import crypto from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { listCollectionCounts, waitForHeartbeat, type ServedCollection } from '../lib/chroma/http.ts';
+import { CompensationStack, type UndoOutcome } from '../lib/compensation.ts';
+import { UserError } from '../lib/errors.ts';
+import type { RemoteHost } from '../lib/hosts/remote-host.ts';
+import type { OutputMode } from '../lib/output.ts';
+import { remoteLayout, sortBackupsNewestFirst, utcStamp, type RemoteLayout } from '../lib/remote-layout.ts';
+import { listBackupsScript, lockScript, parseKv, probeScript, unlockScript } from '../lib/remote-scripts.ts';
+import { failedDirPath, restoreSwapScript, rollbackProbeScript, stageBackupScript, undoRestoreSwapScript } from '../lib/rollback-scripts.ts';
+import { describeError, initialReports, runSteps, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
+import { remoteScript } from '../lib/shell.ts';
+
+export interface RollbackOptions {
+  host: RemoteHost;
+  volume: string;
+  dbDir: string;
+  /** undefined: NAME.old; 'latest' or a backup file name: that remote backup. */
+  backup?: string;
+  healthUrl?: string;
+  healthTimeoutMs: number;
+  output: OutputMode;
+  signal: AbortSignal;
+}
+
+export interface RollbackSummary {
+  ok: boolean;
+  runId: string;
+  target: string;
+  liveDir: string;
+  restoredFrom?: string;
+  keptAs?: string;
+  steps: StepReport[];
+  served?: ServedCollection[];
+  warnings: string[];
+  error?: string;
+  rollback: UndoOutcome[];
+}
+
+interface Ctx {
+  o: RollbackOptions;
+  runId: string;
+  layout: RemoteLayout;
+  stack: CompensationStack;
+  summary: RollbackSummary;
+  staging: string;
+  source?: string;
+  restartAttempted: boolean;
+}
+
+export interface BackupEntry {
+  name: string;
+  bytes: number;
+  sha256: string;
+  /** ISO time from the name's UTC stamp. */
+  date: string;
+}
+
+/** The remote backups of this db dir, newest first. */
+export async function listBackups(host: RemoteHost, layout: RemoteLayout, signal?: AbortSignal): Promise<BackupEntry[]> {
+  const out = (await host.run(listBackupsScript(layout), { signal })).stdout;
+  const byName = new Map<string, BackupEntry>();
+  for (const line of out.split('\n')) {
+    const [tag, bytes, sha256, name] = line.trim().split(' ');
+    if (tag !== 'backup' || !name) continue;
+    const m = /-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z\.tar\.gz$/.exec(name);
+    const date = m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z` : '';
+    byName.set(name, { name, bytes: Number(bytes), sha256: sha256 ?? '-', date });
+  }
+  return sortBackupsNewestFirst(layout.name, [...byName.keys()]).map((n) => byName.get(n)!);
+}
+
+export const ROLLBACK_STEPS: StepDef<Ctx>[] = [
+  {
+    name: 'preflight',
+    title: 'preflight: target, lock, something to roll back to',
+    async run(c) {
+      const { o, layout } = c;
+      const probe = parseKv((await o.host.run(probeScript(layout), { signal: o.signal })).stdout);
+      const missing = (probe.get('missing') ?? '').trim();
+      if (missing) throw new UserError(`${o.host.label} lacks required tools: ${missing}; install them on the remote host`);
+      if (probe.get('volume') !== 'dir') throw new UserError(`volume ${layout.volume} does not exist on ${o.host.label}; fix --volume`);
+      const there = parseKv((await o.host.run(rollbackProbeScript(layout), { signal: o.signal })).stdout);
+      if (o.backup === undefined) {
+        if (there.get('old') !== 'yes') {
+          throw new UserError(`nothing to roll back to: ${layout.old} does not exist; list backups with chroma-ferry backups and pass --backup NAME`);
+        }
+        c.source = layout.old;
+      } else {
+        const backups = await listBackups(o.host, layout, o.signal);
+        const chosen = o.backup === 'latest' ? backups[0] : backups.find((b) => b.name === o.backup);
+        if (!chosen) {
+          throw new UserError(o.backup === 'latest'
+            ? `no backups of ${layout.name} in ${layout.backups}`
+            : `no backup named ${o.backup} in ${layout.backups}; chroma-ferry backups lists them`);
+        }
+        c.summary.restoredFrom = path.posix.join(layout.backups, chosen.name);
+        c.source = path.posix.join(c.staging, layout.name);
+        o.backup = chosen.name;
+      }
+      if (!c.summary.restoredFrom) c.summary.restoredFrom = c.source;
+      const owner = JSON.stringify({
+        runId: c.runId, command: 'rollback', user: os.userInfo().username, host: os.hostname(), pid: process.pid,
+        startedAt: new Date().toISOString(),
+      });
+      const lock = await o.host.run(lockScript(layout, owner), { signal: o.signal });
+      if (parseKv(lock.stdout).get('lock') !== 'acquired') {
+        throw new UserError(`another run holds the deploy lock on ${layout.volume}; if none is running, clear it with: chroma-ferry unlock --target ${o.host.label} --volume ${o.volume}`);
+      }
+      c.stack.push('lock', async () => { await o.host.run(unlockScript(layout, c.runId)); });
+      return `from ${c.summary.restoredFrom}; live dir ${there.get('live') === 'yes' ? 'present' : 'missing'}`;
+    },
+  },
+  {
+    name: 'stage',
+    title: 'stage: verify and extract the backup',
+    async run(c) {
+      const { o, layout } = c;
+      if (o.backup === undefined) return 'skipped: rolling back to NAME.old';
+      c.stack.push('stage', async () => { await o.host.run(remoteScript('remove the staging dir', 'rm -rf "$1"', [c.staging])); });
+      const kv = parseKv((await o.host.run(stageBackupScript(layout, o.backup, c.staging), { signal: o.signal })).stdout);
+      return `${kv.get('files')} files verified and extracted`;
+    },
+  },
+  {
+    name: 'swap',
+    title: 'swap: live -> NAME.failed-<stamp>, previous data -> live',
+    async run(c) {
+      const { o, layout } = c;
+      const failed = failedDirPath(layout, utcStamp());
+      // Renames only, never cancelled half-way.
+      const kv = parseKv((await o.host.run(restoreSwapScript(layout, c.source!, failed))).stdout);
+      const hadLive = kv.get('had_live') === 'yes';
+      if (hadLive) c.summary.keptAs = failed;
+      c.stack.push('swap', async () => {
+        await o.host.run(undoRestoreSwapScript(layout, c.source!, failed, hadLive));
+        if (c.restartAttempted) await o.host.restart();
+      });
+      o.signal.throwIfAborted();
+      return hadLive ? `current data kept as ${failed}` : 'no live dir was there';
+    },
+  },
+  {
+    name: 'restart',
+    title: 'restart: the Chroma server',
+    async run(c) {
+      c.restartAttempted = true;
+      if (!(await c.o.host.restart({ signal: c.o.signal }))) {
+        c.summary.warnings.push('no --restart-cmd: the server was not restarted');
+        return 'skipped: no --restart-cmd';
+      }
+    },
+  },
+  {
+    name: 'verify',
+    title: 'verify: the server answers and lists its collections',
+    async run(c) {
+      const { o } = c;
+      if (!o.healthUrl) {
+        c.summary.warnings.push('no --health-url: the restored data was not checked on a running server');
+        return 'skipped: no --health-url';
+      }
+      await waitForHeartbeat(o.healthUrl, { timeoutMs: o.healthTimeoutMs, signal: o.signal });
+      c.summary.served = await listCollectionCounts(o.healthUrl);
+      return `${c.summary.served.length} collections served`;
+    },
+  },
+  {
+    name: 'cleanup',
+    title: 'cleanup: staging dir and lock',
+    async run(c) {
+      const { o, layout } = c;
+      await o.host.run(remoteScript('remove the staging dir', 'rm -rf "$1"', [c.staging]));
+      await o.host.run(unlockScript(layout, c.runId));
+      c.stack.clear();
+    },
+  },
+];
+
+export async function runRollback(o: RollbackOptions): Promise<RollbackSummary> {
+  const runId = crypto.randomBytes(6).toString('hex');
+  const layout = remoteLayout(o.host.resolveVolume(o.volume), o.dbDir);
+  const stack = new CompensationStack();
+  const summary: RollbackSummary = {
+    ok: false, runId, target: o.host.label, liveDir: layout.live, steps: initialReports(ROLLBACK_STEPS), warnings: [], rollback: [],
+  };
+  const ctx: Ctx = { o: { ...o }, runId, layout, stack, summary, staging: path.posix.join(layout.ferry, `restore-${runId}`), restartAttempted: false };
+  const r = await runSteps(ROLLBACK_STEPS, ctx, { output: o.output, signal: o.signal, stack, reports: summary.steps });
+  summary.ok = r.ok;
+  summary.rollback = r.rollback;
+  if (!r.ok) {
+    // Refused in preflight: nothing changed, so it is a one-line user error (exit 2).
+    if (r.error instanceof UserError && summary.steps[0]!.status === 'failed') throw r.error;
+    summary.error = describeError(r.error, o.signal);
+  }
+  return summary;
+}
+
+export function formatRollbackSummary(s: RollbackSummary): string {
+  const lines = [`${s.ok ? 'ROLLED BACK' : 'ROLLBACK FAILED'}  ${s.target} ${s.liveDir}`];
+  if (s.error) lines.push(`  error: ${s.error}`);
+  if (s.restoredFrom) lines.push(`  restored from: ${s.restoredFrom}`);
+  if (s.keptAs) lines.push(`  the replaced data is kept in ${s.keptAs}`);
+  for (const st of s.steps) if (st.status !== 'not run') lines.push(`    ${st.name.padEnd(10)} ${st.status.padEnd(7)} ${Math.round(st.ms)} ms${st.note ? `  ${st.note}` : ''}`);
+  if (s.served) for (const c of s.served) lines.push(`  serving ${c.name}: ${c.count}`);
+  for (const w of s.warnings) lines.push(`  warning: ${w}`);
+  for (const u of s.rollback) lines.push(`  undo ${u.name}: ${u.ok ? 'done' : `FAILED: ${u.error}`}`);
+  return lines.join('\n');
+}
