@@ -12,6 +12,9 @@ export interface TargetFlags {
   sshKey?: string;
   sshOption: string[];
   restartCmd?: string;
+  /** fly: `--machine ID` and `--config fly.toml`. */
+  machine?: string;
+  config?: string;
   healthUrl?: string;
   healthTimeout: string;
   yes?: boolean;

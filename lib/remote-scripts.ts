@@ -122,6 +122,33 @@ export function receiveStdinScript(partial: string): RemoteScript {
   return remoteScript('receive a chunk on stdin', `cat > "$1"`, [partial]);
 }
 
+export type FetchTool = 'curl' | 'wget';
+
+/** Which URL fetcher the remote has (`--upload s3`): curl, else a wget that reads URLs from stdin. */
+export function probeFetchToolScript(): RemoteScript {
+  return remoteScript('check for curl or wget', `
+    if command -v curl >/dev/null 2>&1; then echo "fetch=curl"
+    elif command -v wget >/dev/null 2>&1 && wget --help 2>&1 | grep -q -- '--input-file'; then echo "fetch=wget"
+    else echo "fetch=none"; fi
+  `);
+}
+
+/**
+ * Download one URL into a partial file. The URL arrives on stdin (a curl config line for
+ * `curl -K -`, a URL list for `wget -i -`), never as an argument: it is a presigned URL and must
+ * not show in `ps` or in any rendered command.
+ */
+export function fetchUrlScript(partial: string, tool: FetchTool): RemoteScript {
+  return remoteScript('fetch a chunk from the bucket', `
+    rm -f "$1"
+    case "$2" in
+      curl) exec curl -fsS --connect-timeout 20 --retry 2 -K - -o "$1" ;;
+      wget) exec wget -q -T 60 -t 3 -i - -O "$1" ;;
+      *) echo "unknown fetch tool" >&2; exit 2 ;;
+    esac
+  `, [partial, tool]);
+}
+
 /**
  * Verify the concatenated chunks against the archive sha256, extract into NAME.new and print
  * the sha256 of the extracted regular-file list (find . -type f | LC_ALL=C sort).

@@ -5,6 +5,7 @@
 import { Listr, type ListrRendererValue, type ListrTask } from 'listr2';
 import { CompensationStack, type UndoOutcome } from './compensation.ts';
 import { listrOptions, type OutputMode } from './output.ts';
+import type { StepPrompter } from './step-prompt.ts';
 
 export interface StepDef<C> {
   name: string;
@@ -33,13 +34,23 @@ export function initialReports(steps: { name: string }[]): StepReport[] {
 export async function runSteps<C>(
   steps: StepDef<C>[],
   ctx: C,
-  o: { output: OutputMode; signal: AbortSignal; stack: CompensationStack; reports: StepReport[] },
+  o: { output: OutputMode; signal: AbortSignal; stack: CompensationStack; reports: StepReport[]; prompter?: StepPrompter },
 ): Promise<RunOutcome> {
   const tasks: ListrTask<C>[] = steps.map((step) => ({
     title: step.title,
     task: async (c, task) => {
       o.signal.throwIfAborted();
       const report = o.reports.find((r) => r.name === step.name)!;
+      if (o.prompter) {
+        const answer = await o.prompter.ask(step.name, step.title);
+        if (answer === 'abort') throw new StepAborted(step.name);
+        if (answer === 'skip') {
+          report.status = 'skipped';
+          report.note = 'skipped at the prompt';
+          task.skip(`${step.title}: skipped at the prompt`);
+          return;
+        }
+      }
       const t0 = performance.now();
       try {
         const note = await step.run(c, throttle(o.output === 'tty' ? 100 : 2000, (line) => { task.output = line; }));
@@ -88,4 +99,12 @@ export function throttle(ms: number, fn: (line: string) => void): (line: string)
       fn(line);
     }
   };
+}
+
+/** The operator answered "abort" at a `--step` prompt. */
+export class StepAborted extends Error {
+  constructor(readonly step: string) {
+    super(`aborted at the prompt before ${step}`);
+    this.name = 'StepAborted';
+  }
 }

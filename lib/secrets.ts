@@ -10,7 +10,9 @@ export function registerSecret(value: string | undefined): void {
 
 export function redact(text: string): string {
   let out = text;
-  for (const s of secrets) out = out.split(s).join('***');
+  // Longest first: a short secret inside a longer one (an access key id inside a presigned URL)
+  // must not break the longer one's match.
+  for (const s of [...secrets].sort((a, b) => b.length - a.length)) out = out.split(s).join('***');
   // Presigned URL signatures, wherever they come from.
   out = out.replace(/([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature)=)[^&\s"']+/gi, '$1***');
   return out;

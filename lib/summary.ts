@@ -1,5 +1,7 @@
 import chalk from 'chalk';
 import type { DeploySummary } from '../runbooks/deploy-chromadb.ts';
+import type { RollbackSummary } from '../runbooks/rollback-chromadb.ts';
+import { annotateError, appendStepSummary, runSummaryMarkdown } from './github.ts';
 import { formatBytes, formatMs } from './units.ts';
 
 /** The human summary of a deploy: one fact per line, so that it reads the same in CI logs. */
@@ -19,6 +21,7 @@ export function formatDeploySummary(s: DeploySummary): string {
   }
   lines.push(`  sent: ${formatBytes(s.upload.bytesSent)} (${s.upload.chunksSent} chunks sent, ${s.upload.chunksSkipped} already on the remote)`);
   if (s.backup) lines.push(`  backup: ${s.backup.name} (${formatBytes(s.backup.bytes)})${s.backup.pruned.length ? `, pruned ${s.backup.pruned.join(', ')}` : ''}`);
+  if (s.snapshotId) lines.push(`  snapshot: ${s.snapshotId} (volume snapshot, a second restore point: fly volumes create NAME --snapshot-id ${s.snapshotId})`);
   if (s.restartMs !== undefined) lines.push(`  restart: ${formatMs(s.restartMs)}`);
   if (s.downtimeMs !== undefined) lines.push(`  downtime window (swap start -> healthy): ${formatMs(s.downtimeMs)}`);
   lines.push(`  verified: ${s.verified ? 'yes' : 'no'}`);
@@ -29,4 +32,32 @@ export function formatDeploySummary(s: DeploySummary): string {
   }
   if (s.failedDir) lines.push(`  the rejected data is kept in ${s.failedDir}`);
   return lines.join('\n');
+}
+
+/** On CI: the deploy summary as Markdown in $GITHUB_STEP_SUMMARY, and an error annotation on failure. */
+export function reportDeployToGithub(s: DeploySummary): void {
+  const facts: [string, string][] = [
+    ['target', `${s.target} ${s.liveDir}`],
+    ['source', `${s.source.collections} collections, ${s.source.records} records, ${formatBytes(s.source.bytes)}`],
+    ['sent', `${formatBytes(s.upload.bytesSent)} (${s.upload.chunksSent} chunks, ${s.upload.chunksSkipped} already there)`],
+    ['verified', s.verified ? 'yes' : 'no'],
+  ];
+  if (s.archive) facts.push(['compression ratio', s.archive.compressionRatio.toFixed(3)]);
+  if (s.downtimeMs !== undefined) facts.push(['downtime window', formatMs(s.downtimeMs)]);
+  if (s.backup) facts.push(['backup', s.backup.name]);
+  if (s.rolledBack) facts.push(['rolled back', s.failedDir ? `yes; rejected data kept in ${s.failedDir}` : 'yes']);
+  appendStepSummary(runSummaryMarkdown({
+    title: s.ok ? 'Chroma deployed' : s.rolledBack ? 'Chroma deploy failed and was rolled back' : 'Chroma deploy failed',
+    ok: s.ok, facts, steps: s.steps, warnings: s.warnings, error: s.error,
+  }));
+  if (!s.ok) annotateError(`deploy failed${s.rolledBack ? ' (rolled back)' : ''}: ${s.error ?? 'unknown error'}`, 'chroma-ferry deploy');
+}
+
+export function reportRollbackToGithub(s: RollbackSummary): void {
+  const facts: [string, string][] = [['target', `${s.target} ${s.liveDir}`], ['restored from', s.restoredFrom ?? '-']];
+  if (s.keptAs) facts.push(['replaced data kept in', s.keptAs]);
+  appendStepSummary(runSummaryMarkdown({
+    title: s.ok ? 'Chroma rolled back' : 'Chroma rollback failed', ok: s.ok, facts, steps: s.steps, warnings: s.warnings, error: s.error,
+  }));
+  if (!s.ok) annotateError(`rollback failed: ${s.error ?? 'unknown error'}`, 'chroma-ferry rollback');
 }

@@ -3,7 +3,18 @@ import { UserError } from './errors.ts';
 
 export type TargetSpec =
   | { kind: 'local'; root: string }
-  | { kind: 'ssh'; user: string; host: string; port: number };
+  | { kind: 'ssh'; user: string; host: string; port: number }
+  | { kind: 'fly'; app: string };
+
+/** Fly app names: lowercase letters, digits and dashes (not starting with a dash). */
+export const FLY_APP_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export function parseFlyApp(label: string, app: string): string {
+  if (!FLY_APP_RE.test(app)) {
+    throw new UserError(`${label}: Fly app name ${JSON.stringify(app)} is not valid (lowercase letters, digits and dashes only)`);
+  }
+  return app;
+}
 
 const USER_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;
 const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -36,9 +47,12 @@ export function parseTarget(raw: string): TargetSpec {
     }
     return { kind: 'ssh', user, host: host.replace(/^\[|\]$/g, ''), port };
   }
+  if (raw.startsWith('fly:')) {
+    return { kind: 'fly', app: parseFlyApp('--target', raw.slice('fly:'.length)) };
+  }
   const scheme = /^([a-z0-9+.-]*):/i.exec(raw)?.[1];
   throw new UserError(
-    `--target ${raw}: unknown target${scheme ? ` scheme "${scheme}:"` : ''}; use ssh://USER@HOST[:PORT] or local:/ABS/PATH`,
+    `--target ${raw}: unknown target${scheme ? ` scheme "${scheme}:"` : ''}; use ssh://USER@HOST[:PORT], fly:APP or local:/ABS/PATH`,
   );
 }
 

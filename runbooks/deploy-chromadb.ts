@@ -33,6 +33,7 @@ import {
   acceptChunkScript, backupScript, cleanupScript, incomingStateScript, listBackupsScript, lockScript, parseKv,
   probeScript, pruneBackupsScript, reassembleScript, swapScript, unlockScript, unswapScript,
 } from '../lib/remote-scripts.ts';
+import { redact } from '../lib/secrets.ts';
 import { remoteScript } from '../lib/shell.ts';
 import { formatBytes } from '../lib/units.ts';
 import { waitUntilServing, type ExpectedCollection } from '../lib/verify-serving.ts';
@@ -57,6 +58,8 @@ export interface DeployOptions {
   workDir?: string;
   output: OutputMode;
   signal: AbortSignal;
+  /** Takes a snapshot of the whole volume (fly: `--snapshot`) in the backup step; resolves with its id. */
+  snapshot?: () => Promise<string>;
 }
 
 export interface StepReport {
@@ -78,6 +81,8 @@ export interface DeploySummary {
   archive?: { bytes: number; sha256: string; chunks: number; compressionRatio: number };
   upload: { method: string; chunksSent: number; chunksSkipped: number; bytesSent: number };
   backup?: { name: string; bytes: number; sha256: string; pruned: string[] };
+  /** Volume snapshot taken before the backup (fly: `--snapshot`): a second restore point. */
+  snapshotId?: string;
   restartMs?: number;
   downtimeMs?: number;
   verified: boolean;
@@ -246,8 +251,14 @@ const STEPS: Record<DeployStep, Step> = {
 
   async backup(c, progress) {
     const { o, layout } = c;
+    let snap = '';
+    if (o.snapshot) {
+      progress('volume snapshot');
+      c.summary.snapshotId = await o.snapshot();
+      snap = `snapshot ${c.summary.snapshotId}; `;
+    }
     const probe = parseKv((await o.host.run(probeScript(layout), { signal: o.signal })).stdout);
-    if (probe.get('live') === 'absent') return 'skipped: no live dir yet (first deploy)';
+    if (probe.get('live') === 'absent') return `${snap ? `${snap}` : 'skipped: '}no live dir yet (first deploy)`;
     const name = backupName(layout.name, utcStamp());
     progress(`tar czf ${name}`);
     const kv = parseKv((await o.host.run(backupScript(layout, name), { signal: o.signal })).stdout);
@@ -261,7 +272,7 @@ const STEPS: Record<DeployStep, Step> = {
       backup.pruned = prune;
     }
     c.summary.backup = backup;
-    return `${name} (${formatBytes(backup.bytes)})${prune.length ? `, pruned ${prune.length}` : ''}`;
+    return `${snap}${name} (${formatBytes(backup.bytes)})${prune.length ? `, pruned ${prune.length}` : ''}`;
   },
 
   async package(c, progress) {
@@ -290,6 +301,7 @@ const STEPS: Record<DeployStep, Step> = {
       const [sha, name] = line.trim().split(/\s+/);
       if (sha && name) present.set(name, sha);
     }
+    await o.uploader.begin?.(c.deployId!, o.signal);
     const limit = pLimit(Math.max(1, o.uploadConcurrency));
     let done = 0;
     await Promise.all(pack.chunks.map((ch) => limit(async () => {
@@ -308,7 +320,8 @@ const STEPS: Record<DeployStep, Step> = {
       progress(`${done}/${pack.chunks.length} chunks (${c.summary.upload.chunksSkipped} already there)`);
     })));
     const { chunksSent, chunksSkipped, bytesSent } = c.summary.upload;
-    return `${chunksSent} sent (${formatBytes(bytesSent)}), ${chunksSkipped} already on the remote`;
+    const extra = o.uploader.uploadNote?.();
+    return `${chunksSent} sent (${formatBytes(bytesSent)}), ${chunksSkipped} already on the remote${extra ? `; ${extra}` : ''}`;
   },
 
   async reassemble(c) {
@@ -383,7 +396,12 @@ const STEPS: Record<DeployStep, Step> = {
     await o.host.run(unlockScript(layout, c.runId));
     c.stack.drop('lock');
     c.stack.clear(); // the deploy is verified: nothing left to undo
-    await o.uploader.cleanupAfterSuccess?.();
+    try {
+      await o.uploader.cleanupAfterSuccess?.();
+    } catch (e) {
+      // The deploy is verified: a leftover elsewhere (bucket objects) is a warning, not a failure.
+      c.summary.warnings.push(e instanceof Error ? e.message : String(e));
+    }
     await fs.rm(c.workDir, { recursive: true, force: true });
   },
 };
@@ -412,7 +430,7 @@ function safeJson(text: string): Record<string, string> {
 
 function describeError(e: unknown, signal: AbortSignal): string {
   if (signal.aborted) return `interrupted (${String(signal.reason ?? 'signal')})`;
-  return e instanceof Error ? e.message : String(e);
+  return redact(e instanceof Error ? e.message : String(e));
 }
 
 /** Progress lines at most every `ms` (a line-based log must not get one per megabyte). */

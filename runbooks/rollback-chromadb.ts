@@ -23,6 +23,7 @@ import { listBackupsScript, lockScript, parseKv, probeScript, unlockScript } fro
 import { failedDirPath, restoreSwapScript, rollbackProbeScript, stageBackupScript, undoRestoreSwapScript } from '../lib/rollback-scripts.ts';
 import { describeError, initialReports, runSteps, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
 import { remoteScript } from '../lib/shell.ts';
+import type { StepPrompter } from '../lib/step-prompt.ts';
 
 export interface RollbackOptions {
   host: RemoteHost;
@@ -34,6 +35,8 @@ export interface RollbackOptions {
   healthTimeoutMs: number;
   output: OutputMode;
   signal: AbortSignal;
+  /** `--step`: asked before each step (continue / skip / abort). */
+  prompter?: StepPrompter;
 }
 
 export interface RollbackSummary {
@@ -198,7 +201,7 @@ export async function runRollback(o: RollbackOptions): Promise<RollbackSummary> 
     ok: false, runId, target: o.host.label, liveDir: layout.live, steps: initialReports(ROLLBACK_STEPS), warnings: [], rollback: [],
   };
   const ctx: Ctx = { o: { ...o }, runId, layout, stack, summary, staging: path.posix.join(layout.ferry, `restore-${runId}`), restartAttempted: false };
-  const r = await runSteps(ROLLBACK_STEPS, ctx, { output: o.output, signal: o.signal, stack, reports: summary.steps });
+  const r = await runSteps(ROLLBACK_STEPS, ctx, { output: o.output, signal: o.signal, stack, reports: summary.steps, prompter: o.prompter });
   summary.ok = r.ok;
   summary.rollback = r.rollback;
   if (!r.ok) {

@@ -6,10 +6,14 @@
 import { Command, CommanderError, Option } from 'commander';
 import { UserError } from '../lib/errors.ts';
 import { createHost } from '../lib/hosts/index.ts';
+import { FlyHost, prepareFlyDeploy } from '../lib/hosts/fly.ts';
+import { chooseTarget } from '../lib/hosts/fly-config.ts';
 import { detectOutputMode } from '../lib/output.ts';
+import { annotateError } from '../lib/github.ts';
+import { terminalPrompter } from '../lib/step-prompt.ts';
 import { remoteLayout } from '../lib/remote-layout.ts';
 import { forceUnlockScript } from '../lib/remote-scripts.ts';
-import { formatDeploySummary } from '../lib/summary.ts';
+import { formatDeploySummary, reportDeployToGithub, reportRollbackToGithub } from '../lib/summary.ts';
 import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
 import { formatBytes, parseSize } from '../lib/units.ts';
 import {
@@ -29,8 +33,10 @@ const program = new Command('chroma-ferry')
 
 function targetOptions(cmd: Command): Command {
   return cmd
-    .option('--target <target>', 'ssh://USER@HOST[:PORT] or local:/ABS/PATH')
-    .option('--volume <path>', 'remote volume mount (for local: a path inside the target)', '/data')
+    .option('--target <target>', 'ssh://USER@HOST[:PORT], fly:APP or local:/ABS/PATH (default: fly:APP from fly.toml)')
+    .option('--volume <path>', 'remote volume mount (for local: a path inside the target; fly: default from fly.toml [mounts])', '/data')
+    .option('--machine <id>', 'fly: the machine to use (default: the app\'s only started machine)')
+    .option('--config <file>', 'fly: fly.toml to read app, mount and port from (default: ./fly.toml)')
     .option('--db-dir <name>', 'Chroma dir inside the volume', 'chroma_db')
     .option('--ssh-key <file>', 'private key for ssh://')
     .option('--ssh-option <opt>', 'extra ssh -o option (repeatable)', collect, [])
@@ -56,10 +62,12 @@ targetOptions(
   .option('--s3-endpoint <url>', '--upload s3: R2 or other S3-compatible endpoint (path-style)')
   .option('--s3-prefix <prefix>', '--upload s3: key prefix', 'chroma-ferry/')
   .option('--s3-region <region>', '--upload s3: region (default: AWS_REGION, AWS_DEFAULT_REGION or auto)')
-  .action(async (flags: TargetFlags & { source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod } & S3Flags) => {
+  .option('--snapshot', 'fly: also take a Fly volume snapshot before the backup (a second restore point)')
+  .action(async (flags: TargetFlags & { source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod; snapshot?: boolean } & S3Flags, cmd: Command) => {
     const source = parseSourceDir(requireFlag('--source', flags.source));
-    const target = parseTarget(requireFlag('--target', flags.target));
-    const volume = parseVolume(flags.volume);
+    const chosen = chooseTarget(flags, cmd);
+    const target = parseTarget(requireFlag('--target', chosen.target));
+    const volume = parseVolume(chosen.volume);
     const dbDir = parseDbDir(flags.dbDir);
     const chunkSize = parseSize('--chunk-size', flags.chunkSize);
     if (chunkSize < 1024 * 1024) throw new UserError(`--chunk-size ${flags.chunkSize}: must be at least 1MiB`);
@@ -70,18 +78,20 @@ targetOptions(
     const sshKey = parseSshKey(flags.sshKey);
     const output = detectOutputMode(Boolean(flags.json));
     const s3 = parseS3Flags(flags.upload, flags);
-    await confirmOrRefuse(`replace ${volume}/${dbDir} on ${flags.target} with ${source}?`, flags.yes);
+    await confirmOrRefuse(`replace ${volume}/${dbDir} on ${chosen.target} with ${source}?`, flags.yes);
 
-    const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd });
+    const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
     const uploader = createUploader(flags.upload, host, { s3 });
     const ac = abortOnSignals();
     try {
+      const fly = await prepareFlyDeploy(host, { healthUrl, snapshot: flags.snapshot, signal: ac.signal });
       const summary = await runDeploy({
-        source, host, uploader, volume, dbDir, chunkSize, healthUrl, healthTimeoutMs, keepBackups, uploadConcurrency,
-        workDir: flags.workDir, output, signal: ac.signal,
+        source, host, uploader, volume, dbDir, chunkSize, healthUrl: fly.healthUrl, healthTimeoutMs, keepBackups, uploadConcurrency,
+        workDir: flags.workDir, output, signal: ac.signal, snapshot: fly.snapshot,
       });
       if (output === 'json') process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       else process.stdout.write(`${formatDeploySummary(summary)}\n`);
+      reportDeployToGithub(summary);
       process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;
     } finally {
       await host.close();
@@ -92,32 +102,40 @@ targetOptions(
   program
     .command('rollback')
     .description('put NAME.old (or a verified remote backup) back as live, restart, verify; the replaced data is kept')
-    .option('--backup <name>', '"latest" or a backup file name from `chroma-ferry backups`'),
-).action(async (flags: TargetFlags & { backup?: string }) => {
-  const target = parseTarget(requireFlag('--target', flags.target));
-  const volume = parseVolume(flags.volume);
+    .option('--backup <name>', '"latest" or a backup file name from `chroma-ferry backups`')
+    .option('--step', 'ask before each step: continue, skip or abort'),
+).action(async (flags: TargetFlags & { backup?: string; step?: boolean }, cmd: Command) => {
+  const chosen = chooseTarget(flags, cmd);
+  const target = parseTarget(requireFlag('--target', chosen.target));
+  const volume = parseVolume(chosen.volume);
   const dbDir = parseDbDir(flags.dbDir);
   const healthUrl = parseHealthUrl(flags.healthUrl);
   const healthTimeoutMs = parseDuration('--health-timeout', flags.healthTimeout);
-  const output = detectOutputMode(Boolean(flags.json));
-  const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, restartCmd: flags.restartCmd });
+  const prompter = flags.step ? terminalPrompter() : undefined;
+  const output = prompter && !flags.json ? 'plain' : detectOutputMode(Boolean(flags.json));
+  const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
   try {
+    const fly = await prepareFlyDeploy(host, { healthUrl });
     await confirmOrRefuse(`roll back ${volume}/${dbDir} on ${host.label} to ${flags.backup ? `backup ${flags.backup}` : `${dbDir}.old`}?`, flags.yes);
     const ac = abortOnSignals();
-    const summary = await runRollback({ host, volume, dbDir, backup: flags.backup, healthUrl, healthTimeoutMs, output, signal: ac.signal });
+    const summary = await runRollback({ host, volume, dbDir, backup: flags.backup, healthUrl: fly.healthUrl, healthTimeoutMs, output, signal: ac.signal, prompter });
     process.stdout.write(output === 'json' ? `${JSON.stringify(summary, null, 2)}\n` : `${formatRollbackSummary(summary)}\n`);
+    reportRollbackToGithub(summary);
     process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;
   } finally {
+    prompter?.close();
     await host.close();
   }
 });
 
 targetOptions(program.command('backups').description('list the remote backup archives (name, size, date, sha256)')).action(
-  async (flags: TargetFlags) => {
-    const target = parseTarget(requireFlag('--target', flags.target));
-    const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption });
+  async (flags: TargetFlags, cmd: Command) => {
+    const chosen = chooseTarget(flags, cmd);
+    const target = parseTarget(requireFlag('--target', chosen.target));
+    const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, machine: chosen.machine });
     try {
-      const layout = remoteLayout(host.resolveVolume(parseVolume(flags.volume)), parseDbDir(flags.dbDir));
+      if (host instanceof FlyHost) await host.preflight();
+      const layout = remoteLayout(host.resolveVolume(parseVolume(chosen.volume)), parseDbDir(flags.dbDir));
       const backups = await listBackups(host, layout);
       if (flags.json) process.stdout.write(`${JSON.stringify(backups, null, 2)}\n`);
       else if (!backups.length) process.stdout.write(`no backups in ${layout.backups}\n`);
@@ -129,11 +147,13 @@ targetOptions(program.command('backups').description('list the remote backup arc
 );
 
 targetOptions(program.command('unlock').description('remove a stale deploy lock from the remote volume')).action(
-  async (flags: TargetFlags) => {
-    const target = parseTarget(requireFlag('--target', flags.target));
-    const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption });
+  async (flags: TargetFlags, cmd: Command) => {
+    const chosen = chooseTarget(flags, cmd);
+    const target = parseTarget(requireFlag('--target', chosen.target));
+    const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, machine: chosen.machine });
     try {
-      const layout = remoteLayout(host.resolveVolume(parseVolume(flags.volume)), parseDbDir(flags.dbDir));
+      if (host instanceof FlyHost) await host.preflight();
+      const layout = remoteLayout(host.resolveVolume(parseVolume(chosen.volume)), parseDbDir(flags.dbDir));
       await confirmOrRefuse(`remove the deploy lock ${layout.lock} on ${host.label}?`, flags.yes);
       const r = await host.run(forceUnlockScript(layout));
       process.stdout.write(r.stdout.includes('lock=removed') ? `removed ${layout.lock}\n` : `no lock at ${layout.lock}\n`);
@@ -150,5 +170,6 @@ try {
     process.exitCode = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? 0 : 2;
   } else {
     process.exitCode = reportFatal(e);
+    annotateError(e instanceof Error ? e.message : String(e));
   }
 }

@@ -7,6 +7,9 @@ import path from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { servedContentDigest } from '../lib/chroma/content-digest.ts';
 import { listFiles } from '../lib/tree-digest.ts';
+import { LocalHost } from '../lib/hosts/local.ts';
+import type { StepAnswer } from '../lib/step-prompt.ts';
+import { runRollback } from '../runbooks/rollback-chromadb.ts';
 import { deployArgs, digestTree, makeDeployEnv, runCli, waitHeartbeat, type DeployEnv } from './helpers/deploy-env.ts';
 
 describe('rollback (local:)', () => {
@@ -86,7 +89,8 @@ describe('rollback (local:)', () => {
     const name = (await fs.readdir(dir)).find((f) => f.endsWith('.tar.gz'))!;
     const f = path.join(dir, name);
     const bytes = await fs.readFile(f);
-    bytes[bytes.length >> 1] ^= 0xff;
+    const mid = bytes.length >> 1;
+    bytes.writeUInt8(bytes.readUInt8(mid) ^ 0xff, mid);
     await fs.writeFile(f, bytes);
     const volumeBefore = await digestTree(env.live);
     const r = await runCli(rollbackArgs(['--backup', 'latest']));
@@ -94,6 +98,31 @@ describe('rollback (local:)', () => {
     assert.match(r.json.error, /sha256 .* does not match the recorded/);
     assert.equal(r.json.steps.find((s: { name: string }) => s.name === 'swap').status, 'not run');
     assert.equal(await digestTree(env.live), volumeBefore);
+  });
+
+  it('--step: abort before the swap unwinds (lock released, nothing swapped); skip leaves a step out', async () => {
+    const scripted = (answers: StepAnswer[]) => {
+      const asked: string[] = [];
+      return { asked, prompter: { async ask(step: string) { asked.push(step); return answers.shift() ?? 'continue'; }, close() {} } };
+    };
+    const host = new LocalHost(path.join(env.root, 'target'), env.restartCmd);
+    const base = { host, volume: '/data', dbDir: 'chroma_db', healthUrl: env.url, healthTimeoutMs: 30_000, output: 'json' as const, signal: new AbortController().signal };
+    const liveFiles = await listFiles(env.live);
+    const a = scripted(['continue', 'continue', 'abort']);
+    const aborted = await runRollback({ ...base, prompter: a.prompter });
+    assert.equal(aborted.ok, false);
+    assert.deepEqual(a.asked, ['preflight', 'stage', 'swap']);
+    assert.match(aborted.error!, /aborted at the prompt before swap/);
+    assert.deepEqual(aborted.rollback.map((u) => [u.name, u.ok]), [['lock', true]]);
+    assert.deepEqual(await listFiles(env.live), liveFiles);
+    await assert.rejects(fs.access(path.join(env.volumeOnDisk, '.ferry', 'lock')));
+
+    const b = scripted(['continue', 'continue', 'continue', 'continue', 'skip', 'continue']);
+    const done = await runRollback({ ...base, prompter: b.prompter });
+    assert.equal(done.ok, true, done.error);
+    assert.deepEqual(done.steps.map((st) => st.status), ['done', 'skipped', 'done', 'done', 'skipped', 'done']);
+    await waitHeartbeat(env.url, 20_000);
+    assert.equal(await servedContentDigest(env.url), before.content);
   });
 
   it('nothing to roll back to: one line, exit 2', async () => {

@@ -10,11 +10,15 @@ export interface ChunkUploader {
   readonly method: UploadMethod;
   /** Checks before anything is written (bucket reachable, tools present); throws UserError. */
   preflight?(signal: AbortSignal): Promise<void>;
+  /** Called once by the upload step, before any `upload`, with the archive id (first 16 hex of its sha256). */
+  begin?(deployId: string, signal: AbortSignal): Promise<void>;
   upload(chunk: ChunkInfo, partialPath: string, signal: AbortSignal): Promise<void>;
   /** After a verified deploy: remove what the method left elsewhere (bucket objects). */
   cleanupAfterSuccess?(): Promise<void>;
   /** A line for the summary when the deploy failed (e.g. objects kept for the resume). */
   noteAfterFailure?(): string | undefined;
+  /** Words appended to the upload step's note (e.g. bucket objects uploaded and reused). */
+  uploadNote?(): string | undefined;
 }
 
 export const UPLOAD_METHODS = ['sftp', 'stream', 's3'] as const;

@@ -1,0 +1,100 @@
+/**
+ * Defaults for `fly:` targets from fly.toml (`--config FILE`, else `./fly.toml`): `app` becomes
+ * `--target fly:APP` when --target is absent, `[mounts] destination` becomes `--volume` when
+ * --volume was not given, `[http_service] internal_port` is the port `fly proxy` forwards to for
+ * health checks. Flags always win.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { parse as parseToml } from 'smol-toml';
+import { UserError } from '../errors.ts';
+import { parseFlyApp } from '../target.ts';
+import { FLY_MACHINE_RE } from './fly.ts';
+
+export interface FlyToml {
+  file: string;
+  app?: string;
+  /** `[mounts] destination` (or the first `[[mounts]]`). */
+  volume?: string;
+  /** `[http_service] internal_port`. */
+  internalPort?: number;
+}
+
+/** Read fly.toml; `explicit` is --config (must exist), else ./fly.toml (absent: undefined). */
+export function readFlyToml(explicit: string | undefined, cwd = process.cwd()): FlyToml | undefined {
+  const file = path.resolve(cwd, explicit ?? 'fly.toml');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    if (explicit !== undefined) throw new UserError(`--config ${explicit}: cannot read the file`);
+    return undefined;
+  }
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseToml(text) as Record<string, unknown>;
+  } catch (e) {
+    throw new UserError(`${file}: not valid TOML: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`);
+  }
+  const out: FlyToml = { file };
+  if (doc.app !== undefined) {
+    if (typeof doc.app !== 'string') throw new UserError(`${file}: app must be a string`);
+    out.app = parseFlyApp(`${file}: app`, doc.app);
+  }
+  const mounts = Array.isArray(doc.mounts) ? doc.mounts[0] : doc.mounts;
+  const dest = (mounts as Record<string, unknown> | undefined)?.destination;
+  if (dest !== undefined) {
+    if (typeof dest !== 'string') throw new UserError(`${file}: [mounts] destination must be a string`);
+    out.volume = dest;
+  }
+  const port = (doc.http_service as Record<string, unknown> | undefined)?.internal_port;
+  if (port !== undefined) {
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new UserError(`${file}: [http_service] internal_port must be a port number`);
+    }
+    out.internalPort = port;
+  }
+  return out;
+}
+
+export interface TargetChoice {
+  /** --target, or fly:APP from fly.toml. */
+  target?: string;
+  /** --volume, or fly.toml's mount destination for a fly: target when --volume was not given. */
+  volume: string;
+  machine?: string;
+  internalPort?: number;
+}
+
+/**
+ * Apply fly.toml defaults to the target flags. fly.toml is read only when it can matter: with
+ * --config, without --target, or for a fly: target. Its mount and port are used for the app it
+ * names (or for any app with an explicit --config).
+ */
+export function chooseTarget(
+  flags: { target?: string; volume: string; machine?: string; config?: string },
+  cmd: Pick<Command, 'getOptionValueSource'>,
+): TargetChoice {
+  const wantsToml = flags.config !== undefined || flags.target === undefined || flags.target.startsWith('fly:');
+  const toml = wantsToml ? readFlyToml(flags.config) : undefined;
+  const target = flags.target ?? (toml?.app ? `fly:${toml.app}` : undefined);
+  const flyApp = target?.startsWith('fly:') ? target.slice('fly:'.length) : undefined;
+  if (flyApp === undefined) {
+    if (flags.machine !== undefined) throw new UserError('--machine applies to fly: targets only');
+    if (flags.config !== undefined) throw new UserError('--config applies to fly: targets only');
+    return { target, volume: flags.volume };
+  }
+  if (flags.machine !== undefined && !FLY_MACHINE_RE.test(flags.machine)) {
+    throw new UserError(`--machine ${JSON.stringify(flags.machine)}: not a Fly machine id (lowercase letters and digits)`);
+  }
+  const applies = toml !== undefined && (flags.config !== undefined || toml.app === undefined || toml.app === flyApp);
+  const source = cmd.getOptionValueSource('volume');
+  const volumeExplicit = source !== undefined && source !== 'default';
+  return {
+    target,
+    volume: !volumeExplicit && applies && toml.volume !== undefined ? toml.volume : flags.volume,
+    machine: flags.machine,
+    internalPort: applies ? toml.internalPort : undefined,
+  };
+}
