@@ -5,6 +5,7 @@
 import { Listr, type ListrRendererValue, type ListrTask } from 'listr2';
 import { CompensationStack, type UndoOutcome } from './compensation.ts';
 import { listrOptions, type OutputMode } from './output.ts';
+import { redact } from './secrets.ts';
 import type { StepPrompter } from './step-prompt.ts';
 
 export interface StepDef<C> {
@@ -86,7 +87,7 @@ export async function runSteps<C>(
 
 export function describeError(e: unknown, signal: AbortSignal): string {
   if (signal.aborted) return `interrupted (${String(signal.reason ?? 'signal')})`;
-  return e instanceof Error ? e.message : String(e);
+  return redact(e instanceof Error ? e.message : String(e));
 }
 
 /** Progress lines at most every `ms` (a line-based log must not get one per megabyte). */

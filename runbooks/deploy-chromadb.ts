@@ -18,7 +18,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Listr, type ListrRendererValue, type ListrTask } from 'listr2';
 import pLimit from 'p-limit';
 import { packToChunks, type PackResult } from '../lib/archive/pack.ts';
 import { snapshotSource } from '../lib/archive/snapshot.ts';
@@ -33,11 +32,11 @@ import {
   acceptChunkScript, backupScript, cleanupScript, incomingStateScript, listBackupsScript, lockScript, parseKv,
   probeScript, pruneBackupsScript, reassembleScript, swapScript, unlockScript, unswapScript,
 } from '../lib/remote-scripts.ts';
-import { redact } from '../lib/secrets.ts';
 import { remoteScript } from '../lib/shell.ts';
 import { formatBytes } from '../lib/units.ts';
 import { waitUntilServing, type ExpectedCollection } from '../lib/verify-serving.ts';
-import { listrOptions, type OutputMode } from '../lib/output.ts';
+import type { OutputMode } from '../lib/output.ts';
+import { describeError, initialReports, runSteps, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
 import { writeJsonAtomic } from '../lib/atomic-file.ts';
 
 export const DEPLOY_STEPS = ['preflight', 'manifest', 'backup', 'package', 'upload', 'reassemble', 'swap', 'restart', 'verify', 'cleanup'] as const;
@@ -60,13 +59,6 @@ export interface DeployOptions {
   signal: AbortSignal;
   /** Takes a snapshot of the whole volume (fly: `--snapshot`) in the backup step; resolves with its id. */
   snapshot?: () => Promise<string>;
-}
-
-export interface StepReport {
-  name: DeployStep;
-  status: 'done' | 'skipped' | 'failed' | 'not run';
-  ms: number;
-  note?: string;
 }
 
 export interface DeploySummary {
@@ -118,52 +110,26 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
   const workDir = o.workDir ?? path.join(os.tmpdir(), `chroma-ferry-${runId}`);
   const summary: DeploySummary = {
     ok: false, runId, target: o.host.label, volume: layout.volume, liveDir: layout.live,
-    steps: DEPLOY_STEPS.map((name) => ({ name, status: 'not run', ms: 0 })),
+    steps: initialReports(DEPLOY_STEPS.map((name) => ({ name }))),
     source: { dir: o.source, bytes: 0, collections: 0, records: 0 },
     upload: { method: o.uploader.method, chunksSent: 0, chunksSkipped: 0, bytesSent: 0 },
     verified: false, warnings: [], rolledBack: false, rollback: [],
   };
   const ctx: Ctx = { o, runId, layout, stack: new CompensationStack(), workDir, summary, restartAttempted: false };
 
-  const tasks: ListrTask<Ctx>[] = DEPLOY_STEPS.map((name) => ({
-    title: STEP_TITLES[name],
-    task: async (c, task) => {
-      o.signal.throwIfAborted();
-      const report = c.summary.steps.find((s) => s.name === name)!;
-      const t0 = performance.now();
-      try {
-        const note = await STEPS[name](c, throttle(o.output === 'tty' ? 100 : 2000, (line) => { task.output = line; }));
-        report.status = note?.startsWith('skipped') ? 'skipped' : 'done';
-        if (note) { report.note = note; task.title = `${STEP_TITLES[name]}: ${note}`; }
-      } catch (e) {
-        report.status = 'failed';
-        throw e;
-      } finally {
-        report.ms = performance.now() - t0;
-      }
-    },
-  }));
-
+  const steps: StepDef<Ctx>[] = DEPLOY_STEPS.map((name) => ({ name, title: STEP_TITLES[name], run: STEPS[name] }));
   try {
     await fs.mkdir(workDir, { recursive: true });
-    await new Listr<Ctx, ListrRendererValue, ListrRendererValue>(tasks, listrOptions(o.output, ctx)).run();
-    summary.ok = true;
-  } catch (e) {
-    summary.error = describeError(e, o.signal);
-    const note = o.uploader.noteAfterFailure?.();
-    if (note) summary.warnings.push(note);
-    if (ctx.stack.size > 0) {
-      const log = o.output === 'json' ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
-      log(`rolling back: ${ctx.stack.names().reverse().join(', ')}`);
-      summary.rollback = await ctx.stack.unwind((name, phase, err) => {
-        if (phase === 'ok') log(`  undone: ${name}`);
-        if (phase === 'fail') log(`  UNDO FAILED: ${name}: ${err}`);
-      });
-      summary.rolledBack = summary.rollback.some((u) => u.name === 'swap' && u.ok);
-    }
-    if (e instanceof UserError && !ctx.swap) {
-      await fs.rm(workDir, { recursive: true, force: true });
-      throw e;
+    const r = await runSteps(steps, ctx, { output: o.output, signal: o.signal, stack: ctx.stack, reports: summary.steps });
+    summary.ok = r.ok;
+    summary.rollback = r.rollback;
+    if (!r.ok) {
+      summary.error = describeError(r.error, o.signal);
+      const note = o.uploader.noteAfterFailure?.();
+      if (note) summary.warnings.push(note);
+      summary.rolledBack = r.rollback.some((u) => u.name === 'swap' && u.ok);
+      // Refused before the swap: nothing on the remote changed, so it is a one-line user error (exit 2).
+      if (r.error instanceof UserError && !ctx.swap) throw r.error;
     }
   } finally {
     await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
@@ -426,21 +392,4 @@ function safeJson(text: string): Record<string, string> {
   } catch {
     return {};
   }
-}
-
-function describeError(e: unknown, signal: AbortSignal): string {
-  if (signal.aborted) return `interrupted (${String(signal.reason ?? 'signal')})`;
-  return redact(e instanceof Error ? e.message : String(e));
-}
-
-/** Progress lines at most every `ms` (a line-based log must not get one per megabyte). */
-function throttle(ms: number, fn: (line: string) => void): (line: string) => void {
-  let last = 0;
-  return (line) => {
-    const now = Date.now();
-    if (now - last >= ms) {
-      last = now;
-      fn(line);
-    }
-  };
 }
