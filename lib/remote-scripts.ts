@@ -52,10 +52,14 @@ export function forceUnlockScript(l: RemoteLayout): RemoteScript {
   `, [l.lock]);
 }
 
-/** tar+gzip of the live dir into the backups dir, checked (gzip -t, listing) before it gets its final name. */
+/**
+ * tar+gzip of the live dir into the backups dir, checked (gzip -t, listing) before it gets its
+ * final name. Without a live dir (first deploy) it prints `skipped=no-live-dir` and changes nothing.
+ */
 export function backupScript(l: RemoteLayout, fileName: string): RemoteScript {
   return remoteScript('back up the live dir', `
     set -eu
+    [ -d "$1/$2" ] || { echo "skipped=no-live-dir"; exit 0; }
     mkdir -p "$3"
     tmp="$3/.$4.partial"
     rm -f "$tmp"
@@ -210,6 +214,22 @@ export function cleanupScript(incoming: string, trash: string): RemoteScript {
   return remoteScript('remove remote work files', `
     rm -rf "$1" "$2"
   `, [incoming, trash]);
+}
+
+/** Write a small file atomically (temp file + rename in the same dir); the content is an argument. */
+export function writeFileScript(file: string, content: string): RemoteScript {
+  return remoteScript('write the runbook state', `
+    set -eu
+    mkdir -p "$(dirname "$1")"
+    tmp="$1.tmp.$$"
+    printf '%s\n' "$2" > "$tmp"
+    mv "$tmp" "$1"
+  `, [file, content]);
+}
+
+/** A small file's content, or nothing when it does not exist. */
+export function readFileScript(file: string): RemoteScript {
+  return remoteScript('read the runbook state', `[ -f "$1" ] && cat "$1"; exit 0`, [file]);
 }
 
 /** key=value lines of a script's stdout. */

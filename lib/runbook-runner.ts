@@ -5,19 +5,23 @@
 import { Listr, type ListrRendererValue, type ListrTask } from 'listr2';
 import { CompensationStack, type UndoOutcome } from './compensation.ts';
 import { listrOptions, type OutputMode } from './output.ts';
+import { UserError } from './errors.ts';
 import { redact } from './secrets.ts';
 import type { StepPrompter } from './step-prompt.ts';
 
 export interface StepDef<C> {
   name: string;
   title: string;
+  /** Earlier steps whose results this step uses: each must be done in this run or in the state of an earlier one. */
+  needs?: readonly string[];
   /** Returns a short note for the summary; a note starting with "skipped" marks the step skipped. */
   run(c: C, progress: (line: string) => void): Promise<string | void>;
 }
 
 export interface StepReport {
   name: string;
-  status: 'done' | 'skipped' | 'failed' | 'not run';
+  /** `earlier run`: done by an earlier run of the runbook, its result taken from the runbook state. */
+  status: 'done' | 'skipped' | 'failed' | 'not run' | 'earlier run';
   ms: number;
   note?: string;
 }
@@ -32,27 +36,69 @@ export function initialReports(steps: { name: string }[]): StepReport[] {
   return steps.map((s) => ({ name: s.name, status: 'not run', ms: 0 }));
 }
 
-export async function runSteps<C>(
-  steps: StepDef<C>[],
-  ctx: C,
-  o: { output: OutputMode; signal: AbortSignal; stack: CompensationStack; reports: StepReport[]; prompter?: StepPrompter },
-): Promise<RunOutcome> {
-  const tasks: ListrTask<C>[] = steps.map((step) => ({
+/** A step's status in the runbook state: a report status, or running (a crash leaves it so), or undone by the unwind. */
+export type StepStatus = StepReport['status'] | 'running' | 'undone';
+
+export interface RunStepsOptions {
+  output: OutputMode;
+  signal: AbortSignal;
+  stack: CompensationStack;
+  reports: StepReport[];
+  prompter?: StepPrompter;
+  /** Only these steps run (`--from`, `--only`); default all. */
+  selected?: ReadonlySet<string>;
+  /** Told every status change (the runbook state file); awaited before the step goes on. */
+  onStatus?: (step: string, status: StepStatus) => Promise<void>;
+}
+
+/**
+ * Which steps `--from STEP` / `--only STEP` run. `always` steps (the preflight: checks and lock)
+ * run in every selection. Throws a UserError naming the valid steps for an unknown name.
+ */
+export function selectSteps(
+  names: readonly string[],
+  sel: { from?: string; only?: string },
+  always: readonly string[] = [],
+): Set<string> {
+  if (sel.from && sel.only) throw new UserError('--from and --only do not go together: pick one');
+  const pick = sel.from ?? sel.only;
+  if (!pick) return new Set(names);
+  const i = names.indexOf(pick);
+  if (i < 0) throw new UserError(`${sel.from ? '--from' : '--only'} ${pick}: no such step; steps are ${names.join(', ')}`);
+  const chosen = sel.from ? names.slice(i) : [pick];
+  return new Set([...always, ...chosen]);
+}
+
+export async function runSteps<C>(steps: StepDef<C>[], ctx: C, o: RunStepsOptions): Promise<RunOutcome> {
+  const statusOf = (name: string) => o.reports.find((r) => r.name === name)?.status ?? 'not run';
+  const run = steps.filter((s) => !o.selected || o.selected.has(s.name));
+  const tasks: ListrTask<C>[] = run.map((step) => ({
     title: step.title,
     task: async (c, task) => {
       o.signal.throwIfAborted();
       const report = o.reports.find((r) => r.name === step.name)!;
+      for (const need of step.needs ?? []) {
+        const st = statusOf(need);
+        if (st !== 'done' && st !== 'earlier run') {
+          throw new UserError(
+            `${step.name} needs the result of ${need}, which ${st === 'skipped' ? 'was skipped' : st === 'failed' ? 'failed' : 'has not run'}` +
+              ` in this run or the recorded one; run it first (--from ${need})`,
+          );
+        }
+      }
       if (o.prompter) {
         const answer = await o.prompter.ask(step.name, step.title);
         if (answer === 'abort') throw new StepAborted(step.name);
         if (answer === 'skip') {
           report.status = 'skipped';
           report.note = 'skipped at the prompt';
+          await o.onStatus?.(step.name, 'skipped');
           task.skip(`${step.title}: skipped at the prompt`);
           return;
         }
       }
       const t0 = performance.now();
+      await o.onStatus?.(step.name, 'running');
       try {
         const note = await step.run(c, throttle(o.output === 'tty' ? 100 : 2000, (line) => { task.output = line; }));
         report.status = note?.startsWith('skipped') ? 'skipped' : 'done';
@@ -62,10 +108,12 @@ export async function runSteps<C>(
         }
       } catch (e) {
         report.status = 'failed';
+        await o.onStatus?.(step.name, 'failed').catch(() => undefined);
         throw e;
       } finally {
         report.ms = performance.now() - t0;
       }
+      await o.onStatus?.(step.name, report.status);
     },
   }));
   try {

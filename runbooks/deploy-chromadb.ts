@@ -13,13 +13,17 @@
  *   restart     --restart-cmd                                 undo: in swap's undo
  *   verify      heartbeat + every count equals the manifest   undo: none
  *   cleanup     incoming chunks, work files, lock             undo: none
+ *
+ * Each step's status and the results later steps need are kept in the runbook state (remote
+ * `.ferry/` and local, lib/runbook-state.ts), so `--from STEP` / `--only STEP` resume or repeat
+ * part of a run; a step whose needed results are missing refuses (runner `needs`).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { packToChunks, type PackResult } from '../lib/archive/pack.ts';
+import { packToChunks } from '../lib/archive/pack.ts';
 import { snapshotSource } from '../lib/archive/snapshot.ts';
 import { listCollectionCounts, type ServedCollection } from '../lib/chroma/http.ts';
 import { readSqliteManifest, type SqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
@@ -38,6 +42,11 @@ import { waitUntilServing, type ExpectedCollection } from '../lib/verify-serving
 import type { OutputMode } from '../lib/output.ts';
 import { describeError, initialReports, runSteps, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
 import { writeJsonAtomic } from '../lib/atomic-file.ts';
+import type { ChunkInfo } from '../lib/archive/pack.ts';
+import { readPackManifest } from '../lib/archive/pack.ts';
+import { newState, nextStep, RunbookStateStore, type RunbookState } from '../lib/runbook-state.ts';
+import { selectSteps, type StepStatus } from '../lib/runbook-runner.ts';
+import type { StepPrompter } from '../lib/step-prompt.ts';
 
 export const DEPLOY_STEPS = ['preflight', 'manifest', 'backup', 'package', 'upload', 'reassemble', 'swap', 'restart', 'verify', 'cleanup'] as const;
 export type DeployStep = (typeof DEPLOY_STEPS)[number];
@@ -59,6 +68,11 @@ export interface DeployOptions {
   signal: AbortSignal;
   /** Takes a snapshot of the whole volume (fly: `--snapshot`) in the backup step; resolves with its id. */
   snapshot?: () => Promise<string>;
+  /** `--from STEP` / `--only STEP`: part of the runbook, on the results of the recorded run. */
+  from?: DeployStep;
+  only?: DeployStep;
+  /** `--step`: asked before each step (continue / skip / abort). */
+  prompter?: StepPrompter;
 }
 
 export interface DeploySummary {
@@ -83,6 +97,20 @@ export interface DeploySummary {
   rolledBack: boolean;
   rollback: UndoOutcome[];
   failedDir?: string;
+  /** Where the runbook state is kept (for `--from`). */
+  stateFiles?: { remote: string; local: string };
+}
+
+/** What the package step made: enough to upload, reassemble and clean up, also in a later run. */
+interface PackedArchive {
+  deployId: string;
+  sha256: string;
+  bytes: number;
+  inputBytes: number;
+  chunksDir: string;
+  chunks: { name: string; size: number; sha256: string }[];
+  fileCount: number;
+  fileListSha256: string;
 }
 
 interface Ctx {
@@ -95,46 +123,164 @@ interface Ctx {
   preDeploy?: ServedCollection[];
   manifest?: SqliteManifest;
   snapshotDir?: string;
-  pack?: PackResult;
+  packed?: PackedArchive;
+  /** Set when this run packaged the chunks (a resumed run checks the kept ones first). */
+  packedThisRun?: boolean;
   deployId?: string;
   incoming?: string;
   trash?: string;
-  swap?: { hadLive: boolean; movedOld: boolean };
+  swap?: SwapResult;
   restartAttempted: boolean;
   swapStartedAt?: number;
+  /** Resuming the recorded run (`--from`/`--only`). */
+  resumed?: RunbookState;
+  lockHeld: boolean;
+  store: RunbookStateStore;
 }
 
+interface SwapResult {
+  hadLive: boolean;
+  movedOld: boolean;
+}
+
+/** Steps whose results each step uses (checked before it runs, in this run or the recorded one). */
+const STEP_NEEDS: Record<DeployStep, DeployStep[]> = {
+  preflight: [], manifest: [], backup: [], package: ['manifest'], upload: ['package'], reassemble: ['package', 'upload'],
+  swap: ['reassemble'], restart: ['swap'], verify: ['manifest', 'swap'], cleanup: ['package'],
+};
+
 export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
-  const runId = crypto.randomBytes(6).toString('hex');
   const layout = remoteLayout(o.host.resolveVolume(o.volume), o.dbDir);
-  const workDir = o.workDir ?? path.join(os.tmpdir(), `chroma-ferry-${runId}`);
+  const store = new RunbookStateStore(o.host, layout, 'deploy');
+  const partial = Boolean(o.from || o.only);
+  const selected = selectSteps(DEPLOY_STEPS, { from: o.from, only: o.only }, ['preflight']);
+  const resumed = partial ? await loadRecordedRun(store, o) : undefined;
+  const runId = resumed?.runId ?? crypto.randomBytes(6).toString('hex');
+  const recordedWorkDir = (resumed?.results.preflight as { workDir?: string } | undefined)?.workDir;
+  const workDir = o.workDir ?? recordedWorkDir ?? path.join(os.tmpdir(), `chroma-ferry-${runId}`);
   const summary: DeploySummary = {
     ok: false, runId, target: o.host.label, volume: layout.volume, liveDir: layout.live,
     steps: initialReports(DEPLOY_STEPS.map((name) => ({ name }))),
     source: { dir: o.source, bytes: 0, collections: 0, records: 0 },
     upload: { method: o.uploader.method, chunksSent: 0, chunksSkipped: 0, bytesSent: 0 },
     verified: false, warnings: [], rolledBack: false, rollback: [],
+    stateFiles: { remote: store.remoteFile, local: store.localFile },
   };
-  const ctx: Ctx = { o, runId, layout, stack: new CompensationStack(), workDir, summary, restartAttempted: false };
+  const state = resumed ?? newState('deploy', runId, o.host.label, layout.live, DEPLOY_STEPS);
+  state.finished = false;
+  delete state.outcome;
+  const ctx: Ctx = { o, runId, layout, stack: new CompensationStack(), workDir, summary, restartAttempted: false, resumed, lockHeld: false, store };
+  if (resumed) restoreRecordedSteps(ctx, resumed, selected);
 
-  const steps: StepDef<Ctx>[] = DEPLOY_STEPS.map((name) => ({ name, title: STEP_TITLES[name], run: STEPS[name] }));
+  const save = async () => { if (ctx.lockHeld) await store.save(state); };
+  const steps: StepDef<Ctx>[] = DEPLOY_STEPS.map((name) => ({ name, title: STEP_TITLES[name], run: STEPS[name], needs: STEP_NEEDS[name] }));
+  let keepWorkDir = false;
   try {
     await fs.mkdir(workDir, { recursive: true });
-    const r = await runSteps(steps, ctx, { output: o.output, signal: o.signal, stack: ctx.stack, reports: summary.steps });
+    const r = await runSteps(steps, ctx, {
+      output: o.output, signal: o.signal, stack: ctx.stack, reports: summary.steps, prompter: o.prompter, selected,
+      onStatus: async (name, status) => {
+        state.steps[name] = status;
+        if (status === 'done') state.results[name] = RESULTS[name as DeployStep](ctx);
+        await save(); // from the moment the lock is held: the state belongs to the lock holder
+      },
+    });
     summary.ok = r.ok;
     summary.rollback = r.rollback;
-    if (!r.ok) {
+    if (r.ok) {
+      const finished = state.steps.cleanup === 'done';
+      state.finished = finished;
+      if (finished) state.outcome = summary.verified ? 'deployed and verified' : 'deployed, not verified';
+      else await endPartialRun(ctx, state);
+      await save();
+      // Not finished (`--only`, `--from` stopping early): later steps may need the snapshot or chunks.
+      keepWorkDir = !finished;
+    } else {
       summary.error = describeError(r.error, o.signal);
       const note = o.uploader.noteAfterFailure?.();
       if (note) summary.warnings.push(note);
       summary.rolledBack = r.rollback.some((u) => u.name === 'swap' && u.ok);
+      for (const u of r.rollback) if (u.ok && u.name in state.steps) state.steps[u.name] = 'undone';
+      state.finished = r.rollback.every((u) => u.ok) && !o.signal.aborted;
+      state.outcome = summary.rolledBack ? 'failed, rolled back' : ctx.swap ? 'failed after the swap' : 'failed before the swap; the live dir is unchanged';
+      await save().catch(() => undefined);
+      // Chunks packed and not yet used: kept so that `--from upload` need not pack again.
+      keepWorkDir = !summary.rolledBack && state.steps.package === 'done';
+      if (keepWorkDir) summary.warnings.push(`packaged chunks kept in ${workDir} for --from upload`);
       // Refused before the swap: nothing on the remote changed, so it is a one-line user error (exit 2).
       if (r.error instanceof UserError && !ctx.swap) throw r.error;
     }
   } finally {
-    await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    if (!keepWorkDir) await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
   }
   return summary;
+}
+
+/** The recorded run `--from`/`--only` continues; refuses when there is none or it is for another source. */
+async function loadRecordedRun(store: RunbookStateStore, o: DeployOptions): Promise<RunbookState> {
+  const flag = o.from ? `--from ${o.from}` : `--only ${o.only}`;
+  const state = await store.load(o.signal);
+  if (!state || state.runbook !== 'deploy') {
+    throw new UserError(`${flag}: no recorded deploy for ${o.host.label} ${o.volume}/${o.dbDir} (looked in ${store.remoteFile} and ${store.localFile}); run the deploy without ${flag.split(' ')[0]}`);
+  }
+  const recordedSource = (state.results.preflight as { source?: string } | undefined)?.source;
+  if (recordedSource && path.resolve(recordedSource) !== path.resolve(o.source)) {
+    throw new UserError(`${flag}: the recorded deploy (run ${state.runId}) is of ${recordedSource}, not ${o.source}; pass --source ${recordedSource} or run a new deploy`);
+  }
+  return state;
+}
+
+/** Steps before the selection that the recorded run completed: their results come back into this run. */
+function restoreRecordedSteps(c: Ctx, state: RunbookState, selected: ReadonlySet<string>): void {
+  for (const name of DEPLOY_STEPS) {
+    const st: StepStatus = state.steps[name] ?? 'not run';
+    const report = c.summary.steps.find((r) => r.name === name)!;
+    const result = state.results[name];
+    if (name === 'preflight') {
+      RESTORE.preflight!(c, result);
+      continue;
+    }
+    if (selected.has(name)) continue;
+    if (st === 'done' && result !== undefined) {
+      RESTORE[name]?.(c, result);
+      report.status = 'earlier run';
+      report.note = `run ${state.runId}`;
+    } else if (st === 'skipped') {
+      report.status = 'skipped';
+      report.note = `in run ${state.runId}`;
+    }
+  }
+}
+
+/**
+ * A new deploy must not move unverified data to NAME.old and so lose the last good copy. Also
+ * removes the work dir a failed earlier run kept for `--from upload` (a new run packs again).
+ */
+async function checkRecordedRun(c: Ctx): Promise<void> {
+  const { o } = c;
+  const last = await c.store.load(o.signal);
+  if (!last) return;
+  const keptWorkDir = (last.results.preflight as { workDir?: string } | undefined)?.workDir;
+  if (keptWorkDir && keptWorkDir !== c.workDir && last.runId !== c.runId) await fs.rm(keptWorkDir, { recursive: true, force: true }).catch(() => undefined);
+  if (last.finished || last.steps.swap !== 'done') return;
+  if (last.steps.verify === 'done' || last.steps.verify === 'skipped') return;
+  throw new UserError(
+    `the last deploy (run ${last.runId}) swapped in new data and stopped before verifying it: ` +
+      `finish it with --from ${nextStep(last, DEPLOY_STEPS) ?? 'verify'} (same --source), or put the old data back with chroma-ferry rollback`,
+  );
+}
+
+/** `--from`/`--only` ended before cleanup: release the lock unless swapped data still awaits its verify. */
+async function endPartialRun(c: Ctx, state: RunbookState): Promise<void> {
+  const awaitingVerify = state.steps.swap === 'done' && state.steps.verify !== 'done' && state.steps.verify !== 'skipped';
+  if (awaitingVerify) {
+    c.summary.warnings.push(`the swapped-in data is not verified yet: the lock stays; continue with --from ${nextStep(state, DEPLOY_STEPS) ?? 'verify'}`);
+    return;
+  }
+  await c.o.host.run(unlockScript(c.layout, c.runId));
+  c.stack.drop('lock');
+  const next = nextStep(state, DEPLOY_STEPS);
+  if (next) c.summary.warnings.push(`stopped before ${next}: continue with --from ${next}`);
 }
 
 const STEP_TITLES: Record<DeployStep, string> = {
@@ -149,6 +295,86 @@ const STEP_TITLES: Record<DeployStep, string> = {
   verify: 'verify: heartbeat and counts equal the manifest',
   cleanup: 'cleanup: work files and lock',
 };
+
+/** What each completed step records in the runbook state (plain JSON). */
+const RESULTS: Record<DeployStep, (c: Ctx) => unknown> = {
+  preflight: (c) => ({ source: c.o.source, workDir: c.workDir, preDeploy: c.preDeploy ?? null }),
+  manifest: (c) => ({ manifest: c.manifest, snapshotDir: c.snapshotDir }),
+  backup: (c) => ({ backup: c.summary.backup ?? null, snapshotId: c.summary.snapshotId ?? null }),
+  package: (c) => c.packed,
+  upload: (c) => ({ incoming: c.incoming, ...c.summary.upload }),
+  reassemble: (c) => ({ next: c.layout.next }),
+  swap: (c) => ({ ...c.swap, trash: c.trash }),
+  restart: (c) => ({ restartMs: c.summary.restartMs ?? null }),
+  verify: (c) => ({ verified: c.summary.verified }),
+  cleanup: () => ({}),
+};
+
+/** Puts a recorded step's result back into this run's context (and its undo on the stack). */
+const RESTORE: Partial<Record<DeployStep, (c: Ctx, r: any) => void>> = {
+  preflight(c, r) {
+    // Counts served before the recorded run's swap: what a rollback must bring back.
+    if (r?.preDeploy) c.preDeploy = r.preDeploy as ServedCollection[];
+  },
+  manifest(c, r) {
+    c.manifest = r.manifest as SqliteManifest;
+    c.snapshotDir = r.snapshotDir as string;
+    c.summary.source.collections = c.manifest.collections.length;
+    c.summary.source.records = c.manifest.totalRecords;
+  },
+  backup(c, r) {
+    if (r.backup) c.summary.backup = r.backup;
+    if (r.snapshotId) c.summary.snapshotId = r.snapshotId;
+  },
+  package(c, r) {
+    usePackedArchive(c, r as PackedArchive);
+  },
+  reassemble(c) {
+    pushReassembleUndo(c);
+  },
+  swap(c, r) {
+    c.swap = { hadLive: Boolean(r.hadLive), movedOld: Boolean(r.movedOld) };
+    c.trash = r.trash as string;
+    // The recorded run may have restarted the server on the new data: an undo restarts it again.
+    c.restartAttempted = true;
+    pushSwapUndo(c, c.swap);
+  },
+};
+
+function usePackedArchive(c: Ctx, p: PackedArchive): void {
+  c.packed = p;
+  c.deployId = p.deployId;
+  c.summary.deployId = p.deployId;
+  c.incoming = incomingDir(c.layout, p.deployId);
+  c.trash = trashDir(c.layout, p.deployId);
+  c.summary.archive = { bytes: p.bytes, sha256: p.sha256, chunks: p.chunks.length, compressionRatio: p.inputBytes ? p.bytes / p.inputBytes : 1 };
+}
+
+function pushReassembleUndo(c: Ctx): void {
+  c.stack.push('reassemble', async () => {
+    await c.o.host.run(remoteScript('remove NAME.new', 'rm -rf "$1"', [c.layout.next]));
+  });
+}
+
+/** Undo of the swap: the new dir kept as NAME.failed-STAMP, the old one back, restarted and checked. */
+function pushSwapUndo(c: Ctx, swap: SwapResult): void {
+  const { o, layout } = c;
+  c.stack.push('swap', async () => {
+    const failedName = `${layout.name}.failed-${utcStamp()}`;
+    const r = parseKv((await o.host.run(unswapScript(layout, c.trash!, failedName, swap.hadLive, swap.movedOld))).stdout);
+    c.summary.failedDir = r.get('failed');
+    if (c.restartAttempted) {
+      await o.host.restart();
+      if (o.healthUrl && swap.hadLive) {
+        const expected: ExpectedCollection[] = c.preDeploy ?? [];
+        const check = await waitUntilServing(o.healthUrl, expected, { timeoutMs: o.healthTimeoutMs, settleMs: c.preDeploy ? 5000 : 0 });
+        if (c.preDeploy && check.mismatches.length) {
+          throw new Error(`old data is back but the server does not serve it as before: ${check.mismatches.join('; ')}`);
+        }
+      }
+    }
+  });
+}
 
 type Step = (c: Ctx, progress: (line: string) => void) => Promise<string | void>;
 
@@ -175,7 +401,7 @@ const STEPS: Record<DeployStep, Step> = {
       );
     }
     await o.uploader.preflight?.(o.signal);
-    if (o.healthUrl) {
+    if (o.healthUrl && !c.preDeploy) {
       try {
         c.preDeploy = await listCollectionCounts(o.healthUrl);
       } catch {
@@ -188,16 +414,26 @@ const STEPS: Record<DeployStep, Step> = {
     });
     const lock = await o.host.run(lockScript(layout, owner), { signal: o.signal });
     const kv = parseKv(lock.stdout);
+    let adopted = false;
     if (kv.get('lock') !== 'acquired') {
       const holder = safeJson(lock.stdout.split('\n').slice(1).join('\n'));
-      throw new UserError(
-        `another run holds the deploy lock on ${layout.volume}` +
-          (holder.user ? ` (${holder.command ?? 'deploy'} by ${holder.user}@${holder.host}, pid ${holder.pid}, since ${holder.startedAt})` : '') +
-          `; if no deploy is running, clear it with: chroma-ferry unlock --target ${o.host.label} --volume ${o.volume}`,
-      );
+      // `--from` continues the recorded run: its lock (left by a crash) is this run's own.
+      adopted = Boolean(c.resumed) && holder.runId === c.runId;
+      if (!adopted) {
+        const last = await c.store.load(o.signal).catch(() => null);
+        const stopped = last && !last.finished && last.runId === holder.runId ? nextStep(last, DEPLOY_STEPS) : undefined;
+        throw new UserError(
+          `another run holds the deploy lock on ${layout.volume}` +
+            (holder.user ? ` (${holder.command ?? 'deploy'} by ${holder.user}@${holder.host}, pid ${holder.pid}, since ${holder.startedAt})` : '') +
+            (stopped ? `; it stopped before ${stopped}: continue it with --from ${stopped}, or if no deploy is running clear it with: chroma-ferry unlock --target ${o.host.label} --volume ${o.volume}`
+              : `; if no deploy is running, clear it with: chroma-ferry unlock --target ${o.host.label} --volume ${o.volume}`),
+        );
+      }
     }
+    c.lockHeld = true;
     c.stack.push('lock', async () => { await o.host.run(unlockScript(layout, c.runId)); });
-    return `${formatBytes(c.summary.source.bytes)} source, ${formatBytes(availKb * 1024)} free on the volume`;
+    if (!c.resumed) await checkRecordedRun(c);
+    return `${formatBytes(c.summary.source.bytes)} source, ${formatBytes(availKb * 1024)} free on the volume${adopted ? `; lock of run ${c.runId} taken over` : ''}`;
   },
 
   async manifest(c, progress) {
@@ -223,11 +459,10 @@ const STEPS: Record<DeployStep, Step> = {
       c.summary.snapshotId = await o.snapshot();
       snap = `snapshot ${c.summary.snapshotId}; `;
     }
-    const probe = parseKv((await o.host.run(probeScript(layout), { signal: o.signal })).stdout);
-    if (probe.get('live') === 'absent') return `${snap ? `${snap}` : 'skipped: '}no live dir yet (first deploy)`;
     const name = backupName(layout.name, utcStamp());
     progress(`tar czf ${name}`);
     const kv = parseKv((await o.host.run(backupScript(layout, name), { signal: o.signal })).stdout);
+    if (kv.get('skipped')) return `${snap ? `${snap}` : 'skipped: '}no live dir yet (first deploy)`;
     const backup = { name, bytes: Number(kv.get('bytes')), sha256: kv.get('sha256') ?? '', pruned: [] as string[] };
     const listed = (await o.host.run(listBackupsScript(layout), { signal: o.signal })).stdout;
     const names = sortBackupsNewestFirst(layout.name, listed.split('\n').map((l) => l.split(' ')[3] ?? '').filter(Boolean));
@@ -247,21 +482,21 @@ const STEPS: Record<DeployStep, Step> = {
       signal: c.o.signal,
       onProgress: (done) => progress(`${formatBytes(done)} / ${formatBytes(total)}`),
     });
-    c.pack = pack;
-    c.deployId = pack.archiveSha256.slice(0, 16);
-    c.summary.deployId = c.deployId;
-    c.summary.archive = {
-      bytes: pack.archiveBytes, sha256: pack.archiveSha256, chunks: pack.chunks.length,
-      compressionRatio: pack.inputBytes ? pack.archiveBytes / pack.inputBytes : 1,
-    };
-    return `${pack.chunks.length} chunks, ${formatBytes(pack.archiveBytes)} (${(100 * c.summary.archive.compressionRatio).toFixed(0)}% of ${formatBytes(pack.inputBytes)})`;
+    usePackedArchive(c, {
+      deployId: pack.archiveSha256.slice(0, 16), sha256: pack.archiveSha256, bytes: pack.archiveBytes, inputBytes: pack.inputBytes,
+      chunksDir: path.join(c.workDir, 'chunks'), chunks: pack.chunks.map((ch) => ({ name: ch.name, size: ch.size, sha256: ch.sha256 })),
+      fileCount: pack.fileList.length, fileListSha256: fileListSha256(pack.fileList),
+    });
+    c.packedThisRun = true;
+    return `${pack.chunks.length} chunks, ${formatBytes(pack.archiveBytes)} (${(100 * c.summary.archive!.compressionRatio).toFixed(0)}% of ${formatBytes(pack.inputBytes)})`;
   },
 
   async upload(c, progress) {
     const { o } = c;
-    const pack = c.pack!;
-    const dir = incomingDir(c.layout, c.deployId!);
-    c.incoming = dir;
+    const packed = c.packed!;
+    if (!c.packedThisRun) await checkKeptChunks(packed);
+    const chunks: ChunkInfo[] = packed.chunks.map((ch, index) => ({ ...ch, index, file: path.join(packed.chunksDir, ch.name) }));
+    const dir = c.incoming!;
     const present = new Map<string, string>();
     for (const line of (await o.host.run(incomingStateScript(dir), { signal: o.signal })).stdout.split('\n')) {
       const [sha, name] = line.trim().split(/\s+/);
@@ -270,7 +505,7 @@ const STEPS: Record<DeployStep, Step> = {
     await o.uploader.begin?.(c.deployId!, o.signal);
     const limit = pLimit(Math.max(1, o.uploadConcurrency));
     let done = 0;
-    await Promise.all(pack.chunks.map((ch) => limit(async () => {
+    await Promise.all(chunks.map((ch) => limit(async () => {
       o.signal.throwIfAborted();
       if (present.get(ch.name) === ch.sha256) {
         c.summary.upload.chunksSkipped++;
@@ -283,7 +518,7 @@ const STEPS: Record<DeployStep, Step> = {
         c.summary.upload.bytesSent += ch.size;
       }
       done++;
-      progress(`${done}/${pack.chunks.length} chunks (${c.summary.upload.chunksSkipped} already there)`);
+      progress(`${done}/${chunks.length} chunks (${c.summary.upload.chunksSkipped} already there)`);
     })));
     const { chunksSent, chunksSkipped, bytesSent } = c.summary.upload;
     const extra = o.uploader.uploadNote?.();
@@ -292,41 +527,23 @@ const STEPS: Record<DeployStep, Step> = {
 
   async reassemble(c) {
     const { o, layout } = c;
-    const pack = c.pack!;
-    c.stack.push('reassemble', async () => {
-      await o.host.run(remoteScript('remove NAME.new', 'rm -rf "$1"', [layout.next]));
-    });
-    const kv = parseKv((await o.host.run(reassembleScript(layout, c.incoming!, pack.archiveSha256, pack.chunks.map((ch) => ch.name)), { signal: o.signal })).stdout);
-    const wantList = crypto.createHash('sha256').update(pack.fileList.map((f) => `${f}\n`).join('')).digest('hex');
-    if (Number(kv.get('files')) !== pack.fileList.length || kv.get('list_sha256') !== wantList) {
-      throw new Error(`extracted file list on the remote differs from the source snapshot (${kv.get('files')} files, expected ${pack.fileList.length})`);
+    const packed = c.packed!;
+    pushReassembleUndo(c);
+    const kv = parseKv((await o.host.run(reassembleScript(layout, c.incoming!, packed.sha256, packed.chunks.map((ch) => ch.name)), { signal: o.signal })).stdout);
+    if (Number(kv.get('files')) !== packed.fileCount || kv.get('list_sha256') !== packed.fileListSha256) {
+      throw new Error(`extracted file list on the remote differs from the source snapshot (${kv.get('files')} files, expected ${packed.fileCount})`);
     }
-    return `${pack.fileList.length} files in ${layout.next}`;
+    return `${packed.fileCount} files in ${layout.next}`;
   },
 
   async swap(c) {
     const { o, layout } = c;
-    c.trash = trashDir(layout, c.deployId!);
     c.swapStartedAt = performance.now();
     // Renames only, and never cancelled half-way: a signal is honoured once the undo is on the stack.
-    const kv = parseKv((await o.host.run(swapScript(layout, c.trash))).stdout);
+    const kv = parseKv((await o.host.run(swapScript(layout, c.trash!))).stdout);
     const swap = { hadLive: kv.get('had_live') === 'yes', movedOld: kv.get('moved_old') === 'yes' };
     c.swap = swap;
-    c.stack.push('swap', async () => {
-      const failedName = `${layout.name}.failed-${utcStamp()}`;
-      const r = parseKv((await o.host.run(unswapScript(layout, c.trash!, failedName, swap.hadLive, swap.movedOld))).stdout);
-      c.summary.failedDir = r.get('failed');
-      if (c.restartAttempted) {
-        await o.host.restart();
-        if (o.healthUrl && swap.hadLive) {
-          const expected: ExpectedCollection[] = c.preDeploy ?? [];
-          const check = await waitUntilServing(o.healthUrl, expected, { timeoutMs: o.healthTimeoutMs, settleMs: c.preDeploy ? 5000 : 0 });
-          if (c.preDeploy && check.mismatches.length) {
-            throw new Error(`old data is back but the server does not serve it as before: ${check.mismatches.join('; ')}`);
-          }
-        }
-      }
-    });
+    pushSwapUndo(c, swap);
     o.signal.throwIfAborted();
     return swap.hadLive ? `${layout.live} -> ${layout.old}` : 'first deploy: no previous live dir';
   },
@@ -351,7 +568,7 @@ const STEPS: Record<DeployStep, Step> = {
     const expected: ExpectedCollection[] = c.manifest!.collections;
     const check = await waitUntilServing(o.healthUrl, expected, { timeoutMs: o.healthTimeoutMs, signal: o.signal });
     if (check.mismatches.length) throw new Error(`the restarted server does not serve the deployed data: ${check.mismatches.join('; ')}`);
-    c.summary.downtimeMs = performance.now() - c.swapStartedAt!;
+    if (c.swapStartedAt !== undefined) c.summary.downtimeMs = performance.now() - c.swapStartedAt;
     c.summary.verified = true;
     return `${expected.length} collections, counts equal (API ${check.api})`;
   },
@@ -361,7 +578,7 @@ const STEPS: Record<DeployStep, Step> = {
     await o.host.run(cleanupScript(c.incoming!, c.trash!), { signal: o.signal });
     await o.host.run(unlockScript(layout, c.runId));
     c.stack.drop('lock');
-    c.stack.clear(); // the deploy is verified: nothing left to undo
+    c.stack.clear(); // the deploy is done: nothing left to undo
     try {
       await o.uploader.cleanupAfterSuccess?.();
     } catch (e) {
@@ -371,6 +588,18 @@ const STEPS: Record<DeployStep, Step> = {
     await fs.rm(c.workDir, { recursive: true, force: true });
   },
 };
+
+function fileListSha256(files: string[]): string {
+  return crypto.createHash('sha256').update(files.map((f) => `${f}\n`).join('')).digest('hex');
+}
+
+/** A resumed upload sends the chunks a recorded run packed: they must still be there, unchanged. */
+async function checkKeptChunks(p: PackedArchive): Promise<void> {
+  const kept = await readPackManifest(p.chunksDir).catch(() => null);
+  if (!kept || kept.archiveSha256 !== p.sha256) {
+    throw new UserError(`upload needs the chunks packed by the recorded run in ${p.chunksDir}, which are gone or changed; start again with --from manifest`);
+  }
+}
 
 async function dirBytes(dir: string): Promise<number> {
   let total = 0;

@@ -20,7 +20,12 @@ import {
   abortOnSignals, collect, confirmOrRefuse, parseDuration, parseHealthUrl, parsePositiveInt, parseSourceDir,
   parseSshKey, reportFatal, requireFlag, type TargetFlags,
 } from '../lib/cli-support.ts';
-import { runDeploy } from '../runbooks/deploy-chromadb.ts';
+import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy-chromadb.ts';
+
+interface DeployFlags {
+  source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
+  snapshot?: boolean; step?: boolean; from?: DeployStep; only?: DeployStep;
+}
 import { formatRollbackSummary, listBackups, runRollback } from '../runbooks/rollback-chromadb.ts';
 import { UPLOAD_METHODS, type UploadMethod } from '../lib/upload/chunk-uploader.ts';
 import { createUploader } from '../lib/upload/index.ts';
@@ -63,7 +68,10 @@ targetOptions(
   .option('--s3-prefix <prefix>', '--upload s3: key prefix', 'chroma-ferry/')
   .option('--s3-region <region>', '--upload s3: region (default: AWS_REGION, AWS_DEFAULT_REGION or auto)')
   .option('--snapshot', 'fly: also take a Fly volume snapshot before the backup (a second restore point)')
-  .action(async (flags: TargetFlags & { source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod; snapshot?: boolean } & S3Flags, cmd: Command) => {
+  .option('--step', 'ask before each step: continue, skip or abort')
+  .addOption(new Option('--from <step>', 'resume the recorded run at this step (after a crash or a stop)').choices([...DEPLOY_STEPS]))
+  .addOption(new Option('--only <step>', 'run this one step of the recorded run (with the preflight)').choices([...DEPLOY_STEPS]))
+  .action(async (flags: TargetFlags & DeployFlags & S3Flags, cmd: Command) => {
     const source = parseSourceDir(requireFlag('--source', flags.source));
     const chosen = chooseTarget(flags, cmd);
     const target = parseTarget(requireFlag('--target', chosen.target));
@@ -78,7 +86,10 @@ targetOptions(
     const sshKey = parseSshKey(flags.sshKey);
     const output = detectOutputMode(Boolean(flags.json));
     const s3 = parseS3Flags(flags.upload, flags);
-    await confirmOrRefuse(`replace ${volume}/${dbDir} on ${chosen.target} with ${source}?`, flags.yes);
+    if (flags.from && flags.only) throw new UserError('--from and --only do not go together: pick one');
+    const part = flags.from ? ` from step ${flags.from}` : flags.only ? ` (only step ${flags.only})` : '';
+    await confirmOrRefuse(`replace ${volume}/${dbDir} on ${chosen.target} with ${source}${part}?`, flags.yes);
+    const prompter = flags.step ? terminalPrompter() : undefined;
 
     const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
     const uploader = createUploader(flags.upload, host, { s3 });
@@ -87,13 +98,15 @@ targetOptions(
       const fly = await prepareFlyDeploy(host, { healthUrl, snapshot: flags.snapshot, signal: ac.signal });
       const summary = await runDeploy({
         source, host, uploader, volume, dbDir, chunkSize, healthUrl: fly.healthUrl, healthTimeoutMs, keepBackups, uploadConcurrency,
-        workDir: flags.workDir, output, signal: ac.signal, snapshot: fly.snapshot,
+        workDir: flags.workDir, output: prompter && output !== 'json' ? 'plain' : output, signal: ac.signal, snapshot: fly.snapshot,
+        from: flags.from, only: flags.only, prompter,
       });
       if (output === 'json') process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       else process.stdout.write(`${formatDeploySummary(summary)}\n`);
       reportDeployToGithub(summary);
       process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;
     } finally {
+      prompter?.close();
       await host.close();
     }
   });

@@ -35,6 +35,8 @@ export interface PackOptions {
   onProgress?: (inputBytesDone: number) => void;
   /** 0-9, default 6. */
   gzipLevel?: number;
+  /** Compute chunk names, sizes and sha256 without writing any file (`--plan`). */
+  hashOnly?: boolean;
 }
 
 export const MANIFEST_NAME = 'manifest.json';
@@ -56,6 +58,7 @@ class ChunkWriter extends Writable {
   constructor(
     private readonly outDir: string,
     private readonly chunkSize: number,
+    private readonly hashOnly = false,
   ) {
     super({ highWaterMark: 1024 * 1024 });
   }
@@ -63,14 +66,14 @@ class ChunkWriter extends Writable {
   private async openNext(): Promise<void> {
     const index = this.chunks.length;
     const file = path.join(this.outDir, chunkName(index));
-    this.fh = await fs.open(file, 'w', 0o644);
+    if (!this.hashOnly) this.fh = await fs.open(file, 'w', 0o644);
     this.current = { index, file, size: 0, hash: createHash('sha256') };
   }
 
   private async closeCurrent(): Promise<void> {
     const cur = this.current;
-    if (!cur || !this.fh) return;
-    await this.fh.close();
+    if (!cur) return;
+    await this.fh?.close();
     this.fh = null;
     this.current = null;
     this.chunks.push({ index: cur.index, name: chunkName(cur.index), file: cur.file, size: cur.size, sha256: cur.hash.digest('hex') });
@@ -83,7 +86,7 @@ class ChunkWriter extends Writable {
       const cur = this.current!;
       const n = Math.min(this.chunkSize - cur.size, buf.length - off);
       const part = buf.subarray(off, off + n);
-      let written = 0;
+      let written = this.hashOnly ? part.length : 0;
       while (written < part.length) {
         const r = await this.fh!.write(part, written, part.length - written);
         written += r.bytesWritten;
@@ -160,8 +163,10 @@ export async function packToChunks(dir: string, outDir: string, chunkSize: numbe
   // Explicit, sorted list of every directory and file: node-tar must not recurse or order by readdir.
   const tarList = entries.map((e) => (e.rel === '.' ? './' : e.rel));
 
-  await fs.mkdir(out, { recursive: true });
-  await removeOldOutputs(out);
+  if (!opts.hashOnly) {
+    await fs.mkdir(out, { recursive: true });
+    await removeOldOutputs(out);
+  }
 
   // Progress: count the bytes of the tar stream, minus headers/padding is not worth exact accounting;
   // tar overhead is small, so report tar bytes capped at inputBytes and finish with inputBytes.
@@ -192,12 +197,12 @@ export async function packToChunks(dir: string, outDir: string, chunkSize: numbe
     tarList,
   );
   const gzip = zlib.createGzip({ level });
-  const writer = new ChunkWriter(out, chunkSize);
+  const writer = new ChunkWriter(out, chunkSize, opts.hashOnly);
   try {
     // node-tar's Pack is a Minipass stream (pipe-compatible, respects the destination's backpressure).
     await pipeline(pack as unknown as NodeJS.ReadableStream, counter, gzip, writer, { signal });
   } catch (e) {
-    await removeOldOutputs(out).catch(() => {});
+    if (!opts.hashOnly) await removeOldOutputs(out).catch(() => {});
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new UserError(`${dir} changed while it was being packed (a file disappeared): pack a snapshot of the persist directory, not the live one`);
     }
@@ -221,6 +226,7 @@ export async function packToChunks(dir: string, outDir: string, chunkSize: numbe
     inputBytes,
     fileList,
   };
+  if (opts.hashOnly) return result;
   const tmp = path.join(out, `${MANIFEST_NAME}.tmp-${process.pid}`);
   await fs.writeFile(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
   await fs.rename(tmp, path.join(out, MANIFEST_NAME));

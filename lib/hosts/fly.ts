@@ -252,6 +252,15 @@ export class FlyHost implements RemoteHost {
     return { on: 'local', command: renderArgv(argv) };
   }
 
+  /** The machine restart; the machine's checks are then watched with `fly machine status`. */
+  renderRestart(): RenderedCommand[] {
+    const id = this.renderedMachine();
+    return [
+      { on: 'local', command: renderArgv([this.bin, 'machine', 'restart', id, '-a', this.o.app]) },
+      { on: 'local', command: renderArgv([this.bin, 'machine', 'wait', id, '-a', this.o.app, '--state', 'started', '-w', '5m']) },
+    ];
+  }
+
   private renderedMachine(): string {
     return this.machineId ?? this.o.machine ?? 'MACHINE_ID';
   }

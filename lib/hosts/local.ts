@@ -41,6 +41,10 @@ export class LocalHost implements RemoteHost {
     return { on: this.label, command: renderArgv(['cp', '--', localFile, remotePath]) };
   }
 
+  renderRestart(): RenderedCommand[] {
+    return this.restartCmd ? [this.renderRun(restartScript(this.restartCmd))] : [];
+  }
+
   async close(): Promise<void> {}
 }
 

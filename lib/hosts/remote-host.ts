@@ -39,6 +39,8 @@ export interface RemoteHost {
   /** The commands `run`/`put` would execute, rendered for a person. */
   renderRun(script: RemoteScript): RenderedCommand;
   renderPut(localFile: string, remotePath: string): RenderedCommand;
+  /** What `restart` runs, rendered; empty when the target has nothing to restart with. */
+  renderRestart(): RenderedCommand[];
   /** Release connections and child processes. */
   close(): Promise<void>;
 }

@@ -89,6 +89,10 @@ export class SshHost implements RemoteHost {
     return { on: 'local', command: renderArgv(argv) };
   }
 
+  renderRestart(): RenderedCommand[] {
+    return this.o.restartCmd ? [this.renderRun(restartScript(this.o.restartCmd))] : [];
+  }
+
   renderPut(localFile: string, remotePath: string): RenderedCommand {
     const batch = `put ${sftpQuote(localFile)} ${sftpQuote(remotePath)}`;
     const argv = ['sftp', '-P', String(this.o.port), ...(this.o.keyFile ? ['-i', this.o.keyFile] : []),

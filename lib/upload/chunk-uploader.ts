@@ -1,4 +1,5 @@
 import type { ChunkInfo } from '../archive/pack.ts';
+import type { RenderedCommand } from '../hosts/remote-host.ts';
 
 /**
  * How a chunk file reaches the remote incoming dir. The runbook calls `upload` for chunks not
@@ -13,6 +14,8 @@ export interface ChunkUploader {
   /** Called once by the upload step, before any `upload`, with the archive id (first 16 hex of its sha256). */
   begin?(deployId: string, signal: AbortSignal): Promise<void>;
   upload(chunk: ChunkInfo, partialPath: string, signal: AbortSignal): Promise<void>;
+  /** The commands a person would run to do `upload` by hand (`--plan`). */
+  render(chunkFile: string, partialPath: string): RenderedCommand[];
   /** After a verified deploy: remove what the method left elsewhere (bucket objects). */
   cleanupAfterSuccess?(): Promise<void>;
   /** A line for the summary when the deploy failed (e.g. objects kept for the resume). */

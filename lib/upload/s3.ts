@@ -20,7 +20,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { ChunkInfo } from '../archive/pack.ts';
 import { RemoteCommandError, UserError } from '../errors.ts';
-import type { RemoteHost } from '../hosts/remote-host.ts';
+import type { RemoteHost, RenderedCommand } from '../hosts/remote-host.ts';
 import { fetchUrlScript, probeFetchToolScript, type FetchTool } from '../remote-scripts.ts';
 import { redact, registerSecret } from '../secrets.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
@@ -167,6 +167,14 @@ export class S3Uploader implements ChunkUploader {
 
   async begin(deployId: string): Promise<void> {
     this.deployId = deployId;
+  }
+
+  /**
+   * By hand the bridge is not reproduced: its presigned URLs are made at run time and never
+   * printed. The plan shows the host's own put, which lands the same bytes at the same path.
+   */
+  render(chunkFile: string, partialPath: string): RenderedCommand[] {
+    return [this.host.renderPut(chunkFile, partialPath)];
   }
 
   async upload(chunk: ChunkInfo, partialPath: string, signal: AbortSignal): Promise<void> {

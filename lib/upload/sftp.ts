@@ -1,5 +1,5 @@
 import type { ChunkInfo } from '../archive/pack.ts';
-import type { RemoteHost } from '../hosts/remote-host.ts';
+import type { RemoteHost, RenderedCommand } from '../hosts/remote-host.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
 
 /** The host's own file upload (sftp for ssh:// and fly:, a copy for local:). */
@@ -9,5 +9,9 @@ export class HostPutUploader implements ChunkUploader {
 
   async upload(chunk: ChunkInfo, partialPath: string, signal: AbortSignal): Promise<void> {
     await this.host.put(chunk.file, partialPath, { signal });
+  }
+
+  render(chunkFile: string, partialPath: string): RenderedCommand[] {
+    return [this.host.renderPut(chunkFile, partialPath)];
   }
 }

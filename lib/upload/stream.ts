@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type { ChunkInfo } from '../archive/pack.ts';
-import type { RemoteHost } from '../hosts/remote-host.ts';
+import type { RemoteHost, RenderedCommand } from '../hosts/remote-host.ts';
+import { shQuote } from '../shell.ts';
 import { receiveStdinScript } from '../remote-scripts.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
 
@@ -11,5 +12,10 @@ export class StreamUploader implements ChunkUploader {
 
   async upload(chunk: ChunkInfo, partialPath: string, signal: AbortSignal): Promise<void> {
     await this.host.run(receiveStdinScript(partialPath), { stdin: fs.createReadStream(chunk.file), signal });
+  }
+
+  render(chunkFile: string, partialPath: string): RenderedCommand[] {
+    const r = this.host.renderRun(receiveStdinScript(partialPath));
+    return [{ on: r.on, command: `${r.command} < ${shQuote(chunkFile)}` }];
   }
 }

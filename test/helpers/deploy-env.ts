@@ -101,10 +101,13 @@ export interface CliResult {
   json?: any;
 }
 
+/** Local runbook state of the CLI runs of this test process (never the user's ~/.local/state). */
+export const TEST_STATE_DIR = path.join(os.tmpdir(), `ferry-test-state-${process.pid}`);
+
 /** Run the CLI as a child process without a terminal, CI=true. */
 export async function runCli(args: string[], o: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
   const r = await execa(process.execPath, [CLI, ...args], {
-    reject: false, stdin: 'ignore', env: { CI: 'true', ...o.env }, timeout: o.timeoutMs ?? 240_000,
+    reject: false, stdin: 'ignore', env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR, ...o.env }, timeout: o.timeoutMs ?? 240_000,
   });
   const out: CliResult = { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
   if (args.includes('--json')) {
