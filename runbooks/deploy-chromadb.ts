@@ -154,7 +154,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
   const store = new RunbookStateStore(o.host, layout, 'deploy');
   const partial = Boolean(o.from || o.only);
   const selected = selectSteps(DEPLOY_STEPS, { from: o.from, only: o.only }, ['preflight']);
-  const resumed = partial ? await loadRecordedRun(store, o) : undefined;
+  const resumed = partial ? await loadRecordedRun(store, o, STEP_NEEDS[(o.from ?? o.only)!].length === 0) : undefined;
   const runId = resumed?.runId ?? crypto.randomBytes(6).toString('hex');
   const recordedWorkDir = (resumed?.results.preflight as { workDir?: string } | undefined)?.workDir;
   const workDir = o.workDir ?? recordedWorkDir ?? path.join(os.tmpdir(), `chroma-ferry-${runId}`);
@@ -188,7 +188,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
     summary.ok = r.ok;
     summary.rollback = r.rollback;
     if (r.ok) {
-      const finished = state.steps.cleanup === 'done';
+      const finished = summary.steps.find((st) => st.name === 'cleanup')!.status === 'done';
       state.finished = finished;
       if (finished) state.outcome = summary.verified ? 'deployed and verified' : 'deployed, not verified';
       else await endPartialRun(ctx, state);
@@ -217,9 +217,10 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
 }
 
 /** The recorded run `--from`/`--only` continues; refuses when there is none or it is for another source. */
-async function loadRecordedRun(store: RunbookStateStore, o: DeployOptions): Promise<RunbookState> {
+async function loadRecordedRun(store: RunbookStateStore, o: DeployOptions, canStartNew: boolean): Promise<RunbookState | undefined> {
   const flag = o.from ? `--from ${o.from}` : `--only ${o.only}`;
   const state = await store.load(o.signal);
+  if ((!state || state.runbook !== 'deploy') && canStartNew) return undefined; // a step that needs nothing: a new run
   if (!state || state.runbook !== 'deploy') {
     throw new UserError(`${flag}: no recorded deploy for ${o.host.label} ${o.volume}/${o.dbDir} (looked in ${store.remoteFile} and ${store.localFile}); run the deploy without ${flag.split(' ')[0]}`);
   }
@@ -283,7 +284,7 @@ async function endPartialRun(c: Ctx, state: RunbookState): Promise<void> {
   if (next) c.summary.warnings.push(`stopped before ${next}: continue with --from ${next}`);
 }
 
-const STEP_TITLES: Record<DeployStep, string> = {
+export const STEP_TITLES: Record<DeployStep, string> = {
   preflight: 'preflight: source, target, tools, free space, lock',
   manifest: 'manifest: consistent snapshot and per-collection counts',
   backup: 'backup: archive the live dir on the remote',
@@ -294,6 +295,20 @@ const STEP_TITLES: Record<DeployStep, string> = {
   restart: 'restart: the Chroma server',
   verify: 'verify: heartbeat and counts equal the manifest',
   cleanup: 'cleanup: work files and lock',
+};
+
+/** What undoes each step when a later one fails (the compensation stack; also printed by --plan). */
+export const STEP_UNDO: Record<DeployStep, string> = {
+  preflight: 'release the lock (unlock script with this run id)',
+  manifest: 'nothing on the remote (local work files only)',
+  backup: 'none: the backup is kept',
+  package: 'nothing on the remote (local work files only)',
+  upload: 'none: uploaded chunks are kept so that a rerun resumes',
+  reassemble: 'remove NAME.new',
+  swap: 'NAME -> NAME.failed-<stamp>, NAME.old -> NAME, the trashed .old back; then restart and check the old counts',
+  restart: 'part of the swap undo (restart again on the old data)',
+  verify: 'none',
+  cleanup: 'none: the deploy is done',
 };
 
 /** What each completed step records in the runbook state (plain JSON). */
@@ -438,7 +453,9 @@ const STEPS: Record<DeployStep, Step> = {
 
   async manifest(c, progress) {
     progress('copying a consistent snapshot of the source');
-    const snap = await snapshotSource(c.o.source, path.join(c.workDir, 'snapshot'), { signal: c.o.signal });
+    const snapshotDir = path.join(c.workDir, 'snapshot');
+    await fs.rm(snapshotDir, { recursive: true, force: true }); // a kept one from an earlier run of this work dir
+    const snap = await snapshotSource(c.o.source, snapshotDir, { signal: c.o.signal });
     c.snapshotDir = snap.dir;
     const m = readSqliteManifest(snap.dir);
     if (m.pendingWrites > 0) {

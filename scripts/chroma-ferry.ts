@@ -21,10 +21,12 @@ import {
   parseSshKey, reportFatal, requireFlag, type TargetFlags,
 } from '../lib/cli-support.ts';
 import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy-chromadb.ts';
+import { formatDeployPlan, planDeploy } from '../runbooks/deploy-plan.ts';
+import { snapshotCommand, packCommand, verifyCommand } from './local-commands.ts';
 
 interface DeployFlags {
   source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
-  snapshot?: boolean; step?: boolean; from?: DeployStep; only?: DeployStep;
+  snapshot?: boolean; step?: boolean; plan?: boolean; from?: DeployStep; only?: DeployStep;
 }
 import { formatRollbackSummary, listBackups, runRollback } from '../runbooks/rollback-chromadb.ts';
 import { UPLOAD_METHODS, type UploadMethod } from '../lib/upload/chunk-uploader.ts';
@@ -69,6 +71,7 @@ targetOptions(
   .option('--s3-region <region>', '--upload s3: region (default: AWS_REGION, AWS_DEFAULT_REGION or auto)')
   .option('--snapshot', 'fly: also take a Fly volume snapshot before the backup (a second restore point)')
   .option('--step', 'ask before each step: continue, skip or abort')
+  .option('--plan', 'print every step and the exact commands it would run, as a sh script (with --json: as data); nothing is executed')
   .addOption(new Option('--from <step>', 'resume the recorded run at this step (after a crash or a stop)').choices([...DEPLOY_STEPS]))
   .addOption(new Option('--only <step>', 'run this one step of the recorded run (with the preflight)').choices([...DEPLOY_STEPS]))
   .action(async (flags: TargetFlags & DeployFlags & S3Flags, cmd: Command) => {
@@ -87,6 +90,20 @@ targetOptions(
     const output = detectOutputMode(Boolean(flags.json));
     const s3 = parseS3Flags(flags.upload, flags);
     if (flags.from && flags.only) throw new UserError('--from and --only do not go together: pick one');
+    if (flags.plan) {
+      if (flags.from || flags.only || flags.step) throw new UserError('--plan prints the whole runbook: leave out --from, --only and --step');
+      const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
+      try {
+        const plan = await planDeploy({
+          source, host, uploader: createUploader(flags.upload, host, { s3 }), volume, dbDir, chunkSize, healthUrl, healthTimeoutMs,
+          workDir: flags.workDir, snapshot: flags.snapshot,
+        });
+        process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatDeployPlan(plan));
+      } finally {
+        await host.close();
+      }
+      return;
+    }
     const part = flags.from ? ` from step ${flags.from}` : flags.only ? ` (only step ${flags.only})` : '';
     await confirmOrRefuse(`replace ${volume}/${dbDir} on ${chosen.target} with ${source}${part}?`, flags.yes);
     const prompter = flags.step ? terminalPrompter() : undefined;
@@ -175,6 +192,31 @@ targetOptions(program.command('unlock').description('remove a stale deploy lock 
     }
   },
 );
+
+program
+  .command('snapshot')
+  .description('copy a Chroma persist dir consistently (retried while it changes) and write its per-collection counts')
+  .requiredOption('--source <dir>', 'local Chroma persist dir')
+  .requiredOption('--out <dir>', 'new or empty directory for the copy')
+  .option('--manifest <file>', 'write the per-collection counts here (JSON)')
+  .action(snapshotCommand);
+
+program
+  .command('pack')
+  .description('tar + gzip a directory into checksummed chunks (chunk-000000, ... and manifest.json); prints archive_sha256=')
+  .requiredOption('--dir <dir>', 'directory to pack (a snapshot)')
+  .requiredOption('--out <dir>', 'directory for the chunks')
+  .option('--chunk-size <size>', 'chunk size', '10MiB')
+  .action(packCommand);
+
+program
+  .command('verify')
+  .description('check a Chroma server: heartbeat, collections and counts (against --manifest); exit 0 healthy, 1 unhealthy')
+  .requiredOption('--health-url <url>', 'Chroma server URL')
+  .option('--manifest <file>', 'expected collections and counts (written by `snapshot --manifest` or a deploy)')
+  .option('--timeout <duration>', 'how long to wait for the server to answer', '60s')
+  .option('--json', 'print the result as one JSON object')
+  .action(verifyCommand);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,201 @@
+/**
+ * `deploy --plan`: the deploy runbook as the commands a person would run by hand, step by step,
+ * generated from the same script builders the runbook runs (lib/remote-scripts.ts) and rendered
+ * by the same host code (RemoteHost.renderRun / renderPut / renderRestart). Nothing is executed on
+ * any host and nothing is written: the archive's sha256 and chunk list are computed by packing
+ * the source in memory, so the plan can name every chunk and the checks they must pass.
+ *
+ * The text form is itself a POSIX sh script (comments + commands); `sh -e PLAN` runs the deploy.
+ */
+import crypto from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { packToChunks } from '../lib/archive/pack.ts';
+import { readSqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
+import type { RemoteHost, RenderedCommand } from '../lib/hosts/remote-host.ts';
+import { backupName, incomingDir, remoteLayout, trashDir, utcStamp } from '../lib/remote-layout.ts';
+import {
+  acceptChunkScript, backupScript, cleanupScript, incomingStateScript, lockScript, probeScript, reassembleScript, swapScript, unlockScript,
+} from '../lib/remote-scripts.ts';
+import { renderArgv, type RemoteScript } from '../lib/shell.ts';
+import type { ChunkUploader } from '../lib/upload/chunk-uploader.ts';
+import { DEPLOY_STEPS, STEP_TITLES, STEP_UNDO, type DeployStep } from './deploy-chromadb.ts';
+
+export interface PlanCommand {
+  /** What the command does. */
+  what: string;
+  /** Every command runs on this machine; `via` names the host it reaches (ssh, fly) or acts on (local:). */
+  via: 'this machine' | string;
+  command: string;
+  /** What its output must show before going on. */
+  expect?: string;
+}
+
+export interface PlanStep {
+  name: DeployStep;
+  title: string;
+  undo: string;
+  commands: PlanCommand[];
+  notes: string[];
+}
+
+export interface DeployPlan {
+  runbook: 'deploy';
+  runId: string;
+  generatedAt: string;
+  source: string;
+  target: string;
+  liveDir: string;
+  workDir: string;
+  expected: { archiveSha256: string; archiveBytes: number; chunks: number; fileCount: number; collections: number; records: number };
+  steps: PlanStep[];
+}
+
+export interface PlanOptions {
+  source: string;
+  host: RemoteHost;
+  uploader: ChunkUploader;
+  volume: string;
+  dbDir: string;
+  chunkSize: number;
+  healthUrl?: string;
+  healthTimeoutMs: number;
+  workDir?: string;
+  signal?: AbortSignal;
+  /** Volume snapshot before the backup (fly: `--snapshot`). */
+  snapshot?: boolean;
+}
+
+/** argv that runs this CLI on this machine (node + bin), for the plan's local commands. */
+export function cliArgv(): string[] {
+  return [process.execPath, fileURLToPath(new URL('../bin/chroma-ferry.js', import.meta.url))];
+}
+
+export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
+  const runId = crypto.randomBytes(6).toString('hex');
+  const layout = remoteLayout(o.host.resolveVolume(o.volume), o.dbDir);
+  const work = o.workDir ?? path.join(os.tmpdir(), `chroma-ferry-${runId}`);
+  const snapshotDir = path.join(work, 'snapshot');
+  const chunksDir = path.join(work, 'chunks');
+  const manifestFile = path.join(work, 'manifest.json');
+
+  // Read-only: counts from the source's sqlite, the archive hashed in memory (no file written).
+  const manifest = readSqliteManifest(o.source);
+  const pack = await packToChunks(o.source, path.join(os.tmpdir(), `chroma-ferry-plan-${runId}`), o.chunkSize, { hashOnly: true, signal: o.signal });
+  const fileListSha256 = crypto.createHash('sha256').update(pack.fileList.map((f) => `${f}\n`).join('')).digest('hex');
+  const deployId = pack.archiveSha256.slice(0, 16);
+  const incoming = incomingDir(layout, deployId);
+  const trash = trashDir(layout, deployId);
+  const backup = backupName(layout.name, utcStamp());
+  const owner = JSON.stringify({ runId, command: 'deploy (by hand, from --plan)', user: os.userInfo().username, host: os.hostname(), startedAt: new Date().toISOString() });
+
+  const cli = cliArgv();
+  const local = (what: string, argv: string[], expect?: string): PlanCommand => ({ what, via: 'this machine', command: renderArgv(argv), expect });
+  const remote = (script: RemoteScript, expect?: string): PlanCommand => fromRendered(script.title, o.host.renderRun(script), o.host.label, expect);
+
+  const steps: Record<DeployStep, Omit<PlanStep, 'name' | 'title' | 'undo'>> = {
+    preflight: {
+      commands: [
+        local('create the local work dir', ['mkdir', '-p', work]),
+        remote(probeScript(layout), `missing= is empty, volume=dir, writable=yes; df shows free space for about ${Math.ceil((pack.inputBytes * 2.05) / 1048576)} MiB plus the live dir`),
+        remote(lockScript(layout, owner), 'lock=acquired (otherwise another run holds the lock: stop here)'),
+      ],
+      notes: [],
+    },
+    manifest: {
+      commands: [local('consistent snapshot of the source and its per-collection counts', [...cli, 'snapshot', '--source', o.source, '--out', snapshotDir, '--manifest', manifestFile],
+        `${manifest.collections.length} collections, ${manifest.totalRecords} records`)],
+      notes: [],
+    },
+    backup: {
+      commands: [remote(backupScript(layout, backup), 'sha256= and bytes= of the backup (or skipped=no-live-dir on a first deploy)')],
+      notes: [
+        ...(o.snapshot ? ['fly --snapshot: also take a volume snapshot first: fly volumes snapshots create VOLUME_ID (fly volumes list -a APP names it)'] : []),
+        `prune: keep the newest backups in ${layout.backups} (chroma-ferry backups --target ${o.host.label} lists them)`,
+      ],
+    },
+    package: {
+      commands: [local('tar + gzip the snapshot into checksummed chunks', [...cli, 'pack', '--dir', snapshotDir, '--out', chunksDir, '--chunk-size', String(o.chunkSize)],
+        `archive_sha256=${pack.archiveSha256} chunks=${pack.chunks.length} (another sha256: the source changed since this plan; the reassemble check will refuse it)`)],
+      notes: [],
+    },
+    upload: {
+      commands: [
+        remote(incomingStateScript(incoming)),
+        ...pack.chunks.flatMap((ch) => {
+          const partial = path.posix.join(incoming, `.${ch.name}.partial`);
+          const final = path.posix.join(incoming, ch.name);
+          return [
+            ...o.uploader.render(path.join(chunksDir, ch.name), partial).map((r) => fromRendered(`upload ${ch.name}`, r, o.host.label)),
+            remote(acceptChunkScript(partial, final, ch.size, ch.sha256)),
+          ];
+        }),
+      ],
+      notes: o.uploader.method === 's3'
+        ? ['--upload s3: the bridge\'s presigned URLs are made at run time and never printed; by hand, the chunks go by the host\'s own put']
+        : [],
+    },
+    reassemble: {
+      commands: [remote(reassembleScript(layout, incoming, pack.archiveSha256, pack.chunks.map((ch) => ch.name)), `files=${pack.fileList.length} list_sha256=${fileListSha256}`)],
+      notes: [],
+    },
+    swap: {
+      commands: [remote(swapScript(layout, trash), 'moved_old= and had_live= lines (keep them: the undo needs them)')],
+      notes: [],
+    },
+    restart: {
+      commands: o.host.renderRestart().map((r) => fromRendered('restart the Chroma server', r, o.host.label)),
+      notes: o.host.renderRestart().length ? [] : ['no --restart-cmd: restart the Chroma server yourself'],
+    },
+    verify: {
+      commands: o.healthUrl
+        ? [local('heartbeat and every collection count equal to the manifest', [...cli, 'verify', '--health-url', o.healthUrl, '--manifest', manifestFile,
+            '--timeout', `${Math.round(o.healthTimeoutMs / 1000)}s`], 'healthy')]
+        : [],
+      notes: o.healthUrl ? [] : ['no --health-url: check the server by hand (chroma-ferry verify --health-url URL --manifest MANIFEST)'],
+    },
+    cleanup: {
+      commands: [remote(cleanupScript(incoming, trash)), remote(unlockScript(layout, runId)), local('remove the local work dir', ['rm', '-rf', work])],
+      notes: [],
+    },
+  };
+
+  return {
+    runbook: 'deploy', runId, generatedAt: new Date().toISOString(), source: o.source, target: o.host.label, liveDir: layout.live, workDir: work,
+    expected: {
+      archiveSha256: pack.archiveSha256, archiveBytes: pack.archiveBytes, chunks: pack.chunks.length, fileCount: pack.fileList.length,
+      collections: manifest.collections.length, records: manifest.totalRecords,
+    },
+    steps: DEPLOY_STEPS.map((name) => ({ name, title: STEP_TITLES[name], undo: STEP_UNDO[name], ...steps[name] })),
+  };
+}
+
+function fromRendered(what: string, r: RenderedCommand, hostLabel: string, expect?: string): PlanCommand {
+  return { what, via: r.on === 'local' ? hostLabel : r.on, command: r.command, expect };
+}
+
+/** The plan as a POSIX sh script: every step a comment block, every command runnable as printed. */
+export function formatDeployPlan(p: DeployPlan): string {
+  const out: string[] = [
+    '#!/bin/sh',
+    `# chroma-ferry deploy plan, run ${p.runId}, generated ${p.generatedAt}`,
+    `# ${p.source} -> ${p.target} ${p.liveDir}`,
+    '# Nothing has been executed. Run the commands in order in a POSIX shell on this machine and check',
+    '# each "expect" line before going on (sh -e on this file runs it all). If a step fails after the',
+    '# swap, undo as each step says, newest first (runbooks/deploy-chromadb.md).',
+    `# expected: archive sha256 ${p.expected.archiveSha256}, ${p.expected.chunks} chunks, ${p.expected.fileCount} files, ` +
+      `${p.expected.collections} collections, ${p.expected.records} records`,
+    'set -e',
+  ];
+  p.steps.forEach((s, i) => {
+    out.push('', `# ===== ${i + 1}. ${s.title}`, `# undo: ${s.undo}`);
+    for (const n of s.notes) out.push(`# note: ${n}`);
+    for (const c of s.commands) {
+      out.push(`# ${c.what} (on ${c.via})`);
+      if (c.expect) out.push(`# expect: ${c.expect}`);
+      out.push(c.command);
+    }
+  });
+  return `${out.join('\n')}\n`;
+}
