@@ -5,15 +5,15 @@
  * any host and nothing is written: the archive's sha256 and chunk list are computed by packing
  * the source in memory, so the plan can name every chunk and the checks they must pass.
  *
- * The text form is itself a POSIX sh script (comments + commands); `sh -e PLAN` runs the deploy.
+ * The text form (lib/plan.ts) is a POSIX sh script; `sh -e PLAN` runs the deploy.
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { packToChunks } from '../lib/archive/pack.ts';
 import { readSqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
-import type { RemoteHost, RenderedCommand } from '../lib/hosts/remote-host.ts';
+import type { RemoteHost } from '../lib/hosts/remote-host.ts';
+import { cliArgv, planCommand, type PlanCommand, type PlanStep, type RunbookPlan } from '../lib/plan.ts';
 import { backupName, incomingDir, remoteLayout, trashDir, utcStamp } from '../lib/remote-layout.ts';
 import {
   acceptChunkScript, backupScript, cleanupScript, incomingStateScript, lockScript, probeScript, reassembleScript, swapScript, unlockScript,
@@ -22,34 +22,11 @@ import { renderArgv, type RemoteScript } from '../lib/shell.ts';
 import type { ChunkUploader } from '../lib/upload/chunk-uploader.ts';
 import { DEPLOY_STEPS, STEP_TITLES, STEP_UNDO, type DeployStep } from './deploy-chromadb.ts';
 
-export interface PlanCommand {
-  /** What the command does. */
-  what: string;
-  /** Every command runs on this machine; `via` names the host it reaches (ssh, fly) or acts on (local:). */
-  via: 'this machine' | string;
-  command: string;
-  /** What its output must show before going on. */
-  expect?: string;
-}
-
-export interface PlanStep {
-  name: DeployStep;
-  title: string;
-  undo: string;
-  commands: PlanCommand[];
-  notes: string[];
-}
-
-export interface DeployPlan {
+export interface DeployPlan extends RunbookPlan {
   runbook: 'deploy';
-  runId: string;
-  generatedAt: string;
   source: string;
-  target: string;
-  liveDir: string;
   workDir: string;
   expected: { archiveSha256: string; archiveBytes: number; chunks: number; fileCount: number; collections: number; records: number };
-  steps: PlanStep[];
 }
 
 export interface PlanOptions {
@@ -65,11 +42,6 @@ export interface PlanOptions {
   signal?: AbortSignal;
   /** Volume snapshot before the backup (fly: `--snapshot`). */
   snapshot?: boolean;
-}
-
-/** argv that runs this CLI on this machine (node + bin), for the plan's local commands. */
-export function cliArgv(): string[] {
-  return [process.execPath, fileURLToPath(new URL('../bin/chroma-ferry.js', import.meta.url))];
 }
 
 export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
@@ -92,9 +64,9 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
 
   const cli = cliArgv();
   const local = (what: string, argv: string[], expect?: string): PlanCommand => ({ what, via: 'this machine', command: renderArgv(argv), expect });
-  const remote = (script: RemoteScript, expect?: string): PlanCommand => fromRendered(script.title, o.host.renderRun(script), o.host.label, expect);
+  const remote = (script: RemoteScript, expect?: string): PlanCommand => planCommand(script.title, o.host.renderRun(script), o.host.label, expect);
 
-  const steps: Record<DeployStep, Omit<PlanStep, 'name' | 'title' | 'undo'>> = {
+  const steps: Record<DeployStep, Pick<PlanStep, 'commands' | 'notes'>> = {
     preflight: {
       commands: [
         local('create the local work dir', ['mkdir', '-p', work]),
@@ -127,7 +99,7 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
           const partial = path.posix.join(incoming, `.${ch.name}.partial`);
           const final = path.posix.join(incoming, ch.name);
           return [
-            ...o.uploader.render(path.join(chunksDir, ch.name), partial).map((r) => fromRendered(`upload ${ch.name}`, r, o.host.label)),
+            ...o.uploader.render(path.join(chunksDir, ch.name), partial).map((r) => planCommand(`upload ${ch.name}`, r, o.host.label)),
             remote(acceptChunkScript(partial, final, ch.size, ch.sha256)),
           ];
         }),
@@ -145,7 +117,7 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
       notes: [],
     },
     restart: {
-      commands: o.host.renderRestart().map((r) => fromRendered('restart the Chroma server', r, o.host.label)),
+      commands: o.host.renderRestart().map((r) => planCommand('restart the Chroma server', r, o.host.label)),
       notes: o.host.renderRestart().length ? [] : ['no --restart-cmd: restart the Chroma server yourself'],
     },
     verify: {
@@ -163,39 +135,15 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
 
   return {
     runbook: 'deploy', runId, generatedAt: new Date().toISOString(), source: o.source, target: o.host.label, liveDir: layout.live, workDir: work,
+    header: [
+      `${o.source} -> ${o.host.label} ${layout.live}`,
+      `expected: archive sha256 ${pack.archiveSha256}, ${pack.chunks.length} chunks, ${pack.fileList.length} files, ` +
+        `${manifest.collections.length} collections, ${manifest.totalRecords} records`,
+    ],
     expected: {
       archiveSha256: pack.archiveSha256, archiveBytes: pack.archiveBytes, chunks: pack.chunks.length, fileCount: pack.fileList.length,
       collections: manifest.collections.length, records: manifest.totalRecords,
     },
     steps: DEPLOY_STEPS.map((name) => ({ name, title: STEP_TITLES[name], undo: STEP_UNDO[name], ...steps[name] })),
   };
-}
-
-function fromRendered(what: string, r: RenderedCommand, hostLabel: string, expect?: string): PlanCommand {
-  return { what, via: r.on === 'local' ? hostLabel : r.on, command: r.command, expect };
-}
-
-/** The plan as a POSIX sh script: every step a comment block, every command runnable as printed. */
-export function formatDeployPlan(p: DeployPlan): string {
-  const out: string[] = [
-    '#!/bin/sh',
-    `# chroma-ferry deploy plan, run ${p.runId}, generated ${p.generatedAt}`,
-    `# ${p.source} -> ${p.target} ${p.liveDir}`,
-    '# Nothing has been executed. Run the commands in order in a POSIX shell on this machine and check',
-    '# each "expect" line before going on (sh -e on this file runs it all). If a step fails after the',
-    '# swap, undo as each step says, newest first (runbooks/deploy-chromadb.md).',
-    `# expected: archive sha256 ${p.expected.archiveSha256}, ${p.expected.chunks} chunks, ${p.expected.fileCount} files, ` +
-      `${p.expected.collections} collections, ${p.expected.records} records`,
-    'set -e',
-  ];
-  p.steps.forEach((s, i) => {
-    out.push('', `# ===== ${i + 1}. ${s.title}`, `# undo: ${s.undo}`);
-    for (const n of s.notes) out.push(`# note: ${n}`);
-    for (const c of s.commands) {
-      out.push(`# ${c.what} (on ${c.via})`);
-      if (c.expect) out.push(`# expect: ${c.expect}`);
-      out.push(c.command);
-    }
-  });
-  return `${out.join('\n')}\n`;
 }

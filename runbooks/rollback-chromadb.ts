@@ -23,6 +23,7 @@ import { listBackupsScript, lockScript, parseKv, probeScript, unlockScript } fro
 import { failedDirPath, restoreSwapScript, rollbackProbeScript, stageBackupScript, undoRestoreSwapScript } from '../lib/rollback-scripts.ts';
 import { describeError, initialReports, runSteps, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
 import { remoteScript } from '../lib/shell.ts';
+import { RunbookStateStore } from '../lib/runbook-state.ts';
 import type { StepPrompter } from '../lib/step-prompt.ts';
 
 export interface RollbackOptions {
@@ -84,6 +85,20 @@ export async function listBackups(host: RemoteHost, layout: RemoteLayout, signal
     byName.set(name, { name, bytes: Number(bytes), sha256: sha256 ?? '-', date });
   }
   return sortBackupsNewestFirst(layout.name, [...byName.keys()]).map((n) => byName.get(n)!);
+}
+
+/** What undoes each step when a later one fails (also printed by --plan). */
+export const ROLLBACK_UNDO: Record<string, string> = {
+  preflight: 'release the lock (unlock script with this run id)',
+  stage: 'remove the staging dir',
+  swap: 'the restored dir back where it came from, the replaced live dir back as live; restart',
+  restart: 'part of the swap undo',
+  verify: 'none',
+  cleanup: 'none',
+};
+
+export function stagingDir(layout: RemoteLayout, runId: string): string {
+  return path.posix.join(layout.ferry, `restore-${runId}`);
 }
 
 export const ROLLBACK_STEPS: StepDef<Ctx>[] = [
@@ -187,11 +202,22 @@ export const ROLLBACK_STEPS: StepDef<Ctx>[] = [
     async run(c) {
       const { o, layout } = c;
       await o.host.run(remoteScript('remove the staging dir', 'rm -rf "$1"', [c.staging]));
+      await closeRecordedDeploy(c);
       await o.host.run(unlockScript(layout, c.runId));
       c.stack.clear();
     },
   },
 ];
+
+/** A deploy that stopped half-way is over once rolled back: its state says so (a new deploy may start). */
+async function closeRecordedDeploy(c: Ctx): Promise<void> {
+  const store = new RunbookStateStore(c.o.host, c.layout, 'deploy');
+  const deploy = await store.load(c.o.signal).catch(() => null);
+  if (!deploy || deploy.finished) return;
+  deploy.finished = true;
+  deploy.outcome = `rolled back by rollback run ${c.runId}`;
+  await store.save(deploy, c.o.signal);
+}
 
 export async function runRollback(o: RollbackOptions): Promise<RollbackSummary> {
   const runId = crypto.randomBytes(6).toString('hex');
@@ -200,7 +226,7 @@ export async function runRollback(o: RollbackOptions): Promise<RollbackSummary> 
   const summary: RollbackSummary = {
     ok: false, runId, target: o.host.label, liveDir: layout.live, steps: initialReports(ROLLBACK_STEPS), warnings: [], rollback: [],
   };
-  const ctx: Ctx = { o: { ...o }, runId, layout, stack, summary, staging: path.posix.join(layout.ferry, `restore-${runId}`), restartAttempted: false };
+  const ctx: Ctx = { o: { ...o }, runId, layout, stack, summary, staging: stagingDir(layout, runId), restartAttempted: false };
   const r = await runSteps(ROLLBACK_STEPS, ctx, { output: o.output, signal: o.signal, stack, reports: summary.steps, prompter: o.prompter });
   summary.ok = r.ok;
   summary.rollback = r.rollback;

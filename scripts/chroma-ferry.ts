@@ -21,7 +21,9 @@ import {
   parseSshKey, reportFatal, requireFlag, type TargetFlags,
 } from '../lib/cli-support.ts';
 import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy-chromadb.ts';
-import { formatDeployPlan, planDeploy } from '../runbooks/deploy-plan.ts';
+import { planDeploy } from '../runbooks/deploy-plan.ts';
+import { planRollback } from '../runbooks/rollback-plan.ts';
+import { formatPlan } from '../lib/plan.ts';
 import { snapshotCommand, packCommand, verifyCommand } from './local-commands.ts';
 
 interface DeployFlags {
@@ -98,7 +100,7 @@ targetOptions(
           source, host, uploader: createUploader(flags.upload, host, { s3 }), volume, dbDir, chunkSize, healthUrl, healthTimeoutMs,
           workDir: flags.workDir, snapshot: flags.snapshot,
         });
-        process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatDeployPlan(plan));
+        process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
       } finally {
         await host.close();
       }
@@ -133,14 +135,26 @@ targetOptions(
     .command('rollback')
     .description('put NAME.old (or a verified remote backup) back as live, restart, verify; the replaced data is kept')
     .option('--backup <name>', '"latest" or a backup file name from `chroma-ferry backups`')
-    .option('--step', 'ask before each step: continue, skip or abort'),
-).action(async (flags: TargetFlags & { backup?: string; step?: boolean }, cmd: Command) => {
+    .option('--step', 'ask before each step: continue, skip or abort')
+    .option('--plan', 'print every step and the exact commands it would run, as a sh script (with --json: as data); nothing is executed'),
+).action(async (flags: TargetFlags & { backup?: string; step?: boolean; plan?: boolean }, cmd: Command) => {
   const chosen = chooseTarget(flags, cmd);
   const target = parseTarget(requireFlag('--target', chosen.target));
   const volume = parseVolume(chosen.volume);
   const dbDir = parseDbDir(flags.dbDir);
   const healthUrl = parseHealthUrl(flags.healthUrl);
   const healthTimeoutMs = parseDuration('--health-timeout', flags.healthTimeout);
+  if (flags.plan) {
+    if (flags.step) throw new UserError('--plan prints the whole runbook: leave out --step');
+    const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
+    try {
+      const plan = planRollback({ host, volume, dbDir, backup: flags.backup, healthUrl, healthTimeoutMs });
+      process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
+    } finally {
+      await host.close();
+    }
+    return;
+  }
   const prompter = flags.step ? terminalPrompter() : undefined;
   const output = prompter && !flags.json ? 'plain' : detectOutputMode(Boolean(flags.json));
   const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });

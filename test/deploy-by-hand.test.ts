@@ -158,6 +158,22 @@ describe('deploy by hand (local:)', () => {
     assert.match(swapAgain.stderr, /swap needs the result of reassemble/);
   });
 
+  it('after the kill, unlock + rollback instead of --from: the old data back, and a new deploy may start', async () => {
+    const contentBefore = await servedContentDigest(env.url);
+    await deployKilledAfterSwap();
+    const common = ['--target', target, '--volume', '/data', '--restart-cmd', env.restartCmd, '--health-url', env.url, '--yes'];
+    assert.equal((await runCli(['unlock', ...common])).code, 0);
+    const rb = await runCli(['rollback', ...common, '--json']);
+    assert.equal(rb.code, 0, rb.stderr + rb.stdout);
+    assert.equal(await servedContentDigest(env.url), contentBefore);
+    const state = JSON.parse(await fs.readFile(path.join(ferry(), 'state-deploy-chroma_db.json'), 'utf8'));
+    assert.equal(state.finished, true);
+    assert.match(state.outcome, /rolled back by rollback run/);
+    const r = await runCli(deployArgs(env, target, '/data'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await served(), NEW_SERVED);
+  });
+
   it('--from refuses without a recorded run, and for another source', async () => {
     const none = await runCli(deployArgs(env, target, '/data', ['--from', 'swap']));
     assert.equal(none.code, 2);
@@ -186,7 +202,6 @@ describe('deploy by hand (local:)', () => {
         }),
       };
     };
-    process.env.CHROMA_FERRY_STATE_DIR = TEST_STATE_DIR;
     const liveBefore = await digestTree(env.live);
 
     // Abort before the swap: lock released, NAME.new removed, live untouched.

@@ -12,7 +12,7 @@ import { servedContentDigest } from '../lib/chroma/content-digest.ts';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { shQuote } from '../lib/shell.ts';
 import { listFiles } from '../lib/tree-digest.ts';
-import { deployArgs, digestTree, makeDeployEnv, runCli, waitHeartbeat, type DeployEnv } from './helpers/deploy-env.ts';
+import { deployArgs, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type DeployEnv } from './helpers/deploy-env.ts';
 
 const { Database } = pkg;
 const OLD_SERVED = [['legacy', 40]];
@@ -76,7 +76,7 @@ describe('deploy faults (local:)', () => {
 
   it('a second deploy to the same volume is refused while the first holds the lock', async () => {
     const first = execa(process.execPath, [path.resolve('bin/chroma-ferry.js'), ...deployArgs(env, target, '/data')], {
-      reject: false, env: { CI: 'true' }, stdin: 'ignore',
+      reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore',
     });
     const lock = path.join(env.volumeOnDisk, '.ferry', 'lock', 'owner.json');
     while (!(await fs.stat(lock).catch(() => null))) await new Promise((r) => setTimeout(r, 10));
@@ -99,7 +99,7 @@ describe('deploy faults (local:)', () => {
 
   it('SIGTERM after the swap: the stack unwinds, old data is put back', async () => {
     const child = execa(process.execPath, [path.resolve('bin/chroma-ferry.js'), ...deployArgs(env, target, '/data')], {
-      reject: false, env: { CI: 'true' }, stdin: 'ignore',
+      reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore',
     });
     const trash = path.join(env.volumeOnDisk, '.ferry', 'trash');
     while (!(await fs.stat(trash).catch(() => null))) await new Promise((r) => setTimeout(r, 5));

@@ -14,7 +14,7 @@ import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { chooseTarget, readFlyToml } from '../lib/hosts/fly-config.ts';
 import { compareVersions, parseFlyVersion, splitStatusMarker, withStatusMarker } from '../lib/hosts/fly.ts';
 import { remoteScript, renderShCommand, shArgv, shQuote } from '../lib/shell.ts';
-import { CLI, REPO, contentDigestOfDir, digestTree, makeDeployEnv, runCli, waitHeartbeat, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
+import { CLI, REPO, contentDigestOfDir, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
 
 const FAKE_DIR = path.join(REPO, 'test', 'fixtures', 'fake-fly');
 const FAKE = path.join(FAKE_DIR, 'fly');
@@ -188,7 +188,7 @@ fi
       for (const f of await incomingChunks()) await fs.rm(f);
       const liveDigest = await digestTree(env.live);
       const args = flyArgs(env, ['--chunk-size', '1MiB', '--upload-concurrency', '1']);
-      const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true', ...fly.env }, stdin: 'ignore' });
+      const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR, ...fly.env }, stdin: 'ignore' });
       while ((await incomingChunks()).length < 3) await new Promise((res) => setTimeout(res, 10));
       child.kill('SIGTERM');
       const first = await child;
@@ -401,7 +401,7 @@ fi
       const src = path.join(dir, 'src');
       await fs.mkdir(src);
       await fs.writeFile(path.join(src, 'chroma.sqlite3'), '');
-      const r = await execa(process.execPath, [CLI, 'deploy', '--source', src, '--config', path.join(dir, 'fly.toml')], { reject: false, env: { CI: 'true' }, stdin: 'ignore' });
+      const r = await execa(process.execPath, [CLI, 'deploy', '--source', src, '--config', path.join(dir, 'fly.toml')], { reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore' });
       assert.equal(r.exitCode, 2);
       assert.match(String(r.stderr), /replace \/vol\/chroma_db on fly:from-toml with/);
       await fs.rm(dir, { recursive: true, force: true });

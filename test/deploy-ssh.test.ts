@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { servedContentDigest } from '../lib/chroma/content-digest.ts';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
-import { CLI, contentDigestOfDir, deployArgs, digestTree, makeDeployEnv, runCli, type DeployEnv } from './helpers/deploy-env.ts';
+import { CLI, contentDigestOfDir, deployArgs, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, type DeployEnv } from './helpers/deploy-env.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';
 
 const sshd = await startSshd();
@@ -90,7 +90,7 @@ fi
       for (const f of await incomingChunks()) await fs.rm(f);
       const liveDigest = await digestTree(env.live);
       const args = deployArgs(env, d.target, env.volumeOnDisk, ['--chunk-size', '1MiB', '--upload-concurrency', '1', ...sshArgs(d)]);
-      const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true' }, stdin: 'ignore' });
+      const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore' });
       while ((await incomingChunks()).length < 3) await new Promise((res) => setTimeout(res, 10));
       child.kill('SIGTERM');
       const first = await child;
@@ -115,7 +115,7 @@ fi
     try {
       const sourceContent = await contentDigestOfDir(env.source);
       const args = deployArgs(env, d.target, env.volumeOnDisk, ['--upload', 'stream', '--chunk-size', '1MiB', '--upload-concurrency', '1', ...sshArgs(d)]);
-      const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true' }, stdin: 'ignore' });
+      const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore' });
       const incoming = path.join(env.volumeOnDisk, '.ferry', 'incoming');
       const count = async () => {
         let n = 0;

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
+import { execa } from 'execa';
 import { servedContentDigest } from '../lib/chroma/content-digest.ts';
 import { listFiles } from '../lib/tree-digest.ts';
 import { LocalHost } from '../lib/hosts/local.ts';
@@ -48,6 +49,25 @@ describe('rollback (local:)', () => {
     assert.match(r.json.keptAs, /chroma_db\.failed-\d{8}T\d{6}Z$/);
     assert.deepEqual(await listFiles(r.json.keptAs), deployedFiles);
     await assert.rejects(fs.access(path.join(env.volumeOnDisk, '.ferry', 'lock')));
+  });
+
+  it('--plan to a named backup changes nothing; its commands run by sh perform the rollback', async () => {
+    const backups = await runCli(['backups', '--target', target, '--volume', '/data', '--json']);
+    const name = backups.json[0].name;
+    const volumeBefore = await digestTree(env.volumeOnDisk);
+    const args = rollbackArgs(['--backup', name, '--plan']).filter((a) => a !== '--json');
+    const text = await runCli(args);
+    assert.equal(text.code, 0, text.stderr);
+    const json = await runCli([...args, '--json']);
+    assert.deepEqual(json.json.steps.map((st: { name: string }) => st.name), ['preflight', 'stage', 'swap', 'restart', 'verify', 'cleanup']);
+    assert.equal(await digestTree(env.volumeOnDisk), volumeBefore, 'the plan changed nothing');
+    const script = path.join(env.root, 'rollback-plan.sh');
+    await fs.writeFile(script, text.stdout);
+    const ran = await execa('sh', ['-e', script], { reject: false, timeout: 120_000 });
+    assert.equal(ran.exitCode, 0, `${ran.stdout}\n${ran.stderr}`);
+    await assertOldServed();
+    await assert.rejects(fs.access(path.join(env.volumeOnDisk, '.ferry', 'lock')));
+    assert.equal((await runCli(rollbackArgs(['--backup', 'latest', '--plan']))).code, 2, '--plan needs a backup name');
   });
 
   it('works with the server down', async () => {

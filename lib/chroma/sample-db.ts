@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
-import { ChromaClient, type Metadata } from 'chromadb';
+import type { Metadata } from 'chromadb';
+import { chromaClientFor } from './client.ts';
 import { startChromaServer } from './server.ts';
 
 /** Builds deterministic sample Chroma databases through a real server (demo and tests). */
@@ -71,10 +72,7 @@ export function sampleRecords(o: { collection: string; start: number; count: num
   return out;
 }
 
-function clientFor(url: string): ChromaClient {
-  const u = new URL(url);
-  return new ChromaClient({ host: u.hostname, port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)), ssl: u.protocol === 'https:' });
-}
+const clientFor = chromaClientFor;
 
 /**
  * Add sample records `start .. start+count-1` to an existing collection of the live server at `url`

@@ -103,6 +103,7 @@ export interface CliResult {
 
 /** Local runbook state of the CLI runs of this test process (never the user's ~/.local/state). */
 export const TEST_STATE_DIR = path.join(os.tmpdir(), `ferry-test-state-${process.pid}`);
+process.env.CHROMA_FERRY_STATE_DIR = TEST_STATE_DIR; // also for runbooks run in-process
 
 /** Run the CLI as a child process without a terminal, CI=true. */
 export async function runCli(args: string[], o: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {

@@ -1,0 +1,180 @@
+/**
+ * A Chroma 1.x server (v2 API) as a migration source and sink, through the `chromadb` client.
+ * As a source it only reads: collections are fetched by name, never created. Paging is by
+ * offset, which is stable only while nobody writes: the count is compared before and after and
+ * ids are checked for repeats, so a concurrent writer is reported, never silently absorbed.
+ */
+import type { ChromaClient, Collection, Metadata } from 'chromadb';
+import { chromaClientFor } from '../chroma/client.ts';
+import { heartbeat } from '../chroma/http.ts';
+import { UserError } from '../errors.ts';
+import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
+
+/** The source changed while it was being read (offset paging would miss or repeat records). */
+export class SourceChangedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SourceChangedError';
+  }
+}
+
+export class ChromaEndpoint implements MigrationSource, MigrationSink {
+  private readonly client: ChromaClient;
+  private readonly collections = new Map<string, Collection>();
+
+  constructor(
+    readonly url: string,
+    readonly label = url,
+  ) {
+    this.client = chromaClientFor(url);
+  }
+
+  /** Reachable, and speaks the v2 API; a Chroma 0.x (v1) server is named as such. */
+  async connect(flag: string): Promise<void> {
+    let api: string;
+    try {
+      api = await heartbeat(this.url, 10_000);
+    } catch (e) {
+      throw new UserError(`${flag} ${this.label}: no Chroma server answers there (${e instanceof Error ? e.message : String(e)}); check the URL and that the server runs`);
+    }
+    if (api === 'v1') {
+      throw new UserError(
+        `${flag} ${this.label}: this is a Chroma 0.4-0.6 server (v1 API only); migrate speaks the v2 API of Chroma 1.x. ` +
+          'Upgrade the server (its persist dir can then be passed as a directory), or export it with the 0.x client to .jsonl',
+      );
+    }
+  }
+
+  async listCollections(only?: string[]): Promise<CollectionInfo[]> {
+    const all: Collection[] = [];
+    for (let offset = 0; ; offset += 100) {
+      const page = await this.client.listCollections({ limit: 100, offset });
+      all.push(...page);
+      if (page.length < 100) break;
+    }
+    const byName = new Map(all.map((c) => [c.name, c]));
+    if (only?.length) {
+      const missing = only.filter((n) => !byName.has(n));
+      if (missing.length) {
+        throw new UserError(`no collection ${missing.join(', ')} on ${this.label} (it has: ${[...byName.keys()].sort().join(', ') || 'none'}); check --filter-collection`);
+      }
+    }
+    const chosen = only?.length ? only.map((n) => byName.get(n)!) : [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+    const out: CollectionInfo[] = [];
+    for (const c of chosen) {
+      this.collections.set(c.name, c);
+      out.push({ name: c.name, metadata: userMetadata(c.metadata), space: spaceOf(c), count: await c.count(), dimension: null });
+    }
+    return out;
+  }
+
+  async *read(info: CollectionInfo, pageSize: number, signal?: AbortSignal): AsyncIterable<MigrationRecord[]> {
+    const col = await this.collection(info.name, false);
+    const before = await col.count();
+    const seen = new Set<string>();
+    for (let offset = 0; offset < before; offset += pageSize) {
+      signal?.throwIfAborted();
+      const r = await col.get({ limit: pageSize, offset, include: ['embeddings', 'documents', 'metadatas'] as never });
+      const page: MigrationRecord[] = [];
+      for (let i = 0; i < r.ids.length; i++) {
+        const id = r.ids[i]!;
+        if (seen.has(id)) throw new SourceChangedError(`${info.name}: record ${id} came back twice while paging (the collection is being written to)`);
+        seen.add(id);
+        const emb = r.embeddings?.[i];
+        page.push({ id, embedding: emb ? Array.from(emb) : null, document: r.documents?.[i] ?? null, metadata: (r.metadatas?.[i] as RecordMetadata | null) ?? null });
+      }
+      if (page.length) yield page;
+      if (r.ids.length < pageSize && offset + r.ids.length < before) {
+        throw new SourceChangedError(`${info.name}: ${offset + r.ids.length} records readable, ${before} counted at the start (the collection is being written to)`);
+      }
+    }
+    const after = await col.count();
+    if (after !== before || seen.size !== before) {
+      throw new SourceChangedError(`${info.name}: ${before} records at the start of the export, ${after} at its end (the collection is being written to)`);
+    }
+  }
+
+  async maxBatchSize(): Promise<number> {
+    return this.client.getMaxBatchSize();
+  }
+
+  async existing(names: string[]): Promise<Map<string, CollectionInfo>> {
+    const all = await this.listCollections();
+    const want = new Set(names);
+    return new Map(all.filter((c) => want.has(c.name)).map((c) => [c.name, c]));
+  }
+
+  async ensureCollection(info: Omit<CollectionInfo, 'count'>): Promise<void> {
+    const have = (await this.existing([info.name])).get(info.name);
+    if (have) {
+      if (have.space !== info.space) {
+        throw new UserError(`collection ${info.name} exists on ${this.label} with distance ${have.space}, the migrated one needs ${info.space}: rename it or delete it first`);
+      }
+      return;
+    }
+    const col = await this.client.createCollection({
+      name: info.name,
+      embeddingFunction: null,
+      configuration: { hnsw: { space: info.space } },
+      metadata: info.metadata && Object.keys(info.metadata).length ? (info.metadata as Metadata) : undefined,
+    });
+    this.collections.set(info.name, col);
+  }
+
+  async upsert(collection: string, records: MigrationRecord[]): Promise<void> {
+    const col = await this.collection(collection, true);
+    const withDocs = records.some((r) => r.document !== null);
+    const withMeta = records.some((r) => r.metadata !== null && Object.keys(r.metadata).length > 0);
+    await col.upsert({
+      ids: records.map((r) => r.id),
+      embeddings: records.map((r) => r.embedding!),
+      documents: withDocs ? records.map((r) => r.document as string) : undefined,
+      metadatas: withMeta ? records.map((r) => (r.metadata && Object.keys(r.metadata).length ? r.metadata : null) as Metadata) : undefined,
+    });
+  }
+
+  async count(collection: string): Promise<number> {
+    return (await this.collection(collection, true)).count();
+  }
+
+  async get(collection: string, ids: string[]): Promise<MigrationRecord[]> {
+    const col = await this.collection(collection, true);
+    const r = await col.get({ ids, include: ['embeddings', 'documents', 'metadatas'] as never });
+    return r.ids.map((id, i) => ({
+      id, embedding: r.embeddings?.[i] ? Array.from(r.embeddings[i]!) : null, document: r.documents?.[i] ?? null,
+      metadata: (r.metadatas?.[i] as RecordMetadata | null) ?? null,
+    }));
+  }
+
+  async deleteCollection(collection: string): Promise<void> {
+    await this.client.deleteCollection({ name: collection });
+    this.collections.delete(collection);
+  }
+
+  async close(): Promise<void> {}
+
+  private async collection(name: string, refresh: boolean): Promise<Collection> {
+    const have = this.collections.get(name);
+    if (have && !refresh) return have;
+    if (have) return have;
+    // getCollection never creates: a missing source collection is an error, not a new empty one.
+    const col = await this.client.getCollection({ name, embeddingFunction: undefined } as never);
+    this.collections.set(name, col);
+    return col;
+  }
+}
+
+function spaceOf(c: Collection): DistanceSpace {
+  const fromConfig = c.configuration?.hnsw?.space ?? c.configuration?.spann?.space;
+  const fromMeta = c.metadata?.['hnsw:space'];
+  const s = (fromConfig ?? fromMeta ?? 'l2') as string;
+  return s === 'cosine' || s === 'ip' ? s : 'l2';
+}
+
+/** Collection metadata without Chroma's own `hnsw:*` settings (those travel as the configuration). */
+function userMetadata(m: Metadata | undefined | null): RecordMetadata | null {
+  if (!m) return null;
+  const out: RecordMetadata = {};
+  for (const [k, v] of Object.entries(m)) if (!k.startsWith('hnsw:')) out[k] = v as RecordMetadata[string];
+  return Object.keys(out).length ? out : null;
+}

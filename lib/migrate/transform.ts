@@ -1,0 +1,110 @@
+/**
+ * The transform phase: each source record becomes zero or more records of target collections.
+ * `none` copies; `seed-schema` maps to seed 002's four collections; a user transform is a module
+ * (`./file.ts` or `.js`) whose default export (or `transform` export) is a `RecordTransform`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { UserError } from '../errors.ts';
+import { inferCollectionType, inferPrefix, requiredFields, toSeedSchema, type CollectionType } from './seed-schema.ts';
+import type { CollectionInfo, MigrationRecord, RecordMetadata } from './types.ts';
+
+export interface TransformContext {
+  /** The source collection the record comes from. */
+  collection: CollectionInfo;
+}
+
+export interface TransformedRecord {
+  /** Target collection name. */
+  collection: string;
+  record: MigrationRecord;
+}
+
+/** A user transform: one function, from a source record to target record(s); null drops it. */
+export type RecordTransform = (record: MigrationRecord, ctx: TransformContext) => TransformedRecord | TransformedRecord[] | null | Promise<TransformedRecord | TransformedRecord[] | null>;
+
+export interface Transform {
+  readonly name: string;
+  apply(record: MigrationRecord, source: CollectionInfo): Promise<TransformedRecord[]>;
+  /** Metadata of a target collection created from `source` (before its records arrive). */
+  targetCollection(name: string, source: CollectionInfo): Pick<CollectionInfo, 'name' | 'metadata' | 'space'>;
+  /** Required metadata fields of a target collection's records, when the transform has a schema. */
+  schemaOf(target: string): ReturnType<typeof requiredFields> | null;
+}
+
+export const noneTransform: Transform = {
+  name: 'none',
+  async apply(record, source) {
+    return [{ collection: source.name, record }];
+  },
+  targetCollection: (name, source) => ({ name, metadata: source.metadata, space: source.space }),
+  schemaOf: () => null,
+};
+
+export function seedSchemaTransform(prefix?: string): Transform {
+  const typeOf = new Map<string, CollectionType>();
+  return {
+    name: 'seed-schema',
+    async apply(record, source) {
+      const type = inferCollectionType(record.metadata, source.name);
+      const p = prefix ?? inferPrefix(source.name);
+      const target = `${p}_${type}`;
+      typeOf.set(target, type);
+      const metadata = toSeedSchema(record.metadata, { id: record.id, document: record.document, sourceCollection: source.name, type, prefix: p });
+      return [{ collection: target, record: { ...record, metadata } }];
+    },
+    targetCollection: (name, source) => ({
+      name, space: source.space, metadata: { collection_type: typeOf.get(name) ?? 'corpus', migrated_from: source.name } as RecordMetadata,
+    }),
+    schemaOf: (target) => {
+      const t = typeOf.get(target);
+      return t ? requiredFields(t) : null;
+    },
+  };
+}
+
+/** Load `--transform none | seed-schema | ./file.ts`. */
+export async function loadTransform(spec: string, o: { prefix?: string } = {}): Promise<Transform> {
+  if (spec === 'none') return noneTransform;
+  if (spec === 'seed-schema') return seedSchemaTransform(o.prefix);
+  const file = path.resolve(spec);
+  if (!fs.existsSync(file)) throw new UserError(`--transform ${spec}: no such file; use none, seed-schema or a path to a .ts/.js module`);
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (e) {
+    throw new UserError(`--transform ${spec}: the module does not load (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`);
+  }
+  const fn = (typeof mod.default === 'function' ? mod.default : mod.transform) as RecordTransform | undefined;
+  if (typeof fn !== 'function') throw new UserError(`--transform ${spec}: the module exports no function (export default function transform(record, ctx) { ... })`);
+  return {
+    name: path.basename(spec),
+    async apply(record, source) {
+      let out: Awaited<ReturnType<RecordTransform>>;
+      try {
+        out = await fn(structuredClone(record), { collection: source });
+      } catch (e) {
+        throw new UserError(`--transform ${spec} threw on record ${record.id} of ${source.name}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      if (out === null || out === undefined) return [];
+      const list = Array.isArray(out) ? out : [out];
+      for (const t of list) {
+        if (!isTransformed(t)) {
+          throw new UserError(`--transform ${spec} returned the wrong shape for record ${record.id} of ${source.name}: expected { collection: string, record: { id, embedding, document, metadata } } (or a list of them, or null)`);
+        }
+      }
+      return list;
+    },
+    targetCollection: (name, source) => ({ name, metadata: source.metadata, space: source.space }),
+    schemaOf: () => null,
+  };
+}
+
+function isTransformed(t: unknown): t is TransformedRecord {
+  if (!t || typeof t !== 'object') return false;
+  const { collection, record } = t as Partial<TransformedRecord>;
+  if (typeof collection !== 'string' || !collection || !record || typeof record !== 'object') return false;
+  return typeof record.id === 'string' && (record.embedding === null || Array.isArray(record.embedding)) &&
+    (record.document === null || typeof record.document === 'string') && (record.metadata === null || typeof record.metadata === 'object');
+}
