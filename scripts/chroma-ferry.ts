@@ -25,6 +25,7 @@ import { planDeploy } from '../runbooks/deploy-plan.ts';
 import { planRollback } from '../runbooks/rollback-plan.ts';
 import { formatPlan } from '../lib/plan.ts';
 import { snapshotCommand, packCommand, verifyCommand } from './local-commands.ts';
+import { migrateCommand } from './migrate-command.ts';
 
 interface DeployFlags {
   source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
@@ -206,6 +207,27 @@ targetOptions(program.command('unlock').description('remove a stale deploy lock 
     }
   },
 );
+
+program
+  .command('migrate')
+  .description('move collections through the Chroma API: export, transform, validate, import in batches, verify (checkpoints, resume)')
+  .option('--source-url <url>', 'Chroma server (http(s)://HOST:PORT), local persist dir, or .jsonl export; opened read-only')
+  .option('--target-url <url>', 'Chroma server, local persist dir, or .jsonl file to write')
+  .option('--batch-size <n>', 'records per write (default: the target\'s max batch size, capped by memory)')
+  .option('--dry-run', 'export, transform and validate; write nothing to the target')
+  .option('--verbose', 'print every log event on stderr as well')
+  .option('--checkpoint-dir <dir>', 'checkpoint, staging files and the pre-migration backup', 'migration_checkpoints')
+  .option('--log-dir <dir>', 'JSON-lines log of the run', 'migration_logs')
+  .option('--filter-collection <name>', 'migrate only this source collection (repeatable)', collect, [])
+  .option('--resume', 'continue the run of the checkpoint in --checkpoint-dir')
+  .option('--transform <spec>', 'none | seed-schema | ./file.ts (a module exporting one function)', 'none')
+  .option('--prefix <name>', 'seed-schema: target collection prefix (default: from the source collection name)')
+  .option('--min-valid <share>', 'stop before any write when fewer records are valid', '0.95')
+  .option('--workers <n>', 'collections in parallel', '2')
+  .option('--verify-sample <n>', 'records per target collection compared field by field', '200')
+  .option('--yes', 'do not ask; required without a terminal')
+  .option('--json', 'print the summary as one JSON object')
+  .action(migrateCommand);
 
 program
   .command('snapshot')

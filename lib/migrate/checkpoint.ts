@@ -1,0 +1,69 @@
+/**
+ * The migration checkpoint: which phases are done, the staging dir, the expected counts and,
+ * per target collection, how many import batches are done. Written atomically after every batch
+ * (temp file + rename), and serialised so parallel workers never interleave writes.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { writeJsonAtomic } from '../atomic-file.ts';
+import { UserError } from '../errors.ts';
+
+export const MIGRATE_PHASES = ['connect', 'export', 'transform', 'backup', 'import', 'verify'] as const;
+export type MigratePhase = (typeof MIGRATE_PHASES)[number];
+
+export interface MigrateCheckpoint {
+  version: 1;
+  runId: string;
+  source: string;
+  target: string;
+  transform: string;
+  batchSize: number;
+  stagingDir: string;
+  phases: Partial<Record<MigratePhase, 'done'>>;
+  /** Source collections exported: name -> records. */
+  exported: Record<string, number>;
+  /** Target collection -> expected records, source collection it is created from, and import progress. */
+  targets: Record<string, { expected: number; from: string; dimension: number | null; batchesDone: number; recordsDone: number }>;
+  validation?: { total: number; valid: number; issues: { issue: string; records: number }[] };
+  backupFile?: string;
+  updatedAt: string;
+}
+
+export const CHECKPOINT_FILE = 'migrate-checkpoint.json';
+
+export class CheckpointStore {
+  private chain: Promise<void> = Promise.resolve();
+  readonly file: string;
+
+  constructor(readonly dir: string) {
+    this.file = path.join(dir, CHECKPOINT_FILE);
+  }
+
+  /** The dir exists (created if needed) and is writable: a one-line refusal otherwise. */
+  async ensureWritable(): Promise<void> {
+    try {
+      await fs.mkdir(this.dir, { recursive: true });
+      const probe = path.join(this.dir, `.write-test-${process.pid}`);
+      await fs.writeFile(probe, '');
+      await fs.rm(probe);
+    } catch (e) {
+      throw new UserError(`--checkpoint-dir ${this.dir} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); pass a writable directory`);
+    }
+  }
+
+  async load(): Promise<MigrateCheckpoint | null> {
+    try {
+      const c = JSON.parse(await fs.readFile(this.file, 'utf8')) as MigrateCheckpoint;
+      return c.version === 1 ? c : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Queue a write of the checkpoint as it is now (writes happen one at a time, in order). */
+  save(c: MigrateCheckpoint): Promise<void> {
+    const snapshot = JSON.parse(JSON.stringify({ ...c, updatedAt: new Date().toISOString() })) as MigrateCheckpoint;
+    this.chain = this.chain.then(() => writeJsonAtomic(this.file, snapshot));
+    return this.chain;
+  }
+}

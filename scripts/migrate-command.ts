@@ -1,0 +1,35 @@
+/** `chroma-ferry migrate`: flags -> MigrateOptions, run, summary, exit code (0 ok, 1 failed or gate, 2 bad input, 130 interrupted). */
+import { abortOnSignals, confirmOrRefuse, parsePositiveInt, requireFlag } from '../lib/cli-support.ts';
+import { UserError } from '../lib/errors.ts';
+import { endpointKind } from '../lib/migrate/endpoints.ts';
+import { detectOutputMode } from '../lib/output.ts';
+import { formatMigrateSummary, runMigrate } from '../runbooks/migrate-chromadb.ts';
+
+export interface MigrateFlags {
+  sourceUrl?: string; targetUrl?: string; batchSize?: string; dryRun?: boolean; verbose?: boolean; checkpointDir: string; logDir: string;
+  filterCollection: string[]; resume?: boolean; transform: string; prefix?: string; minValid: string; workers: string; verifySample: string;
+  yes?: boolean; json?: boolean;
+}
+
+export async function migrateCommand(flags: MigrateFlags): Promise<void> {
+  const sourceUrl = requireFlag('--source-url', flags.sourceUrl);
+  const targetUrl = requireFlag('--target-url', flags.targetUrl);
+  endpointKind('--source-url', sourceUrl);
+  endpointKind('--target-url', targetUrl);
+  if (sourceUrl === targetUrl) throw new UserError('--source-url and --target-url are the same: migrate to another server, directory or file');
+  const minValid = Number(flags.minValid);
+  if (!Number.isFinite(minValid) || minValid < 0 || minValid > 1) throw new UserError(`--min-valid ${flags.minValid}: a share between 0 and 1, e.g. 0.95`);
+  const batchSize = flags.batchSize === undefined ? undefined : parsePositiveInt('--batch-size', flags.batchSize);
+  const workers = parsePositiveInt('--workers', flags.workers);
+  const verifySample = parsePositiveInt('--verify-sample', flags.verifySample, 0);
+  const output = detectOutputMode(Boolean(flags.json));
+  if (!flags.dryRun) await confirmOrRefuse(`migrate ${sourceUrl} -> ${targetUrl} (transform ${flags.transform})?`, flags.yes);
+  const ac = abortOnSignals();
+  const summary = await runMigrate({
+    sourceUrl, targetUrl, batchSize, dryRun: Boolean(flags.dryRun), resume: Boolean(flags.resume), checkpointDir: flags.checkpointDir,
+    logDir: flags.logDir, filterCollections: flags.filterCollection, transform: flags.transform, prefix: flags.prefix, minValid, workers,
+    verifySample, output, signal: ac.signal,
+  });
+  process.stdout.write(output === 'json' ? `${JSON.stringify(summary, null, 2)}\n` : `${formatMigrateSummary(summary)}\n`);
+  process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;
+}
