@@ -47,6 +47,8 @@ export interface MigrateOptions {
   prefix?: string;
   minValid: number;
   workers: number;
+  /** Every log event on stderr as well. */
+  verbose?: boolean;
   /** Records per target collection compared with the staged ones in verify. */
   verifySample: number;
   output: OutputMode;
@@ -125,7 +127,7 @@ export async function runMigrate(o: MigrateOptions): Promise<MigrateSummary> {
   await fs.mkdir(path.resolve(o.logDir), { recursive: true }).catch((e: NodeJS.ErrnoException) => {
     throw new UserError(`--log-dir ${o.logDir} cannot be created (${e.code}); pass a writable directory`);
   });
-  const log = new JsonlLog(path.join(path.resolve(o.logDir), `migrate-${runId}.jsonl`));
+  const log = new JsonlLog(path.join(path.resolve(o.logDir), `migrate-${runId}.jsonl`), o.verbose);
   const summary: MigrateSummary = {
     ok: false, runId, source: o.sourceUrl, target: o.targetUrl, transform: o.transform, dryRun: o.dryRun, resumed: o.resume,
     batchSize: 0, steps: initialReports(MIGRATE_PHASES.map((name) => ({ name }))), collections: [], targets: [],

@@ -28,7 +28,7 @@ export async function migrateCommand(flags: MigrateFlags): Promise<void> {
   const summary = await runMigrate({
     sourceUrl, targetUrl, batchSize, dryRun: Boolean(flags.dryRun), resume: Boolean(flags.resume), checkpointDir: flags.checkpointDir,
     logDir: flags.logDir, filterCollections: flags.filterCollection, transform: flags.transform, prefix: flags.prefix, minValid, workers,
-    verifySample, output, signal: ac.signal,
+    verifySample, output, signal: ac.signal, verbose: Boolean(flags.verbose),
   });
   process.stdout.write(output === 'json' ? `${JSON.stringify(summary, null, 2)}\n` : `${formatMigrateSummary(summary)}\n`);
   process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;

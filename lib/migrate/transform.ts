@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
 import { UserError } from '../errors.ts';
 import { inferCollectionType, inferPrefix, requiredFields, toSeedSchema, type CollectionType } from './seed-schema.ts';
 import type { CollectionInfo, MigrationRecord, RecordMetadata } from './types.ts';
@@ -72,11 +73,17 @@ export async function loadTransform(spec: string, o: { prefix?: string } = {}): 
   if (!fs.existsSync(file)) throw new UserError(`--transform ${spec}: no such file; use none, seed-schema or a path to a .ts/.js module`);
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    // tsx's loader, scoped to this import: a .ts transform loads as ESM wherever it lives.
+    mod = /\.[cm]?ts$/.test(file)
+      ? ((await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>)
+      : ((await import(pathToFileURL(file).href)) as Record<string, unknown>);
   } catch (e) {
     throw new UserError(`--transform ${spec}: the module does not load (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`);
   }
-  const fn = (typeof mod.default === 'function' ? mod.default : mod.transform) as RecordTransform | undefined;
+  // A .ts file outside an ESM package loads as CommonJS: its exports sit under `default`.
+  const exportsOf = (m: Record<string, unknown>) => (typeof m.default === 'function' ? m.default : m.transform);
+  const inner = mod.default && typeof mod.default === 'object' ? (mod.default as Record<string, unknown>) : undefined;
+  const fn = (exportsOf(mod) ?? (inner ? exportsOf(inner) : undefined)) as RecordTransform | undefined;
   if (typeof fn !== 'function') throw new UserError(`--transform ${spec}: the module exports no function (export default function transform(record, ctx) { ... })`);
   return {
     name: path.basename(spec),
