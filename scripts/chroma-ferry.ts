@@ -215,6 +215,7 @@ program
   .option('--target-url <url>', 'Chroma server, local persist dir, or .jsonl file to write')
   .option('--batch-size <n>', 'records per write (default: the target\'s max batch size, capped by memory)')
   .option('--dry-run', 'export, transform and validate; write nothing to the target')
+  .option('--plan', 'print the phases and what each would do here (read-only look at both ends); with --json as data')
   .option('--verbose', 'print every log event on stderr as well')
   .option('--checkpoint-dir <dir>', 'checkpoint, staging files and the pre-migration backup', 'migration_checkpoints')
   .option('--log-dir <dir>', 'JSON-lines log of the run', 'migration_logs')

@@ -4,11 +4,12 @@ import { UserError } from '../lib/errors.ts';
 import { endpointKind } from '../lib/migrate/endpoints.ts';
 import { detectOutputMode } from '../lib/output.ts';
 import { formatMigrateSummary, runMigrate } from '../runbooks/migrate-chromadb.ts';
+import { formatMigratePlan, planMigrate } from '../runbooks/migrate-plan.ts';
 
 export interface MigrateFlags {
   sourceUrl?: string; targetUrl?: string; batchSize?: string; dryRun?: boolean; verbose?: boolean; checkpointDir: string; logDir: string;
   filterCollection: string[]; resume?: boolean; transform: string; prefix?: string; minValid: string; workers: string; verifySample: string;
-  yes?: boolean; json?: boolean;
+  yes?: boolean; json?: boolean; plan?: boolean;
 }
 
 export async function migrateCommand(flags: MigrateFlags): Promise<void> {
@@ -23,6 +24,11 @@ export async function migrateCommand(flags: MigrateFlags): Promise<void> {
   const workers = parsePositiveInt('--workers', flags.workers);
   const verifySample = parsePositiveInt('--verify-sample', flags.verifySample, 0);
   const output = detectOutputMode(Boolean(flags.json));
+  if (flags.plan) {
+    const plan = await planMigrate({ sourceUrl, targetUrl, transform: flags.transform, prefix: flags.prefix, filterCollections: flags.filterCollection, batchSize, checkpointDir: flags.checkpointDir });
+    process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : `${formatMigratePlan(plan)}\n`);
+    return;
+  }
   if (!flags.dryRun) await confirmOrRefuse(`migrate ${sourceUrl} -> ${targetUrl} (transform ${flags.transform})?`, flags.yes);
   const ac = abortOnSignals();
   const summary = await runMigrate({

@@ -170,6 +170,13 @@ describe('migrate', () => {
     await client.createCollection({ name: 'acme_notes', embeddingFunction: null });
     await addRecords(target.url, 'acme_notes', { start: 0, count: 10, dim: 32, seed: 99 });
     const before = await servedContentDigest(target.url);
+    const cpDir = path.join(root, 'cp-plan');
+    const plan = await runCli(['migrate', '--plan', '--json', '--source-url', source.url, '--target-url', target.url, '--checkpoint-dir', cpDir]);
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.deepEqual(plan.json.steps.map((s: { name: string }) => s.name), ['connect', 'export', 'transform', 'backup', 'import', 'verify']);
+    assert.deepEqual(plan.json.collections.map((c: { name: string; existsOnTarget: boolean }) => [c.name, c.existsOnTarget]),
+      [['acme_humor', false], ['acme_notes', true], ['acme_personality', false]]);
+    await assert.rejects(fs.access(cpDir), 'the plan wrote no checkpoint');
     const r = await migrate(['--source-url', source.url, '--target-url', target.url, '--dry-run']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.equal(r.json.dryRun, true);
