@@ -46,7 +46,8 @@ describe('migrate', () => {
   async function buildSampleDbOn(url: string): Promise<void> {
     const client = chromaClientFor(url);
     for (const spec of SPECS) {
-      await client.createCollection({ name: spec.name, embeddingFunction: null, configuration: { hnsw: { space: spec.space ?? 'l2' } } });
+      const tuned = spec.name === 'acme_personality' ? { ef_construction: 200, max_neighbors: 32 } : {};
+      await client.createCollection({ name: spec.name, embeddingFunction: null, configuration: { hnsw: { space: spec.space ?? 'l2', ...tuned } } });
       await addRecords(url, spec.name, { start: 0, count: spec.count, dim: spec.dim, seed: 7 });
     }
   }
@@ -69,6 +70,9 @@ describe('migrate', () => {
     assert.equal(r.json.ok, true);
     await assertSameContent(target.url, source.url);
     assert.deepEqual(await spaces(target.url), { acme_personality: 'cosine', acme_humor: 'ip', acme_notes: 'l2' });
+    const tuned = await chromaClientFor(target.url).getCollection({ name: 'acme_personality', embeddingFunction: undefined } as never);
+    assert.equal(tuned.configuration?.hnsw?.ef_construction, 200, 'the source HNSW settings are recreated');
+    assert.equal(tuned.configuration?.hnsw?.max_neighbors, 32);
     const max = await chromaClientFor(target.url).getMaxBatchSize();
     assert.equal(r.json.batchSize, max, 'clamped to the target max batch size');
     assert.ok(r.json.warnings.some((w: string) => /above the target's max batch size/.test(w)));

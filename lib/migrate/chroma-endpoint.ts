@@ -63,7 +63,7 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
     const out: CollectionInfo[] = [];
     for (const c of chosen) {
       this.collections.set(c.name, c);
-      out.push({ name: c.name, metadata: userMetadata(c.metadata), space: spaceOf(c), count: await c.count(), dimension: null });
+      out.push({ name: c.name, metadata: userMetadata(c.metadata), space: spaceOf(c), hnsw: hnswSettings(c), count: await c.count(), dimension: null });
     }
     return out;
   }
@@ -115,7 +115,7 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
     const col = await this.client.createCollection({
       name: info.name,
       embeddingFunction: null,
-      configuration: { hnsw: { space: info.space } },
+      configuration: { hnsw: { ...info.hnsw, space: info.space } },
       metadata: info.metadata && Object.keys(info.metadata).length ? (info.metadata as Metadata) : undefined,
     });
     this.collections.set(info.name, col);
@@ -162,6 +162,17 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
     this.collections.set(name, col);
     return col;
   }
+}
+
+/** HNSW settings worth carrying over (not the space: that is `space`). */
+function hnswSettings(c: Collection): Record<string, number> | undefined {
+  const h = c.configuration?.hnsw as Record<string, unknown> | null | undefined;
+  if (!h) return undefined;
+  const out: Record<string, number> = {};
+  for (const k of ['ef_construction', 'ef_search', 'max_neighbors', 'resize_factor', 'sync_threshold']) {
+    if (typeof h[k] === 'number') out[k] = h[k] as number;
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 function spaceOf(c: Collection): DistanceSpace {

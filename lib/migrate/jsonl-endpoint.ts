@@ -27,7 +27,7 @@ export interface ExportHeader {
 
 type Line =
   | ExportHeader
-  | { type: 'collection'; name: string; space: DistanceSpace; metadata: RecordMetadata | null }
+  | { type: 'collection'; name: string; space: DistanceSpace; hnsw?: Record<string, number>; metadata: RecordMetadata | null }
   | { type: 'record'; collection: string; id: string; embedding: number[] | null; document: string | null; metadata: RecordMetadata | null };
 
 export class JsonlEndpoint implements MigrationSource, MigrationSink {
@@ -67,7 +67,7 @@ export class JsonlEndpoint implements MigrationSource, MigrationSink {
     const ids = new Map<string, Set<string>>();
     for await (const line of this.lines()) {
       if (line.type === 'collection' && !infos.has(line.name)) {
-        infos.set(line.name, { name: line.name, space: line.space ?? 'l2', metadata: line.metadata ?? null, count: 0, dimension: null });
+        infos.set(line.name, { name: line.name, space: line.space ?? 'l2', hnsw: line.hnsw, metadata: line.metadata ?? null, count: 0, dimension: null });
         ids.set(line.name, new Set());
       } else if (line.type === 'record') {
         const info = infos.get(line.collection);
@@ -117,7 +117,7 @@ export class JsonlEndpoint implements MigrationSource, MigrationSink {
   async ensureCollection(info: Omit<CollectionInfo, 'count'>): Promise<void> {
     if (this.declared.has(info.name)) return;
     this.declared.add(info.name);
-    await this.write({ type: 'collection', name: info.name, space: info.space, metadata: info.metadata });
+    await this.write({ type: 'collection', name: info.name, space: info.space, hnsw: info.hnsw, metadata: info.metadata });
   }
 
   async upsert(collection: string, records: MigrationRecord[]): Promise<void> {

@@ -29,7 +29,7 @@ export interface Transform {
   readonly name: string;
   apply(record: MigrationRecord, source: CollectionInfo): Promise<TransformedRecord[]>;
   /** Metadata of a target collection created from `source` (before its records arrive). */
-  targetCollection(name: string, source: CollectionInfo): Pick<CollectionInfo, 'name' | 'metadata' | 'space'>;
+  targetCollection(name: string, source: CollectionInfo): Pick<CollectionInfo, 'name' | 'metadata' | 'space' | 'hnsw'>;
   /** Required metadata fields of a target collection's records, when the transform has a schema. */
   schemaOf(target: string): ReturnType<typeof requiredFields> | null;
 }
@@ -39,7 +39,7 @@ export const noneTransform: Transform = {
   async apply(record, source) {
     return [{ collection: source.name, record }];
   },
-  targetCollection: (name, source) => ({ name, metadata: source.metadata, space: source.space }),
+  targetCollection: (name, source) => ({ name, metadata: source.metadata, space: source.space, hnsw: source.hnsw }),
   schemaOf: () => null,
 };
 
@@ -56,7 +56,7 @@ export function seedSchemaTransform(prefix?: string): Transform {
       return [{ collection: target, record: { ...record, metadata } }];
     },
     targetCollection: (name, source) => ({
-      name, space: source.space, metadata: { collection_type: typeOf.get(name) ?? 'corpus', migrated_from: source.name } as RecordMetadata,
+      name, space: source.space, hnsw: source.hnsw, metadata: { collection_type: typeOf.get(name) ?? 'corpus', migrated_from: source.name } as RecordMetadata,
     }),
     schemaOf: (target) => {
       const t = typeOf.get(target);
@@ -103,7 +103,7 @@ export async function loadTransform(spec: string, o: { prefix?: string } = {}): 
       }
       return list;
     },
-    targetCollection: (name, source) => ({ name, metadata: source.metadata, space: source.space }),
+    targetCollection: (name, source) => ({ name, metadata: source.metadata, space: source.space, hnsw: source.hnsw }),
     schemaOf: () => null,
   };
 }

@@ -20,6 +20,8 @@ export interface CollectionInfo {
   metadata: RecordMetadata | null;
   /** Distance space, from the configuration or `hnsw:space` (Chroma's default: l2). */
   space: DistanceSpace;
+  /** The source's HNSW index settings (ef_construction, max_neighbors, ...), recreated on the target. */
+  hnsw?: Record<string, number>;
   count: number;
   dimension: number | null;
 }
