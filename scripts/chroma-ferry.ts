@@ -26,6 +26,7 @@ import { planRollback } from '../runbooks/rollback-plan.ts';
 import { formatPlan } from '../lib/plan.ts';
 import { snapshotCommand, packCommand, verifyCommand } from './local-commands.ts';
 import { migrateCommand } from './migrate-command.ts';
+import { restoreCommand, validateCommand } from './gate-commands.ts';
 
 interface DeployFlags {
   source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
@@ -229,6 +230,35 @@ program
   .option('--yes', 'do not ask; required without a terminal')
   .option('--json', 'print the summary as one JSON object')
   .action(migrateCommand);
+
+program
+  .command('validate')
+  .description('the validation gate: eight checks of the new database against the old one; report.md + report.json; exit 0 PASSED, 1 FAILED, 3 WARNING')
+  .option('--old-db-url <url>', 'the database migrated from (any form migrate accepts)')
+  .option('--new-db-url <url>', 'the database migrated to')
+  .option('--transform <spec>', 'the transform the migration used: none | seed-schema | ./file.ts', 'none')
+  .option('--prefix <name>', 'seed-schema: the prefix the migration used')
+  .option('--test-queries <file>', 'JSON list of { collection, embedding, k, where } to compare top-k for')
+  .option('--queries <n>', 'query vectors sampled per old collection (without --test-queries)', '10')
+  .option('--top-k <n>', 'results compared per query', '10')
+  .option('--sample <n>', 'compare embeddings of N records per collection (default: all)')
+  .option('--output <file>', 'Markdown report (a .json report is written beside it)', 'validation_report.md')
+  .option('--auto-rollback', 'restore the new database from --backup when the gate FAILS')
+  .option('--backup <file>', 'the pre-migration backup (migrate writes it in its checkpoint dir)')
+  .option('--yes', 'do not ask; required without a terminal')
+  .option('--json', 'print the report as one JSON object')
+  .action(validateCommand);
+
+program
+  .command('restore')
+  .description('put a target\'s collections back to exactly a backup\'s content (collections the migration created removed)')
+  .option('--backup <file>', 'backup .jsonl (migrate\'s pre-migration backup or any export)')
+  .option('--target-url <url>', 'Chroma server or persist dir to restore')
+  .option('--report <file>', 'rollback report (default: BACKUP.restore-report.json)')
+  .option('--sample <n>', 'records per collection compared after the restore', '200')
+  .option('--yes', 'do not ask; required without a terminal')
+  .option('--json', 'print the report as one JSON object')
+  .action(restoreCommand);
 
 program
   .command('snapshot')

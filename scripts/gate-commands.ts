@@ -1,0 +1,44 @@
+/** `chroma-ferry validate` (the gate: exit 0 PASSED, 1 FAILED, 3 WARNING, 2 usage) and `chroma-ferry restore`. */
+import { abortOnSignals, confirmOrRefuse, parsePositiveInt, requireFlag } from '../lib/cli-support.ts';
+import { endpointKind } from '../lib/migrate/endpoints.ts';
+import { detectOutputMode } from '../lib/output.ts';
+import { formatRestoreReport, runRestore } from '../runbooks/restore-chromadb.ts';
+import { formatGateSummary, gateExitCode, runValidate } from '../runbooks/validate-chromadb.ts';
+
+export interface ValidateFlags {
+  oldDbUrl?: string; newDbUrl?: string; transform: string; prefix?: string; testQueries?: string; sample?: string; queries: string; topK: string;
+  output: string; autoRollback?: boolean; backup?: string; json?: boolean; yes?: boolean;
+}
+
+export async function validateCommand(flags: ValidateFlags): Promise<void> {
+  const oldUrl = requireFlag('--old-db-url', flags.oldDbUrl);
+  const newUrl = requireFlag('--new-db-url', flags.newDbUrl);
+  endpointKind('--old-db-url', oldUrl);
+  endpointKind('--new-db-url', newUrl);
+  const sample = flags.sample === undefined ? undefined : parsePositiveInt('--sample', flags.sample);
+  const queries = parsePositiveInt('--queries', flags.queries);
+  const topK = parsePositiveInt('--top-k', flags.topK);
+  const outputMode = detectOutputMode(Boolean(flags.json));
+  if (flags.autoRollback) await confirmOrRefuse(`restore ${newUrl} from ${flags.backup} if the gate fails?`, flags.yes);
+  const ac = abortOnSignals();
+  const report = await runValidate({
+    oldUrl, newUrl, transform: flags.transform, prefix: flags.prefix, testQueries: flags.testQueries, sample, queries, topK,
+    output: flags.output, autoRollback: Boolean(flags.autoRollback), backup: flags.backup, outputMode, signal: ac.signal,
+  });
+  process.stdout.write(outputMode === 'json' ? `${JSON.stringify(report, null, 2)}\n` : `${formatGateSummary(report)}\n`);
+  process.exitCode = ac.signal.aborted ? 130 : gateExitCode(report);
+}
+
+export interface RestoreFlags { backup?: string; targetUrl?: string; report?: string; sample: string; yes?: boolean; json?: boolean }
+
+export async function restoreCommand(flags: RestoreFlags): Promise<void> {
+  const backup = requireFlag('--backup', flags.backup);
+  const targetUrl = requireFlag('--target-url', flags.targetUrl);
+  const sample = parsePositiveInt('--sample', flags.sample, 0);
+  const output = detectOutputMode(Boolean(flags.json));
+  await confirmOrRefuse(`replace the backed-up collections on ${targetUrl} with ${backup} (and remove those the migration created)?`, flags.yes);
+  const ac = abortOnSignals();
+  const r = await runRestore({ backup, targetUrl, report: flags.report, sample, output, signal: ac.signal });
+  process.stdout.write(output === 'json' ? `${JSON.stringify(r, null, 2)}\n` : `${formatRestoreReport(r)}\n`);
+  process.exitCode = r.ok ? 0 : ac.signal.aborted ? 130 : 1;
+}
