@@ -1,0 +1,223 @@
+/**
+ * The validation gate and restore against real Chroma servers: a clean seed-schema migration
+ * passes all eight checks; each seeded fault is caught by its check with the right figure;
+ * `--auto-rollback` restores the pre-migration state exactly.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Collection } from 'chromadb';
+import { chromaClientFor } from '../lib/chroma/client.ts';
+import { addRecords } from '../lib/chroma/sample-db.ts';
+import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
+import { runCli } from './helpers/deploy-env.ts';
+import { dumpServed } from './helpers/served-content.ts';
+
+const SPECS = [
+  { name: 'acme_personality', count: 300, space: 'cosine' as const },
+  { name: 'acme_humor', count: 200, space: 'l2' as const },
+  { name: 'acme_notes', count: 200, space: 'l2' as const },
+];
+const DIM = 16;
+
+describe('validate and restore', () => {
+  let root: string;
+  let source: ChromaServer;
+  let target: ChromaServer;
+  let golden: string;
+  let backup: string;
+  const servers: ChromaServer[] = [];
+
+  before(async () => {
+    root = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-gate-'));
+    source = await startChromaServer({ path: path.join(root, 'old') });
+    target = await startChromaServer({ path: path.join(root, 'new') });
+    servers.push(source, target);
+    const client = chromaClientFor(source.url);
+    for (const s of SPECS) {
+      await client.createCollection({ name: s.name, embeddingFunction: null, configuration: { hnsw: { space: s.space } } });
+      await addRecords(source.url, s.name, { start: 0, count: s.count, dim: DIM, seed: 3 });
+    }
+    const m = await runCli(['migrate', '--yes', '--json', '--source-url', source.url, '--target-url', target.url, '--transform', 'seed-schema',
+      '--prefix', 'acme', '--checkpoint-dir', path.join(root, 'cp'), '--log-dir', path.join(root, 'logs')]);
+    assert.equal(m.code, 0, m.stderr + m.stdout);
+    backup = m.json.backupFile;
+    // The migrated state, to put back between faults (restore from an export of it).
+    golden = path.join(root, 'golden.jsonl');
+    const g = await runCli(['migrate', '--yes', '--json', '--source-url', target.url, '--target-url', golden, '--checkpoint-dir', path.join(root, 'cp-golden'),
+      '--log-dir', path.join(root, 'logs')]);
+    assert.equal(g.code, 0, g.stderr + g.stdout);
+  });
+  after(async () => {
+    for (const s of servers) await s.stop().catch(() => undefined);
+    await fs.rm(root, { recursive: true, force: true });
+  });
+
+  const gate = async (extra: string[] = []) => {
+    const out = path.join(root, `report-${Math.random().toString(36).slice(2)}.md`);
+    const r = await runCli(['validate', '--json', '--yes', '--old-db-url', source.url, '--new-db-url', target.url, '--transform', 'seed-schema',
+      '--prefix', 'acme', '--output', out, ...extra]);
+    return { ...r, out };
+  };
+  const check = (r: { json?: any }, name: string): { name: string; status: string; figures: Record<string, number> } =>
+    r.json.checks.find((c: { name: string }) => c.name === name);
+  const col = (name: string) => chromaClientFor(target.url).getCollection({ name, embeddingFunction: undefined } as never) as Promise<Collection>;
+  const restoreGolden = async () => {
+    const r = await runCli(['restore', '--yes', '--json', '--backup', golden, '--target-url', target.url, '--report', path.join(root, 'golden-restore.json')]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+  };
+
+  it('a clean migration passes all eight checks; reports in Markdown and JSON', async () => {
+    const r = await gate();
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.equal(r.json.overall_status, 'PASSED');
+    assert.deepEqual(r.json.checks.map((c: { status: string }) => c.status), Array(8).fill('PASSED'));
+    assert.equal(r.json.data_loss_percentage, 0);
+    assert.equal(r.json.rollback_triggered, false);
+    assert.ok(check(r, 'semantic_search_equivalence').figures.queries! >= 20);
+    assert.equal(check(r, 'citation_references').figures.required, 700);
+    const json = JSON.parse(await fs.readFile(r.out.replace(/\.md$/, '.json'), 'utf8'));
+    assert.equal(json.overall_status, 'PASSED');
+    assert.match(await fs.readFile(r.out, 'utf8'), /# Validation report: PASSED[\s\S]*\| 8 \| citation_references \| ✅ PASSED/);
+  });
+
+  const faults: { name: string; check: string; figure: [string, number]; apply: () => Promise<void> }[] = [
+    {
+      name: '10% of records deleted', check: 'count_verification', figure: ['data_loss_percentage', 10],
+      async apply() {
+        for (const name of ['acme_personality', 'acme_humor', 'acme_corpus']) {
+          const c = await col(name);
+          const ids = (await c.get({ include: [] as never })).ids.sort();
+          await c.delete({ ids: ids.filter((_, i) => i % 10 === 0) });
+        }
+      },
+    },
+    {
+      name: 'embeddings perturbed', check: 'embedding_integrity', figure: ['mismatched', 20],
+      async apply() {
+        const c = await col('acme_humor');
+        const got = await c.get({ limit: 20, include: ['embeddings'] as never });
+        await c.update({ ids: got.ids, embeddings: got.embeddings.map((e) => e.map((v) => v + 0.01)) });
+      },
+    },
+    {
+      name: 'a required field removed', check: 'metadata_completeness', figure: ['records_missing_fields', 7],
+      async apply() {
+        const c = await col('acme_corpus');
+        const got = await c.get({ limit: 7, include: ['embeddings', 'documents', 'metadatas'] as never });
+        await c.delete({ ids: got.ids });
+        await c.add({ ids: got.ids, embeddings: got.embeddings, documents: got.documents as string[],
+          metadatas: got.metadatas.map((m) => { const { author: _drop, ...rest } = m!; return rest; }) });
+      },
+    },
+    {
+      name: 'vectors shuffled between ids', check: 'semantic_search_equivalence', figure: ['queries', 30],
+      async apply() {
+        const c = await col('acme_personality');
+        const got = await c.get({ include: ['embeddings'] as never });
+        const rotated = got.embeddings.map((_, i) => got.embeddings[(i + 1) % got.embeddings.length]!);
+        for (let i = 0; i < got.ids.length; i += 100) await c.update({ ids: got.ids.slice(i, i + 100), embeddings: rotated.slice(i, i + 100) });
+      },
+    },
+    {
+      name: 'records moved to the wrong collection', check: 'collection_distribution', figure: ['records_off', 30],
+      async apply() {
+        const from = await col('acme_personality');
+        const to = await col('acme_humor');
+        const got = await from.get({ limit: 15, include: ['embeddings', 'documents', 'metadatas'] as never });
+        await from.delete({ ids: got.ids });
+        await to.add({ ids: got.ids, embeddings: got.embeddings, documents: got.documents as string[], metadatas: got.metadatas as never });
+      },
+    },
+    {
+      name: 'a duplicate inserted', check: 'duplicate_detection', figure: ['duplicate_ids_across_collections', 1],
+      async apply() {
+        const got = await (await col('acme_personality')).get({ limit: 1, include: ['embeddings', 'documents', 'metadatas'] as never });
+        await (await col('acme_corpus')).add({ ids: got.ids, embeddings: got.embeddings, documents: got.documents as string[], metadatas: got.metadatas as never });
+      },
+    },
+    {
+      name: 'a field\'s type changed', check: 'field_type_validation', figure: ['wrong_types', 5],
+      async apply() {
+        const c = await col('acme_humor');
+        const got = await c.get({ limit: 5, include: [] as never });
+        await c.update({ ids: got.ids, metadatas: got.ids.map(() => ({ source_line: '12' })) });
+      },
+    },
+    {
+      name: 'a malformed citation URI', check: 'citation_references', figure: ['invalid', 3],
+      async apply() {
+        const c = await col('acme_corpus');
+        const got = await c.get({ limit: 3, include: [] as never });
+        await c.update({ ids: got.ids, metadatas: got.ids.map(() => ({ if_citation_uri: 'https://example.com/not-if' })) });
+      },
+    },
+  ];
+
+  for (const f of faults) {
+    it(`fault: ${f.name} -> ${f.check} FAILED with ${f.figure[0]} ${f.figure[1]}`, async () => {
+      await f.apply();
+      try {
+        const r = await gate();
+        assert.equal(r.code, 1, r.stderr + r.stdout);
+        assert.equal(r.json.overall_status, 'FAILED');
+        const c = check(r, f.check);
+        assert.equal(c.status, 'FAILED', JSON.stringify(r.json.checks.map((x: { name: string; status: string }) => [x.name, x.status])));
+        assert.equal(c.figures[f.figure[0]], f.figure[1], JSON.stringify(c));
+        if (f.check === 'semantic_search_equivalence') assert.ok(c.figures.semantic_divergence_percentage! > 20, JSON.stringify(c));
+        assert.match(r.json.rollback_reason, new RegExp(`${f.check} failed`));
+        assert.equal(r.json.rollback_triggered, false, 'no --auto-rollback');
+      } finally {
+        await restoreGolden();
+      }
+    });
+  }
+
+  it('--auto-rollback after a FAILED gate restores the pre-migration state exactly', async () => {
+    // A target that had data before the migration: one collection the migration also writes to.
+    const pre = await startChromaServer({ path: path.join(root, 'pre') });
+    servers.push(pre);
+    await chromaClientFor(pre.url).createCollection({ name: 'acme_humor', embeddingFunction: null, metadata: { owner: 'ops' } });
+    await addRecords(pre.url, 'acme_humor', { start: 0, count: 25, dim: DIM, seed: 11, idPrefix: 'old-' });
+    const before = await dumpServed(pre.url);
+    const m = await runCli(['migrate', '--yes', '--json', '--source-url', source.url, '--target-url', pre.url, '--transform', 'seed-schema',
+      '--prefix', 'acme', '--checkpoint-dir', path.join(root, 'cp-pre'), '--log-dir', path.join(root, 'logs')]);
+    assert.equal(m.code, 0, m.stderr + m.stdout);
+    const c = await chromaClientFor(pre.url).getCollection({ name: 'acme_corpus', embeddingFunction: undefined } as never);
+    const ids = (await c.get({ include: [] as never })).ids;
+    await c.delete({ ids: ids.slice(0, 60) });
+    const r = await runCli(['validate', '--json', '--yes', '--old-db-url', source.url, '--new-db-url', pre.url, '--transform', 'seed-schema', '--prefix', 'acme',
+      '--output', path.join(root, 'auto.md'), '--auto-rollback', '--backup', m.json.backupFile]);
+    assert.equal(r.code, 1, r.stderr + r.stdout);
+    assert.equal(r.json.rollback_triggered, true);
+    assert.match(r.json.rollback_reason, /count_verification failed: Chunk Count Mismatch/);
+    assert.equal(r.json.rollback.ok, true, JSON.stringify(r.json.rollback));
+    assert.deepEqual(r.json.rollback.removed.sort(), ['acme_corpus', 'acme_personality']);
+    const after = await dumpServed(pre.url);
+    assert.deepEqual([...after.keys()], ['acme_humor']);
+    assert.deepEqual(after, before, 'ids, documents, metadatas and embeddings of every record as before the migration');
+    const md = await fs.readFile(path.join(root, 'auto.md'), 'utf8');
+    assert.match(md, /rollback triggered: YES/);
+  });
+
+  it('usage errors: exit 2, one line', async () => {
+    const r = await runCli(['validate', '--json', '--old-db-url', source.url, '--new-db-url', target.url, '--auto-rollback', '--yes', '--output', path.join(root, 'x.md')]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--auto-rollback needs --backup FILE/);
+    const q = await runCli(['validate', '--json', '--old-db-url', source.url, '--new-db-url', target.url, '--test-queries', path.join(root, 'nope.json'), '--output', path.join(root, 'y.md')]);
+    assert.equal(q.code, 2, q.stderr);
+    assert.match(q.stderr, /--test-queries .*no such file/);
+  });
+
+  it('--test-queries with a where filter', async () => {
+    const got = await chromaClientFor(source.url).getCollection({ name: 'acme_humor', embeddingFunction: undefined } as never);
+    const rec = await got.get({ limit: 2, include: ['embeddings'] as never });
+    const file = path.join(root, 'queries.json');
+    await fs.writeFile(file, JSON.stringify(rec.embeddings.map((e) => ({ collection: 'acme_humor', embedding: e, k: 5, where: { category: 'joke' } }))));
+    const r = await gate(['--test-queries', file]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.equal(check(r, 'semantic_search_equivalence').figures.queries, 2);
+  });
+});
