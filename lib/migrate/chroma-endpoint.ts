@@ -146,13 +146,6 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
     }));
   }
 
-  /** Top-k ids for each query vector (exact order as the server ranks them). */
-  async query(collection: string, embeddings: number[][], k: number, where?: Record<string, unknown>): Promise<string[][]> {
-    const col = await this.collection(collection, true);
-    const r = await col.query({ queryEmbeddings: embeddings, nResults: k, where: where as never, include: ['distances'] as never });
-    return r.ids;
-  }
-
   async deleteCollection(collection: string): Promise<void> {
     await this.client.deleteCollection({ name: collection });
     this.collections.delete(collection);

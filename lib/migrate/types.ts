@@ -51,7 +51,5 @@ export interface MigrationSink {
   /** Records by id (verify); missing ids are absent from the result. */
   get(collection: string, ids: string[]): Promise<MigrationRecord[]>;
   deleteCollection(collection: string): Promise<void>;
-  /** Nearest-neighbour search, where the sink can do it (a server; not an export file). */
-  query?(collection: string, embeddings: number[][], k: number, where?: Record<string, unknown>): Promise<string[][]>;
   close(): Promise<void>;
 }
