@@ -26,7 +26,7 @@ import { SourceChangedError } from '../lib/migrate/chroma-endpoint.ts';
 import { openSource, openTarget, type Endpoint } from '../lib/migrate/endpoints.ts';
 import { JsonlEndpoint } from '../lib/migrate/jsonl-endpoint.ts';
 import { JsonlLog } from '../lib/migrate/log.ts';
-import { loadTransform, type Transform } from '../lib/migrate/transform.ts';
+import { loadTransform, withRenames, type Transform } from '../lib/migrate/transform.ts';
 import type { CollectionInfo, MigrationRecord } from '../lib/migrate/types.ts';
 import { RecordValidator } from '../lib/migrate/validate.ts';
 import type { OutputMode } from '../lib/output.ts';
@@ -49,6 +49,8 @@ export interface MigrateOptions {
   workers: number;
   /** Every log event on stderr as well. */
   verbose?: boolean;
+  /** `--rename a=b`: target collection a is written as b. */
+  renames?: Record<string, string>;
   /** Records per target collection compared with the staged ones in verify. */
   verifySample: number;
   output: OutputMode;
@@ -170,7 +172,7 @@ const STEPS: Record<MigratePhase, Step> = {
     const t = await openTarget(o.targetUrl, { resume: o.resume, dryRun: o.dryRun });
     c.target = t.endpoint;
     c.prepareWrite = t.prepareWrite;
-    c.transform = await loadTransform(o.transform, { prefix: o.prefix });
+    c.transform = withRenames(await loadTransform(o.transform, { prefix: o.prefix }), o.renames ?? {});
     c.collections = await c.source.listCollections(o.filterCollections);
     if (c.collections.length === 0) throw new UserError(`${c.source.label} has no collections to migrate`);
     c.maxBatch = await c.target.maxBatchSize();
@@ -279,8 +281,12 @@ const STEPS: Record<MigratePhase, Step> = {
     for (const name of names) {
       const have = c.existedBefore.get(name);
       const want = c.transform!.targetCollection(name, sourceOf(c, name));
-      if (have && have.space !== want.space) {
-        throw new UserError(`collection ${name} exists on ${c.target!.label} with distance ${have.space}, the migrated records need ${want.space}: rename or delete it first`);
+      const dim = cp.targets[name]!.dimension;
+      if (have && (have.space !== want.space || (have.dimension !== null && dim !== null && have.dimension !== dim))) {
+        throw new UserError(
+          `collection ${name} exists on ${c.target!.label} with distance ${have.space}${have.dimension !== null ? ` and size ${have.dimension}` : ''}, ` +
+            `the migrated records need ${want.space}${dim !== null ? ` and size ${dim}` : ''}: migrate into another name (--rename ${name}=NEW) or delete it first`,
+        );
       }
     }
     const file = path.join(cp.stagingDir, 'backup.jsonl');
@@ -321,7 +327,7 @@ const STEPS: Record<MigratePhase, Step> = {
     const t0 = performance.now();
     const limit = pLimit(Math.max(1, o.workers));
     await Promise.all(targets.map(([name, t]) => limit(async () => {
-      await c.target!.ensureCollection({ ...c.transform!.targetCollection(name, sourceOf(c, name)), dimension: null });
+      await c.target!.ensureCollection({ ...c.transform!.targetCollection(name, sourceOf(c, name)), dimension: t.dimension });
       let index = 0;
       for await (const batch of readBatches(stagedFile(cp, name), cp.batchSize)) {
         o.signal.throwIfAborted();

@@ -212,8 +212,8 @@ targetOptions(program.command('unlock').description('remove a stale deploy lock 
 program
   .command('migrate')
   .description('move collections through the Chroma API: export, transform, validate, import in batches, verify (checkpoints, resume)')
-  .option('--source-url <url>', 'Chroma server (http(s)://HOST:PORT), local persist dir, or .jsonl export; opened read-only')
-  .option('--target-url <url>', 'Chroma server, local persist dir, or .jsonl file to write')
+  .option('--source-url <url>', 'Chroma server (http(s)://HOST:PORT), qdrant+http(s)://HOST:PORT, local persist dir, or .jsonl export; opened read-only')
+  .option('--target-url <url>', 'Chroma server, qdrant+http(s)://HOST:PORT (API key from QDRANT_API_KEY), local persist dir, or .jsonl file')
   .option('--batch-size <n>', 'records per write (default: the target\'s max batch size, capped by memory)')
   .option('--dry-run', 'export, transform and validate; write nothing to the target')
   .option('--plan', 'print the phases and what each would do here (read-only look at both ends); with --json as data')
@@ -224,6 +224,7 @@ program
   .option('--resume', 'continue the run of the checkpoint in --checkpoint-dir')
   .option('--transform <spec>', 'none | seed-schema | ./file.ts (a module exporting one function)', 'none')
   .option('--prefix <name>', 'seed-schema: target collection prefix (default: from the source collection name)')
+  .option('--rename <a=b>', 'write target collection a as b (repeatable)', collect, [])
   .option('--min-valid <share>', 'stop before any write when fewer records are valid', '0.95')
   .option('--workers <n>', 'collections in parallel', '2')
   .option('--verify-sample <n>', 'records per target collection compared field by field', '200')

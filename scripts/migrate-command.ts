@@ -9,7 +9,18 @@ import { formatMigratePlan, planMigrate } from '../runbooks/migrate-plan.ts';
 export interface MigrateFlags {
   sourceUrl?: string; targetUrl?: string; batchSize?: string; dryRun?: boolean; verbose?: boolean; checkpointDir: string; logDir: string;
   filterCollection: string[]; resume?: boolean; transform: string; prefix?: string; minValid: string; workers: string; verifySample: string;
-  yes?: boolean; json?: boolean; plan?: boolean;
+  yes?: boolean; json?: boolean; plan?: boolean; rename: string[];
+}
+
+/** `--rename a=b` (repeatable) to { a: b }. */
+export function parseRenames(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const m = /^([^=]+)=([^=]+)$/.exec(item);
+    if (!m) throw new UserError(`--rename ${item}: use --rename SOURCE_NAME=TARGET_NAME`);
+    out[m[1]!.trim()] = m[2]!.trim();
+  }
+  return out;
 }
 
 export async function migrateCommand(flags: MigrateFlags): Promise<void> {
@@ -34,7 +45,7 @@ export async function migrateCommand(flags: MigrateFlags): Promise<void> {
   const summary = await runMigrate({
     sourceUrl, targetUrl, batchSize, dryRun: Boolean(flags.dryRun), resume: Boolean(flags.resume), checkpointDir: flags.checkpointDir,
     logDir: flags.logDir, filterCollections: flags.filterCollection, transform: flags.transform, prefix: flags.prefix, minValid, workers,
-    verifySample, output, signal: ac.signal, verbose: Boolean(flags.verbose),
+    verifySample, output, signal: ac.signal, verbose: Boolean(flags.verbose), renames: parseRenames(flags.rename),
   });
   process.stdout.write(output === 'json' ? `${JSON.stringify(summary, null, 2)}\n` : `${formatMigrateSummary(summary)}\n`);
   process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;

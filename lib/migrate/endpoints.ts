@@ -11,13 +11,22 @@ import { startChromaServer, type ChromaServer } from '../chroma/server.ts';
 import { UserError } from '../errors.ts';
 import { ChromaEndpoint } from './chroma-endpoint.ts';
 import { JsonlEndpoint } from './jsonl-endpoint.ts';
+import { isQdrantUrl, QdrantEndpoint } from './qdrant-endpoint.ts';
 import type { MigrationSink, MigrationSource } from './types.ts';
 
 export type Endpoint = MigrationSource & MigrationSink;
 
-export type EndpointKind = 'chroma' | 'dir' | 'jsonl';
+export type EndpointKind = 'chroma' | 'qdrant' | 'dir' | 'jsonl';
 
 export function endpointKind(flag: string, value: string): EndpointKind {
+  if (isQdrantUrl(value)) {
+    try {
+      new URL(value.replace(/^qdrant\+/i, ''));
+    } catch {
+      throw new UserError(`${flag} ${value}: not a valid URL; use e.g. qdrant+http://127.0.0.1:6333`);
+    }
+    return 'qdrant';
+  }
   if (/^https?:\/\//i.test(value)) {
     try {
       new URL(value);
@@ -27,7 +36,7 @@ export function endpointKind(flag: string, value: string): EndpointKind {
     return 'chroma';
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
-    throw new UserError(`${flag} ${value}: unknown scheme; use http(s)://HOST:PORT, a persist directory or a .jsonl file`);
+    throw new UserError(`${flag} ${value}: unknown scheme; use http(s)://HOST:PORT (Chroma), qdrant+http(s)://HOST:PORT, a persist directory or a .jsonl file`);
   }
   if (value.endsWith('.jsonl')) return 'jsonl';
   return 'dir';
@@ -39,6 +48,11 @@ export async function openSource(value: string, o: { signal?: AbortSignal } = {}
   switch (endpointKind(flag, value)) {
     case 'chroma': {
       const e = new ChromaEndpoint(value.replace(/\/+$/, ''));
+      await e.connect(flag);
+      return e;
+    }
+    case 'qdrant': {
+      const e = new QdrantEndpoint(value);
       await e.connect(flag);
       return e;
     }
@@ -69,6 +83,11 @@ export async function openTarget(value: string, o: { resume: boolean; dryRun: bo
   switch (endpointKind(flag, value)) {
     case 'chroma': {
       const e = new ChromaEndpoint(value.replace(/\/+$/, ''));
+      await e.connect(flag);
+      return { endpoint: e, prepareWrite: async () => {} };
+    }
+    case 'qdrant': {
+      const e = new QdrantEndpoint(value);
       await e.connect(flag);
       return { endpoint: e, prepareWrite: async () => {} };
     }

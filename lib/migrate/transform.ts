@@ -115,3 +115,19 @@ function isTransformed(t: unknown): t is TransformedRecord {
   return typeof record.id === 'string' && (record.embedding === null || Array.isArray(record.embedding)) &&
     (record.document === null || typeof record.document === 'string') && (record.metadata === null || typeof record.metadata === 'object');
 }
+
+/** `--rename a=b`: the transform's target collection a is written as b (everything else unchanged). */
+export function withRenames(t: Transform, renames: Record<string, string>): Transform {
+  if (Object.keys(renames).length === 0) return t;
+  const back = new Map(Object.entries(renames).map(([a, b]) => [b, a]));
+  const to = (name: string) => renames[name] ?? name;
+  const from = (name: string) => back.get(name) ?? name;
+  return {
+    name: t.name,
+    async apply(record, source) {
+      return (await t.apply(record, source)).map((x) => ({ ...x, collection: to(x.collection) }));
+    },
+    targetCollection: (name, source) => ({ ...t.targetCollection(from(name), source), name }),
+    schemaOf: (target) => t.schemaOf(from(target)),
+  };
+}

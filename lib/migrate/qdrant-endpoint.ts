@@ -1,0 +1,182 @@
+/**
+ * A Qdrant server as a migration sink (and a source, for the way back), through the official
+ * `@qdrant/js-client-rest`. `qdrant+http://HOST:6333` or `qdrant+https://...`; the API key comes
+ * from QDRANT_API_KEY only (never a flag) and is registered as a secret, so it is redacted from
+ * every log line.
+ *
+ * Mapping (README "Qdrant"):
+ * - one Qdrant collection per target collection, one unnamed vector: size from the data, distance
+ *   from the Chroma space (l2 -> Euclid, cosine -> Cosine, ip -> Dot);
+ * - point id: the Chroma id when it is a UUID, else UUID v5 of it in CHROMA_ID_NAMESPACE; the
+ *   original id is always kept in the payload (`chroma_id`), so the way back restores it;
+ * - payload: the metadata fields at top level, the document under `document`; for Cosine
+ *   collections (which store unit vectors) the vector's norm under `chroma_norm`, so the way back
+ *   gives the original embedding. Metadata keys equal to these reserved keys are refused.
+ */
+import { QdrantClient } from '@qdrant/js-client-rest';
+import { v5 as uuidv5, validate as isUuid } from 'uuid';
+import { UserError } from '../errors.ts';
+import { registerSecret } from '../secrets.ts';
+import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
+
+/** Fixed namespace of the UUID v5 point ids (documented in README; never change it: re-runs must map to the same points). */
+export const CHROMA_ID_NAMESPACE = '6f1c7d2e-3a4b-5c6d-8e9f-0a1b2c3d4e5f';
+export const PAYLOAD_DOCUMENT = 'document';
+export const PAYLOAD_CHROMA_ID = 'chroma_id';
+export const PAYLOAD_NORM = 'chroma_norm';
+const RESERVED = [PAYLOAD_DOCUMENT, PAYLOAD_CHROMA_ID, PAYLOAD_NORM];
+
+type QdrantDistance = 'Euclid' | 'Cosine' | 'Dot' | 'Manhattan';
+const TO_QDRANT: Record<DistanceSpace, QdrantDistance> = { l2: 'Euclid', cosine: 'Cosine', ip: 'Dot' };
+const FROM_QDRANT: Partial<Record<QdrantDistance, DistanceSpace>> = { Euclid: 'l2', Cosine: 'cosine', Dot: 'ip' };
+
+export function isQdrantUrl(value: string): boolean {
+  return /^qdrant\+https?:\/\//i.test(value);
+}
+
+/** The point id for a Chroma id: the UUID itself (lowercase), or a UUID v5 of it. */
+export function pointIdFor(chromaId: string): string {
+  return isUuid(chromaId) ? chromaId.toLowerCase() : uuidv5(chromaId, CHROMA_ID_NAMESPACE);
+}
+
+export class QdrantEndpoint implements MigrationSource, MigrationSink {
+  readonly label: string;
+  private readonly client: QdrantClient;
+  private readonly spaces = new Map<string, DistanceSpace>();
+
+  constructor(value: string, apiKey = process.env.QDRANT_API_KEY) {
+    const url = value.replace(/^qdrant\+/i, '').replace(/\/+$/, '');
+    this.label = `qdrant+${url}`;
+    if (apiKey) registerSecret(apiKey);
+    this.client = new QdrantClient({ url, apiKey: apiKey || undefined, checkCompatibility: false });
+  }
+
+  async connect(flag: string): Promise<void> {
+    try {
+      await this.client.versionInfo();
+      await this.client.getCollections();
+    } catch (e) {
+      const status = (e as { status?: number }).status;
+      if (status === 401 || status === 403) throw new UserError(`${flag} ${this.label}: the server refused the API key; set QDRANT_API_KEY to a valid key`);
+      throw new UserError(`${flag} ${this.label}: no Qdrant server answers there (${errorText(e)}); check the URL and that the server runs`);
+    }
+  }
+
+  async listCollections(only?: string[]): Promise<CollectionInfo[]> {
+    const names = (await this.client.getCollections()).collections.map((c) => c.name).sort();
+    if (only?.length) {
+      const missing = only.filter((n) => !names.includes(n));
+      if (missing.length) throw new UserError(`no collection ${missing.join(', ')} on ${this.label} (it has: ${names.join(', ') || 'none'}); check --filter-collection`);
+    }
+    const out: CollectionInfo[] = [];
+    for (const name of only?.length ? only : names) out.push(await this.info(name));
+    return out;
+  }
+
+  private async info(name: string): Promise<CollectionInfo> {
+    const c = await this.client.getCollection(name);
+    const vectors = c.config.params.vectors as { size?: number; distance?: QdrantDistance } | undefined;
+    if (!vectors || typeof vectors.size !== 'number' || !vectors.distance) {
+      throw new UserError(`collection ${name} on ${this.label} uses named or sparse vectors: chroma-ferry moves collections with one unnamed vector`);
+    }
+    const space = FROM_QDRANT[vectors.distance];
+    if (!space) throw new UserError(`collection ${name} on ${this.label} uses ${vectors.distance} distance, which Chroma has no space for`);
+    this.spaces.set(name, space);
+    const count = (await this.client.count(name, { exact: true })).count;
+    return { name, metadata: null, space, count, dimension: vectors.size };
+  }
+
+  async *read(info: CollectionInfo, pageSize: number, signal?: AbortSignal): AsyncIterable<MigrationRecord[]> {
+    // Scroll is keyset paging by point id: stable while others write.
+    let offset: string | number | undefined;
+    for (;;) {
+      signal?.throwIfAborted();
+      const page = await this.client.scroll(info.name, { limit: pageSize, offset, with_payload: true, with_vector: true });
+      const records = page.points.map((p) => fromPoint(p.id, p.vector as number[] | undefined, (p.payload ?? {}) as Record<string, unknown>));
+      if (records.length) yield records;
+      const next = page.next_page_offset as string | number | null | undefined;
+      if (next === null || next === undefined) return;
+      offset = next;
+    }
+  }
+
+  async maxBatchSize(): Promise<number> {
+    // Qdrant has no record limit per write, only a request size limit (32 MiB by default).
+    return 512;
+  }
+
+  async existing(names: string[]): Promise<Map<string, CollectionInfo>> {
+    const have = new Set((await this.client.getCollections()).collections.map((c) => c.name));
+    const out = new Map<string, CollectionInfo>();
+    for (const n of names) if (have.has(n)) out.set(n, await this.info(n));
+    return out;
+  }
+
+  async ensureCollection(info: Omit<CollectionInfo, 'count'>): Promise<void> {
+    const distance = TO_QDRANT[info.space];
+    const have = (await this.existing([info.name])).get(info.name);
+    if (have) {
+      if (have.space !== info.space || (info.dimension !== null && have.dimension !== info.dimension)) {
+        throw new UserError(
+          `collection ${info.name} exists on ${this.label} with size ${have.dimension} and distance ${TO_QDRANT[have.space]}; ` +
+            `the migrated records need size ${info.dimension ?? '?'} and distance ${distance}: migrate into another name (--rename ${info.name}=NEW) or delete it first`,
+        );
+      }
+      return;
+    }
+    if (!info.dimension) throw new Error(`collection ${info.name}: the vector size is unknown (no record with an embedding)`);
+    await this.client.createCollection(info.name, { vectors: { size: info.dimension, distance } });
+    this.spaces.set(info.name, info.space);
+  }
+
+  async upsert(collection: string, records: MigrationRecord[]): Promise<void> {
+    const space = this.spaces.get(collection) ?? (await this.info(collection)).space;
+    const points = records.map((r) => toPoint(r, space));
+    await this.client.upsert(collection, { wait: true, points });
+  }
+
+  async count(collection: string): Promise<number> {
+    return (await this.client.count(collection, { exact: true })).count;
+  }
+
+  async get(collection: string, ids: string[]): Promise<MigrationRecord[]> {
+    const points = await this.client.retrieve(collection, { ids: ids.map(pointIdFor), with_payload: true, with_vector: true });
+    return points.map((p) => fromPoint(p.id, p.vector as number[] | undefined, (p.payload ?? {}) as Record<string, unknown>));
+  }
+
+  async deleteCollection(collection: string): Promise<void> {
+    await this.client.deleteCollection(collection);
+  }
+
+  async close(): Promise<void> {}
+}
+
+function toPoint(r: MigrationRecord, space: DistanceSpace): { id: string; vector: number[]; payload: Record<string, unknown> } {
+  const meta = r.metadata ?? {};
+  const clash = RESERVED.find((k) => k in meta);
+  if (clash) {
+    throw new UserError(`record ${r.id}: metadata key "${clash}" collides with a payload key chroma-ferry reserves (${RESERVED.join(', ')}); rename the field with a --transform`);
+  }
+  const payload: Record<string, unknown> = { ...meta, [PAYLOAD_CHROMA_ID]: r.id };
+  if (r.document !== null) payload[PAYLOAD_DOCUMENT] = r.document;
+  const vector = r.embedding!;
+  if (space === 'cosine') payload[PAYLOAD_NORM] = Math.sqrt(vector.reduce((s, x) => s + x * x, 0));
+  return { id: pointIdFor(r.id), vector, payload };
+}
+
+function fromPoint(id: string | number, vector: number[] | undefined, payload: Record<string, unknown>): MigrationRecord {
+  const { [PAYLOAD_CHROMA_ID]: chromaId, [PAYLOAD_DOCUMENT]: document, [PAYLOAD_NORM]: norm, ...rest } = payload;
+  const embedding = vector ? (typeof norm === 'number' ? vector.map((x) => x * norm) : [...vector]) : null;
+  return {
+    id: typeof chromaId === 'string' ? chromaId : String(id),
+    embedding,
+    document: typeof document === 'string' ? document : null,
+    metadata: Object.keys(rest).length ? (rest as RecordMetadata) : null,
+  };
+}
+
+function errorText(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const cause = (e as { cause?: { code?: string } }).cause?.code;
+  return cause ? `${msg} (${cause})` : msg;
+}
