@@ -325,35 +325,48 @@ const STEPS: Record<MigratePhase, Step> = {
     const rate = rateMeter();
     let done = targets.reduce((n, [, t]) => n + t.recordsDone, 0);
     const t0 = performance.now();
-    const limit = pLimit(Math.max(1, o.workers));
-    await Promise.all(targets.map(([name, t]) => limit(async () => {
+    // Up to --workers batches in flight (over all collections); staged files are read in order, so at
+    // most `workers` batches are in memory. Done batches are recorded by index (a contiguous prefix
+    // plus the ones finished out of order), so a resume sends exactly the others.
+    const workers = Math.max(1, o.workers);
+    const inflight = new Set<Promise<void>>();
+    let failure: unknown;
+    for (const [name, t] of targets) {
       await c.target!.ensureCollection({ ...c.transform!.targetCollection(name, sourceOf(c, name)), dimension: t.dimension });
+      t.doneAbove ??= [];
       let index = 0;
       for await (const batch of readBatches(stagedFile(cp, name), cp.batchSize)) {
         o.signal.throwIfAborted();
-        if (index < t.batchesDone) {
-          index++;
+        if (failure) throw failure;
+        const i = index++;
+        if (i < t.batchesDone || t.doneAbove.includes(i)) {
           c.summary.import.batchesSkipped++;
           continue;
         }
-        await pRetry(() => c.target!.upsert(name, batch, o.signal), {
-          retries: 4, minTimeout: 250, factor: 2, signal: o.signal,
-          onFailedAttempt: async (e) => {
-            c.summary.import.retries++;
-            await c.log.write({ event: 'retry', collection: name, batch: index, attempt: e.attemptNumber, error: e.message });
-          },
-        });
-        index++;
-        t.batchesDone = index;
-        t.recordsDone += batch.length;
-        c.summary.import.batchesSent++;
-        c.summary.import.recordsSent += batch.length;
-        done += batch.length;
-        await c.store.save(cp);
-        await c.log.write({ event: 'batch', collection: name, batch: index, records: batch.length });
-        progress(`${done}/${totalRecords} records, ${rate(done)}${etaOf(rate, done, totalRecords)}`);
+        while (inflight.size >= workers) await Promise.race(inflight);
+        if (failure) throw failure;
+        const p: Promise<void> = (async () => {
+          await pRetry(() => c.target!.upsert(name, batch, o.signal), {
+            retries: 4, minTimeout: 250, factor: 2, signal: o.signal,
+            onFailedAttempt: async (e) => {
+              c.summary.import.retries++;
+              await c.log.write({ event: 'retry', collection: name, batch: i, attempt: e.attemptNumber, error: e.message });
+            },
+          });
+          markBatchDone(t, i);
+          t.recordsDone += batch.length;
+          c.summary.import.batchesSent++;
+          c.summary.import.recordsSent += batch.length;
+          done += batch.length;
+          await c.store.save(cp);
+          await c.log.write({ event: 'batch', collection: name, batch: i + 1, records: batch.length });
+          progress(`${done}/${totalRecords} records, ${rate(done)}${etaOf(rate, done, totalRecords)}`);
+        })().catch((e) => { failure ??= e; }).finally(() => { inflight.delete(p); });
+        inflight.add(p);
       }
-    })));
+    }
+    await Promise.all(inflight);
+    if (failure) throw failure;
     const secs = (performance.now() - t0) / 1000;
     if (secs > 0 && c.summary.import.recordsSent) c.summary.import.recordsPerSecond = Math.round(c.summary.import.recordsSent / secs);
     cp.phases.import = 'done';
@@ -401,6 +414,17 @@ export class ValidationGateError extends Error {
     super(message);
     this.name = 'ValidationGateError';
   }
+}
+
+/** Batch `i` of a target is written: extend the contiguous prefix, or remember it as done out of order. */
+function markBatchDone(t: { batchesDone: number; doneAbove?: number[] }, i: number): void {
+  const above = new Set(t.doneAbove ?? []);
+  above.add(i);
+  while (above.has(t.batchesDone)) {
+    above.delete(t.batchesDone);
+    t.batchesDone++;
+  }
+  t.doneAbove = [...above].sort((a, b) => a - b);
 }
 
 function restoredNote(c: Ctx, phase: MigratePhase): string {

@@ -226,7 +226,7 @@ program
   .option('--prefix <name>', 'seed-schema: target collection prefix (default: from the source collection name)')
   .option('--rename <a=b>', 'write target collection a as b (repeatable)', collect, [])
   .option('--min-valid <share>', 'stop before any write when fewer records are valid', '0.95')
-  .option('--workers <n>', 'collections in parallel', '2')
+  .option('--workers <n>', 'collections exported and batches written in parallel', '2')
   .option('--verify-sample <n>', 'records per target collection compared field by field', '200')
   .option('--yes', 'do not ask; required without a terminal')
   .option('--json', 'print the summary as one JSON object')

@@ -144,7 +144,7 @@ describe('migrate', () => {
     const batchesDone = async () => {
       try {
         const c = JSON.parse(await fs.readFile(file, 'utf8'));
-        return Object.values(c.targets as Record<string, { batchesDone: number }>).reduce((n, t) => n + t.batchesDone, 0);
+        return Object.values(c.targets as Record<string, { batchesDone: number; doneAbove?: number[] }>).reduce((n, t) => n + t.batchesDone + (t.doneAbove?.length ?? 0), 0);
       } catch {
         return 0;
       }

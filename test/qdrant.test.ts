@@ -109,17 +109,17 @@ describe('Chroma <-> Qdrant (stand-in validated against the v1.19 OpenAPI docume
     assert.equal(qdrant.collections.get('q_ints')!.points.size, 0);
   });
 
-  it('resume after a kill mid-import: exact counts, done batches not re-sent; restore removes what it created', async () => {
+  it('resume after a kill mid-import (3 batches in flight): exact counts, done batches not re-sent; restore removes what it created', async () => {
     await qdrant.close();
     qdrant = await startQdrantStandin({ apiKey: API_KEY });
     const cp = path.join(root, 'cp-resume');
-    const args = ['migrate', '--yes', '--json', '--source-url', chroma.url, '--target-url', `qdrant+${qdrant.url}`, '--batch-size', '10', '--workers', '1',
+    const args = ['migrate', '--yes', '--json', '--source-url', chroma.url, '--target-url', `qdrant+${qdrant.url}`, '--batch-size', '10', '--workers', '3',
       '--checkpoint-dir', cp, '--log-dir', path.join(root, 'logs')];
     const child = execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR, ...env } });
     const batchesDone = async () => {
       try {
         const c = JSON.parse(await fs.readFile(path.join(cp, 'migrate-checkpoint.json'), 'utf8'));
-        return Object.values(c.targets as Record<string, { batchesDone: number }>).reduce((n, t) => n + t.batchesDone, 0);
+        return Object.values(c.targets as Record<string, { batchesDone: number; doneAbove?: number[] }>).reduce((n, t) => n + t.batchesDone + (t.doneAbove?.length ?? 0), 0);
       } catch {
         return 0;
       }

@@ -23,7 +23,8 @@ export interface MigrateCheckpoint {
   /** Source collections exported: name -> records. */
   exported: Record<string, number>;
   /** Target collection -> expected records, source collection it is created from, and import progress. */
-  targets: Record<string, { expected: number; from: string; dimension: number | null; batchesDone: number; recordsDone: number }>;
+  /** batchesDone: batches 0..batchesDone-1 are written; doneAbove: later ones written out of order (parallel workers). */
+  targets: Record<string, { expected: number; from: string; dimension: number | null; batchesDone: number; doneAbove?: number[]; recordsDone: number }>;
   validation?: { total: number; valid: number; issues: { issue: string; records: number }[] };
   backupFile?: string;
   updatedAt: string;

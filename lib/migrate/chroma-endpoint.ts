@@ -7,6 +7,7 @@
 import type { ChromaClient, Collection, Metadata } from 'chromadb';
 import { chromaClientFor } from '../chroma/client.ts';
 import { heartbeat } from '../chroma/http.ts';
+import pRetry from 'p-retry';
 import { UserError } from '../errors.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
 
@@ -17,6 +18,9 @@ export class SourceChangedError extends Error {
     this.name = 'SourceChangedError';
   }
 }
+
+/** Reads are retried too: a page that fails on a transient error is fetched again. */
+export const READ_RETRY = { retries: 3, minTimeout: 200, factor: 2 } as const;
 
 export class ChromaEndpoint implements MigrationSource, MigrationSink {
   private readonly client: ChromaClient;
@@ -74,7 +78,7 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
     const seen = new Set<string>();
     for (let offset = 0; offset < before; offset += pageSize) {
       signal?.throwIfAborted();
-      const r = await col.get({ limit: pageSize, offset, include: ['embeddings', 'documents', 'metadatas'] as never });
+      const r = await pRetry(() => col.get({ limit: pageSize, offset, include: ['embeddings', 'documents', 'metadatas'] as never }), READ_RETRY);
       const page: MigrationRecord[] = [];
       for (let i = 0; i < r.ids.length; i++) {
         const id = r.ids[i]!;

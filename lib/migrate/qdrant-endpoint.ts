@@ -15,7 +15,9 @@
  */
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { v5 as uuidv5, validate as isUuid } from 'uuid';
+import pRetry from 'p-retry';
 import { UserError } from '../errors.ts';
+import { READ_RETRY } from './chroma-endpoint.ts';
 import { registerSecret } from '../secrets.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
 
@@ -91,7 +93,7 @@ export class QdrantEndpoint implements MigrationSource, MigrationSink {
     let offset: string | number | undefined;
     for (;;) {
       signal?.throwIfAborted();
-      const page = await this.client.scroll(info.name, { limit: pageSize, offset, with_payload: true, with_vector: true });
+      const page = await pRetry(() => this.client.scroll(info.name, { limit: pageSize, offset, with_payload: true, with_vector: true }), READ_RETRY);
       const records = page.points.map((p) => fromPoint(p.id, p.vector as number[] | undefined, (p.payload ?? {}) as Record<string, unknown>));
       if (records.length) yield records;
       const next = page.next_page_offset as string | number | null | undefined;
