@@ -231,6 +231,8 @@ const STEPS: Record<MigratePhase, Step> = {
       for await (const r of readJsonl<MigrationRecord>(exportFile(cp, col.name))) {
         for (const t of await c.transform!.apply(r, col)) {
           const issues = validator.check(t.collection, t.record, c.transform!.schemaOf(t.collection));
+          const refused = issues.length ? null : c.target!.refuseRecord?.(t.record);
+          if (refused) throw new UserError(`${refused}; nothing was written`);
           if (issues.length) {
             await write(rejected, `${JSON.stringify({ collection: t.collection, from: col.name, id: t.record.id, issues })}\n`);
             continue;

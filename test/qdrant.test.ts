@@ -144,6 +144,22 @@ describe('Chroma <-> Qdrant (stand-in validated against the v1.19 OpenAPI docume
     assert.deepEqual([...qdrant.collections.keys()], [], 'the collections the migration created are gone');
   });
 
+  it('a metadata key equal to a reserved payload key is refused before any write', async () => {
+    const col = await chromaClientFor(chroma.url).createCollection({ name: 'q_clash', embeddingFunction: null });
+    await col.add({ ids: ['a', 'b'], embeddings: [[1, 2], [3, 4]], metadatas: [{ document: 'x' }, { ok: 1 }] });
+    const fresh = await startQdrantStandin({ apiKey: API_KEY });
+    try {
+      const r = await migrate(['--source-url', chroma.url, '--target-url', `qdrant+${fresh.url}`, '--filter-collection', 'q_clash']);
+      assert.equal(r.code, 2, r.stderr + r.stdout);
+      assert.match(r.stderr, /record a: metadata key "document" collides with a payload key chroma-ferry reserves on Qdrant .*rename the field with a --transform; nothing was written/);
+      assert.equal(fresh.collections.size, 0);
+      assert.deepEqual(fresh.violations, []);
+    } finally {
+      await fresh.close();
+      await chromaClientFor(chroma.url).deleteCollection({ name: 'q_clash' });
+    }
+  });
+
   it('the API key is in no output, log or checkpoint', async () => {
     const r = await migrate(['--source-url', chroma.url, '--target-url', `qdrant+${qdrant.url}`, '--verbose', '--filter-collection', 'q_free']);
     assert.equal(r.code, 0, r.stderr + r.stdout);

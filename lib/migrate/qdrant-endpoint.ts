@@ -150,15 +150,19 @@ export class QdrantEndpoint implements MigrationSource, MigrationSink {
     await this.client.deleteCollection(collection);
   }
 
+  refuseRecord(r: MigrationRecord): string | null {
+    const clash = RESERVED.find((k) => k in (r.metadata ?? {}));
+    return clash
+      ? `record ${r.id}: metadata key "${clash}" collides with a payload key chroma-ferry reserves on Qdrant (${RESERVED.join(', ')}); rename the field with a --transform`
+      : null;
+  }
+
   async close(): Promise<void> {}
 }
 
 function toPoint(r: MigrationRecord, space: DistanceSpace): { id: string; vector: number[]; payload: Record<string, unknown> } {
   const meta = r.metadata ?? {};
-  const clash = RESERVED.find((k) => k in meta);
-  if (clash) {
-    throw new UserError(`record ${r.id}: metadata key "${clash}" collides with a payload key chroma-ferry reserves (${RESERVED.join(', ')}); rename the field with a --transform`);
-  }
+  if (RESERVED.some((k) => k in meta)) throw new UserError(`record ${r.id}: a metadata key collides with a payload key chroma-ferry reserves (${RESERVED.join(', ')})`);
   const payload: Record<string, unknown> = { ...meta, [PAYLOAD_CHROMA_ID]: r.id };
   if (r.document !== null) payload[PAYLOAD_DOCUMENT] = r.document;
   const vector = r.embedding!;

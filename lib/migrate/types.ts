@@ -51,5 +51,7 @@ export interface MigrationSink {
   /** Records by id (verify); missing ids are absent from the result. */
   get(collection: string, ids: string[]): Promise<MigrationRecord[]>;
   deleteCollection(collection: string): Promise<void>;
+  /** Why this sink cannot store the record as it is (checked before any write), or null. */
+  refuseRecord?(record: MigrationRecord): string | null;
   close(): Promise<void>;
 }
