@@ -286,6 +286,9 @@ program
   .option('--json', 'print the result as one JSON object')
   .action(verifyCommand);
 
+// Benchmarks read the process's peak memory from here (bench/*.ts).
+if (process.env.CHROMA_FERRY_REPORT_MAXRSS) process.on('exit', () => process.stderr.write(`maxrss_kb ${process.resourceUsage().maxRSS}\n`));
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

@@ -82,7 +82,15 @@ describe('deploy faults (local:)', () => {
     while (!(await fs.stat(lock).catch(() => null))) await new Promise((r) => setTimeout(r, 10));
     first.kill('SIGSTOP');
     try {
-      const volumeBefore = await digestTree(env.volumeOnDisk);
+      // A remote command the first run started just before the stop (its state write) may still be
+      // finishing: measure the volume once it has settled.
+      let volumeBefore = await digestTree(env.volumeOnDisk);
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 300));
+        const again = await digestTree(env.volumeOnDisk);
+        if (again === volumeBefore) break;
+        volumeBefore = again;
+      }
       const second = await runCli(deployArgs(env, target, '/data'));
       assert.equal(second.code, 2);
       const lines = second.stderr.trim().split('\n');
