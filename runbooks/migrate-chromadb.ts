@@ -13,10 +13,8 @@
  * continues the checkpoint's run: finished phases are not redone, imported batches not re-sent.
  */
 import crypto from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import readline from 'node:readline';
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
 import { CompensationStack, type UndoOutcome } from '../lib/compensation.ts';
@@ -25,6 +23,7 @@ import { CheckpointStore, MIGRATE_PHASES, type MigrateCheckpoint, type MigratePh
 import { SourceChangedError } from '../lib/migrate/chroma-endpoint.ts';
 import { openSource, openTarget, type Endpoint } from '../lib/migrate/endpoints.ts';
 import { JsonlEndpoint } from '../lib/migrate/jsonl-endpoint.ts';
+import { readJsonl } from '../lib/migrate/jsonl-lines.ts';
 import { JsonlLog } from '../lib/migrate/log.ts';
 import { loadTransform, withRenames, type Transform } from '../lib/migrate/transform.ts';
 import type { CollectionInfo, MigrationRecord } from '../lib/migrate/types.ts';
@@ -496,11 +495,6 @@ async function writeJsonl(file: string, pages: AsyncIterable<MigrationRecord[]>,
   await fh.close();
   await fs.rename(tmp, file);
   return n;
-}
-
-async function* readJsonl<T>(file: string): AsyncIterable<T> {
-  const rl = readline.createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  for await (const line of rl) if (line.trim()) yield JSON.parse(line) as T;
 }
 
 async function* readBatches(file: string, size: number): AsyncIterable<MigrationRecord[]> {

@@ -13,16 +13,16 @@
  * rank near-ties differently, which an ANN comparison would report as divergence).
  */
 import crypto from 'node:crypto';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { writeJsonAtomic } from '../lib/atomic-file.ts';
 import { CompensationStack } from '../lib/compensation.ts';
 import { UserError } from '../lib/errors.ts';
 import { CHECK_NAMES, GateChecker, ROLLBACK_REASONS, type CheckResult, type CheckStatus } from '../lib/gate/checks.ts';
 import { openSource, type Endpoint } from '../lib/migrate/endpoints.ts';
+import { readJsonl } from '../lib/migrate/jsonl-lines.ts';
 import { loadTransform, type Transform } from '../lib/migrate/transform.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord } from '../lib/migrate/types.ts';
 import { RecordValidator } from '../lib/migrate/validate.ts';
@@ -151,7 +151,7 @@ const STEPS: StepDef<Ctx>[] = [
         const info = existing.find((x) => x.name === name);
         if (info) for await (const page of c.neu!.read(info, 500, c.o.signal)) for (const r of page) actual.set(r.id, r);
         const queries = c.queries.filter((q) => q.target === name);
-        await c.gate.compareCollection(name, readJsonl(stagedFile(c, name)), t.count, actual, c.transform!.schemaOf(name), { space: t.space, queries });
+        await c.gate.compareCollection(name, readJsonl<MigrationRecord>(stagedFile(c, name)), t.count, actual, c.transform!.schemaOf(name), { space: t.space, queries });
       }
       return `${c.targets.size} collections compared`;
     },
@@ -253,11 +253,6 @@ export function formatGateSummary(r: GateReport): string {
 
 function stagedFile(c: Ctx, target: string): string {
   return path.join(c.staging, `${crypto.createHash('sha256').update(target).digest('hex').slice(0, 16)}.jsonl`);
-}
-
-async function* readJsonl(file: string): AsyncIterable<MigrationRecord> {
-  const rl = readline.createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  for await (const line of rl) if (line.trim()) yield JSON.parse(line) as MigrationRecord;
 }
 
 /** `--test-queries FILE`: a JSON array (or JSON lines) of { collection, embedding, k?, where? }. */

@@ -73,7 +73,7 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
   }
 
   async *read(info: CollectionInfo, pageSize: number, signal?: AbortSignal): AsyncIterable<MigrationRecord[]> {
-    const col = await this.collection(info.name, false);
+    const col = await this.collection(info.name);
     const before = await col.count();
     const seen = new Set<string>();
     for (let offset = 0; offset < before; offset += pageSize) {
@@ -126,7 +126,7 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
   }
 
   async upsert(collection: string, records: MigrationRecord[]): Promise<void> {
-    const col = await this.collection(collection, true);
+    const col = await this.collection(collection);
     const withDocs = records.some((r) => r.document !== null);
     const withMeta = records.some((r) => r.metadata !== null && Object.keys(r.metadata).length > 0);
     await col.upsert({
@@ -138,11 +138,11 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
   }
 
   async count(collection: string): Promise<number> {
-    return (await this.collection(collection, true)).count();
+    return (await this.collection(collection)).count();
   }
 
   async get(collection: string, ids: string[]): Promise<MigrationRecord[]> {
-    const col = await this.collection(collection, true);
+    const col = await this.collection(collection);
     const r = await col.get({ ids, include: ['embeddings', 'documents', 'metadatas'] as never });
     return r.ids.map((id, i) => ({
       id, embedding: r.embeddings?.[i] ? Array.from(r.embeddings[i]!) : null, document: r.documents?.[i] ?? null,
@@ -157,9 +157,8 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
 
   async close(): Promise<void> {}
 
-  private async collection(name: string, refresh: boolean): Promise<Collection> {
+  private async collection(name: string): Promise<Collection> {
     const have = this.collections.get(name);
-    if (have && !refresh) return have;
     if (have) return have;
     // getCollection never creates: a missing source collection is an error, not a new empty one.
     const col = await this.client.getCollection({ name, embeddingFunction: undefined } as never);
