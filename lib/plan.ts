@@ -4,7 +4,7 @@
  * here as a POSIX sh script (comments + commands) or kept as data for `--json`.
  */
 import { fileURLToPath } from 'node:url';
-import type { RenderedCommand } from './hosts/remote-host.ts';
+import type { RemoteHost, RenderedCommand } from './hosts/remote-host.ts';
 
 export interface PlanCommand {
   /** What the command does. */
@@ -42,6 +42,15 @@ export function cliArgv(): string[] {
 
 export function planCommand(what: string, r: RenderedCommand, hostLabel: string, expect?: string): PlanCommand {
   return { what, via: r.on === 'local' ? hostLabel : r.on, command: r.command, expect };
+}
+
+/** The restart step of a plan: the host's restart commands, or a note when it has none. */
+export function restartPlanStep(host: RemoteHost): Pick<PlanStep, 'commands' | 'notes'> {
+  const rendered = host.renderRestart();
+  return {
+    commands: rendered.map((r) => planCommand('restart the Chroma server', r, host.label)),
+    notes: rendered.length ? [] : ['no --restart-cmd: restart the Chroma server yourself'],
+  };
 }
 
 /** The plan as a POSIX sh script: every step a comment block, every command runnable as printed. */

@@ -12,15 +12,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { packToChunks } from '../lib/archive/pack.ts';
 import { readSqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
-import type { RemoteHost } from '../lib/hosts/remote-host.ts';
-import { cliArgv, planCommand, type PlanCommand, type PlanStep, type RunbookPlan } from '../lib/plan.ts';
+import { cliArgv, planCommand, restartPlanStep, type PlanCommand, type PlanStep, type RunbookPlan } from '../lib/plan.ts';
 import { backupName, incomingDir, remoteLayout, trashDir, utcStamp } from '../lib/remote-layout.ts';
 import {
   acceptChunkScript, backupScript, cleanupScript, incomingStateScript, lockScript, probeScript, reassembleScript, swapScript, unlockScript,
 } from '../lib/remote-scripts.ts';
 import { renderArgv, type RemoteScript } from '../lib/shell.ts';
-import type { ChunkUploader } from '../lib/upload/chunk-uploader.ts';
-import { DEPLOY_STEPS, STEP_TITLES, STEP_UNDO, type DeployStep } from './deploy-chromadb.ts';
+import { DEPLOY_STEPS, STEP_TITLES, STEP_UNDO, type DeployOptions, type DeployStep } from './deploy-chromadb.ts';
 
 export interface DeployPlan extends RunbookPlan {
   runbook: 'deploy';
@@ -29,20 +27,12 @@ export interface DeployPlan extends RunbookPlan {
   expected: { archiveSha256: string; archiveBytes: number; chunks: number; fileCount: number; collections: number; records: number };
 }
 
-export interface PlanOptions {
-  source: string;
-  host: RemoteHost;
-  uploader: ChunkUploader;
-  volume: string;
-  dbDir: string;
-  chunkSize: number;
-  healthUrl?: string;
-  healthTimeoutMs: number;
-  workDir?: string;
+/** The deploy's own options, as far as a plan needs them. */
+export type PlanOptions = Pick<DeployOptions, 'source' | 'host' | 'uploader' | 'volume' | 'dbDir' | 'chunkSize' | 'healthUrl' | 'healthTimeoutMs' | 'workDir'> & {
   signal?: AbortSignal;
   /** Volume snapshot before the backup (fly: `--snapshot`). */
   snapshot?: boolean;
-}
+};
 
 export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
   const runId = crypto.randomBytes(6).toString('hex');
@@ -116,10 +106,7 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
       commands: [remote(swapScript(layout, trash), 'moved_old= and had_live= lines (keep them: the undo needs them)')],
       notes: [],
     },
-    restart: {
-      commands: o.host.renderRestart().map((r) => planCommand('restart the Chroma server', r, o.host.label)),
-      notes: o.host.renderRestart().length ? [] : ['no --restart-cmd: restart the Chroma server yourself'],
-    },
+    restart: restartPlanStep(o.host),
     verify: {
       commands: o.healthUrl
         ? [local('heartbeat and every collection count equal to the manifest', [...cli, 'verify', '--health-url', o.healthUrl, '--manifest', manifestFile,

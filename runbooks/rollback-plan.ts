@@ -7,22 +7,15 @@ import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../lib/errors.ts';
-import type { RemoteHost } from '../lib/hosts/remote-host.ts';
-import { cliArgv, planCommand, type PlanCommand, type PlanStep, type RunbookPlan } from '../lib/plan.ts';
+import { cliArgv, planCommand, restartPlanStep, type PlanCommand, type PlanStep, type RunbookPlan } from '../lib/plan.ts';
 import { remoteLayout, utcStamp } from '../lib/remote-layout.ts';
 import { lockScript, probeScript, unlockScript } from '../lib/remote-scripts.ts';
 import { failedDirPath, restoreSwapScript, rollbackProbeScript, stageBackupScript } from '../lib/rollback-scripts.ts';
 import { remoteScript, renderArgv, type RemoteScript } from '../lib/shell.ts';
-import { ROLLBACK_STEPS, ROLLBACK_UNDO, stagingDir } from './rollback-chromadb.ts';
+import { ROLLBACK_STEPS, ROLLBACK_UNDO, stagingDir, type RollbackOptions } from './rollback-chromadb.ts';
 
-export interface RollbackPlanOptions {
-  host: RemoteHost;
-  volume: string;
-  dbDir: string;
-  backup?: string;
-  healthUrl?: string;
-  healthTimeoutMs: number;
-}
+/** The rollback's own options, as far as a plan needs them. */
+export type RollbackPlanOptions = Pick<RollbackOptions, 'host' | 'volume' | 'dbDir' | 'backup' | 'healthUrl' | 'healthTimeoutMs'>;
 
 export function planRollback(o: RollbackPlanOptions): RunbookPlan {
   if (o.backup === 'latest') {
@@ -54,10 +47,7 @@ export function planRollback(o: RollbackPlanOptions): RunbookPlan {
       commands: [remote(restoreSwapScript(layout, source, failed), 'had_live= (yes: the replaced data is kept in the .failed dir)')],
       notes: [],
     },
-    restart: {
-      commands: o.host.renderRestart().map((r) => planCommand('restart the Chroma server', r, o.host.label)),
-      notes: o.host.renderRestart().length ? [] : ['no --restart-cmd: restart the Chroma server yourself'],
-    },
+    restart: restartPlanStep(o.host),
     verify: {
       commands: o.healthUrl
         ? [{ what: 'the server answers and lists its collections', via: 'this machine', expect: 'healthy',

@@ -27,7 +27,6 @@ describe('validate and restore', () => {
   let source: ChromaServer;
   let target: ChromaServer;
   let golden: string;
-  let backup: string;
   const servers: ChromaServer[] = [];
 
   before(async () => {
@@ -43,7 +42,6 @@ describe('validate and restore', () => {
     const m = await runCli(['migrate', '--yes', '--json', '--source-url', source.url, '--target-url', target.url, '--transform', 'seed-schema',
       '--prefix', 'acme', '--checkpoint-dir', path.join(root, 'cp'), '--log-dir', path.join(root, 'logs')]);
     assert.equal(m.code, 0, m.stderr + m.stdout);
-    backup = m.json.backupFile;
     // The migrated state, to put back between faults (restore from an export of it).
     golden = path.join(root, 'golden.jsonl');
     const g = await runCli(['migrate', '--yes', '--json', '--source-url', target.url, '--target-url', golden, '--checkpoint-dir', path.join(root, 'cp-golden'),
