@@ -11,7 +11,8 @@ import { chooseTarget } from '../lib/hosts/fly-config.ts';
 import { detectOutputMode } from '../lib/output.ts';
 import { annotateError } from '../lib/github.ts';
 import { terminalPrompter } from '../lib/step-prompt.ts';
-import { remoteLayout } from '../lib/remote-layout.ts';
+import { remoteLayout, type RemoteLayout } from '../lib/remote-layout.ts';
+import type { RemoteHost } from '../lib/hosts/remote-host.ts';
 import { forceUnlockScript } from '../lib/remote-scripts.ts';
 import { formatDeploySummary, reportDeployToGithub, reportRollbackToGithub } from '../lib/summary.ts';
 import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
@@ -41,6 +42,19 @@ const program = new Command('chroma-ferry')
   .description('Move ChromaDB data safely: deploy, roll back, migrate, validate.')
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'chroma-ferry: ')) });
+
+/** For commands that only look at the volume (backups, unlock): the host, checked, and the layout; closed after. */
+async function withVolumeHost(flags: TargetFlags, cmd: Command, fn: (host: RemoteHost, layout: RemoteLayout) => Promise<void>): Promise<void> {
+  const chosen = chooseTarget(flags, cmd);
+  const target = parseTarget(requireFlag('--target', chosen.target));
+  const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, machine: chosen.machine });
+  try {
+    if (host instanceof FlyHost) await host.preflight();
+    await fn(host, remoteLayout(host.resolveVolume(parseVolume(chosen.volume)), parseDbDir(flags.dbDir)));
+  } finally {
+    await host.close();
+  }
+}
 
 function targetOptions(cmd: Command): Command {
   return cmd
@@ -175,38 +189,20 @@ targetOptions(
 });
 
 targetOptions(program.command('backups').description('list the remote backup archives (name, size, date, sha256)')).action(
-  async (flags: TargetFlags, cmd: Command) => {
-    const chosen = chooseTarget(flags, cmd);
-    const target = parseTarget(requireFlag('--target', chosen.target));
-    const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, machine: chosen.machine });
-    try {
-      if (host instanceof FlyHost) await host.preflight();
-      const layout = remoteLayout(host.resolveVolume(parseVolume(chosen.volume)), parseDbDir(flags.dbDir));
-      const backups = await listBackups(host, layout);
-      if (flags.json) process.stdout.write(`${JSON.stringify(backups, null, 2)}\n`);
-      else if (!backups.length) process.stdout.write(`no backups in ${layout.backups}\n`);
-      else for (const b of backups) process.stdout.write(`${b.name}  ${formatBytes(b.bytes).padStart(10)}  ${b.date}  ${b.sha256}\n`);
-    } finally {
-      await host.close();
-    }
-  },
+  (flags: TargetFlags, cmd: Command) => withVolumeHost(flags, cmd, async (host, layout) => {
+    const backups = await listBackups(host, layout);
+    if (flags.json) process.stdout.write(`${JSON.stringify(backups, null, 2)}\n`);
+    else if (!backups.length) process.stdout.write(`no backups in ${layout.backups}\n`);
+    else for (const b of backups) process.stdout.write(`${b.name}  ${formatBytes(b.bytes).padStart(10)}  ${b.date}  ${b.sha256}\n`);
+  }),
 );
 
 targetOptions(program.command('unlock').description('remove a stale deploy lock from the remote volume')).action(
-  async (flags: TargetFlags, cmd: Command) => {
-    const chosen = chooseTarget(flags, cmd);
-    const target = parseTarget(requireFlag('--target', chosen.target));
-    const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, machine: chosen.machine });
-    try {
-      if (host instanceof FlyHost) await host.preflight();
-      const layout = remoteLayout(host.resolveVolume(parseVolume(chosen.volume)), parseDbDir(flags.dbDir));
-      await confirmOrRefuse(`remove the deploy lock ${layout.lock} on ${host.label}?`, flags.yes);
-      const r = await host.run(forceUnlockScript(layout));
-      process.stdout.write(r.stdout.includes('lock=removed') ? `removed ${layout.lock}\n` : `no lock at ${layout.lock}\n`);
-    } finally {
-      await host.close();
-    }
-  },
+  (flags: TargetFlags, cmd: Command) => withVolumeHost(flags, cmd, async (host, layout) => {
+    await confirmOrRefuse(`remove the deploy lock ${layout.lock} on ${host.label}?`, flags.yes);
+    const r = await host.run(forceUnlockScript(layout));
+    process.stdout.write(r.stdout.includes('lock=removed') ? `removed ${layout.lock}\n` : `no lock at ${layout.lock}\n`);
+  }),
 );
 
 program

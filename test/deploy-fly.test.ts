@@ -14,6 +14,7 @@ import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { chooseTarget, readFlyToml } from '../lib/hosts/fly-config.ts';
 import { compareVersions, parseFlyVersion, splitStatusMarker, withStatusMarker } from '../lib/hosts/fly.ts';
 import { remoteScript, renderShCommand, shArgv, shQuote } from '../lib/shell.ts';
+import { assertInterruptedUploadResumes } from './helpers/interrupted-upload.ts';
 import { CLI, REPO, contentDigestOfDir, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
 
 const FAKE_DIR = path.join(REPO, 'test', 'fixtures', 'fake-fly');
@@ -152,14 +153,6 @@ describe('deploy to fly:', () => {
       fly = await makeFakeFly(env);
     });
     after(async () => { await env?.stop(); await fs.rm(fly.dir, { recursive: true, force: true }); });
-    const incomingChunks = async () => {
-      const root = path.join(env.volumeOnDisk, '.ferry', 'incoming');
-      const out: string[] = [];
-      for (const id of await fs.readdir(root).catch(() => [] as string[])) {
-        for (const f of await fs.readdir(path.join(root, id))) if (f.startsWith('chunk-')) out.push(path.join(root, id, f));
-      }
-      return out;
-    };
 
     it('a chunk truncated by fly sftp put is caught before the swap; live data untouched', async () => {
       const bin = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-flybin-'));
@@ -185,26 +178,7 @@ fi
     });
 
     it('an interrupted upload resumes: verified chunks are not sent again', async () => {
-      for (const f of await incomingChunks()) await fs.rm(f);
-      const liveDigest = await digestTree(env.live);
-      const args = flyArgs(env, ['--chunk-size', '1MiB', '--upload-concurrency', '1']);
-      const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR, ...fly.env }, stdin: 'ignore' });
-      while ((await incomingChunks()).length < 3) await new Promise((res) => setTimeout(res, 10));
-      child.kill('SIGTERM');
-      const first = await child;
-      assert.equal(first.exitCode, 130, String(first.stderr));
-      const s1 = JSON.parse(String(first.stdout));
-      assert.equal(s1.steps.find((s: { name: string }) => s.name === 'upload').status, 'failed');
-      assert.equal(await digestTree(env.live), liveDigest);
-      const present = (await incomingChunks()).length;
-      assert.ok(present >= 3 && present < s1.archive.chunks, `present ${present} of ${s1.archive.chunks}`);
-
-      const r = await runCli(args, { env: fly.env });
-      assert.equal(r.code, 0, r.stderr + r.stdout);
-      assert.equal(r.json.upload.chunksSkipped, present);
-      assert.equal(r.json.upload.chunksSent, r.json.archive.chunks - present);
-      assert.equal(r.json.archive.sha256, s1.archive.sha256);
-      assert.deepEqual((await listCollectionCounts(env.url)).map((c) => [c.name, c.count]), [['vectors', 3000]]);
+      await assertInterruptedUploadResumes(env, flyArgs(env, ['--chunk-size', '1MiB', '--upload-concurrency', '1']), fly.env);
     });
 
     it('a server that does not come back after the machine restart: auto-rollback, old data serving again', async () => {

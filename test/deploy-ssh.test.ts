@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { servedContentDigest } from '../lib/chroma/content-digest.ts';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
+import { assertInterruptedUploadResumes } from './helpers/interrupted-upload.ts';
 import { CLI, contentDigestOfDir, deployArgs, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, type DeployEnv } from './helpers/deploy-env.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';
 
@@ -52,13 +53,6 @@ describe('deploy over ssh://', { skip }, () => {
     const big = [{ name: 'vectors', count: 3000, dim: 768, space: 'l2' as const }];
     before(async () => { env = await makeDeployEnv({ source: big }); });
     after(async () => env?.stop());
-    const incomingChunks = async () => {
-      const root = path.join(env.volumeOnDisk, '.ferry', 'incoming');
-      const ids = await fs.readdir(root).catch(() => [] as string[]);
-      const out: string[] = [];
-      for (const id of ids) for (const f of await fs.readdir(path.join(root, id))) if (f.startsWith('chunk-')) out.push(path.join(root, id, f));
-      return out;
-    };
 
     it('a chunk truncated in transit is caught before the swap; live data untouched', async () => {
       // An sftp that silently drops the last byte of the second upload (what `fly sftp` has been seen to do).
@@ -87,26 +81,7 @@ fi
     });
 
     it('an interrupted upload resumes: verified chunks are not sent again', async () => {
-      for (const f of await incomingChunks()) await fs.rm(f);
-      const liveDigest = await digestTree(env.live);
-      const args = deployArgs(env, d.target, env.volumeOnDisk, ['--chunk-size', '1MiB', '--upload-concurrency', '1', ...sshArgs(d)]);
-      const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore' });
-      while ((await incomingChunks()).length < 3) await new Promise((res) => setTimeout(res, 10));
-      child.kill('SIGTERM');
-      const first = await child;
-      assert.equal(first.exitCode, 130, String(first.stderr));
-      const s1 = JSON.parse(String(first.stdout));
-      assert.equal(s1.steps.find((s: { name: string }) => s.name === 'upload').status, 'failed');
-      assert.equal(await digestTree(env.live), liveDigest);
-      const present = (await incomingChunks()).length;
-      assert.ok(present >= 3 && present < s1.archive.chunks, `present ${present} of ${s1.archive.chunks}`);
-
-      const r = await runCli(args);
-      assert.equal(r.code, 0, r.stderr + r.stdout);
-      assert.equal(r.json.upload.chunksSkipped, present);
-      assert.equal(r.json.upload.chunksSent, r.json.archive.chunks - present);
-      assert.equal(r.json.archive.sha256, s1.archive.sha256, 'the same source packs to the same archive');
-      assert.deepEqual((await listCollectionCounts(env.url)).map((c) => [c.name, c.count]), [['vectors', 3000]]);
+      await assertInterruptedUploadResumes(env, deployArgs(env, d.target, env.volumeOnDisk, ['--chunk-size', '1MiB', '--upload-concurrency', '1', ...sshArgs(d)]));
     });
   });
 

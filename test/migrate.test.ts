@@ -8,15 +8,15 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { execa } from 'execa';
 import { chromaClientFor } from '../lib/chroma/client.ts';
 import { servedContentDigest } from '../lib/chroma/content-digest.ts';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { addRecords, buildSampleDb, type SampleCollectionSpec } from '../lib/chroma/sample-db.ts';
 import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
 import { fieldProblem, requiredFields } from '../lib/migrate/seed-schema.ts';
+import { migrateKilledMidImport } from './helpers/migrate-kill.ts';
 import { assertSameContent } from './helpers/served-content.ts';
-import { CLI, digestTree, runCli, TEST_STATE_DIR } from './helpers/deploy-env.ts';
+import { digestTree, runCli } from './helpers/deploy-env.ts';
 
 const SPECS: SampleCollectionSpec[] = [
   { name: 'acme_personality', count: 260, dim: 32, space: 'cosine' },
@@ -139,24 +139,7 @@ describe('migrate', () => {
     const cp = path.join(root, 'cp-resume');
     const args = ['migrate', '--yes', '--json', '--source-url', source.url, '--target-url', target.url, '--batch-size', '20', '--workers', '1',
       '--checkpoint-dir', cp, '--log-dir', path.join(root, 'logs')];
-    const child = execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR } });
-    const file = path.join(cp, 'migrate-checkpoint.json');
-    const batchesDone = async () => {
-      try {
-        const c = JSON.parse(await fs.readFile(file, 'utf8'));
-        return Object.values(c.targets as Record<string, { batchesDone: number; doneAbove?: number[] }>).reduce((n, t) => n + t.batchesDone + (t.doneAbove?.length ?? 0), 0);
-      } catch {
-        return 0;
-      }
-    };
-    const end = Date.now() + 60_000;
-    while ((await batchesDone()) < 4) {
-      assert.ok(Date.now() < end, 'import started');
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    child.kill('SIGKILL');
-    await child;
-    const doneAtKill = await batchesDone();
+    const doneAtKill = await migrateKilledMidImport(args, cp, 4);
     const total = SPECS.reduce((n, s) => n + Math.ceil(s.count / 20), 0);
     assert.ok(doneAtKill < total, 'killed before the end');
 

@@ -9,14 +9,14 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { execa } from 'execa';
 import { v5 as uuidv5 } from 'uuid';
 import { chromaClientFor } from '../lib/chroma/client.ts';
 import { sampleRecords } from '../lib/chroma/sample-db.ts';
 import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
 import { CHROMA_ID_NAMESPACE } from '../lib/migrate/qdrant-endpoint.ts';
-import { CLI, runCli, TEST_STATE_DIR } from './helpers/deploy-env.ts';
+import { runCli } from './helpers/deploy-env.ts';
 import { startQdrantStandin, type QdrantStandin } from './helpers/qdrant-standin.ts';
+import { migrateKilledMidImport } from './helpers/migrate-kill.ts';
 import { assertSameContent } from './helpers/served-content.ts';
 
 const API_KEY = 'qk-test-7f3a9c1e5b2d8e40';
@@ -115,23 +115,7 @@ describe('Chroma <-> Qdrant (stand-in validated against the v1.19 OpenAPI docume
     const cp = path.join(root, 'cp-resume');
     const args = ['migrate', '--yes', '--json', '--source-url', chroma.url, '--target-url', `qdrant+${qdrant.url}`, '--batch-size', '10', '--workers', '3',
       '--checkpoint-dir', cp, '--log-dir', path.join(root, 'logs')];
-    const child = execa(process.execPath, [CLI, ...args], { reject: false, stdin: 'ignore', env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR, ...env } });
-    const batchesDone = async () => {
-      try {
-        const c = JSON.parse(await fs.readFile(path.join(cp, 'migrate-checkpoint.json'), 'utf8'));
-        return Object.values(c.targets as Record<string, { batchesDone: number; doneAbove?: number[] }>).reduce((n, t) => n + t.batchesDone + (t.doneAbove?.length ?? 0), 0);
-      } catch {
-        return 0;
-      }
-    };
-    const end = Date.now() + 60_000;
-    while ((await batchesDone()) < 5) {
-      assert.ok(Date.now() < end, 'import started');
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    child.kill('SIGKILL');
-    await child;
-    const doneAtKill = await batchesDone();
+    const doneAtKill = await migrateKilledMidImport(args, cp, 5, env);
     const total = COLLECTIONS.reduce((n, c) => n + Math.ceil(c.count / 10), 0);
     const r = await runCli(args.concat('--resume'), { env });
     assert.equal(r.code, 0, r.stderr + r.stdout);

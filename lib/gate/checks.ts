@@ -175,13 +175,16 @@ export class GateChecker {
       }
     }
     if (missing) this.missingFields++;
-    if (typeof want.metadata?.if_citation_uri === 'string') {
-      this.citationsRequired++;
-      const uri = m.if_citation_uri;
-      if (typeof uri !== 'string' || !CITATION_RE.test(uri)) {
-        this.citationsBad++;
-        note(this.citationDetails, `${name}/${got.id}: if_citation_uri = ${JSON.stringify(uri ?? null)}`);
-      }
+    if (typeof want.metadata?.if_citation_uri === 'string') this.checkCitation(name, got);
+  }
+
+  /** A record required to carry `if_citation_uri`: present and `if://kind/...`. */
+  private checkCitation(name: string, got: MigrationRecord): void {
+    this.citationsRequired++;
+    const uri = got.metadata?.if_citation_uri;
+    if (typeof uri !== 'string' || !CITATION_RE.test(uri)) {
+      this.citationsBad++;
+      note(this.citationDetails, `${name}/${got.id}: if_citation_uri = ${JSON.stringify(uri ?? null)}`);
     }
   }
 
@@ -202,14 +205,7 @@ export class GateChecker {
       }
     }
     if (missing) this.missingFields++;
-    if ('if_citation_uri' in schema) {
-      this.citationsRequired++;
-      const uri = m.if_citation_uri;
-      if (typeof uri !== 'string' || !CITATION_RE.test(uri)) {
-        this.citationsBad++;
-        note(this.citationDetails, `${name}/${got.id}: if_citation_uri = ${JSON.stringify(uri ?? null)}`);
-      }
-    }
+    if ('if_citation_uri' in schema) this.checkCitation(name, got);
   }
 
   /** One query: exact top-k over the old records vs over the new ones. */

@@ -151,18 +151,24 @@ export class QdrantEndpoint implements MigrationSource, MigrationSink {
   }
 
   refuseRecord(r: MigrationRecord): string | null {
-    const clash = RESERVED.find((k) => k in (r.metadata ?? {}));
-    return clash
-      ? `record ${r.id}: metadata key "${clash}" collides with a payload key chroma-ferry reserves on Qdrant (${RESERVED.join(', ')}); rename the field with a --transform`
-      : null;
+    return reservedKeyClash(r);
   }
 
   async close(): Promise<void> {}
 }
 
+/** Why a record cannot become a point as it is: a metadata key equal to a reserved payload key. */
+function reservedKeyClash(r: MigrationRecord): string | null {
+  const clash = RESERVED.find((k) => k in (r.metadata ?? {}));
+  return clash
+    ? `record ${r.id}: metadata key "${clash}" collides with a payload key chroma-ferry reserves on Qdrant (${RESERVED.join(', ')}); rename the field with a --transform`
+    : null;
+}
+
 function toPoint(r: MigrationRecord, space: DistanceSpace): { id: string; vector: number[]; payload: Record<string, unknown> } {
+  const clash = reservedKeyClash(r);
+  if (clash) throw new UserError(clash);
   const meta = r.metadata ?? {};
-  if (RESERVED.some((k) => k in meta)) throw new UserError(`record ${r.id}: a metadata key collides with a payload key chroma-ferry reserves (${RESERVED.join(', ')})`);
   const payload: Record<string, unknown> = { ...meta, [PAYLOAD_CHROMA_ID]: r.id };
   if (r.document !== null) payload[PAYLOAD_DOCUMENT] = r.document;
   const vector = r.embedding!;

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { listCollectionCounts } from '../../lib/chroma/http.ts';
+import { CLI, digestTree, runCli, TEST_STATE_DIR, type DeployEnv } from './deploy-env.ts';
+
+/** The chunk files verified in the volume's incoming dirs (`.ferry/incoming/<id>/chunk-*`). */
+export async function incomingChunks(volumeOnDisk: string): Promise<string[]> {
+  const root = path.join(volumeOnDisk, '.ferry', 'incoming');
+  const out: string[] = [];
+  for (const id of await fs.readdir(root).catch(() => [] as string[])) {
+    for (const f of await fs.readdir(path.join(root, id))) if (f.startsWith('chunk-')) out.push(path.join(root, id, f));
+  }
+  return out;
+}
+
+/**
+ * SIGTERM a deploy (`args`, one chunk at a time) once 3 chunks are on the remote; the live dir is
+ * untouched. Rerun it: the verified chunks are not sent again, the same archive is deployed and
+ * the server serves the 3,000-record `vectors` collection of the big sample source.
+ */
+export async function assertInterruptedUploadResumes(env: DeployEnv, args: string[], extraEnv: Record<string, string> = {}): Promise<void> {
+  for (const f of await incomingChunks(env.volumeOnDisk)) await fs.rm(f);
+  const liveDigest = await digestTree(env.live);
+  const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR, ...extraEnv }, stdin: 'ignore' });
+  while ((await incomingChunks(env.volumeOnDisk)).length < 3) await new Promise((res) => setTimeout(res, 10));
+  child.kill('SIGTERM');
+  const first = await child;
+  assert.equal(first.exitCode, 130, String(first.stderr));
+  const s1 = JSON.parse(String(first.stdout));
+  assert.equal(s1.steps.find((s: { name: string }) => s.name === 'upload').status, 'failed');
+  assert.equal(await digestTree(env.live), liveDigest);
+  const present = (await incomingChunks(env.volumeOnDisk)).length;
+  assert.ok(present >= 3 && present < s1.archive.chunks, `present ${present} of ${s1.archive.chunks}`);
+
+  const r = await runCli(args, { env: extraEnv });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.equal(r.json.upload.chunksSkipped, present);
+  assert.equal(r.json.upload.chunksSent, r.json.archive.chunks - present);
+  assert.equal(r.json.archive.sha256, s1.archive.sha256, 'the same source packs to the same archive');
+  assert.deepEqual((await listCollectionCounts(env.url)).map((c) => [c.name, c.count]), [['vectors', 3000]]);
+}
