@@ -84,7 +84,7 @@ async function rawLimit(src: string): Promise<number> {
   });
 }
 
-async function ours(src: string): Promise<{ secs: number; rssMb: number; downtimeMs: number; restartMs: number }> {
+async function ours(src: string): Promise<{ secs: number; rssMb: number; downtimeMs: number; restartMs: number; steps: { name: string; secs: number }[] }> {
   const port = await freePort();
   const restartCmd = localChromaRestartCommand({ pidFile: path.join(root, 'prod.pid'), port, dataDir: live, logFile: path.join(root, 'prod.log') });
   await execa('sh', ['-c', restartCmd]); // the server runs on the old data before the deploy
@@ -97,7 +97,8 @@ async function ours(src: string): Promise<{ secs: number; rssMb: number; downtim
   if (pid) try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
   if (r.exitCode !== 0) throw new Error(`deploy failed: ${r.stderr.slice(-800)}`);
   const s = JSON.parse(r.stdout);
-  return { secs, rssMb: Number(/maxrss_kb (\d+)/.exec(r.stderr)?.[1]) / 1024, downtimeMs: s.downtimeMs, restartMs: s.restartMs };
+  const steps = (s.steps as { name: string; ms: number }[]).map((st) => ({ name: st.name, secs: st.ms / 1000 }));
+  return { secs, rssMb: Number(/maxrss_kb (\d+)/.exec(r.stderr)?.[1]) / 1024, downtimeMs: s.downtimeMs, restartMs: s.restartMs, steps };
 }
 
 try {
@@ -120,6 +121,7 @@ try {
   line('manual_sequence', manual.toFixed(2), 's');
   line('raw_limit', raw.toFixed(2), 's');
   line('ours', ob.secs.toFixed(2), 's');
+  for (const st of ob.steps) line(`ours_step_${st.name}`, st.secs.toFixed(2), 's');
   line('ours_peak_rss_small', os_.rssMb.toFixed(0), 'MB');
   line('ours_peak_rss_big', ob.rssMb.toFixed(0), 'MB');
   line('small_source_mb', (await dirMb(small)).toFixed(0), 'MB');

@@ -22,8 +22,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pLimit from 'p-limit';
-import { packToChunks } from '../lib/archive/pack.ts';
+import { packInputId, packToChunks } from '../lib/archive/pack.ts';
+import { ChunkShipper } from '../lib/upload/chunk-shipper.ts';
 import { snapshotSource } from '../lib/archive/snapshot.ts';
 import { listCollectionCounts, type ServedCollection } from '../lib/chroma/http.ts';
 import { readSqliteManifest, type SqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
@@ -33,7 +33,7 @@ import type { RemoteHost } from '../lib/hosts/remote-host.ts';
 import type { ChunkUploader } from '../lib/upload/chunk-uploader.ts';
 import { backupName, incomingDir, remoteLayout, sortBackupsNewestFirst, trashDir, utcStamp, type RemoteLayout } from '../lib/remote-layout.ts';
 import {
-  acceptChunkScript, backupScript, cleanupScript, incomingStateScript, listBackupsScript, lockScript, parseKv,
+  backupScript, cleanupScript, listBackupsScript, lockScript, parseKv,
   probeScript, pruneBackupsScript, reassembleScript, swapScript, unlockScript, unswapScript,
 } from '../lib/remote-scripts.ts';
 import { remoteScript } from '../lib/shell.ts';
@@ -42,7 +42,6 @@ import { waitUntilServing, type ExpectedCollection } from '../lib/verify-serving
 import type { OutputMode } from '../lib/output.ts';
 import { describeError, initialReports, runSteps, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
 import { writeJsonAtomic } from '../lib/atomic-file.ts';
-import type { ChunkInfo } from '../lib/archive/pack.ts';
 import { readPackManifest } from '../lib/archive/pack.ts';
 import { newState, nextStep, RunbookStateStore, type RunbookState } from '../lib/runbook-state.ts';
 import { selectSteps, type StepStatus } from '../lib/runbook-runner.ts';
@@ -126,6 +125,10 @@ interface Ctx {
   packed?: PackedArchive;
   /** Set when this run packaged the chunks (a resumed run checks the kept ones first). */
   packedThisRun?: boolean;
+  /** The upload step follows the package step in this run, unprompted: chunks are sent while packing. */
+  earlyUpload: boolean;
+  shipper?: ChunkShipper;
+  shipProgress?: (s: ChunkShipper) => void;
   deployId?: string;
   incoming?: string;
   trash?: string;
@@ -169,7 +172,8 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
   const state = resumed ?? newState('deploy', runId, o.host.label, layout.live, DEPLOY_STEPS);
   state.finished = false;
   delete state.outcome;
-  const ctx: Ctx = { o, runId, layout, stack: new CompensationStack(), workDir, summary, restartAttempted: false, resumed, lockHeld: false, store };
+  const earlyUpload = selected.has('package') && selected.has('upload') && !o.prompter;
+  const ctx: Ctx = { o, runId, layout, stack: new CompensationStack(), workDir, summary, restartAttempted: false, resumed, lockHeld: false, store, earlyUpload };
   if (resumed) restoreRecordedSteps(ctx, resumed, selected);
 
   const save = async () => { if (ctx.lockHeld) await store.save(state); };
@@ -494,49 +498,44 @@ const STEPS: Record<DeployStep, Step> = {
   },
 
   async package(c, progress) {
+    const { o } = c;
     const total = c.summary.source.bytes;
-    const pack = await packToChunks(c.snapshotDir!, path.join(c.workDir, 'chunks'), c.o.chunkSize, {
-      signal: c.o.signal,
-      onProgress: (done) => progress(`${formatBytes(done)} / ${formatBytes(total)}`),
-    });
+    const deployId = await packInputId(c.snapshotDir!, o.chunkSize, undefined, o.signal);
+    // Chunks go out as soon as each is written, when the upload step follows in this run.
+    const shipper = c.earlyUpload ? await openShipper(c, deployId) : undefined;
+    let pack;
+    try {
+      pack = await packToChunks(c.snapshotDir!, path.join(c.workDir, 'chunks'), o.chunkSize, {
+        signal: o.signal,
+        onProgress: (done) => progress(`${formatBytes(done)} / ${formatBytes(total)}${shipper ? `, ${shipper.done} chunks on the remote` : ''}`),
+        onChunk: shipper ? (ch) => shipper.ship(ch) : undefined,
+      });
+    } catch (e) {
+      await shipper?.finish().catch(() => undefined); // no upload left running behind the unwind
+      throw e;
+    }
     usePackedArchive(c, {
-      deployId: pack.archiveSha256.slice(0, 16), sha256: pack.archiveSha256, bytes: pack.archiveBytes, inputBytes: pack.inputBytes,
+      deployId, sha256: pack.archiveSha256, bytes: pack.archiveBytes, inputBytes: pack.inputBytes,
       chunksDir: path.join(c.workDir, 'chunks'), chunks: pack.chunks.map((ch) => ({ name: ch.name, size: ch.size, sha256: ch.sha256 })),
       fileCount: pack.fileList.length, fileListSha256: fileListSha256(pack.fileList),
     });
     c.packedThisRun = true;
-    return `${pack.chunks.length} chunks, ${formatBytes(pack.archiveBytes)} (${(100 * c.summary.archive!.compressionRatio).toFixed(0)}% of ${formatBytes(pack.inputBytes)})`;
+    return `${pack.chunks.length} chunks, ${formatBytes(pack.archiveBytes)} (${(100 * c.summary.archive!.compressionRatio).toFixed(0)}% of ${formatBytes(pack.inputBytes)})` +
+      (shipper ? `; ${shipper.done} already uploaded while packing` : '');
   },
 
   async upload(c, progress) {
     const { o } = c;
     const packed = c.packed!;
     if (!c.packedThisRun) await checkKeptChunks(packed);
-    const chunks: ChunkInfo[] = packed.chunks.map((ch, index) => ({ ...ch, index, file: path.join(packed.chunksDir, ch.name) }));
-    const dir = c.incoming!;
-    const present = new Map<string, string>();
-    for (const line of (await o.host.run(incomingStateScript(dir), { signal: o.signal })).stdout.split('\n')) {
-      const [sha, name] = line.trim().split(/\s+/);
-      if (sha && name) present.set(name, sha);
+    let shipper = c.shipper;
+    if (!shipper) {
+      shipper = await openShipper(c, packed.deployId);
+      for (const [index, ch] of packed.chunks.entries()) shipper.ship({ ...ch, index, file: path.join(packed.chunksDir, ch.name) });
     }
-    await o.uploader.begin?.(c.deployId!, o.signal);
-    const limit = pLimit(Math.max(1, o.uploadConcurrency));
-    let done = 0;
-    await Promise.all(chunks.map((ch) => limit(async () => {
-      o.signal.throwIfAborted();
-      if (present.get(ch.name) === ch.sha256) {
-        c.summary.upload.chunksSkipped++;
-      } else {
-        const final = path.posix.join(dir, ch.name);
-        const partial = path.posix.join(dir, `.${ch.name}.partial`);
-        await o.uploader.upload(ch, partial, o.signal);
-        await o.host.run(acceptChunkScript(partial, final, ch.size, ch.sha256), { signal: o.signal });
-        c.summary.upload.chunksSent++;
-        c.summary.upload.bytesSent += ch.size;
-      }
-      done++;
-      progress(`${done}/${chunks.length} chunks (${c.summary.upload.chunksSkipped} already there)`);
-    })));
+    c.shipProgress = (s) => progress(`${s.done}/${packed.chunks.length} chunks (${s.chunksSkipped} already there)`);
+    await shipper.finish();
+    Object.assign(c.summary.upload, { chunksSent: shipper.chunksSent, chunksSkipped: shipper.chunksSkipped, bytesSent: shipper.bytesSent });
     const { chunksSent, chunksSkipped, bytesSent } = c.summary.upload;
     const extra = o.uploader.uploadNote?.();
     return `${chunksSent} sent (${formatBytes(bytesSent)}), ${chunksSkipped} already on the remote${extra ? `; ${extra}` : ''}`;
@@ -605,6 +604,15 @@ const STEPS: Record<DeployStep, Step> = {
     await fs.rm(c.workDir, { recursive: true, force: true });
   },
 };
+
+/** The chunk sender of this run, its incoming dir listed and the uploader begun. */
+async function openShipper(c: Ctx, deployId: string): Promise<ChunkShipper> {
+  const { o } = c;
+  const shipper = new ChunkShipper(o.host, o.uploader, incomingDir(c.layout, deployId), deployId, o.uploadConcurrency, o.signal, (s) => c.shipProgress?.(s));
+  await shipper.open();
+  c.shipper = shipper;
+  return shipper;
+}
 
 function fileListSha256(files: string[]): string {
   return crypto.createHash('sha256').update(files.map((f) => `${f}\n`).join('')).digest('hex');

@@ -10,7 +10,7 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { packToChunks } from '../lib/archive/pack.ts';
+import { packInputId, packToChunks } from '../lib/archive/pack.ts';
 import { readSqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
 import { cliArgv, planCommand, restartPlanStep, type PlanCommand, type PlanStep, type RunbookPlan } from '../lib/plan.ts';
 import { backupName, incomingDir, remoteLayout, trashDir, utcStamp } from '../lib/remote-layout.ts';
@@ -46,7 +46,7 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
   const manifest = readSqliteManifest(o.source);
   const pack = await packToChunks(o.source, path.join(os.tmpdir(), `chroma-ferry-plan-${runId}`), o.chunkSize, { hashOnly: true, signal: o.signal });
   const fileListSha256 = crypto.createHash('sha256').update(pack.fileList.map((f) => `${f}\n`).join('')).digest('hex');
-  const deployId = pack.archiveSha256.slice(0, 16);
+  const deployId = await packInputId(o.source, o.chunkSize, undefined, o.signal);
   const incoming = incomingDir(layout, deployId);
   const trash = trashDir(layout, deployId);
   const backup = backupName(layout.name, utcStamp());

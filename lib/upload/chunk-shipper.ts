@@ -1,0 +1,76 @@
+/**
+ * Sends chunks into the remote incoming dir, each verified there (size + sha256) before it gets
+ * its final name; chunks already there with the right sha256 are not sent again. Chunks can be
+ * handed over one by one while packing goes on (`ship`), up to `concurrency` in flight; `finish`
+ * waits for all of them and throws the first failure.
+ */
+import path from 'node:path';
+import pLimit from 'p-limit';
+import type { ChunkInfo } from '../archive/pack.ts';
+import type { RemoteHost } from '../hosts/remote-host.ts';
+import { acceptChunkScript, incomingStateScript } from '../remote-scripts.ts';
+import type { ChunkUploader } from './chunk-uploader.ts';
+
+export class ChunkShipper {
+  chunksSent = 0;
+  chunksSkipped = 0;
+  bytesSent = 0;
+  private readonly present = new Map<string, string>();
+  private readonly limit: ReturnType<typeof pLimit>;
+  private readonly jobs: Promise<void>[] = [];
+  private failure: unknown;
+  private failed = false;
+
+  constructor(
+    private readonly host: RemoteHost,
+    private readonly uploader: ChunkUploader,
+    /** The remote incoming dir, `.ferry/incoming/<deployId>`. */
+    readonly dir: string,
+    private readonly deployId: string,
+    concurrency: number,
+    private readonly signal: AbortSignal,
+    private readonly onChunkDone?: (shipper: ChunkShipper) => void,
+  ) {
+    this.limit = pLimit(Math.max(1, concurrency));
+  }
+
+  /** Creates the incoming dir, lists the verified chunks already there, and begins the uploader. */
+  async open(): Promise<void> {
+    for (const line of (await this.host.run(incomingStateScript(this.dir), { signal: this.signal })).stdout.split('\n')) {
+      const [sha, name] = line.trim().split(/\s+/);
+      if (sha && name) this.present.set(name, sha);
+    }
+    await this.uploader.begin?.(this.deployId, this.signal);
+  }
+
+  get done(): number {
+    return this.chunksSent + this.chunksSkipped;
+  }
+
+  ship(ch: ChunkInfo): void {
+    const job = this.limit(async () => {
+      if (this.failed) return;
+      this.signal.throwIfAborted();
+      if (this.present.get(ch.name) === ch.sha256) {
+        this.chunksSkipped++;
+      } else {
+        const final = path.posix.join(this.dir, ch.name);
+        const partial = path.posix.join(this.dir, `.${ch.name}.partial`);
+        await this.uploader.upload(ch, partial, this.signal);
+        await this.host.run(acceptChunkScript(partial, final, ch.size, ch.sha256), { signal: this.signal });
+        this.chunksSent++;
+        this.bytesSent += ch.size;
+      }
+      this.onChunkDone?.(this);
+    }).catch((e: unknown) => {
+      if (!this.failed) this.failure = e;
+      this.failed = true;
+    });
+    this.jobs.push(job);
+  }
+
+  async finish(): Promise<void> {
+    await Promise.all(this.jobs);
+    if (this.failed) throw this.failure;
+  }
+}
