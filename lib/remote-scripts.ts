@@ -7,7 +7,7 @@ import type { RemoteLayout } from './remote-layout.ts';
  * sort, cat, mkdir, rm, wc (all in coreutils/busybox).
  */
 
-export const REQUIRED_REMOTE_TOOLS = ['tar', 'gzip', 'sha256sum', 'df', 'du', 'mv', 'find', 'sort', 'cat', 'mkdir', 'rm', 'wc'];
+export const REQUIRED_REMOTE_TOOLS = ['tar', 'gzip', 'sha256sum', 'tee', 'mkfifo', 'df', 'du', 'mv', 'find', 'sort', 'cat', 'mkdir', 'rm', 'wc'];
 
 /** Tools present, volume a writable dir, free space, size of live and old dirs. */
 export function probeScript(l: RemoteLayout): RemoteScript {
@@ -154,8 +154,10 @@ export function fetchUrlScript(partial: string, tool: FetchTool): RemoteScript {
 }
 
 /**
- * Verify the concatenated chunks against the archive sha256, extract into NAME.new and print
- * the sha256 of the extracted regular-file list (find . -type f | LC_ALL=C sort).
+ * One pass over the concatenated chunks: extract into NAME.new while hashing them (tee into a
+ * fifo read by sha256sum); a sha256 other than the archive's removes NAME.new and fails. Each
+ * chunk was already checked on arrival. Prints the sha256 of the extracted regular-file list
+ * (find . -type f | LC_ALL=C sort).
  */
 export function reassembleScript(l: RemoteLayout, dir: string, archiveSha256: string, chunkNames: string[]): RemoteScript {
   return remoteScript('reassemble and extract', `
@@ -163,11 +165,19 @@ export function reassembleScript(l: RemoteLayout, dir: string, archiveSha256: st
     in=$1; want=$2; next=$3; shift 3
     cd "$in"
     for c in "$@"; do [ -f "$c" ] || { echo "chunk $c is missing on the remote" >&2; exit 10; }; done
-    sum=$(cat "$@" | sha256sum); sum=\${sum%% *}
-    [ "$sum" = "$want" ] || { echo "archive sha256 mismatch on the remote: expected $want, got $sum" >&2; exit 11; }
     rm -rf "$next"
     mkdir "$next"
-    cat "$@" | gzip -dc | tar xf - -C "$next"
+    rm -f .archive.fifo .archive.sha256
+    mkfifo .archive.fifo
+    sha256sum < .archive.fifo > .archive.sha256 &
+    hasher=$!
+    status=0
+    cat "$@" | tee .archive.fifo | gzip -dc | tar xf - -C "$next" || status=$?
+    wait "$hasher" || status=1
+    sum=$(cat .archive.sha256); sum=\${sum%% *}
+    rm -f .archive.fifo .archive.sha256
+    [ "$status" -eq 0 ] || { rm -rf "$next"; echo "extracting the archive failed on the remote (tar exit $status)" >&2; exit 12; }
+    [ "$sum" = "$want" ] || { rm -rf "$next"; echo "archive sha256 mismatch on the remote: expected $want, got $sum" >&2; exit 11; }
     cd "$next"
     echo "files=$(find . -type f | wc -l)"
     list=$(find . -type f | LC_ALL=C sort | sha256sum)

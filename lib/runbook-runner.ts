@@ -14,6 +14,14 @@ export interface StepDef<C> {
   title: string;
   /** Earlier steps whose results this step uses: each must be done in this run or in the state of an earlier one. */
   needs?: readonly string[];
+  /**
+   * Runs alongside the steps after it (a remote job that needs nothing from them): started at its
+   * place, joined before the first step that lists it in `waitFor` (or at the end). A failure
+   * surfaces at the next step boundary and unwinds as usual. With `--step` prompts it runs inline.
+   */
+  background?: boolean;
+  /** Background steps that must have finished before this one starts. */
+  waitFor?: readonly string[];
   /** Returns a short note for the summary; a note starting with "skipped" marks the step skipped. */
   run(c: C, progress: (line: string) => void): Promise<string | void>;
 }
@@ -72,54 +80,97 @@ export function selectSteps(
 export async function runSteps<C>(steps: StepDef<C>[], ctx: C, o: RunStepsOptions): Promise<RunOutcome> {
   const statusOf = (name: string) => o.reports.find((r) => r.name === name)?.status ?? 'not run';
   const run = steps.filter((s) => !o.selected || o.selected.has(s.name));
-  const tasks: ListrTask<C>[] = run.map((step) => ({
-    title: step.title,
-    task: async (c, task) => {
-      o.signal.throwIfAborted();
-      const report = o.reports.find((r) => r.name === step.name)!;
-      for (const need of step.needs ?? []) {
-        const st = statusOf(need);
-        if (st !== 'done' && st !== 'earlier run') {
-          throw new UserError(
-            `${step.name} needs the result of ${need}, which ${st === 'skipped' ? 'was skipped' : st === 'failed' ? 'failed' : 'has not run'}` +
-              ` in this run or the recorded one; run it first (--from ${need})`,
-          );
+  /** Background steps started and not yet joined: their outcome (a note, or the error). */
+  const pending = new Map<string, Promise<{ note?: string | void; error?: unknown }>>();
+  const failedInBackground = (): unknown => {
+    for (const r of settled.values()) if ('error' in r) return r.error;
+    return undefined;
+  };
+  const settled = new Map<string, { note?: string | void; error?: unknown }>();
+
+  const execute = async (step: StepDef<C>, c: C, progress: (line: string) => void): Promise<string | void> => {
+    const report = o.reports.find((r) => r.name === step.name)!;
+    const t0 = performance.now();
+    await o.onStatus?.(step.name, 'running');
+    try {
+      const note = await step.run(c, progress);
+      report.status = note?.startsWith('skipped') ? 'skipped' : 'done';
+      if (note) report.note = note;
+      report.ms = performance.now() - t0;
+      await o.onStatus?.(step.name, report.status);
+      return note;
+    } catch (e) {
+      report.status = 'failed';
+      report.ms = performance.now() - t0;
+      await o.onStatus?.(step.name, 'failed').catch(() => undefined);
+      throw e;
+    }
+  };
+
+  const joinTask = (step: StepDef<C>): ListrTask<C> => ({
+    title: `${step.title} (alongside)`,
+    task: async (_c, task) => {
+      const r = await pending.get(step.name)!;
+      pending.delete(step.name);
+      if ('error' in r) throw r.error;
+      task.title = `${step.title}: ${r.note ?? 'done'} (ran alongside)`;
+    },
+  });
+
+  const tasks: ListrTask<C>[] = [];
+  for (const step of run) {
+    for (const bg of step.waitFor ?? []) {
+      const b = run.find((x) => x.name === bg && x.background && !o.prompter);
+      if (b && !tasks.some((t) => t.title === `${b.title} (alongside)`)) tasks.push(joinTask(b));
+    }
+    tasks.push({
+      title: step.title,
+      task: async (c, task) => {
+        o.signal.throwIfAborted();
+        const bgError = failedInBackground();
+        if (bgError !== undefined) throw bgError;
+        const report = o.reports.find((r) => r.name === step.name)!;
+        for (const need of step.needs ?? []) {
+          const st = statusOf(need);
+          if (st !== 'done' && st !== 'earlier run') {
+            throw new UserError(
+              `${step.name} needs the result of ${need}, which ${st === 'skipped' ? 'was skipped' : st === 'failed' ? 'failed' : 'has not run'}` +
+                ` in this run or the recorded one; run it first (--from ${need})`,
+            );
+          }
         }
-      }
-      if (o.prompter) {
-        const answer = await o.prompter.ask(step.name, step.title);
-        if (answer === 'abort') throw new StepAborted(step.name);
-        if (answer === 'skip') {
-          report.status = 'skipped';
-          report.note = 'skipped at the prompt';
-          await o.onStatus?.(step.name, 'skipped');
-          task.skip(`${step.title}: skipped at the prompt`);
+        if (o.prompter) {
+          const answer = await o.prompter.ask(step.name, step.title);
+          if (answer === 'abort') throw new StepAborted(step.name);
+          if (answer === 'skip') {
+            report.status = 'skipped';
+            report.note = 'skipped at the prompt';
+            await o.onStatus?.(step.name, 'skipped');
+            task.skip(`${step.title}: skipped at the prompt`);
+            return;
+          }
+        }
+        const progress = throttle(o.output === 'tty' ? 100 : 2000, (line) => { task.output = line; });
+        if (step.background && !o.prompter) {
+          const p = execute(step, c, () => {}).then((note) => ({ note }), (error: unknown) => ({ error }));
+          pending.set(step.name, p.then((r) => { settled.set(step.name, r); return r; }));
+          task.title = `${step.title}: started, runs alongside the next steps`;
           return;
         }
-      }
-      const t0 = performance.now();
-      await o.onStatus?.(step.name, 'running');
-      try {
-        const note = await step.run(c, throttle(o.output === 'tty' ? 100 : 2000, (line) => { task.output = line; }));
-        report.status = note?.startsWith('skipped') ? 'skipped' : 'done';
-        if (note) {
-          report.note = note;
-          task.title = `${step.title}: ${note}`;
-        }
-      } catch (e) {
-        report.status = 'failed';
-        await o.onStatus?.(step.name, 'failed').catch(() => undefined);
-        throw e;
-      } finally {
-        report.ms = performance.now() - t0;
-      }
-      await o.onStatus?.(step.name, report.status);
-    },
-  }));
+        const note = await execute(step, c, progress);
+        if (note) task.title = `${step.title}: ${note}`;
+      },
+    });
+  }
+  for (const b of run.filter((x) => x.background && !o.prompter)) {
+    if (!tasks.some((t) => t.title === `${b.title} (alongside)`)) tasks.push(joinTask(b));
+  }
   try {
     await new Listr<C, ListrRendererValue, ListrRendererValue>(tasks, listrOptions(o.output, ctx)).run();
     return { ok: true, rollback: [] };
   } catch (error) {
+    // A background step still running finishes (or fails) before anything is undone.
+    await Promise.all(pending.values());
     const log = o.output === 'json' ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
     let rollback: UndoOutcome[] = [];
     if (o.stack.size > 0) {

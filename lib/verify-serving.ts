@@ -37,7 +37,7 @@ export async function waitUntilServing(
   expected: ExpectedCollection[],
   o: { timeoutMs: number; settleMs?: number; signal?: AbortSignal },
 ): Promise<ServingCheck> {
-  const api = await waitForHeartbeat(url, { timeoutMs: o.timeoutMs, signal: o.signal });
+  const api = await waitForHeartbeat(url, { timeoutMs: o.timeoutMs, intervalMs: 100, signal: o.signal });
   const scopes = uniqueScopes(expected);
   const deadline = Date.now() + (o.settleMs ?? 5000);
   for (;;) {
@@ -51,7 +51,7 @@ export async function waitUntilServing(
     }
     if (mismatches.length === 0 || Date.now() > deadline) return { api, served, mismatches };
     o.signal?.throwIfAborted();
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -176,8 +176,18 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
   const ctx: Ctx = { o, runId, layout, stack: new CompensationStack(), workDir, summary, restartAttempted: false, resumed, lockHeld: false, store, earlyUpload };
   if (resumed) restoreRecordedSteps(ctx, resumed, selected);
 
-  const save = async () => { if (ctx.lockHeld) await store.save(state); };
-  const steps: StepDef<Ctx>[] = DEPLOY_STEPS.map((name) => ({ name, title: STEP_TITLES[name], run: STEPS[name], needs: STEP_NEEDS[name] }));
+  // One save at a time, in call order: the backup step runs alongside others and reports too.
+  let saving: Promise<void> = Promise.resolve();
+  const save = () => {
+    const next = saving.catch(() => undefined).then(async () => { if (ctx.lockHeld) await store.save(state); });
+    saving = next;
+    return next;
+  };
+  const steps: StepDef<Ctx>[] = DEPLOY_STEPS.map((name) => ({
+    name, title: STEP_TITLES[name], run: STEPS[name], needs: STEP_NEEDS[name],
+    // The remote backup needs nothing local: it runs while the snapshot is packed and sent.
+    background: name === 'backup', waitFor: name === 'swap' ? ['backup'] : undefined,
+  }));
   let keepWorkDir = false;
   try {
     await fs.mkdir(workDir, { recursive: true });

@@ -26,8 +26,7 @@ import { planDeploy } from '../runbooks/deploy-plan.ts';
 import { planRollback } from '../runbooks/rollback-plan.ts';
 import { formatPlan } from '../lib/plan.ts';
 import { snapshotCommand, packCommand, verifyCommand } from './local-commands.ts';
-import { migrateCommand } from './migrate-command.ts';
-import { restoreCommand, validateCommand } from './gate-commands.ts';
+import { migrateAction, restoreAction, validateAction } from './on-use-commands.ts';
 
 interface DeployFlags {
   source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
@@ -226,7 +225,7 @@ program
   .option('--verify-sample <n>', 'records per target collection compared field by field', '200')
   .option('--yes', 'do not ask; required without a terminal')
   .option('--json', 'print the summary as one JSON object')
-  .action(migrateCommand);
+  .action(migrateAction);
 
 program
   .command('validate')
@@ -244,7 +243,7 @@ program
   .option('--backup <file>', 'the pre-migration backup (migrate writes it in its checkpoint dir)')
   .option('--yes', 'do not ask; required without a terminal')
   .option('--json', 'print the report as one JSON object')
-  .action(validateCommand);
+  .action(validateAction);
 
 program
   .command('restore')
@@ -255,7 +254,7 @@ program
   .option('--sample <n>', 'records per collection compared after the restore', '200')
   .option('--yes', 'do not ask; required without a terminal')
   .option('--json', 'print the report as one JSON object')
-  .action(restoreCommand);
+  .action(restoreAction);
 
 program
   .command('snapshot')

@@ -10,7 +10,7 @@ import zlib from 'node:zlib';
 
 const gzip = promisify(zlib.gzip);
 
-export const GZIP_BLOCK_BYTES = 4 * 1024 * 1024;
+export const GZIP_BLOCK_BYTES = 1024 * 1024;
 
 export interface ParallelGzipOptions {
   level: number;
