@@ -113,7 +113,11 @@ export async function backupNow(o: BackupNowOptions): Promise<BackupNowResult> {
   try {
     await host.run(unlockScript(layout, runId));
   } catch (e) {
-    failure ??= new Error(`the backup lock ${layout.lock} on ${host.label} could not be released (${e instanceof Error ? e.message : String(e)}); clear it with: ${unlockHint(host, o.volumeFlag)}`);
+    // Whatever else happened, a lock left behind blocks every later deploy: that is what to report.
+    failure = new UserError(
+      `${made ? `backup ${made.name} was made but ` : ''}the lock ${layout.lock} on ${host.label} could not be released (${e instanceof Error ? e.message : String(e)}); clear it with: ${unlockHint(host, o.volumeFlag)}`,
+      1,
+    );
   }
   if (failure !== undefined) throw failure;
   return result!;

@@ -10,7 +10,7 @@
  */
 import crypto from 'node:crypto';
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { findBackup } from './backup-catalog.ts';
+import { findBackup, parseBackupNameArg } from './backup-catalog.ts';
 import { checksumRemoteBackup } from './backup-ops.ts';
 import { RemoteCommandError, UserError } from './errors.ts';
 import type { RemoteHost } from './hosts/remote-host.ts';
@@ -61,6 +61,7 @@ export interface PushResult {
 export async function pushBackup(o: PushOptions): Promise<PushResult> {
   registerAwsEnvSecrets();
   const { host, layout, signal, to } = o;
+  parseBackupNameArg(layout, o.name); // a bad name is refused before anything is contacted
   const client = createS3Client({ endpoint: o.endpoint, region: o.region }, { presignsPut: true });
   const where = describeBucket(to.bucket, o.endpoint);
   try {

@@ -5,6 +5,7 @@
  * (or one JSON object with --json).
  */
 import type { Command } from 'commander';
+import { UserError } from '../lib/errors.ts';
 import { backupNow, pullBackup } from '../lib/backup-ops.ts';
 import { listBackups } from '../lib/backup-catalog.ts';
 import { parseS3Url, pushBackup } from '../lib/backup-push.ts';
@@ -90,7 +91,8 @@ async function interruptible(leftAfterCancel: string, fn: (signal: AbortSignal) 
   try {
     await fn(ac.signal);
   } catch (e) {
-    if (!ac.signal.aborted) throw e;
+    // A UserError after a cancel is something to act on (a lock left behind): reported as is.
+    if (!ac.signal.aborted || e instanceof UserError) throw e;
     process.stderr.write(`chroma-ferry: interrupted: ${leftAfterCancel}\n`);
     process.exitCode = 130;
   }
