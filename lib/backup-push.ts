@@ -15,10 +15,10 @@ import { checksumRemoteBackup } from './backup-ops.ts';
 import { RemoteCommandError, UserError } from './errors.ts';
 import type { RemoteHost } from './hosts/remote-host.ts';
 import { backupPath, type RemoteLayout } from './remote-layout.ts';
-import { probePutToolScript, putFileToUrlScript, type FetchTool } from './remote-scripts.ts';
+import { putFileToUrlScript, type FetchTool } from './remote-scripts.ts';
 import { redact } from './secrets.ts';
 import {
-  checkBucket, createS3Client, describeBucket, describeS3Error, fetchStdin, normalizePrefix, parseS3Bucket, presignPut, registerAwsEnvSecrets,
+  checkBucket, createS3Client, describeBucket, describeS3Error, detectHttpTool, fetchStdin, normalizePrefix, parseS3Bucket, presignPut, registerAwsEnvSecrets,
 } from './upload/s3.ts';
 
 /** The presigned PUT URL's lifetime: enough to start the upload, useless soon after. */
@@ -67,7 +67,7 @@ export async function pushBackup(o: PushOptions): Promise<PushResult> {
   try {
     await checkBucket(client, to.bucket, o.endpoint, signal);
     const entry = await findBackup(host, layout, o.name, signal);
-    const tool = await probePutTool(host, signal);
+    const tool = await detectHttpTool(host, '--body-file', 'backups push', signal);
     const remote = await checksumRemoteBackup(host, layout, entry.name, signal);
     const key = `${to.prefix}${entry.name}`;
     let url: string;
@@ -88,12 +88,6 @@ export async function pushBackup(o: PushOptions): Promise<PushResult> {
   } finally {
     client.destroy();
   }
-}
-
-async function probePutTool(host: RemoteHost, signal?: AbortSignal): Promise<FetchTool> {
-  const tool = /put=(\w+)/.exec((await host.run(probePutToolScript(), { signal })).stdout)?.[1];
-  if (tool === 'curl' || tool === 'wget') return tool;
-  throw new UserError(`${host.label} has neither curl nor a GNU wget with --body-file; install curl on the remote host for backups push`);
 }
 
 /** The object has the archive's size (HeadObject) and its bytes, read back, hash to the archive's sha256. */

@@ -150,13 +150,16 @@ export function receiveStdinScript(partial: string): RemoteScript {
 
 export type FetchTool = 'curl' | 'wget';
 
-/** Which URL fetcher the remote has (`--upload s3`): curl, else a wget that reads URLs from stdin. */
-export function probeFetchToolScript(): RemoteScript {
+/**
+ * Which HTTP tool the remote has: curl, else a wget whose --help lists `wgetOption` (a GNU wget;
+ * `--input-file` to fetch a URL read from stdin, `--body-file` to PUT a file).
+ */
+export function probeHttpToolScript(wgetOption: '--input-file' | '--body-file'): RemoteScript {
   return remoteScript('check for curl or wget', `
-    if command -v curl >/dev/null 2>&1; then echo "fetch=curl"
-    elif command -v wget >/dev/null 2>&1 && wget --help 2>&1 | grep -q -- '--input-file'; then echo "fetch=wget"
-    else echo "fetch=none"; fi
-  `);
+    if command -v curl >/dev/null 2>&1; then echo "tool=curl"
+    elif command -v wget >/dev/null 2>&1 && wget --help 2>&1 | grep -q -- "$1"; then echo "tool=wget"
+    else echo "tool=none"; fi
+  `, [wgetOption]);
 }
 
 /**
@@ -173,15 +176,6 @@ export function fetchUrlScript(partial: string, tool: FetchTool): RemoteScript {
       *) echo "unknown fetch tool" >&2; exit 2 ;;
     esac
   `, [partial, tool]);
-}
-
-/** Which tool can PUT a file to a URL read from stdin: curl, else a GNU wget with --method/--body-file. */
-export function probePutToolScript(): RemoteScript {
-  return remoteScript('check for curl or wget', `
-    if command -v curl >/dev/null 2>&1; then echo "put=curl"
-    elif command -v wget >/dev/null 2>&1 && wget --help 2>&1 | grep -q -- '--body-file'; then echo "put=wget"
-    else echo "put=none"; fi
-  `);
 }
 
 /**

@@ -250,6 +250,27 @@ describe('backup, pull, push, retention (local:)', () => {
     assertNoSecrets(s3, r, json, noBucket);
   });
 
+  it('backups push with only a GNU wget on the remote (no curl): PUT --body-file, same verification', async () => {
+    const name = kvLines((await runCli(vol(['backup']))).stdout).kv.get('backup')!;
+    // The commands push runs on the remote, and nothing else: curl is not on this PATH.
+    const bin = path.join(env.root, 'wget-only-bin');
+    await fs.mkdir(bin, { recursive: true });
+    for (const tool of ['sh', 'cat', 'wc', 'sha256sum', 'grep', 'wget']) {
+      const found = (await execa('sh', ['-c', `command -v ${tool}`], { reject: false })).stdout.trim();
+      if (!found.startsWith('/')) {
+        assert.notEqual(process.env.CI, 'true', `${tool} is missing`);
+        return; // a machine without GNU wget: the curl path is tested above
+      }
+      await fs.symlink(found, path.join(bin, tool)).catch(() => undefined);
+    }
+    const r = await runCli(vol(['backups', 'push', name, '--to', `s3://${s3.bucket}/by-wget/`, '--s3-endpoint', s3.endpoint, '--json']), { env: { ...s3.env, PATH: bin } });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.equal(r.json.tool, 'wget');
+    assert.equal(r.json.sha256, await fileSha256(path.join(backupsDir, name)));
+    assert.deepEqual(await s3.listKeys('by-wget/'), [`by-wget/${name}`]);
+    assertNoSecrets(s3, r);
+  });
+
   it('bad names and bad --to are refused in one line; no live dir: refused, nothing written', async () => {
     for (const bad of ['../chroma_db-20260101T000000Z.tar.gz', 'x/chroma_db-20260101T000000Z.tar.gz', '..', 'chroma_db.tar.gz', 'other-20260101T000000Z.tar.gz', 'a\nb']) {
       assertOneLineRefusal(await runCli(vol(['backups', 'pull', bad, '--to', path.join(env.root, 'bad')])), /^chroma-ferry: backup name .*not a backup of chroma_db/);

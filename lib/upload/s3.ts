@@ -21,7 +21,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { ChunkInfo } from '../archive/pack.ts';
 import { RemoteCommandError, UserError } from '../errors.ts';
 import type { RemoteHost, RenderedCommand } from '../hosts/remote-host.ts';
-import { fetchUrlScript, probeFetchToolScript, type FetchTool } from '../remote-scripts.ts';
+import { fetchUrlScript, probeHttpToolScript, type FetchTool } from '../remote-scripts.ts';
 import { redact, registerSecret } from '../secrets.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
 
@@ -126,6 +126,13 @@ export async function presignPut(client: S3Client, bucket: string, key: string, 
   return url;
 }
 
+/** The remote's curl, else its GNU wget with `wgetOption`; a UserError naming `forWhat` when it has neither. */
+export async function detectHttpTool(host: RemoteHost, wgetOption: '--input-file' | '--body-file', forWhat: string, signal?: AbortSignal): Promise<FetchTool> {
+  const tool = /tool=(\w+)/.exec((await host.run(probeHttpToolScript(wgetOption), { signal })).stdout)?.[1];
+  if (tool === 'curl' || tool === 'wget') return tool;
+  throw new UserError(`${host.label} has neither curl nor a wget with ${wgetOption}; install curl on the remote host for ${forWhat}`);
+}
+
 /** "bucket NAME" or "bucket NAME at HOST": where objects go, for messages (never with credentials). */
 export function describeBucket(bucket: string, endpoint?: string): string {
   return `bucket ${bucket}${endpoint ? ` at ${new URL(endpoint).host}` : ''}`;
@@ -180,12 +187,7 @@ export class S3Uploader implements ChunkUploader {
 
   async preflight(signal: AbortSignal): Promise<void> {
     await checkBucket(this.client, this.bucket, this.o.endpoint, signal);
-    const r = await this.host.run(probeFetchToolScript(), { signal });
-    const tool = /fetch=(\w+)/.exec(r.stdout)?.[1];
-    if (tool !== 'curl' && tool !== 'wget') {
-      throw new UserError(`${this.host.label} has neither curl nor a wget with --input-file; install curl on the remote host for --upload s3`);
-    }
-    this.fetchTool = tool;
+    this.fetchTool = await detectHttpTool(this.host, '--input-file', '--upload s3', signal);
   }
 
   async begin(deployId: string): Promise<void> {
