@@ -21,6 +21,7 @@ import { createS3Client, presignPut } from '../lib/upload/s3.ts';
 import { fileSha256 } from '../lib/tree-digest.ts';
 import { tryVolumeLock } from '../lib/volume-lock.ts';
 import { CLI, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
+import { APP, makeFakeFly, TOKEN, type FakeFly } from './helpers/fake-fly.ts';
 import { assertNoSecrets, FAKE_AWS, startS3, type TestS3 } from './helpers/s3.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';
 
@@ -329,6 +330,46 @@ describe('backup, pull, push, retention (local:)', () => {
     assert.match(String(r.stderr), /interrupted: no backup kept; the lock is released/);
     await assert.rejects(fs.access(lockDir), 'lock released after Ctrl-C');
     assert.deepEqual(await listDir(backupsDir), [], 'no partial or finished archive left');
+  });
+});
+
+describe('backup, pull and push on fly: (the strict fake flyctl)', () => {
+  let env: DeployEnv;
+  let fly: FakeFly;
+  let s3: TestS3;
+  before(async () => {
+    env = await makeDeployEnv();
+    fly = await makeFakeFly(env);
+    s3 = await startS3();
+  });
+  after(async () => {
+    await s3?.stop();
+    await env?.stop();
+    await fs.rm(fly.dir, { recursive: true, force: true });
+  });
+
+  it('backup, then pull latest through fly sftp get and push through fly ssh console; no token printed', async () => {
+    const flyTarget = ['--target', `fly:${APP}`, '--volume', env.volumeOnDisk];
+    const liveBefore = await digestTree(env.live);
+    const made = await runCli(['backup', ...flyTarget, '--keep-backups', '1'], { env: fly.env });
+    assert.equal(made.code, 0, made.stderr + made.stdout);
+    const { kv } = kvLines(made.stdout);
+    const to = path.join(env.root, 'from-fly');
+    const pulled = await runCli(['backups', 'pull', 'latest', ...flyTarget, '--to', to], { env: fly.env });
+    assert.equal(pulled.code, 0, pulled.stderr + pulled.stdout);
+    const file = path.join(to, kv.get('backup')!);
+    assert.equal(await fileSha256(file), kv.get('sha256'));
+    await execa('tar', ['xzf', file, '-C', to]);
+    assert.equal(await digestTree(path.join(to, 'chroma_db')), liveBefore);
+    const pushed = await runCli(['backups', 'push', 'latest', ...flyTarget, '--to', `s3://${s3.bucket}/fly`, '--s3-endpoint', s3.endpoint], { env: { ...fly.env, ...s3.env } });
+    assert.equal(pushed.code, 0, pushed.stderr + pushed.stdout);
+    assert.equal(kvLines(pushed.stdout).kv.get('sha256'), kv.get('sha256'));
+    assert.deepEqual(await s3.listKeys('fly/'), [`fly/${kv.get('backup')}`]);
+    const calls = await fly.calls();
+    assert.ok(calls.some((c) => c[0] === 'sftp' && c[1] === 'get'), 'the pull went through fly sftp get');
+    for (const c of calls) assert.ok(!c.some((w) => /X-Amz-Signature|https?:\/\//.test(w)), `a URL on a fly command line: ${JSON.stringify(c)}`);
+    for (const r of [made, pulled, pushed]) assert.ok(!`${r.stdout}${r.stderr}`.includes(TOKEN), 'the Fly token was printed');
+    assertNoSecrets(s3, pushed);
   });
 });
 
