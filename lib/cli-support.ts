@@ -78,6 +78,12 @@ export function parsePositiveInt(flag: string, raw: string, min = 1): number {
   return n;
 }
 
+export function parseNonNegativeNumber(flag: string, raw: string): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new UserError(`${flag} ${raw}: must be a number >= 0`);
+  return n;
+}
+
 /**
  * Destructive steps need consent: --yes, or a "y" typed at a terminal. Without a terminal and
  * without --yes the run is refused before anything starts.

@@ -52,10 +52,27 @@ export function backupName(name: string, stamp: string): string {
   return `${name}-${stamp}.tar.gz`;
 }
 
+/** VOLUME/.ferry/backups/FILE. */
+export function backupPath(l: RemoteLayout, file: string): string {
+  return path.posix.join(l.backups, file);
+}
+
 /** Backup names of this db dir, newest first. */
 export function sortBackupsNewestFirst(name: string, files: string[]): string[] {
-  const re = new RegExp(`^${escapeRe(name)}-(\\d{8}T\\d{6}Z)\\.tar\\.gz$`);
-  return files.filter((f) => re.test(f)).sort().reverse();
+  return files.filter((f) => isBackupOf(name, f)).sort().reverse();
+}
+
+/** True when `file` is a backup archive name of db dir `name` (`NAME-<UTC stamp>.tar.gz`): a plain file name, no path. */
+export function isBackupOf(name: string, file: string): boolean {
+  return new RegExp(`^${escapeRe(name)}-\\d{8}T\\d{6}Z\\.tar\\.gz$`).test(file);
+}
+
+/** The time in a backup name's UTC stamp (ms since the epoch), or undefined when the name has none. */
+export function backupStampTime(file: string): number | undefined {
+  const m = /-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z\.tar\.gz$/.exec(file);
+  if (!m) return undefined;
+  const t = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+  return Number.isNaN(t) ? undefined : t;
 }
 
 function escapeRe(s: string): string {

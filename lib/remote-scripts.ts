@@ -99,6 +99,28 @@ export function pruneBackupsScript(l: RemoteLayout, names: string[]): RemoteScri
   `, [l.backups, ...names]);
 }
 
+/**
+ * One backup archive, checked now: its sha256 computed on the remote, the sha256 recorded when it
+ * was made (`-` when the .sha256 file is missing) and its size. The archive is only read.
+ */
+export function inspectBackupScript(l: RemoteLayout, fileName: string): RemoteScript {
+  return remoteScript('checksum a backup archive', `
+    set -eu
+    f="$1/$2"
+    [ -f "$f" ] || { echo "backup $2 not found in $1" >&2; exit 22; }
+    recorded=$(cat "$f.sha256" 2>/dev/null) || recorded="-"
+    sum=$(sha256sum "$f"); sum=\${sum%% *}
+    echo "recorded_sha256=\${recorded%% *}"
+    echo "sha256=$sum"
+    echo "bytes=$(wc -c < "$f")"
+  `, [l.backups, fileName]);
+}
+
+/** Remove what an interrupted backupScript left (its partial archive); the finished ones are untouched. */
+export function removePartialBackupScript(l: RemoteLayout, fileName: string): RemoteScript {
+  return remoteScript('remove a partial backup', 'rm -f "$1/.$2.partial"', [l.backups, fileName]);
+}
+
 /** Create the incoming dir and report the sha256 of every complete chunk already there. */
 export function incomingStateScript(dir: string): RemoteScript {
   return remoteScript('list uploaded chunks', `
@@ -128,13 +150,16 @@ export function receiveStdinScript(partial: string): RemoteScript {
 
 export type FetchTool = 'curl' | 'wget';
 
-/** Which URL fetcher the remote has (`--upload s3`): curl, else a wget that reads URLs from stdin. */
-export function probeFetchToolScript(): RemoteScript {
+/**
+ * Which HTTP tool the remote has: curl, else a wget whose --help lists `wgetOption` (a GNU wget;
+ * `--input-file` to fetch a URL read from stdin, `--body-file` to PUT a file).
+ */
+export function probeHttpToolScript(wgetOption: '--input-file' | '--body-file'): RemoteScript {
   return remoteScript('check for curl or wget', `
-    if command -v curl >/dev/null 2>&1; then echo "fetch=curl"
-    elif command -v wget >/dev/null 2>&1 && wget --help 2>&1 | grep -q -- '--input-file'; then echo "fetch=wget"
-    else echo "fetch=none"; fi
-  `);
+    if command -v curl >/dev/null 2>&1; then echo "tool=curl"
+    elif command -v wget >/dev/null 2>&1 && wget --help 2>&1 | grep -q -- "$1"; then echo "tool=wget"
+    else echo "tool=none"; fi
+  `, [wgetOption]);
 }
 
 /**
@@ -151,6 +176,22 @@ export function fetchUrlScript(partial: string, tool: FetchTool): RemoteScript {
       *) echo "unknown fetch tool" >&2; exit 2 ;;
     esac
   `, [partial, tool]);
+}
+
+/**
+ * HTTP PUT of one remote file to a URL that arrives on stdin (a curl config line for `curl -K -`,
+ * a URL list for `wget -i -`), never as an argument: it is a presigned URL and must not show in
+ * `ps` or in any rendered command.
+ */
+export function putFileToUrlScript(file: string, tool: FetchTool): RemoteScript {
+  return remoteScript('upload a file to the bucket', `
+    [ -f "$1" ] || { echo "$1 not found" >&2; exit 22; }
+    case "$2" in
+      curl) exec curl -fsS --connect-timeout 20 --retry 2 -K - -T "$1" -o /dev/null ;;
+      wget) exec wget -q -T 60 -t 3 --method=PUT --body-file="$1" -i - -O /dev/null ;;
+      *) echo "unknown upload tool" >&2; exit 2 ;;
+    esac
+  `, [file, tool]);
 }
 
 /**

@@ -31,7 +31,8 @@ async function walk(dir: string): Promise<Entry[]> {
   return out.sort((a, b) => byteOrder(a.rel, b.rel));
 }
 
-async function fileSha256(file: string): Promise<string> {
+/** sha256 of one file, streamed. */
+export async function fileSha256(file: string): Promise<string> {
   const h = createHash('sha256');
   await pipeline(createReadStream(file), h);
   return h.digest('hex');

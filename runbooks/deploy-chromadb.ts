@@ -31,11 +31,13 @@ import { CompensationStack, type UndoOutcome } from '../lib/compensation.ts';
 import { UserError } from '../lib/errors.ts';
 import type { RemoteHost } from '../lib/hosts/remote-host.ts';
 import type { ChunkUploader } from '../lib/upload/chunk-uploader.ts';
-import { backupName, incomingDir, remoteLayout, sortBackupsNewestFirst, trashDir, utcStamp, type RemoteLayout } from '../lib/remote-layout.ts';
+import { incomingDir, remoteLayout, trashDir, utcStamp, type RemoteLayout } from '../lib/remote-layout.ts';
 import {
-  backupScript, cleanupScript, listBackupsScript, lockScript, parseKv,
-  probeScript, pruneBackupsScript, reassembleScript, swapScript, unlockScript, unswapScript,
+  cleanupScript, parseKv, reassembleScript, swapScript, unlockScript, unswapScript,
 } from '../lib/remote-scripts.ts';
+import { applyRetention, makeRemoteBackup } from '../lib/backup-ops.ts';
+import { checkVolume } from '../lib/volume-check.ts';
+import { describeLockHolder, tryVolumeLock, unlockHint } from '../lib/volume-lock.ts';
 import { remoteScript } from '../lib/shell.ts';
 import { formatBytes } from '../lib/units.ts';
 import { waitUntilServing, type ExpectedCollection } from '../lib/verify-serving.ts';
@@ -412,12 +414,7 @@ const STEPS: Record<DeployStep, Step> = {
     const { o, layout } = c;
     c.summary.source.bytes = await dirBytes(o.source);
     progress(`probing ${o.host.label}`);
-    const probe = parseKv((await o.host.run(probeScript(layout), { signal: o.signal })).stdout);
-    const missing = (probe.get('missing') ?? '').trim();
-    if (missing) throw new UserError(`${o.host.label} lacks required tools: ${missing}; install them on the remote host`);
-    if (probe.get('volume') !== 'dir') {
-      throw new UserError(`volume ${layout.volume} does not exist on ${o.host.label}; create it or fix --volume`);
-    }
+    const probe = await checkVolume(o.host, layout, o.signal);
     if (probe.get('writable') !== 'yes') throw new UserError(`volume ${layout.volume} on ${o.host.label} is not writable by this user`);
     const availKb = Number((probe.get('df') ?? '').split(/\s+/)[3]);
     const liveKb = kbOf(probe.get('live'));
@@ -437,25 +434,19 @@ const STEPS: Record<DeployStep, Step> = {
         c.summary.warnings.push(`the server at ${o.healthUrl} did not answer before the deploy: rollback can check only that it answers`);
       }
     }
-    const owner = JSON.stringify({
-      runId: c.runId, command: 'deploy', user: os.userInfo().username, host: os.hostname(), pid: process.pid,
-      startedAt: new Date().toISOString(),
-    });
-    const lock = await o.host.run(lockScript(layout, owner), { signal: o.signal });
-    const kv = parseKv(lock.stdout);
+    const lock = await tryVolumeLock(o.host, layout, c.runId, 'deploy', o.signal);
     let adopted = false;
-    if (kv.get('lock') !== 'acquired') {
-      const holder = safeJson(lock.stdout.split('\n').slice(1).join('\n'));
+    if (!lock.acquired) {
+      const { holder } = lock;
       // `--from` continues the recorded run: its lock (left by a crash) is this run's own.
       adopted = Boolean(c.resumed) && holder.runId === c.runId;
       if (!adopted) {
         const last = await c.store.load(o.signal).catch(() => null);
         const stopped = last && !last.finished && last.runId === holder.runId ? nextStep(last, DEPLOY_STEPS) : undefined;
         throw new UserError(
-          `another run holds the deploy lock on ${layout.volume}` +
-            (holder.user ? ` (${holder.command ?? 'deploy'} by ${holder.user}@${holder.host}, pid ${holder.pid}, since ${holder.startedAt})` : '') +
-            (stopped ? `; it stopped before ${stopped}: continue it with --from ${stopped}, or if no deploy is running clear it with: chroma-ferry unlock --target ${o.host.label} --volume ${o.volume}`
-              : `; if no deploy is running, clear it with: chroma-ferry unlock --target ${o.host.label} --volume ${o.volume}`),
+          `another run holds the deploy lock on ${layout.volume}${describeLockHolder(holder)}` +
+            (stopped ? `; it stopped before ${stopped}: continue it with --from ${stopped}, or if no deploy is running clear it with: ${unlockHint(o.host, o.volume)}`
+              : `; if no deploy is running, clear it with: ${unlockHint(o.host, o.volume)}`),
         );
       }
     }
@@ -490,21 +481,12 @@ const STEPS: Record<DeployStep, Step> = {
       c.summary.snapshotId = await o.snapshot();
       snap = `snapshot ${c.summary.snapshotId}; `;
     }
-    const name = backupName(layout.name, utcStamp());
-    progress(`tar czf ${name}`);
-    const kv = parseKv((await o.host.run(backupScript(layout, name), { signal: o.signal })).stdout);
-    if (kv.get('skipped')) return `${snap ? `${snap}` : 'skipped: '}no live dir yet (first deploy)`;
-    const backup = { name, bytes: Number(kv.get('bytes')), sha256: kv.get('sha256') ?? '', pruned: [] as string[] };
-    const listed = (await o.host.run(listBackupsScript(layout), { signal: o.signal })).stdout;
-    const names = sortBackupsNewestFirst(layout.name, listed.split('\n').map((l) => l.split(' ')[3] ?? '').filter(Boolean));
-    const keep = Math.max(1, o.keepBackups);
-    const prune = names.slice(keep).filter((n) => n !== name);
-    if (prune.length) {
-      await o.host.run(pruneBackupsScript(layout, prune), { signal: o.signal });
-      backup.pruned = prune;
-    }
+    const made = await makeRemoteBackup(o.host, layout, { signal: o.signal, onStart: (name) => progress(`tar czf ${name}`) });
+    if (!made) return `${snap ? `${snap}` : 'skipped: '}no live dir yet (first deploy)`;
+    const removed = await applyRetention(o.host, layout, made.name, { keepCount: Math.max(1, o.keepBackups) }, o.signal);
+    const backup = { name: made.name, bytes: made.bytes, sha256: made.sha256, pruned: removed.map((r) => r.name) };
     c.summary.backup = backup;
-    return `${snap}${name} (${formatBytes(backup.bytes)})${prune.length ? `, pruned ${prune.length}` : ''}`;
+    return `${snap}${made.name} (${formatBytes(backup.bytes)})${removed.length ? `, pruned ${removed.length}` : ''}`;
   },
 
   async package(c, progress) {
@@ -648,12 +630,4 @@ function kbOf(v: string | undefined): number {
   if (!v || v === 'absent') return 0;
   const n = Number(v.split(/\s+/)[0]);
   return Number.isFinite(n) ? n : 0;
-}
-
-function safeJson(text: string): Record<string, string> {
-  try {
-    return JSON.parse(text.trim()) as Record<string, string>;
-  } catch {
-    return {};
-  }
 }

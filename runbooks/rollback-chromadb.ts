@@ -11,15 +11,17 @@
  *   cleanup     staging dir, lock                                     undo: none
  */
 import crypto from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
 import { listCollectionCounts, waitForHeartbeat, type ServedCollection } from '../lib/chroma/http.ts';
 import { CompensationStack, type UndoOutcome } from '../lib/compensation.ts';
 import { UserError } from '../lib/errors.ts';
 import type { RemoteHost } from '../lib/hosts/remote-host.ts';
 import type { OutputMode } from '../lib/output.ts';
-import { remoteLayout, sortBackupsNewestFirst, utcStamp, type RemoteLayout } from '../lib/remote-layout.ts';
-import { listBackupsScript, lockScript, parseKv, probeScript, unlockScript } from '../lib/remote-scripts.ts';
+import { remoteLayout, utcStamp, type RemoteLayout } from '../lib/remote-layout.ts';
+import { parseKv, unlockScript } from '../lib/remote-scripts.ts';
+import { findBackup } from '../lib/backup-catalog.ts';
+import { checkVolume } from '../lib/volume-check.ts';
+import { describeLockHolder, tryVolumeLock, unlockHint } from '../lib/volume-lock.ts';
 import { failedDirPath, restoreSwapScript, rollbackProbeScript, stageBackupScript, undoRestoreSwapScript } from '../lib/rollback-scripts.ts';
 import { describeError, initialReports, runSteps, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
 import { remoteScript } from '../lib/shell.ts';
@@ -65,27 +67,7 @@ interface Ctx {
   restartAttempted: boolean;
 }
 
-export interface BackupEntry {
-  name: string;
-  bytes: number;
-  sha256: string;
-  /** ISO time from the name's UTC stamp. */
-  date: string;
-}
-
-/** The remote backups of this db dir, newest first. */
-export async function listBackups(host: RemoteHost, layout: RemoteLayout, signal?: AbortSignal): Promise<BackupEntry[]> {
-  const out = (await host.run(listBackupsScript(layout), { signal })).stdout;
-  const byName = new Map<string, BackupEntry>();
-  for (const line of out.split('\n')) {
-    const [tag, bytes, sha256, name] = line.trim().split(' ');
-    if (tag !== 'backup' || !name) continue;
-    const m = /-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z\.tar\.gz$/.exec(name);
-    const date = m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z` : '';
-    byName.set(name, { name, bytes: Number(bytes), sha256: sha256 ?? '-', date });
-  }
-  return sortBackupsNewestFirst(layout.name, [...byName.keys()]).map((n) => byName.get(n)!);
-}
+export { listBackups, type BackupEntry } from '../lib/backup-catalog.ts';
 
 /** What undoes each step when a later one fails (also printed by --plan). */
 export const ROLLBACK_UNDO: Record<string, string> = {
@@ -107,10 +89,7 @@ export const ROLLBACK_STEPS: StepDef<Ctx>[] = [
     title: 'preflight: target, lock, something to roll back to',
     async run(c) {
       const { o, layout } = c;
-      const probe = parseKv((await o.host.run(probeScript(layout), { signal: o.signal })).stdout);
-      const missing = (probe.get('missing') ?? '').trim();
-      if (missing) throw new UserError(`${o.host.label} lacks required tools: ${missing}; install them on the remote host`);
-      if (probe.get('volume') !== 'dir') throw new UserError(`volume ${layout.volume} does not exist on ${o.host.label}; fix --volume`);
+      await checkVolume(o.host, layout, o.signal);
       const there = parseKv((await o.host.run(rollbackProbeScript(layout), { signal: o.signal })).stdout);
       if (o.backup === undefined) {
         if (there.get('old') !== 'yes') {
@@ -118,25 +97,15 @@ export const ROLLBACK_STEPS: StepDef<Ctx>[] = [
         }
         c.source = layout.old;
       } else {
-        const backups = await listBackups(o.host, layout, o.signal);
-        const chosen = o.backup === 'latest' ? backups[0] : backups.find((b) => b.name === o.backup);
-        if (!chosen) {
-          throw new UserError(o.backup === 'latest'
-            ? `no backups of ${layout.name} in ${layout.backups}`
-            : `no backup named ${o.backup} in ${layout.backups}; chroma-ferry backups lists them`);
-        }
+        const chosen = await findBackup(o.host, layout, o.backup, o.signal);
         c.summary.restoredFrom = path.posix.join(layout.backups, chosen.name);
         c.source = path.posix.join(c.staging, layout.name);
         o.backup = chosen.name;
       }
       if (!c.summary.restoredFrom) c.summary.restoredFrom = c.source;
-      const owner = JSON.stringify({
-        runId: c.runId, command: 'rollback', user: os.userInfo().username, host: os.hostname(), pid: process.pid,
-        startedAt: new Date().toISOString(),
-      });
-      const lock = await o.host.run(lockScript(layout, owner), { signal: o.signal });
-      if (parseKv(lock.stdout).get('lock') !== 'acquired') {
-        throw new UserError(`another run holds the deploy lock on ${layout.volume}; if none is running, clear it with: chroma-ferry unlock --target ${o.host.label} --volume ${o.volume}`);
+      const lock = await tryVolumeLock(o.host, layout, c.runId, 'rollback', o.signal);
+      if (!lock.acquired) {
+        throw new UserError(`another run holds the deploy lock on ${layout.volume}${describeLockHolder(lock.holder)}; if none is running, clear it with: ${unlockHint(o.host, o.volume)}`);
       }
       c.stack.push('lock', async () => { await o.host.run(unlockScript(layout, c.runId)); });
       return `from ${c.summary.restoredFrom}; live dir ${there.get('live') === 'yes' ? 'present' : 'missing'}`;

@@ -6,17 +6,15 @@
 import { Command, CommanderError, Option } from 'commander';
 import { UserError } from '../lib/errors.ts';
 import { createHost } from '../lib/hosts/index.ts';
-import { FlyHost, prepareFlyDeploy } from '../lib/hosts/fly.ts';
+import { prepareFlyDeploy } from '../lib/hosts/fly.ts';
 import { chooseTarget } from '../lib/hosts/fly-config.ts';
 import { detectOutputMode } from '../lib/output.ts';
 import { annotateError } from '../lib/github.ts';
 import { terminalPrompter } from '../lib/step-prompt.ts';
-import { remoteLayout, type RemoteLayout } from '../lib/remote-layout.ts';
-import type { RemoteHost } from '../lib/hosts/remote-host.ts';
 import { forceUnlockScript } from '../lib/remote-scripts.ts';
 import { formatDeploySummary, reportDeployToGithub, reportRollbackToGithub } from '../lib/summary.ts';
 import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
-import { formatBytes, parseSize } from '../lib/units.ts';
+import { parseSize } from '../lib/units.ts';
 import {
   abortOnSignals, collect, confirmOrRefuse, parseDuration, parseHealthUrl, parsePositiveInt, parseSourceDir,
   parseSshKey, reportFatal, requireFlag, type TargetFlags,
@@ -27,12 +25,14 @@ import { planRollback } from '../runbooks/rollback-plan.ts';
 import { formatPlan } from '../lib/plan.ts';
 import { snapshotCommand, packCommand, verifyCommand } from './local-commands.ts';
 import { migrateAction, restoreAction, validateAction } from './on-use-commands.ts';
+import { registerBackupCommands } from './backup-commands.ts';
+import { targetOptions, withVolumeHost } from './volume-options.ts';
 
 interface DeployFlags {
   source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
   snapshot?: boolean; step?: boolean; plan?: boolean; from?: DeployStep; only?: DeployStep;
 }
-import { formatRollbackSummary, listBackups, runRollback } from '../runbooks/rollback-chromadb.ts';
+import { formatRollbackSummary, runRollback } from '../runbooks/rollback-chromadb.ts';
 import { UPLOAD_METHODS, type UploadMethod } from '../lib/upload/chunk-uploader.ts';
 import { createUploader } from '../lib/upload/index.ts';
 import { parseS3Flags, type S3Flags } from '../lib/upload/s3-flags.ts';
@@ -40,36 +40,9 @@ import { parseS3Flags, type S3Flags } from '../lib/upload/s3-flags.ts';
 const program = new Command('chroma-ferry')
   .description('Move ChromaDB data safely: deploy, roll back, migrate, validate.')
   .exitOverride()
+  // Options after a subcommand belong to it (`backups pull NAME --target ...`).
+  .enablePositionalOptions()
   .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'chroma-ferry: ')) });
-
-/** For commands that only look at the volume (backups, unlock): the host, checked, and the layout; closed after. */
-async function withVolumeHost(flags: TargetFlags, cmd: Command, fn: (host: RemoteHost, layout: RemoteLayout) => Promise<void>): Promise<void> {
-  const chosen = chooseTarget(flags, cmd);
-  const target = parseTarget(requireFlag('--target', chosen.target));
-  const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, machine: chosen.machine });
-  try {
-    if (host instanceof FlyHost) await host.preflight();
-    await fn(host, remoteLayout(host.resolveVolume(parseVolume(chosen.volume)), parseDbDir(flags.dbDir)));
-  } finally {
-    await host.close();
-  }
-}
-
-function targetOptions(cmd: Command): Command {
-  return cmd
-    .option('--target <target>', 'ssh://USER@HOST[:PORT], fly:APP or local:/ABS/PATH (default: fly:APP from fly.toml)')
-    .option('--volume <path>', 'remote volume mount (for local: a path inside the target; fly: default from fly.toml [mounts])', '/data')
-    .option('--machine <id>', 'fly: the machine to use (default: the app\'s only started machine)')
-    .option('--config <file>', 'fly: fly.toml to read app, mount and port from (default: ./fly.toml)')
-    .option('--db-dir <name>', 'Chroma dir inside the volume', 'chroma_db')
-    .option('--ssh-key <file>', 'private key for ssh://')
-    .option('--ssh-option <opt>', 'extra ssh -o option (repeatable)', collect, [])
-    .option('--restart-cmd <cmd>', 'command run on the remote host to restart Chroma')
-    .option('--health-url <url>', 'Chroma server to check after the restart')
-    .option('--health-timeout <duration>', 'how long to wait for the server to answer', '60s')
-    .option('--yes', 'do not ask; required without a terminal')
-    .option('--json', 'print the summary as one JSON object');
-}
 
 targetOptions(
   program
@@ -187,14 +160,7 @@ targetOptions(
   }
 });
 
-targetOptions(program.command('backups').description('list the remote backup archives (name, size, date, sha256)')).action(
-  (flags: TargetFlags, cmd: Command) => withVolumeHost(flags, cmd, async (host, layout) => {
-    const backups = await listBackups(host, layout);
-    if (flags.json) process.stdout.write(`${JSON.stringify(backups, null, 2)}\n`);
-    else if (!backups.length) process.stdout.write(`no backups in ${layout.backups}\n`);
-    else for (const b of backups) process.stdout.write(`${b.name}  ${formatBytes(b.bytes).padStart(10)}  ${b.date}  ${b.sha256}\n`);
-  }),
-);
+registerBackupCommands(program);
 
 targetOptions(program.command('unlock').description('remove a stale deploy lock from the remote volume')).action(
   (flags: TargetFlags, cmd: Command) => withVolumeHost(flags, cmd, async (host, layout) => {

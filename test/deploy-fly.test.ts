@@ -15,45 +15,8 @@ import { chooseTarget, readFlyToml } from '../lib/hosts/fly-config.ts';
 import { compareVersions, parseFlyVersion, splitStatusMarker, withStatusMarker } from '../lib/hosts/fly.ts';
 import { remoteScript, renderShCommand, shArgv, shQuote } from '../lib/shell.ts';
 import { assertInterruptedUploadResumes } from './helpers/interrupted-upload.ts';
-import { CLI, REPO, contentDigestOfDir, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
-
-const FAKE_DIR = path.join(REPO, 'test', 'fixtures', 'fake-fly');
-const FAKE = path.join(FAKE_DIR, 'fly');
-const APP = 'ferry-test';
-const MACHINE = '148e272a0e3d89';
-const TOKEN = 'fo1_FERRYTESTTOKEN_do-not-print-4f2a9c';
-
-interface FakeFly {
-  dir: string;
-  env: Record<string, string>;
-  state(): Promise<any>;
-  patch(fn: (s: any) => void): Promise<void>;
-  calls(): Promise<string[][]>;
-}
-
-async function makeFakeFly(env: DeployEnv, o: { restartHook?: string } = {}): Promise<FakeFly> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-fakefly-'));
-  const file = path.join(dir, 'state.json');
-  const state = {
-    app: APP, version: '0.4.87', authOk: true, token: TOKEN, chromaPort: env.port, internalPort: 8000,
-    restartHook: o.restartHook ?? env.restartCmd,
-    machines: [{ id: MACHINE, name: 'chroma-1', state: 'started', region: 'ams', private_ip: 'fdaa:0:1::2', checks: [{ name: 'servicecheck-00-http-8000', status: 'passing' }] }],
-    volumes: [{ id: 'vol_ferrytest01', name: 'chroma_data', state: 'created', size_gb: 1, region: 'ams', attached_machine_id: MACHINE }],
-    snapshots: {},
-  };
-  await fs.writeFile(file, JSON.stringify(state, null, 2));
-  const read = async () => JSON.parse(await fs.readFile(file, 'utf8'));
-  return {
-    dir,
-    env: { PATH: `${FAKE_DIR}:${process.env.PATH}`, FAKE_FLY_STATE: dir, FLY_ACCESS_TOKEN: TOKEN },
-    state: read,
-    async patch(fn) { const s = await read(); fn(s); await fs.writeFile(file, JSON.stringify(s, null, 2)); },
-    async calls() {
-      const text = await fs.readFile(path.join(dir, 'calls.jsonl'), 'utf8').catch(() => '');
-      return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as string[]);
-    },
-  };
-}
+import { APP, FAKE, MACHINE, TOKEN, makeFakeFly, type FakeFly } from './helpers/fake-fly.ts';
+import { CLI, contentDigestOfDir, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
 
 function flyArgs(env: DeployEnv, extra: string[] = []): string[] {
   return ['deploy', '--source', env.source, '--target', `fly:${APP}`, '--volume', env.volumeOnDisk, '--health-timeout', '30s', '--yes', '--json', ...extra];

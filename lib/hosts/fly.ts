@@ -170,6 +170,14 @@ export class FlyHost implements RemoteHost {
     if (r.exitCode !== 0) throw new RemoteCommandError(`fly sftp put to ${this.label}`, r.exitCode, r.stderr);
   }
 
+  /** `fly sftp get` into a local path that does not exist yet. */
+  async get(remotePath: string, localFile: string, opts: RunOptions = {}): Promise<void> {
+    const machine = await this.machine(opts.signal);
+    const argv = [this.bin, 'sftp', 'get', '-a', this.o.app, '--machine', machine, remotePath, localFile];
+    const r = await execArgv(argv, { what: `fly sftp get from ${this.label}`, signal: opts.signal });
+    if (r.exitCode !== 0) throw new RemoteCommandError(`fly sftp get from ${this.label}`, r.exitCode, r.stderr);
+  }
+
   /** Always a machine restart on fly: (`--restart-cmd` is refused for fly: targets). */
   async restart(opts: RunOptions = {}): Promise<boolean> {
     const id = await this.machine(opts.signal);

@@ -27,6 +27,10 @@ export class LocalHost implements RemoteHost {
     await fs.copyFile(localFile, remotePath);
   }
 
+  async get(remotePath: string, localFile: string, _opts: RunOptions = {}): Promise<void> {
+    await fs.copyFile(remotePath, localFile, fs.constants.COPYFILE_EXCL);
+  }
+
   async restart(opts: RunOptions = {}): Promise<boolean> {
     if (!this.restartCmd) return false;
     await this.run(restartScript(this.restartCmd), opts);

@@ -34,6 +34,8 @@ export interface RemoteHost {
   run(script: RemoteScript, opts?: RunOptions): Promise<RunResult>;
   /** Upload one local file to an absolute remote path (the parent directory exists). */
   put(localFile: string, remotePath: string, opts?: RunOptions): Promise<void>;
+  /** Download one remote file to a local path that does not exist yet (its directory does). */
+  get(remotePath: string, localFile: string, opts?: RunOptions): Promise<void>;
   /** Restart the Chroma server after a swap; false when the target has nothing to restart with. */
   restart(opts?: RunOptions): Promise<boolean>;
   /** The commands `run`/`put` would execute, rendered for a person. */

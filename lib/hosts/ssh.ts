@@ -68,12 +68,20 @@ export class SshHost implements RemoteHost {
   }
 
   async put(localFile: string, remotePath: string, opts: RunOptions = {}): Promise<void> {
-    const batch = `put ${sftpQuote(localFile)} ${sftpQuote(remotePath)}\n`;
+    await this.sftp(`put ${sftpQuote(localFile)} ${sftpQuote(remotePath)}`, `sftp put ${path.basename(localFile)}`, opts);
+  }
+
+  async get(remotePath: string, localFile: string, opts: RunOptions = {}): Promise<void> {
+    await this.sftp(`get ${sftpQuote(remotePath)} ${sftpQuote(localFile)}`, `sftp get ${path.posix.basename(remotePath)}`, opts);
+  }
+
+  /** One sftp batch command (put/get) over the shared connection. */
+  private async sftp(command: string, what: string, opts: RunOptions): Promise<void> {
     const argv = ['sftp', ...this.commonOptions(), '-P', String(this.o.port), '-b', '-', '--', this.destination()];
-    const r = await execArgv(argv, { what: `sftp put ${path.basename(localFile)}`, stdin: batch, signal: opts.signal });
+    const r = await execArgv(argv, { what, stdin: `${command}\n`, signal: opts.signal });
     if (r.exitCode !== 0) {
       if (/Connection refused|Could not resolve|timed out|Permission denied \(/.test(r.stderr)) throw unreachable(this.label, r.stderr);
-      throw new RemoteCommandError(`sftp put to ${this.label}`, r.exitCode, r.stderr);
+      throw new RemoteCommandError(`${what} on ${this.label}`, r.exitCode, r.stderr);
     }
   }
 

@@ -13,7 +13,7 @@
  */
 import fs from 'node:fs';
 import {
-  DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client,
+  DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -21,7 +21,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { ChunkInfo } from '../archive/pack.ts';
 import { RemoteCommandError, UserError } from '../errors.ts';
 import type { RemoteHost, RenderedCommand } from '../hosts/remote-host.ts';
-import { fetchUrlScript, probeFetchToolScript, type FetchTool } from '../remote-scripts.ts';
+import { fetchUrlScript, probeHttpToolScript, type FetchTool } from '../remote-scripts.ts';
 import { redact, registerSecret } from '../secrets.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
 
@@ -54,16 +54,17 @@ export function registerAwsEnvSecrets(env: NodeJS.ProcessEnv = process.env): voi
   registerSecret(env.AWS_ACCESS_KEY_ID);
 }
 
-export function normalizePrefix(raw: string | undefined): string {
+/** `flag`: how the user gave it, for the message (`--s3-prefix`, or `--to` for an s3:// URL). */
+export function normalizePrefix(raw: string | undefined, flag = '--s3-prefix'): string {
   const p = raw ?? DEFAULT_S3_PREFIX;
-  if (p.startsWith('/')) throw new UserError(`--s3-prefix ${p}: must not start with "/"`);
-  if (/[\0\n\r]/.test(p)) throw new UserError('--s3-prefix: must not contain control characters');
+  if (p.startsWith('/')) throw new UserError(`${flag} ${p}: the key prefix must not start with "/"`);
+  if (/[\0\n\r]/.test(p)) throw new UserError(`${flag}: must not contain control characters`);
   return p === '' || p.endsWith('/') ? p : `${p}/`;
 }
 
-export function parseS3Bucket(raw: string): string {
+export function parseS3Bucket(raw: string, flag = '--s3-bucket'): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$/.test(raw)) {
-    throw new UserError(`--s3-bucket ${raw}: not a bucket name (letters, digits, ".", "-", "_")`);
+    throw new UserError(`${flag} ${JSON.stringify(raw)}: not a bucket name (letters, digits, ".", "-", "_")`);
   }
   return raw;
 }
@@ -85,7 +86,11 @@ export function defaultRegion(env: NodeJS.ProcessEnv = process.env): string {
   return env.AWS_REGION || env.AWS_DEFAULT_REGION || 'auto';
 }
 
-export function createS3Client(o: Pick<S3UploaderOptions, 'endpoint' | 'region'>): S3Client {
+/**
+ * `presignsPut`: the client presigns PUT URLs for another program (curl on the remote). The SDK
+ * would otherwise put a CRC32 of an empty body into such a URL, which S3 then rejects.
+ */
+export function createS3Client(o: Pick<S3UploaderOptions, 'endpoint' | 'region'>, use: { presignsPut?: boolean } = {}): S3Client {
   // The SDK's notice about its future Node 22 requirement would break the one-line error output
   // contract (this project supports Node 20); opt out unless the user set the variable.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -97,6 +102,8 @@ export function createS3Client(o: Pick<S3UploaderOptions, 'endpoint' | 'region'>
   if (o.endpoint) {
     config.endpoint = o.endpoint;
     config.forcePathStyle = true;
+  }
+  if (o.endpoint || use.presignsPut) {
     // S3-compatible stores (R2, MinIO, test servers) do not all accept the SDK's default
     // aws-chunked trailing checksums; the chunk sha256 is checked end to end anyway.
     config.requestChecksumCalculation = 'WHEN_REQUIRED';
@@ -110,6 +117,35 @@ export async function presignGet(client: S3Client, bucket: string, key: string, 
   const url = await getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: Math.min(expiresS, 900) });
   registerSecret(url);
   return url;
+}
+
+/** A presigned PUT URL for one object (the remote uploads with it); registered as a secret before it is returned. */
+export async function presignPut(client: S3Client, bucket: string, key: string, expiresS: number): Promise<string> {
+  const url = await getSignedUrl(client, new PutObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: Math.min(expiresS, 900) });
+  registerSecret(url);
+  return url;
+}
+
+/** The remote's curl, else its GNU wget with `wgetOption`; a UserError naming `forWhat` when it has neither. */
+export async function detectHttpTool(host: RemoteHost, wgetOption: '--input-file' | '--body-file', forWhat: string, signal?: AbortSignal): Promise<FetchTool> {
+  const tool = /tool=(\w+)/.exec((await host.run(probeHttpToolScript(wgetOption), { signal })).stdout)?.[1];
+  if (tool === 'curl' || tool === 'wget') return tool;
+  throw new UserError(`${host.label} has neither curl nor a wget with ${wgetOption}; install curl on the remote host for ${forWhat}`);
+}
+
+/** "bucket NAME" or "bucket NAME at HOST": where objects go, for messages (never with credentials). */
+export function describeBucket(bucket: string, endpoint?: string): string {
+  return `bucket ${bucket}${endpoint ? ` at ${new URL(endpoint).host}` : ''}`;
+}
+
+/** HeadBucket: the bucket exists and the credentials may use it; else a one-line UserError. */
+export async function checkBucket(client: S3Client, bucket: string, endpoint: string | undefined, signal?: AbortSignal): Promise<void> {
+  try {
+    await client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: signal });
+  } catch (e) {
+    if (signal?.aborted) throw e;
+    throw new UserError(`${describeBucket(bucket, endpoint)} is not usable: ${describeS3Error(e)}; check the bucket, --s3-endpoint and the AWS credentials`);
+  }
 }
 
 export class S3Uploader implements ChunkUploader {
@@ -136,8 +172,7 @@ export class S3Uploader implements ChunkUploader {
   }
 
   private get where(): string {
-    const ep = this.o.endpoint ? ` at ${new URL(this.o.endpoint).host}` : '';
-    return `bucket ${this.bucket}${ep}`;
+    return describeBucket(this.bucket, this.o.endpoint);
   }
 
   /** `PREFIX<deployId>/`: every object of one deploy. */
@@ -151,18 +186,8 @@ export class S3Uploader implements ChunkUploader {
   }
 
   async preflight(signal: AbortSignal): Promise<void> {
-    try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: signal });
-    } catch (e) {
-      if (signal.aborted) throw e;
-      throw new UserError(`${this.where} is not usable: ${describeS3Error(e)}; check --s3-bucket, --s3-endpoint and the AWS credentials`);
-    }
-    const r = await this.host.run(probeFetchToolScript(), { signal });
-    const tool = /fetch=(\w+)/.exec(r.stdout)?.[1];
-    if (tool !== 'curl' && tool !== 'wget') {
-      throw new UserError(`${this.host.label} has neither curl nor a wget with --input-file; install curl on the remote host for --upload s3`);
-    }
-    this.fetchTool = tool;
+    await checkBucket(this.client, this.bucket, this.o.endpoint, signal);
+    this.fetchTool = await detectHttpTool(this.host, '--input-file', '--upload s3', signal);
   }
 
   async begin(deployId: string): Promise<void> {

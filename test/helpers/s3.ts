@@ -4,6 +4,7 @@
  * credentials below are registered with it. It records object writes (events) and, per object
  * key, the time span of its write requests, so that tests can see parallel uploads.
  */
+import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -74,4 +75,15 @@ export async function startS3(bucket = 'ferry-test'): Promise<TestS3> {
       await fs.rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Nothing secret in any output: no signature, credential, presigned URL, key or secret. */
+export function assertNoSecrets(s3: TestS3, ...runs: { stdout: string; stderr: string; json?: unknown }[]): void {
+  for (const r of runs) {
+    const all = `${r.stdout}\n${r.stderr}\n${JSON.stringify(r.json ?? {})}`;
+    for (const needle of ['X-Amz-Signature', 'X-Amz-Credential', 'X-Amz-Security-Token', FAKE_AWS.AWS_SECRET_ACCESS_KEY, FAKE_AWS.AWS_ACCESS_KEY_ID, `${s3.endpoint}/${s3.bucket}`]) {
+      const at = all.indexOf(needle);
+      assert.ok(at < 0, `output contains ${needle.slice(0, 20)}…: ${all.slice(Math.max(0, at - 300), at + 100)}`);
+    }
+  }
 }
