@@ -11,7 +11,7 @@ import { chooseTarget } from '../lib/hosts/fly-config.ts';
 import { detectOutputMode } from '../lib/output.ts';
 import { annotateError } from '../lib/github.ts';
 import { terminalPrompter } from '../lib/step-prompt.ts';
-import { remoteLayout, type RemoteLayout } from '../lib/remote-layout.ts';
+import { deployedManifestFile, remoteLayout, type RemoteLayout } from '../lib/remote-layout.ts';
 import type { RemoteHost } from '../lib/hosts/remote-host.ts';
 import { forceUnlockScript } from '../lib/remote-scripts.ts';
 import { formatDeploySummary, reportDeployToGithub, reportRollbackToGithub } from '../lib/summary.ts';
@@ -25,7 +25,8 @@ import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy-chr
 import { planDeploy } from '../runbooks/deploy-plan.ts';
 import { planRollback } from '../runbooks/rollback-plan.ts';
 import { formatPlan } from '../lib/plan.ts';
-import { snapshotCommand, packCommand, verifyCommand } from './local-commands.ts';
+import { snapshotCommand, packCommand, verifyCommand, type KeptManifest, type VerifyFlags } from './local-commands.ts';
+import { readDeployedManifest } from '../lib/deployed-manifest.ts';
 import { migrateCommand } from './migrate-command.ts';
 import { restoreCommand, validateCommand } from './gate-commands.ts';
 
@@ -38,13 +39,15 @@ import { UPLOAD_METHODS, type UploadMethod } from '../lib/upload/chunk-uploader.
 import { createUploader } from '../lib/upload/index.ts';
 import { parseS3Flags, type S3Flags } from '../lib/upload/s3-flags.ts';
 
+type VolumeFlags = Pick<TargetFlags, 'target' | 'volume' | 'machine' | 'config' | 'dbDir' | 'sshKey' | 'sshOption'>;
+
 const program = new Command('chroma-ferry')
   .description('Move ChromaDB data safely: deploy, roll back, migrate, validate.')
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'chroma-ferry: ')) });
 
 /** For commands that only look at the volume (backups, unlock): the host, checked, and the layout; closed after. */
-async function withVolumeHost(flags: TargetFlags, cmd: Command, fn: (host: RemoteHost, layout: RemoteLayout) => Promise<void>): Promise<void> {
+async function withVolumeHost(flags: VolumeFlags, cmd: Command, fn: (host: RemoteHost, layout: RemoteLayout) => Promise<void>): Promise<void> {
   const chosen = chooseTarget(flags, cmd);
   const target = parseTarget(requireFlag('--target', chosen.target));
   const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, machine: chosen.machine });
@@ -56,7 +59,8 @@ async function withVolumeHost(flags: TargetFlags, cmd: Command, fn: (host: Remot
   }
 }
 
-function targetOptions(cmd: Command): Command {
+/** The flags that name a volume on a host (every command that reaches one). */
+function volumeOptions(cmd: Command): Command {
   return cmd
     .option('--target <target>', 'ssh://USER@HOST[:PORT], fly:APP or local:/ABS/PATH (default: fly:APP from fly.toml)')
     .option('--volume <path>', 'remote volume mount (for local: a path inside the target; fly: default from fly.toml [mounts])', '/data')
@@ -64,7 +68,11 @@ function targetOptions(cmd: Command): Command {
     .option('--config <file>', 'fly: fly.toml to read app, mount and port from (default: ./fly.toml)')
     .option('--db-dir <name>', 'Chroma dir inside the volume', 'chroma_db')
     .option('--ssh-key <file>', 'private key for ssh://')
-    .option('--ssh-option <opt>', 'extra ssh -o option (repeatable)', collect, [])
+    .option('--ssh-option <opt>', 'extra ssh -o option (repeatable)', collect, []);
+}
+
+function targetOptions(cmd: Command): Command {
+  return volumeOptions(cmd)
     .option('--restart-cmd <cmd>', 'command run on the remote host to restart Chroma')
     .option('--health-url <url>', 'Chroma server to check after the restart')
     .option('--health-timeout <duration>', 'how long to wait for the server to answer', '60s')
@@ -273,14 +281,30 @@ program
   .option('--chunk-size <size>', 'chunk size', '10MiB')
   .action(packCommand);
 
-program
-  .command('verify')
-  .description('check a Chroma server: heartbeat, collections and counts (against --manifest); exit 0 healthy, 1 unhealthy')
-  .requiredOption('--health-url <url>', 'Chroma server URL')
-  .option('--manifest <file>', 'expected collections and counts (written by `snapshot --manifest` or a deploy)')
+volumeOptions(
+  program
+    .command('verify')
+    .description('check a Chroma server: heartbeat, collections and counts (against a manifest), query latency p95; exit 0 healthy, 1 unhealthy')
+    .requiredOption('--health-url <url>', 'Chroma server URL')
+    .option('--manifest <file>', 'expected collections and counts (default with --target: the one the last deploy kept in VOLUME/.ferry)'),
+)
   .option('--timeout <duration>', 'how long to wait for the server to answer', '60s')
+  .option('--samples <n>', 'stored records sampled per collection and queried by their vectors (0: no latency check)', '20')
+  .option('--top-k <n>', 'n_results of each timed query', '10')
+  .option('--max-latency-ms <ms>', 'unhealthy when a query latency p95 is over this', '300')
   .option('--json', 'print the result as one JSON object')
-  .action(verifyCommand);
+  .action(async (flags: VerifyFlags & VolumeFlags, cmd: Command) => {
+    // The target is read only when named: a ./fly.toml alone does not send verify to Fly.
+    const named = flags.manifest === undefined && (flags.target !== undefined || flags.config !== undefined);
+    const kept: KeptManifest | undefined = named ? async () => {
+      let found: Awaited<ReturnType<KeptManifest>> | undefined;
+      await withVolumeHost(flags, cmd, async (host, layout) => {
+        found = { where: `${host.label} ${deployedManifestFile(layout)}`, collections: await readDeployedManifest(host, layout) };
+      });
+      return found!;
+    } : undefined;
+    await verifyCommand(flags, kept);
+  });
 
 // Benchmarks read the process's peak memory from here (bench/*.ts).
 if (process.env.CHROMA_FERRY_REPORT_MAXRSS) process.on('exit', () => process.stderr.write(`maxrss_kb ${process.resourceUsage().maxRSS}\n`));
