@@ -74,6 +74,7 @@ export async function verifyCommand(flags: VerifyFlags, kept?: KeptManifest): Pr
   const report = await checkHealth({ url, manifest, timeoutMs, samples, nResults, maxLatencyMs, notes });
   process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatHealthReport(report)}\n`);
   appendStepSummary(healthReportMarkdown(report));
-  if (!report.healthy) annotateError(`Chroma at ${url} is unhealthy: ${report.problems.join('; ')}`, 'chroma-ferry verify');
+  // An annotation would follow the JSON on stdout: only with the plain report.
+  if (!report.healthy && !flags.json) annotateError(`Chroma at ${url} is unhealthy: ${report.problems.join('; ')}`, 'chroma-ferry verify');
   process.exitCode = report.healthy ? 0 : 1;
 }
