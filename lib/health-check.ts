@@ -5,7 +5,8 @@
  */
 import { listCollectionCounts, waitForHeartbeat, type ServedCollection } from './chroma/http.ts';
 import { measureQueryLatency, type LatencyStats } from './chroma/query-latency.ts';
-import { uniqueScopes, waitUntilServing, type ExpectedCollection } from './verify-serving.ts';
+import { collectionKey as keyOf, uniqueScopes, waitUntilServing, type ExpectedCollection } from './verify-serving.ts';
+import { markdownCell as cell } from './github.ts';
 
 export interface HealthCheckOptions {
   url: string;
@@ -42,8 +43,6 @@ export interface HealthReport {
   problems: string[];
   notes: string[];
 }
-
-const keyOf = (c: { tenant: string; database: string; name: string }) => `${c.tenant}/${c.database}/${c.name}`;
 
 export async function checkHealth(o: HealthCheckOptions): Promise<HealthReport> {
   const report: HealthReport = {
@@ -119,7 +118,6 @@ export function formatHealthReport(r: HealthReport): string {
 
 /** The report as Markdown for a GitHub job summary. */
 export function healthReportMarkdown(r: HealthReport): string {
-  const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
   const ms = (s: LatencyStats | null | undefined, k: keyof LatencyStats) => (s ? formatLatency(s[k]) : '-');
   const lines = [`## ${r.healthy ? '✅ Chroma healthy' : '❌ Chroma unhealthy'}`, ''];
   for (const p of r.problems) lines.push(`- **problem:** ${cell(p)}`);

@@ -5,6 +5,7 @@
  * sampling reads are not timed. Plain HTTP (`fetch`), v2 API or the v1 one of Chroma 0.x.
  */
 import { collectionUrl, fail, postJson, type ApiVersion, type ServedCollection } from './http.ts';
+import { collectionKey } from '../verify-serving.ts';
 
 export interface LatencyStats {
   /** Timed queries. */
@@ -70,7 +71,7 @@ export async function measureQueryLatency(url: string, api: ApiVersion, collecti
   const out: CollectionLatency[] = [];
   const all: number[] = [];
   for (const c of collections) {
-    const name = `${c.tenant}/${c.database}/${c.name}`;
+    const name = collectionKey(c);
     if (c.count === 0) {
       out.push({ name, count: 0, stats: null, skipped: 'empty collection' });
       continue;
