@@ -84,6 +84,13 @@ export function parseNonNegativeNumber(flag: string, raw: string): number {
   return n;
 }
 
+/** A number > 0, decimals allowed (e.g. a limit in milliseconds). */
+export function parsePositiveNumber(flag: string, raw: string): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UserError(`${flag} ${raw}: must be a number > 0`);
+  return n;
+}
+
 /**
  * Destructive steps need consent: --yes, or a "y" typed at a terminal. Without a terminal and
  * without --yes the run is refused before anything starts.

@@ -28,6 +28,11 @@ export interface MarkdownStep {
   note?: string;
 }
 
+/** Text safe inside a Markdown table cell. */
+export function markdownCell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
 export function runSummaryMarkdown(o: {
   title: string;
   ok: boolean;
@@ -36,7 +41,7 @@ export function runSummaryMarkdown(o: {
   warnings: string[];
   error?: string;
 }): string {
-  const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  const cell = markdownCell;
   const lines = [`## ${o.ok ? '✅' : '❌'} ${cell(o.title)}`, ''];
   if (o.error) lines.push(`**Error:** ${cell(o.error)}`, '');
   lines.push('| | |', '| --- | --- |', ...o.facts.map(([k, v]) => `| ${cell(k)} | ${cell(v)} |`), '');

@@ -43,6 +43,11 @@ export function trashDir(l: RemoteLayout, deployId: string): string {
   return path.posix.join(l.trashRoot, deployId);
 }
 
+/** VOLUME/.ferry/manifest-NAME.json: collections and counts of the data the last deploy put live. */
+export function deployedManifestFile(l: RemoteLayout): string {
+  return path.posix.join(l.ferry, `manifest-${l.name}.json`);
+}
+
 /** UTC stamp used in backup and failed-dir names: 20261124T161754Z (sorts by time). */
 export function utcStamp(d = new Date()): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');

@@ -268,8 +268,8 @@ export function cleanupScript(incoming: string, trash: string): RemoteScript {
 }
 
 /** Write a small file atomically (temp file + rename in the same dir); the content is an argument. */
-export function writeFileScript(file: string, content: string): RemoteScript {
-  return remoteScript('write the runbook state', `
+export function writeFileScript(file: string, content: string, title = 'write the runbook state'): RemoteScript {
+  return remoteScript(title, `
     set -eu
     mkdir -p "$(dirname "$1")"
     tmp="$1.tmp.$$"
@@ -279,8 +279,8 @@ export function writeFileScript(file: string, content: string): RemoteScript {
 }
 
 /** A small file's content, or nothing when it does not exist. */
-export function readFileScript(file: string): RemoteScript {
-  return remoteScript('read the runbook state', `[ -f "$1" ] && cat "$1"; exit 0`, [file]);
+export function readFileScript(file: string, title = 'read the runbook state'): RemoteScript {
+  return remoteScript(title, `[ -f "$1" ] && cat "$1"; exit 0`, [file]);
 }
 
 /** key=value lines of a script's stdout. */

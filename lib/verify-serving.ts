@@ -13,9 +13,14 @@ export interface ServingCheck {
   mismatches: string[];
 }
 
+/** tenant/database/name: how a collection is named in reports. */
+export function collectionKey(c: { tenant: string; database: string; name: string }): string {
+  return `${c.tenant}/${c.database}/${c.name}`;
+}
+
 /** Compare what a server serves with what it should serve: same collections, same counts. */
 export function compareCounts(expected: ExpectedCollection[], served: ServedCollection[]): string[] {
-  const key = (c: { tenant: string; database: string; name: string }) => `${c.tenant}/${c.database}/${c.name}`;
+  const key = collectionKey;
   const have = new Map(served.map((c) => [key(c), c.count]));
   const want = new Map(expected.map((c) => [key(c), c.count]));
   const out: string[] = [];

@@ -39,6 +39,7 @@ import { applyRetention, makeRemoteBackup } from '../lib/backup-ops.ts';
 import { checkVolume } from '../lib/volume-check.ts';
 import { describeLockHolder, tryVolumeLock, unlockHint } from '../lib/volume-lock.ts';
 import { remoteScript } from '../lib/shell.ts';
+import { keepDeployedManifestScript } from '../lib/deployed-manifest.ts';
 import { formatBytes } from '../lib/units.ts';
 import { waitUntilServing, type ExpectedCollection } from '../lib/verify-serving.ts';
 import type { OutputMode } from '../lib/output.ts';
@@ -569,8 +570,11 @@ const STEPS: Record<DeployStep, Step> = {
 
   async verify(c) {
     const { o } = c;
+    // The live data's manifest is kept in .ferry/ for `chroma-ferry verify --target` (lib/deployed-manifest.ts).
+    const keepManifest = () => o.host.run(keepDeployedManifestScript(c.layout, c.manifest!, c.runId, c.summary.verified), { signal: o.signal });
     if (!o.healthUrl) {
       c.summary.warnings.push('no --health-url: the deployed data was not verified on a running server');
+      await keepManifest();
       return 'skipped: no --health-url';
     }
     const expected: ExpectedCollection[] = c.manifest!.collections;
@@ -578,6 +582,7 @@ const STEPS: Record<DeployStep, Step> = {
     if (check.mismatches.length) throw new Error(`the restarted server does not serve the deployed data: ${check.mismatches.join('; ')}`);
     if (c.swapStartedAt !== undefined) c.summary.downtimeMs = performance.now() - c.swapStartedAt;
     c.summary.verified = true;
+    await keepManifest();
     return `${expected.length} collections, counts equal (API ${check.api})`;
   },
 

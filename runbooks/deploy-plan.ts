@@ -110,7 +110,7 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
     verify: {
       commands: o.healthUrl
         ? [local('heartbeat and every collection count equal to the manifest', [...cli, 'verify', '--health-url', o.healthUrl, '--manifest', manifestFile,
-            '--timeout', `${Math.round(o.healthTimeoutMs / 1000)}s`], 'healthy')]
+            '--timeout', `${Math.round(o.healthTimeoutMs / 1000)}s`, '--samples', '0'], 'healthy')]
         : [],
       notes: o.healthUrl ? [] : ['no --health-url: check the server by hand (chroma-ferry verify --health-url URL --manifest MANIFEST)'],
     },

@@ -25,6 +25,7 @@ import { describeLockHolder, tryVolumeLock, unlockHint } from '../lib/volume-loc
 import { failedDirPath, restoreSwapScript, rollbackProbeScript, stageBackupScript, undoRestoreSwapScript } from '../lib/rollback-scripts.ts';
 import { describeError, initialReports, runSteps, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
 import { remoteScript } from '../lib/shell.ts';
+import { dropDeployedManifestScript } from '../lib/deployed-manifest.ts';
 import { RunbookStateStore } from '../lib/runbook-state.ts';
 import type { StepPrompter } from '../lib/step-prompt.ts';
 
@@ -172,6 +173,7 @@ export const ROLLBACK_STEPS: StepDef<Ctx>[] = [
       const { o, layout } = c;
       await o.host.run(remoteScript('remove the staging dir', 'rm -rf "$1"', [c.staging]));
       await closeRecordedDeploy(c);
+      await o.host.run(dropDeployedManifestScript(layout), { signal: o.signal });
       await o.host.run(unlockScript(layout, c.runId));
       c.stack.clear();
     },

@@ -12,6 +12,7 @@ import { remoteLayout, utcStamp } from '../lib/remote-layout.ts';
 import { lockScript, probeScript, unlockScript } from '../lib/remote-scripts.ts';
 import { failedDirPath, restoreSwapScript, rollbackProbeScript, stageBackupScript } from '../lib/rollback-scripts.ts';
 import { remoteScript, renderArgv, type RemoteScript } from '../lib/shell.ts';
+import { dropDeployedManifestScript } from '../lib/deployed-manifest.ts';
 import { ROLLBACK_STEPS, ROLLBACK_UNDO, stagingDir, type RollbackOptions } from './rollback-chromadb.ts';
 
 /** The rollback's own options, as far as a plan needs them. */
@@ -56,7 +57,7 @@ export function planRollback(o: RollbackPlanOptions): RunbookPlan {
       notes: o.healthUrl ? [] : ['no --health-url: check the server by hand'],
     },
     cleanup: {
-      commands: [remote(remoteScript('remove the staging dir', 'rm -rf "$1"', [staging])), remote(unlockScript(layout, runId))],
+      commands: [remote(remoteScript('remove the staging dir', 'rm -rf "$1"', [staging])), remote(dropDeployedManifestScript(layout)), remote(unlockScript(layout, runId))],
       notes: [],
     },
   };

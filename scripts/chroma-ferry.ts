@@ -11,6 +11,7 @@ import { chooseTarget } from '../lib/hosts/fly-config.ts';
 import { detectOutputMode } from '../lib/output.ts';
 import { annotateError } from '../lib/github.ts';
 import { terminalPrompter } from '../lib/step-prompt.ts';
+import { deployedManifestFile } from '../lib/remote-layout.ts';
 import { forceUnlockScript } from '../lib/remote-scripts.ts';
 import { formatDeploySummary, reportDeployToGithub, reportRollbackToGithub } from '../lib/summary.ts';
 import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
@@ -23,10 +24,11 @@ import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy-chr
 import { planDeploy } from '../runbooks/deploy-plan.ts';
 import { planRollback } from '../runbooks/rollback-plan.ts';
 import { formatPlan } from '../lib/plan.ts';
-import { snapshotCommand, packCommand, verifyCommand } from './local-commands.ts';
+import { snapshotCommand, packCommand, verifyCommand, type KeptManifest, type VerifyFlags } from './local-commands.ts';
+import { readDeployedManifest } from '../lib/deployed-manifest.ts';
 import { migrateAction, restoreAction, validateAction } from './on-use-commands.ts';
 import { registerBackupCommands } from './backup-commands.ts';
-import { targetOptions, withVolumeHost } from './volume-options.ts';
+import { targetOptions, volumeOptions, withVolumeHost } from './volume-options.ts';
 
 interface DeployFlags {
   source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
@@ -36,6 +38,8 @@ import { formatRollbackSummary, runRollback } from '../runbooks/rollback-chromad
 import { UPLOAD_METHODS, type UploadMethod } from '../lib/upload/chunk-uploader.ts';
 import { createUploader } from '../lib/upload/index.ts';
 import { parseS3Flags, type S3Flags } from '../lib/upload/s3-flags.ts';
+
+type VolumeFlags = Pick<TargetFlags, 'target' | 'volume' | 'machine' | 'config' | 'dbDir' | 'sshKey' | 'sshOption'>;
 
 const program = new Command('chroma-ferry')
   .description('Move ChromaDB data safely: deploy, roll back, migrate, validate.')
@@ -238,14 +242,29 @@ program
   .option('--chunk-size <size>', 'chunk size', '10MiB')
   .action(packCommand);
 
-program
-  .command('verify')
-  .description('check a Chroma server: heartbeat, collections and counts (against --manifest); exit 0 healthy, 1 unhealthy')
-  .requiredOption('--health-url <url>', 'Chroma server URL')
-  .option('--manifest <file>', 'expected collections and counts (written by `snapshot --manifest` or a deploy)')
+volumeOptions(
+  program
+    .command('verify')
+    .description('check a Chroma server: heartbeat, collections and counts (against a manifest), query latency p95; exit 0 healthy, 1 unhealthy')
+    .requiredOption('--health-url <url>', 'Chroma server URL')
+    .option('--manifest <file>', 'expected collections and counts (default with --target: the one the last deploy kept in VOLUME/.ferry)'),
+)
   .option('--timeout <duration>', 'how long to wait for the server to answer', '60s')
-  .option('--json', 'print the result as one JSON object')
-  .action(verifyCommand);
+  .option('--samples <n>', 'stored records sampled per collection and queried by their vectors (0: no latency check)', '20')
+  .option('--top-k <n>', 'n_results of each timed query', '10')
+  .option('--max-latency-ms <ms>', 'unhealthy when a query latency p95 is over this', '300')
+  .action(async (flags: VerifyFlags & VolumeFlags, cmd: Command) => {
+    // The target is read only when named: a ./fly.toml alone does not send verify to Fly.
+    const named = flags.manifest === undefined && (flags.target !== undefined || flags.config !== undefined);
+    const kept: KeptManifest | undefined = named ? async () => {
+      let found: Awaited<ReturnType<KeptManifest>> | undefined;
+      await withVolumeHost(flags, cmd, async (host, layout) => {
+        found = { where: `${host.label} ${deployedManifestFile(layout)}`, collections: await readDeployedManifest(host, layout) };
+      });
+      return found!;
+    } : undefined;
+    await verifyCommand(flags, kept);
+  });
 
 // Benchmarks read the process's peak memory from here (bench/*.ts).
 if (process.env.CHROMA_FERRY_REPORT_MAXRSS) process.on('exit', () => process.stderr.write(`maxrss_kb ${process.resourceUsage().maxRSS}\n`));

@@ -8,11 +8,13 @@ import { packToChunks } from '../lib/archive/pack.ts';
 import { snapshotSource } from '../lib/archive/snapshot.ts';
 import { writeJsonAtomic } from '../lib/atomic-file.ts';
 import { readSqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
-import { parseDuration, parseHealthUrl, parseSourceDir } from '../lib/cli-support.ts';
+import { parseDuration, parseHealthUrl, parsePositiveInt, parsePositiveNumber, parseSourceDir } from '../lib/cli-support.ts';
 import { UserError } from '../lib/errors.ts';
 import { parseSize } from '../lib/units.ts';
-import { listCollectionCounts, waitForHeartbeat } from '../lib/chroma/http.ts';
-import { uniqueScopes, waitUntilServing, type ExpectedCollection } from '../lib/verify-serving.ts';
+import { expectedCollectionsOf } from '../lib/deployed-manifest.ts';
+import { annotateError, appendStepSummary } from '../lib/github.ts';
+import { checkHealth, formatHealthReport, healthReportMarkdown, type HealthCheckOptions } from '../lib/health-check.ts';
+import type { ExpectedCollection } from '../lib/verify-serving.ts';
 
 export async function snapshotCommand(flags: { source: string; out: string; manifest?: string }): Promise<void> {
   const source = parseSourceDir(flags.source);
@@ -30,42 +32,49 @@ export async function packCommand(flags: { dir: string; out: string; chunkSize: 
   process.stdout.write(`archive_sha256=${r.archiveSha256}\nchunks=${r.chunks.length}\nbytes=${r.archiveBytes}\n`);
 }
 
-export async function verifyCommand(flags: { healthUrl: string; manifest?: string; timeout: string; json?: boolean }): Promise<void> {
+export interface VerifyFlags {
+  healthUrl: string;
+  manifest?: string;
+  timeout: string;
+  samples: string;
+  topK: string;
+  maxLatencyMs: string;
+  json?: boolean;
+}
+
+/** Without --manifest: reads the manifest the last deploy kept on the target (collections null: none kept). */
+export type KeptManifest = () => Promise<{ where: string; collections: ExpectedCollection[] | null }>;
+
+/** `verify`: flags checked first (exit 2), then the health check; exit 0 healthy, 1 unhealthy. */
+export async function verifyCommand(flags: VerifyFlags, kept?: KeptManifest): Promise<void> {
   const url = parseHealthUrl(flags.healthUrl)!;
   const timeoutMs = parseDuration('--timeout', flags.timeout);
-  let expected: ExpectedCollection[] | undefined;
+  const samples = parsePositiveInt('--samples', flags.samples, 0);
+  const nResults = parsePositiveInt('--top-k', flags.topK);
+  const maxLatencyMs = parsePositiveNumber('--max-latency-ms', flags.maxLatencyMs);
+  let manifest: HealthCheckOptions['manifest'];
+  const notes: string[] = [];
   if (flags.manifest) {
+    let json: unknown;
     try {
-      expected = (JSON.parse(await fs.readFile(flags.manifest, 'utf8')) as { collections: ExpectedCollection[] }).collections;
+      json = JSON.parse(await fs.readFile(flags.manifest, 'utf8'));
     } catch (e) {
       throw new UserError(`--manifest ${flags.manifest}: cannot read it as a manifest (${(e as Error).message}); pass the file written by \`chroma-ferry snapshot --manifest\``);
     }
-    if (!Array.isArray(expected)) throw new UserError(`--manifest ${flags.manifest}: no "collections" list`);
+    const collections = expectedCollectionsOf(json);
+    if (!collections) throw new UserError(`--manifest ${flags.manifest}: no "collections" list of { tenant, database, name, count }`);
+    manifest = { source: flags.manifest, collections };
+  } else if (kept) {
+    const { where, collections } = await kept();
+    if (collections) manifest = { source: where, collections };
+    else notes.push(`no manifest of a deploy at ${where}: counts not compared; heartbeat and latency only`);
+  } else {
+    notes.push('no --manifest and no --target: counts not compared');
   }
-  const result: { healthy: boolean; url: string; api?: string; collections: { name: string; count: number }[]; problems: string[] } = {
-    healthy: false, url, collections: [], problems: [],
-  };
-  try {
-    if (expected) {
-      const check = await waitUntilServing(url, expected, { timeoutMs });
-      result.api = check.api;
-      result.collections = check.served.map((c) => ({ name: `${c.tenant}/${c.database}/${c.name}`, count: c.count }));
-      result.problems = check.mismatches;
-    } else {
-      result.api = await waitForHeartbeat(url, { timeoutMs });
-      const served = await listCollectionCounts(url, uniqueScopes([]));
-      result.collections = served.map((c) => ({ name: `${c.tenant}/${c.database}/${c.name}`, count: c.count }));
-      result.problems = [];
-    }
-  } catch (e) {
-    result.problems.push(`server at ${url} did not answer: ${e instanceof Error ? e.message : String(e)}`);
-  }
-  result.healthy = result.problems.length === 0;
-  if (flags.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  else {
-    process.stdout.write(`${result.healthy ? 'healthy' : 'UNHEALTHY'}  ${url}${result.api ? ` (API ${result.api})` : ''}\n`);
-    for (const c of result.collections) process.stdout.write(`  ${c.name}: ${c.count}\n`);
-    for (const p of result.problems) process.stdout.write(`  problem: ${p}\n`);
-  }
-  process.exitCode = result.healthy ? 0 : 1;
+  const report = await checkHealth({ url, manifest, timeoutMs, samples, nResults, maxLatencyMs, notes });
+  process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatHealthReport(report)}\n`);
+  appendStepSummary(healthReportMarkdown(report));
+  // An annotation would follow the JSON on stdout: only with the plain report.
+  if (!report.healthy && !flags.json) annotateError(`Chroma at ${url} is unhealthy: ${report.problems.join('; ')}`, 'chroma-ferry verify');
+  process.exitCode = report.healthy ? 0 : 1;
 }

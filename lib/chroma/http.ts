@@ -92,7 +92,17 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 async function getJson(url: string): Promise<{ status: number; body: unknown }> {
-  const r = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+  return requestJson(url, {});
+}
+
+/** POST a JSON body; the answer parsed as JSON (or kept as text). */
+export async function postJson(url: string, body: unknown, o: { signal?: AbortSignal } = {}): Promise<{ status: number; body: unknown }> {
+  return requestJson(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: o.signal });
+}
+
+async function requestJson(url: string, init: RequestInit): Promise<{ status: number; body: unknown }> {
+  const timeout = AbortSignal.timeout(30_000);
+  const r = await fetch(url, { ...init, signal: init.signal ? AbortSignal.any([init.signal, timeout]) : timeout });
   const text = await r.text();
   let body: unknown = text;
   try { body = JSON.parse(text); } catch { /* keep the text */ }
@@ -105,7 +115,17 @@ function missingScope(status: number, body: unknown): boolean {
   return status >= 400 && status < 500 && /not ?found|does not exist/i.test(text);
 }
 
-function fail(what: string, status: number, body: unknown): never {
+/** One collection's endpoint (`count`, `get`, `query`) in the API the server speaks. */
+export function collectionUrl(url: string, api: ApiVersion, scope: Scope, id: string, op: 'count' | 'get' | 'query'): string {
+  const t = encodeURIComponent(scope.tenant);
+  const d = encodeURIComponent(scope.database);
+  const c = encodeURIComponent(id);
+  return api === 'v2'
+    ? `${base(url)}/api/v2/tenants/${t}/databases/${d}/collections/${c}/${op}`
+    : `${base(url)}/api/v1/collections/${c}/${op}?tenant=${t}&database=${d}`;
+}
+
+export function fail(what: string, status: number, body: unknown): never {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   throw new Error(`${what}: HTTP ${status}: ${text.slice(0, 300)}`);
 }
@@ -121,10 +141,6 @@ export async function listCollectionCounts(url: string, scopes: Scope[] = [DEFAU
       api === 'v2'
         ? `${base(url)}/api/v2/tenants/${t}/databases/${d}/collections?limit=${PAGE}&offset=${offset}`
         : `${base(url)}/api/v1/collections?tenant=${t}&database=${d}&limit=${PAGE}&offset=${offset}`;
-    const countUrl = (id: string) =>
-      api === 'v2'
-        ? `${base(url)}/api/v2/tenants/${t}/databases/${d}/collections/${encodeURIComponent(id)}/count`
-        : `${base(url)}/api/v1/collections/${encodeURIComponent(id)}/count?tenant=${t}&database=${d}`;
 
     const found: { id: string; name: string }[] = [];
     for (let offset = 0; ; offset += PAGE) {
@@ -138,7 +154,7 @@ export async function listCollectionCounts(url: string, scopes: Scope[] = [DEFAU
       if (body.length < PAGE) break;
     }
     for (const c of found) {
-      const { status, body } = await getJson(countUrl(c.id));
+      const { status, body } = await getJson(collectionUrl(url, api, scope, c.id, 'count'));
       if (status !== 200 || typeof body !== 'number') fail(`counting ${scope.tenant}/${scope.database}/${c.name} at ${url}`, status, body);
       out.push({ tenant: scope.tenant, database: scope.database, name: c.name, id: c.id, count: body });
     }
