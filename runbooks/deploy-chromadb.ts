@@ -199,6 +199,9 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       onStatus: async (name, status) => {
         state.steps[name] = status;
         if (status === 'done') state.results[name] = RESULTS[name as DeployStep](ctx);
+        // Inside the downtime window, "restart/verify running" is not written: a crash there
+        // resumes at the same step either way (`nextStep`), and each remote write costs a round trip.
+        if (status === 'running' && (name === 'restart' || name === 'verify')) return;
         await save(); // from the moment the lock is held: the state belongs to the lock holder
       },
     });
