@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 /**
  * A runbook's `--plan`: its steps and, under each, the commands a person would run by hand, in
  * order. Built by each runbook's plan module from the same script builders it runs; rendered
@@ -37,7 +38,9 @@ export interface RunbookPlan {
 
 /** argv that runs this CLI on this machine (node + bin), for a plan's local commands. */
 export function cliArgv(): string[] {
-  return [process.execPath, fileURLToPath(new URL('../bin/chroma-ferry.js', import.meta.url))];
+  // This module runs from lib/ (through tsx) or from dist/lib/ (the compiled build).
+  const fromLib = fileURLToPath(new URL('../bin/chroma-ferry.js', import.meta.url));
+  return [process.execPath, fs.existsSync(fromLib) ? fromLib : fileURLToPath(new URL('../../bin/chroma-ferry.js', import.meta.url))];
 }
 
 export function planCommand(what: string, r: RenderedCommand, hostLabel: string, expect?: string): PlanCommand {
