@@ -26,7 +26,7 @@ import { packInputId, packToChunks } from '../lib/archive/pack.ts';
 import { ChunkShipper } from '../lib/upload/chunk-shipper.ts';
 import { snapshotSource } from '../lib/archive/snapshot.ts';
 import { listCollectionCounts, type ServedCollection } from '../lib/chroma/http.ts';
-import { readSqliteManifest, type SqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
+import { readSqliteManifestInWorker, type SqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
 import { CompensationStack, type UndoOutcome } from '../lib/compensation.ts';
 import { UserError } from '../lib/errors.ts';
 import type { RemoteHost } from '../lib/hosts/remote-host.ts';
@@ -199,9 +199,6 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       onStatus: async (name, status) => {
         state.steps[name] = status;
         if (status === 'done') state.results[name] = RESULTS[name as DeployStep](ctx);
-        // Inside the downtime window, "restart/verify running" is not written: a crash there
-        // resumes at the same step either way (`nextStep`), and each remote write costs a round trip.
-        if (status === 'running' && (name === 'restart' || name === 'verify')) return;
         await save(); // from the moment the lock is held: the state belongs to the lock holder
       },
     });
@@ -466,7 +463,7 @@ const STEPS: Record<DeployStep, Step> = {
     await fs.rm(snapshotDir, { recursive: true, force: true }); // a kept one from an earlier run of this work dir
     const snap = await snapshotSource(c.o.source, snapshotDir, { signal: c.o.signal });
     c.snapshotDir = snap.dir;
-    const m = readSqliteManifest(snap.dir);
+    const m = await readSqliteManifestInWorker(snap.dir);
     if (m.pendingWrites > 0) {
       c.summary.warnings.push(`source has ${m.pendingWrites} queued writes not yet applied; counts are of applied records`);
     }
