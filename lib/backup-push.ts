@@ -18,24 +18,14 @@ import { backupPath, type RemoteLayout } from './remote-layout.ts';
 import { putFileToUrlScript, type FetchTool } from './remote-scripts.ts';
 import { redact } from './secrets.ts';
 import {
-  checkBucket, createS3Client, describeBucket, describeS3Error, detectHttpTool, fetchStdin, normalizePrefix, parseS3Bucket, presignPut, registerAwsEnvSecrets,
+  checkBucket, createS3Client, describeBucket, describeS3Error, detectHttpTool, fetchStdin, presignPut, registerAwsEnvSecrets,
 } from './upload/s3.ts';
+import type { S3Destination } from './upload/s3-config.ts';
+
+export { parseS3Url, type S3Destination } from './upload/s3-config.ts';
 
 /** The presigned PUT URL's lifetime: enough to start the upload, useless soon after. */
 export const PUSH_URL_EXPIRES_S = 300;
-
-export interface S3Destination {
-  bucket: string;
-  /** Key prefix, "" or ending in "/". */
-  prefix: string;
-}
-
-/** `s3://BUCKET` or `s3://BUCKET/PREFIX` (the object is PREFIX/NAME). */
-export function parseS3Url(raw: string, flag = '--to'): S3Destination {
-  const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/.exec(raw);
-  if (!m) throw new UserError(`${flag} ${JSON.stringify(raw)}: expected s3://BUCKET/PREFIX`);
-  return { bucket: parseS3Bucket(m[1]!, flag), prefix: normalizePrefix(m[2] ?? '', flag) };
-}
 
 export interface PushOptions {
   host: RemoteHost;

@@ -8,9 +8,8 @@ import type { Command } from 'commander';
 import { UserError } from '../lib/errors.ts';
 import { backupNow, pullBackup } from '../lib/backup-ops.ts';
 import { listBackups } from '../lib/backup-catalog.ts';
-import { parseS3Url, pushBackup } from '../lib/backup-push.ts';
 import { abortOnSignals, parseNonNegativeNumber, parsePositiveInt, requireFlag, type TargetFlags } from '../lib/cli-support.ts';
-import { defaultRegion, parseS3Endpoint, registerAwsEnvSecrets } from '../lib/upload/s3.ts';
+import { defaultRegion, parseS3Endpoint, parseS3Url, registerAwsEnvSecrets } from '../lib/upload/s3-config.ts';
 import { formatBytes } from '../lib/units.ts';
 import { targetOptions, volumeOptions, withVolumeHost } from './volume-options.ts';
 
@@ -79,6 +78,8 @@ async function pushCommand(name: string, flags: VolumeFlags & { to?: string; s3E
   const endpoint = parseS3Endpoint(flags.s3Endpoint);
   const region = flags.s3Region || defaultRegion();
   await withVolumeHost(flags, cmd, (host, layout) => interruptible('the object may be incomplete: push again', async (signal) => {
+    // Loaded on use: the AWS SDK is not needed by the other backup commands.
+    const { pushBackup } = await import('../lib/backup-push.ts');
     const r = await pushBackup({ host, layout, name, to, endpoint, region, signal });
     if (flags.json) printJson({ ok: true, ...r, verified: ['size', 'sha256'] });
     else printLines([`pushed=${r.name}`, `object=${r.object}`, `bytes=${r.bytes}`, `sha256=${r.sha256}`, 'verified=size,sha256']);

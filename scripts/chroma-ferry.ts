@@ -89,7 +89,7 @@ targetOptions(
       const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
       try {
         const plan = await planDeploy({
-          source, host, uploader: createUploader(flags.upload, host, { s3 }), volume, dbDir, chunkSize, healthUrl, healthTimeoutMs,
+          source, host, uploader: await createUploader(flags.upload, host, { s3 }), volume, dbDir, chunkSize, healthUrl, healthTimeoutMs,
           workDir: flags.workDir, snapshot: flags.snapshot,
         });
         process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
@@ -103,7 +103,7 @@ targetOptions(
     const prompter = flags.step ? terminalPrompter() : undefined;
 
     const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
-    const uploader = createUploader(flags.upload, host, { s3 });
+    const uploader = await createUploader(flags.upload, host, { s3 });
     const ac = abortOnSignals();
     try {
       const fly = await prepareFlyDeploy(host, { healthUrl, snapshot: flags.snapshot, signal: ac.signal });

@@ -72,11 +72,11 @@ describe('s3 unit', () => {
     assert.equal(fetchStdin('curl', 'http://x/"a\\b'), 'url = "http://x/\\"a\\\\b"\n');
   });
 
-  it('--upload s3 without --s3-bucket, and s3 flags without --upload s3, are refused', () => {
+  it('--upload s3 without --s3-bucket, and s3 flags without --upload s3, are refused', async () => {
     assert.throws(() => parseS3Flags('s3', {}, {}), (e) => e instanceof UserError && /--s3-bucket/.test(e.message));
     assert.throws(() => parseS3Flags('sftp', { s3Bucket: 'b' }, {}), UserError);
     assert.throws(() => parseS3Flags('s3', { s3Bucket: 'b1', s3Endpoint: 'ftp://x' }, {}), UserError);
-    assert.throws(() => createUploader('s3', new LocalHost('/tmp')), UserError);
+    await assert.rejects(createUploader('s3', new LocalHost('/tmp')), UserError);
     const o = parseS3Flags('s3', { s3Bucket: 'b1', s3Prefix: 'p' }, { AWS_REGION: 'eu-west-1', CHROMA_FERRY_S3_PART_SIZE: '1MiB' });
     assert.deepEqual([o?.prefix, o?.region, o?.partSize], ['p/', 'eu-west-1', 1024 * 1024]);
     assert.equal(parseS3Flags('s3', { s3Bucket: 'b1' }, {})?.region, 'auto');

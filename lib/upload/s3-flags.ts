@@ -1,7 +1,7 @@
 import { UserError } from '../errors.ts';
 import { parseSize } from '../units.ts';
 import type { UploadMethod } from './chunk-uploader.ts';
-import { defaultRegion, normalizePrefix, parseS3Bucket, parseS3Endpoint, registerAwsEnvSecrets, type S3UploaderOptions } from './s3.ts';
+import { defaultRegion, normalizePrefix, parseS3Bucket, parseS3Endpoint, registerAwsEnvSecrets, type S3UploaderOptions } from './s3-config.ts';
 
 /** The deploy flags of `--upload s3`. Credentials are never flags: the AWS environment/profile chain only. */
 export interface S3Flags {
