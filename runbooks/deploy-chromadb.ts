@@ -5,7 +5,7 @@
  *
  *   preflight   source, target, tools, free space, lock      undo: release the lock
  *   manifest    consistent snapshot + per-collection counts  undo: (local only)
- *   backup      tar.gz of the live dir in .ferry/backups     undo: none (kept)
+ *   backup      tar.gz of the live dir in .ferry/backups     undo: none (kept); runs alongside package..reassemble
  *   package     tar + gzip stream into checksummed chunks    undo: (local only)
  *   upload      chunks to .ferry/incoming/<id>, verified      undo: none (kept to resume)
  *   reassemble  archive sha256, extract to NAME.new, list     undo: remove NAME.new
