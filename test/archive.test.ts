@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import zlib from 'node:zlib';
 import { UserError } from '../lib/errors.ts';
 import { snapshotSource, walkTree } from '../lib/archive/snapshot.ts';
 import { packToChunks, readPackManifest, verifyChunks } from '../lib/archive/pack.ts';
@@ -216,3 +217,36 @@ describe('packToChunks', () => {
     assert.ok(growth < 60 * 1024 * 1024, `RSS grew by ${(growth / 1048576).toFixed(1)} MiB`);
   });
 });
+
+describe('parallel gzip', () => {
+  test('members of 1 MiB compressed on two cores: one valid gzip stream, the same bytes for any worker count', async () => {
+    const dir = path.join(tmp, 'pgz-src');
+    await fs.mkdir(dir, { recursive: true });
+    // ~3.5 MiB of half-compressible data: several members, and a last partial block.
+    const half = Buffer.concat([randomBytes(900_000), Buffer.alloc(900_000, 7)]);
+    await fs.writeFile(path.join(dir, 'a.bin'), Buffer.concat([half, half]));
+    const one = await packToChunks(dir, path.join(tmp, 'pgz-1'), 1 << 20, { gzipWorkers: 1 });
+    const two = await packToChunks(dir, path.join(tmp, 'pgz-2'), 1 << 20, { gzipWorkers: 2 });
+    assert.equal(two.archiveSha256, one.archiveSha256);
+    const archive = Buffer.concat(await Promise.all(two.chunks.map((c) => fs.readFile(c.file))));
+    // Walk the members one by one: each is a gzip header, one deflate stream, an 8-byte trailer.
+    let members = 0;
+    for (let rest = archive; rest.length > 0; members++) {
+      assert.deepEqual([...rest.subarray(0, 2)], [0x1f, 0x8b], `member ${members} starts with the gzip magic`);
+      rest = rest.subarray(gzipMemberLength(rest));
+    }
+    assert.ok(members >= 4, `${members} members`);
+    // The whole stream decompresses to one tar that GNU tar extracts byte-identically.
+    const out = path.join(tmp, 'pgz-x');
+    await fs.mkdir(out);
+    execFileSync('tar', ['xzf', '-', '-C', out], { input: archive });
+    assert.deepEqual(await fs.readFile(path.join(out, 'a.bin')), await fs.readFile(path.join(dir, 'a.bin')));
+  });
+});
+
+/** Bytes of the gzip member at the start of `buf`: 10-byte header (no optional fields), deflate data, trailer. */
+function gzipMemberLength(buf: Buffer): number {
+  assert.equal(buf[3], 0, 'no optional header fields');
+  const r = zlib.inflateRawSync(buf.subarray(10), { info: true }) as unknown as { engine: { bytesWritten: number } };
+  return 10 + r.engine.bytesWritten + 8;
+}

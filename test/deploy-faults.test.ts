@@ -74,6 +74,26 @@ describe('deploy faults (local:)', () => {
     assert.equal(await servedContentDigest(env.url), contentBefore, 'served records after rollback');
   });
 
+  it('the backup, running alongside the package and upload, fails: the run stops before the swap', async () => {
+    // A file where the backups dir should be: the remote backup's mkdir fails, while the
+    // package and upload steps go on in this process.
+    await fs.mkdir(path.join(env.volumeOnDisk, '.ferry'), { recursive: true });
+    await fs.writeFile(path.join(env.volumeOnDisk, '.ferry', 'backups'), 'not a directory\n');
+    const liveBefore = await digestTree(env.live);
+    const r = await runCli(deployArgs(env, target, '/data'));
+    assert.notEqual(r.code, 0, r.stderr);
+    const steps = new Map((r.json!.steps as { name: string; status: string }[]).map((st) => [st.name, st.status]));
+    assert.equal(steps.get('backup'), 'failed');
+    assert.equal(steps.get('package'), 'done', 'packaging ran while the backup ran');
+    assert.equal(steps.get('swap'), 'not run');
+    assert.equal(await digestTree(env.live), liveBefore, 'the live dir changed');
+    for (const name of ['chroma_db.old', 'chroma_db.new']) {
+      assert.equal(await fs.stat(path.join(env.volumeOnDisk, name)).catch(() => null), null, `${name} left behind`);
+    }
+    assert.equal(await fs.stat(path.join(env.volumeOnDisk, '.ferry', 'lock')).catch(() => null), null, 'lock not released');
+    assert.deepEqual(await served(), OLD_SERVED);
+  });
+
   it('a second deploy to the same volume is refused while the first holds the lock', async () => {
     const first = execa(process.execPath, [path.resolve('bin/chroma-ferry.js'), ...deployArgs(env, target, '/data')], {
       reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore',
