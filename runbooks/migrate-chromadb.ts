@@ -13,6 +13,7 @@
  * continues the checkpoint's run: finished phases are not redone, imported batches not re-sent.
  */
 import crypto from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -225,35 +226,20 @@ const STEPS: Record<MigratePhase, Step> = {
     const { o, cp } = c;
     if (cp.phases.transform) return restoredNote(c, 'transform');
     const stagedDir = path.join(cp.stagingDir, 'staged');
-    await fs.rm(stagedDir, { recursive: true, force: true });
-    await fs.mkdir(stagedDir, { recursive: true });
-    const validator = new RecordValidator();
-    const writers = new Map<string, { out: import('node:fs').WriteStream; ids: Set<string>; from: string }>();
-    const rejected = (await import('node:fs')).createWriteStream(path.join(cp.stagingDir, 'rejected.jsonl'));
-    const write = (ws: import('node:fs').WriteStream, line: string) => new Promise<void>((res, rej) => ws.write(line, (e) => (e ? rej(e) : res())));
-    for (const col of c.collections) {
-      for await (const r of readJsonl<MigrationRecord>(exportFile(cp, col.name))) {
-        for (const t of await c.transform!.apply(r, col)) {
-          const issues = validator.check(t.collection, t.record, c.transform!.schemaOf(t.collection));
-          const refused = issues.length ? null : c.target!.refuseRecord?.(t.record);
-          if (refused) throw new UserError(`${refused}; nothing was written`);
-          if (issues.length) {
-            await write(rejected, `${JSON.stringify({ collection: t.collection, from: col.name, id: t.record.id, issues })}\n`);
-            continue;
-          }
-          let w = writers.get(t.collection);
-          if (!w) {
-            w = { out: (await import('node:fs')).createWriteStream(stagedFile(cp, t.collection)), ids: new Set(), from: col.name };
-            writers.set(t.collection, w);
-          }
-          w.ids.add(t.record.id);
-          await write(w.out, `${JSON.stringify(t.record)}\n`);
-        }
-        if (validator.total % 500 === 0) progress(`${validator.total} records, ${validator.total - validator.valid} with issues`);
+    // `none` without renames stages every valid record unchanged: when none is rejected, the staged
+    // file is the export file (a hard link), so the records are parsed to validate but not rewritten.
+    const identity = o.transform === 'none' && Object.keys(o.renames ?? {}).length === 0;
+    let staged = await stageRecords(c, stagedDir, progress, !identity);
+    if (identity && staged.validator.valid === staged.validator.total) {
+      for (const col of c.collections) {
+        if (!staged.writers.has(col.name)) continue; // an empty collection: nothing staged
+        await fs.link(exportFile(cp, col.name), stagedFile(cp, col.name)).catch(() => fs.copyFile(exportFile(cp, col.name), stagedFile(cp, col.name)));
       }
+      await fs.writeFile(path.join(cp.stagingDir, 'rejected.jsonl'), '');
+    } else if (identity) {
+      staged = await stageRecords(c, stagedDir, progress, true);
     }
-    await Promise.all([...writers.values()].map((w) => new Promise<void>((res) => w.out.end(res))));
-    await new Promise<void>((res) => rejected.end(res));
+    const { validator, writers } = staged;
     const ranked = validator.ranked();
     cp.validation = { total: validator.total, valid: validator.valid, issues: ranked };
     c.summary.validation = { ...cp.validation, validShare: validator.validShare };
@@ -413,6 +399,46 @@ const STEPS: Record<MigratePhase, Step> = {
     return `${Object.keys(cp.targets).length} collections, counts equal; ${sampled} records compared field by field`;
   },
 };
+
+/**
+ * Transform + validate every exported record into its target collection; with `write`, valid
+ * records go to the staged files and rejected ones (with their issues) to rejected.jsonl.
+ */
+async function stageRecords(c: Ctx, stagedDir: string, progress: (line: string) => void, write: boolean): Promise<{
+  validator: RecordValidator; writers: Map<string, { ids: Set<string>; from: string }>;
+}> {
+  const { cp } = c;
+  await fs.rm(stagedDir, { recursive: true, force: true });
+  await fs.mkdir(stagedDir, { recursive: true });
+  const validator = new RecordValidator();
+  const writers = new Map<string, { out?: WriteStream; ids: Set<string>; from: string }>();
+  const rejected = write ? createWriteStream(path.join(cp.stagingDir, 'rejected.jsonl')) : undefined;
+  const put = (ws: WriteStream, line: string) => new Promise<void>((res, rej) => ws.write(line, (e) => (e ? rej(e) : res())));
+  for (const col of c.collections) {
+    for await (const r of readJsonl<MigrationRecord>(exportFile(cp, col.name))) {
+      for (const t of await c.transform!.apply(r, col)) {
+        const issues = validator.check(t.collection, t.record, c.transform!.schemaOf(t.collection));
+        const refused = issues.length ? null : c.target!.refuseRecord?.(t.record);
+        if (refused) throw new UserError(`${refused}; nothing was written`);
+        if (issues.length) {
+          if (rejected) await put(rejected, `${JSON.stringify({ collection: t.collection, from: col.name, id: t.record.id, issues })}\n`);
+          continue;
+        }
+        let w = writers.get(t.collection);
+        if (!w) {
+          w = { out: write ? createWriteStream(stagedFile(cp, t.collection)) : undefined, ids: new Set(), from: col.name };
+          writers.set(t.collection, w);
+        }
+        w.ids.add(t.record.id);
+        if (w.out) await put(w.out, `${JSON.stringify(t.record)}\n`);
+      }
+      if (validator.total % 500 === 0) progress(`${validator.total} records, ${validator.total - validator.valid} with issues`);
+    }
+  }
+  await Promise.all([...writers.values()].map((w) => new Promise<void>((res) => (w.out ? w.out.end(res) : res()))));
+  if (rejected) await new Promise<void>((res) => rejected.end(res));
+  return { validator, writers };
+}
 
 /** The validation gate stopped the run before any write. */
 export class ValidationGateError extends Error {

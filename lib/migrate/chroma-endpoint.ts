@@ -76,9 +76,17 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
     const col = await this.collection(info.name);
     const before = await col.count();
     const seen = new Set<string>();
+    const fetchPage = (offset: number) => {
+      const p = pRetry(() => col.get({ limit: pageSize, offset, include: ['embeddings', 'documents', 'metadatas'] as never }), READ_RETRY);
+      p.catch(() => undefined); // awaited below; a consumer that stops early must not leave it unhandled
+      return p;
+    };
+    // One page ahead: the server reads the next page while the caller writes this one.
+    let next = before > 0 ? fetchPage(0) : undefined;
     for (let offset = 0; offset < before; offset += pageSize) {
       signal?.throwIfAborted();
-      const r = await pRetry(() => col.get({ limit: pageSize, offset, include: ['embeddings', 'documents', 'metadatas'] as never }), READ_RETRY);
+      const r = await next!;
+      next = offset + pageSize < before ? fetchPage(offset + pageSize) : undefined;
       const page: MigrationRecord[] = [];
       for (let i = 0; i < r.ids.length; i++) {
         const id = r.ids[i]!;
