@@ -7,6 +7,7 @@ import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
 import { UserError } from '../errors.ts';
+import { bufferGarbageCollector } from './buffer-garbage.ts';
 import { createParallelGzip } from './parallel-gzip.ts';
 import { walkTree } from './snapshot.ts';
 
@@ -180,9 +181,11 @@ export async function packToChunks(dir: string, outDir: string, chunkSize: numbe
   // tar overhead is small, so report tar bytes capped at inputBytes and finish with inputBytes.
   let tarBytes = 0;
   let lastReported = -1;
+  const collectGarbage = bufferGarbageCollector();
   const counter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       tarBytes += chunk.length;
+      collectGarbage(chunk.length);
       if (onProgress) {
         const done = Math.min(tarBytes, inputBytes);
         if (done !== lastReported) { lastReported = done; onProgress(done); }
