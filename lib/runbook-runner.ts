@@ -80,13 +80,10 @@ export function selectSteps(
 export async function runSteps<C>(steps: StepDef<C>[], ctx: C, o: RunStepsOptions): Promise<RunOutcome> {
   const statusOf = (name: string) => o.reports.find((r) => r.name === name)?.status ?? 'not run';
   const run = steps.filter((s) => !o.selected || o.selected.has(s.name));
-  /** Background steps started and not yet joined: their outcome (a note, or the error). */
-  const pending = new Map<string, Promise<{ note?: string | void; error?: unknown }>>();
-  const failedInBackground = (): unknown => {
-    for (const r of settled.values()) if ('error' in r) return r.error;
-    return undefined;
-  };
-  const settled = new Map<string, { note?: string | void; error?: unknown }>();
+  /** Background steps started in this run: their completion, and their outcome once settled. */
+  type Outcome = { note?: string | void; error?: unknown };
+  const background = new Map<string, { done: Promise<Outcome>; outcome?: Outcome }>();
+  const failedInBackground = (): Outcome | undefined => [...background.values()].find((b) => b.outcome && 'error' in b.outcome)?.outcome;
 
   const execute = async (step: StepDef<C>, c: C, progress: (line: string) => void): Promise<string | void> => {
     const report = o.reports.find((r) => r.name === step.name)!;
@@ -107,28 +104,33 @@ export async function runSteps<C>(steps: StepDef<C>[], ctx: C, o: RunStepsOption
     }
   };
 
-  const joinTask = (step: StepDef<C>): ListrTask<C> => ({
-    title: `${step.title} (alongside)`,
-    task: async (_c, task) => {
-      const r = await pending.get(step.name)!;
-      pending.delete(step.name);
-      if ('error' in r) throw r.error;
-      task.title = `${step.title}: ${r.note ?? 'done'} (ran alongside)`;
-    },
-  });
+  /** Where a background step is joined: before the first step that waits for it, else at the end. */
+  const joined = new Set<string>();
+  const joinTask = (step: StepDef<C>): ListrTask<C> => {
+    joined.add(step.name);
+    return {
+      title: `${step.title} (alongside)`,
+      task: async (_c, task) => {
+        const r = await background.get(step.name)!.done;
+        if ('error' in r) throw r.error;
+        task.title = `${step.title}: ${r.note ?? 'done'} (ran alongside)`;
+      },
+    };
+  };
+  const runsInBackground = (step: StepDef<C>) => Boolean(step.background) && !o.prompter;
 
   const tasks: ListrTask<C>[] = [];
   for (const step of run) {
     for (const bg of step.waitFor ?? []) {
-      const b = run.find((x) => x.name === bg && x.background && !o.prompter);
-      if (b && !tasks.some((t) => t.title === `${b.title} (alongside)`)) tasks.push(joinTask(b));
+      const b = run.find((x) => x.name === bg && runsInBackground(x));
+      if (b && !joined.has(b.name)) tasks.push(joinTask(b));
     }
     tasks.push({
       title: step.title,
       task: async (c, task) => {
         o.signal.throwIfAborted();
-        const bgError = failedInBackground();
-        if (bgError !== undefined) throw bgError;
+        const failed = failedInBackground();
+        if (failed) throw failed.error;
         const report = o.reports.find((r) => r.name === step.name)!;
         for (const need of step.needs ?? []) {
           const st = statusOf(need);
@@ -151,9 +153,12 @@ export async function runSteps<C>(steps: StepDef<C>[], ctx: C, o: RunStepsOption
           }
         }
         const progress = throttle(o.output === 'tty' ? 100 : 2000, (line) => { task.output = line; });
-        if (step.background && !o.prompter) {
-          const p = execute(step, c, () => {}).then((note) => ({ note }), (error: unknown) => ({ error }));
-          pending.set(step.name, p.then((r) => { settled.set(step.name, r); return r; }));
+        if (runsInBackground(step)) {
+          const entry: { done: Promise<Outcome>; outcome?: Outcome } = {
+            done: execute(step, c, () => {}).then((note) => ({ note }), (error: unknown) => ({ error })),
+          };
+          void entry.done.then((outcome) => { entry.outcome = outcome; });
+          background.set(step.name, entry);
           task.title = `${step.title}: started, runs alongside the next steps`;
           return;
         }
@@ -162,15 +167,13 @@ export async function runSteps<C>(steps: StepDef<C>[], ctx: C, o: RunStepsOption
       },
     });
   }
-  for (const b of run.filter((x) => x.background && !o.prompter)) {
-    if (!tasks.some((t) => t.title === `${b.title} (alongside)`)) tasks.push(joinTask(b));
-  }
+  for (const b of run.filter(runsInBackground)) if (!joined.has(b.name)) tasks.push(joinTask(b));
   try {
     await new Listr<C, ListrRendererValue, ListrRendererValue>(tasks, listrOptions(o.output, ctx)).run();
     return { ok: true, rollback: [] };
   } catch (error) {
     // A background step still running finishes (or fails) before anything is undone.
-    await Promise.all(pending.values());
+    await Promise.all([...background.values()].map((b) => b.done));
     const log = o.output === 'json' ? () => {} : (line: string) => process.stderr.write(`${line}\n`);
     let rollback: UndoOutcome[] = [];
     if (o.stack.size > 0) {

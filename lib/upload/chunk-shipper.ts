@@ -18,8 +18,8 @@ export class ChunkShipper {
   private readonly present = new Map<string, string>();
   private readonly limit: ReturnType<typeof pLimit>;
   private readonly jobs: Promise<void>[] = [];
-  private failure: unknown;
-  private failed = false;
+  /** The first failure (boxed: any value may be thrown); later chunks are not sent after it. */
+  private failure: { error: unknown } | undefined;
 
   constructor(
     private readonly host: RemoteHost,
@@ -49,7 +49,7 @@ export class ChunkShipper {
 
   ship(ch: ChunkInfo): void {
     const job = this.limit(async () => {
-      if (this.failed) return;
+      if (this.failure) return;
       this.signal.throwIfAborted();
       if (this.present.get(ch.name) === ch.sha256) {
         this.chunksSkipped++;
@@ -62,15 +62,14 @@ export class ChunkShipper {
         this.bytesSent += ch.size;
       }
       this.onChunkDone?.(this);
-    }).catch((e: unknown) => {
-      if (!this.failed) this.failure = e;
-      this.failed = true;
+    }).catch((error: unknown) => {
+      this.failure ??= { error };
     });
     this.jobs.push(job);
   }
 
   async finish(): Promise<void> {
     await Promise.all(this.jobs);
-    if (this.failed) throw this.failure;
+    if (this.failure) throw this.failure.error;
   }
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { listCollectionCounts } from '../../lib/chroma/http.ts';
-import { CLI, digestTree, runCli, TEST_STATE_DIR, type DeployEnv } from './deploy-env.ts';
+import { CLI, digestTree, runCli, TEST_STATE_DIR, type CliResult, type DeployEnv } from './deploy-env.ts';
 
 /** The chunk files verified in the volume's incoming dirs (`.ferry/incoming/<id>/chunk-*`). */
 export async function incomingChunks(volumeOnDisk: string): Promise<string[]> {
@@ -43,4 +43,17 @@ export async function assertInterruptedUploadResumes(env: DeployEnv, args: strin
   assert.equal(r.json.upload.chunksSent, r.json.archive.chunks - present);
   if (s1.archive) assert.equal(r.json.archive.sha256, s1.archive.sha256, 'the same source packs to the same archive');
   assert.deepEqual((await listCollectionCounts(env.url)).map((c) => [c.name, c.count]), [['vectors', 3000]]);
+}
+
+/**
+ * A deploy (`r`, run with a transport that cut one chunk short) failed on the remote size check:
+ * before the swap, the live dir as it was (`liveDigest`), the old data served, the lock released.
+ */
+export async function assertTruncatedUploadCaught(env: DeployEnv, r: CliResult, liveDigest: string): Promise<void> {
+  assert.equal(r.code, 1, r.stderr + r.stdout);
+  assert.match(r.json.error, /bytes on the remote, expected \d+ \(truncated upload\)/);
+  assert.equal(r.json.steps.find((s: { name: string }) => s.name === 'swap').status, 'not run');
+  assert.equal(await digestTree(env.live), liveDigest, 'live dir changed');
+  assert.deepEqual((await listCollectionCounts(env.url)).map((c) => c.name), ['legacy']);
+  await assert.rejects(fs.access(path.join(env.volumeOnDisk, '.ferry', 'lock')));
 }
