@@ -201,12 +201,15 @@ describe('validate and restore', () => {
     const c = await chromaClientFor(pre.url).getCollection({ name: 'acme_corpus', embeddingFunction: undefined } as never);
     const ids = (await c.get({ include: [] as never })).ids;
     await c.delete({ ids: ids.slice(0, 60) });
-    const r = await runCli(['validate', '--json', '--yes', '--old-db-url', source.url, '--new-db-url', pre.url, '--transform', 'seed-schema', '--prefix', 'acme',
-      '--output', path.join(root, 'auto.md'), '--auto-rollback', '--backup', m.json.backupFile]);
+    // The migration's checkpoint gives the transform and the backup to restore.
+    const r = await runCli(['validate', '--json', '--yes', '--old-db-url', source.url, '--new-db-url', pre.url, '--checkpoint-dir', path.join(root, 'cp-pre'),
+      '--output', path.join(root, 'auto.md'), '--auto-rollback']);
     assert.equal(r.code, 1, r.stderr + r.stdout);
     assert.equal(r.json.rollback_triggered, true);
     assert.match(r.json.rollback_reason, /count_verification failed: Chunk Count Mismatch/);
+    assert.equal(r.json.transform_source, 'recorded');
     assert.equal(r.json.rollback_executed, true);
+    assert.equal(r.json.rollback_result.backup, m.json.backupFile);
     assert.equal(r.json.rollback_result.ok, true, JSON.stringify(r.json.rollback_result));
     assert.deepEqual(r.json.rollback_result.removed.sort(), ['acme_corpus', 'acme_personality']);
     assert.match(r.json.rollback_result.report_file, /backup\.jsonl\.restore-report\.json$/);
