@@ -27,6 +27,7 @@ import { JsonlEndpoint } from '../lib/migrate/jsonl-endpoint.ts';
 import { readJsonl } from '../lib/migrate/jsonl-lines.ts';
 import { JsonlLog } from '../lib/migrate/log.ts';
 import { loadTransform, withRenames, type Transform } from '../lib/migrate/transform.ts';
+import { recordTransform } from '../lib/migrate/transform-record.ts';
 import type { CollectionInfo, MigrationRecord } from '../lib/migrate/types.ts';
 import { RecordValidator } from '../lib/migrate/validate.ts';
 import type { OutputMode } from '../lib/output.ts';
@@ -131,6 +132,7 @@ export async function runMigrate(o: MigrateOptions): Promise<MigrateSummary> {
     version: 1, runId, source: o.sourceUrl, target: o.targetUrl, transform: o.transform, batchSize: 0,
     stagingDir: path.join(store.dir, runId), phases: {}, exported: {}, targets: {}, updatedAt: '',
   };
+  cp.transformRecord ??= await recordTransform(o.transform, { prefix: o.prefix, renames: o.renames });
   await fs.mkdir(path.resolve(o.logDir), { recursive: true }).catch((e: NodeJS.ErrnoException) => {
     throw new UserError(`--log-dir ${o.logDir} cannot be created (${e.code}); pass a writable directory`);
   });
@@ -284,7 +286,7 @@ const STEPS: Record<MigratePhase, Step> = {
     const file = path.join(cp.stagingDir, 'backup.jsonl');
     await fs.rm(file, { force: true });
     const backup = new JsonlEndpoint(file);
-    await backup.openForWriting({ resume: false, touched: names });
+    await backup.openForWriting({ resume: false, touched: names, transform: cp.transformRecord });
     let records = 0;
     try {
       for (const info of c.existedBefore.values()) {

@@ -3,10 +3,13 @@ import { abortOnSignals, confirmOrRefuse, parsePositiveInt, requireFlag } from '
 import { endpointKind } from '../lib/migrate/endpoints.ts';
 import { detectOutputMode } from '../lib/output.ts';
 import { formatRestoreReport, runRestore } from '../runbooks/restore-chromadb.ts';
-import { formatGateSummary, gateExitCode, runValidate } from '../runbooks/validate-chromadb.ts';
+import { formatGateSummary, gateExitCode, prepareValidate, runValidate, type ValidateOptions } from '../runbooks/validate-chromadb.ts';
+
+/** migrate's default --checkpoint-dir: read when it holds the checkpoint of these two databases. */
+const DEFAULT_CHECKPOINT_DIR = 'migration_checkpoints';
 
 export interface ValidateFlags {
-  oldDbUrl?: string; newDbUrl?: string; transform: string; prefix?: string; testQueries?: string; sample?: string; queries: string; topK: string;
+  oldDbUrl?: string; newDbUrl?: string; transform?: string; prefix?: string; checkpointDir?: string; testQueries?: string; sample?: string; queries: string; topK: string;
   output: string; autoRollback?: boolean; backup?: string; json?: boolean; yes?: boolean;
 }
 
@@ -19,12 +22,15 @@ export async function validateCommand(flags: ValidateFlags): Promise<void> {
   const queries = parsePositiveInt('--queries', flags.queries);
   const topK = parsePositiveInt('--top-k', flags.topK);
   const outputMode = detectOutputMode(Boolean(flags.json));
-  if (flags.autoRollback) await confirmOrRefuse(`restore ${newUrl} from ${flags.backup} if the gate fails?`, flags.yes);
   const ac = abortOnSignals();
-  const report = await runValidate({
+  const options: ValidateOptions = {
     oldUrl, newUrl, transform: flags.transform, prefix: flags.prefix, testQueries: flags.testQueries, sample, queries, topK,
+    checkpoint: { dir: flags.checkpointDir ?? DEFAULT_CHECKPOINT_DIR, explicit: flags.checkpointDir !== undefined },
     output: flags.output, autoRollback: Boolean(flags.autoRollback), backup: flags.backup, outputMode, signal: ac.signal,
-  });
+  };
+  const migration = await prepareValidate(options);
+  if (flags.autoRollback) await confirmOrRefuse(`restore ${newUrl} from ${migration.backup} if the gate fails?`, flags.yes);
+  const report = await runValidate(options, migration);
   process.stdout.write(outputMode === 'json' ? `${JSON.stringify(report, null, 2)}\n` : `${formatGateSummary(report)}\n`);
   process.exitCode = ac.signal.aborted ? 130 : gateExitCode(report);
 }

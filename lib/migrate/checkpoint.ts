@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { writeJsonAtomic } from '../atomic-file.ts';
 import { UserError } from '../errors.ts';
+import type { TransformRecord } from './transform-record.ts';
 
 export const MIGRATE_PHASES = ['connect', 'export', 'transform', 'backup', 'import', 'verify'] as const;
 export type MigratePhase = (typeof MIGRATE_PHASES)[number];
@@ -17,6 +18,8 @@ export interface MigrateCheckpoint {
   source: string;
   target: string;
   transform: string;
+  /** The transform as the gate needs it (module path and sha256, prefix, renames); absent in older checkpoints. */
+  transformRecord?: TransformRecord;
   batchSize: number;
   stagingDir: string;
   phases: Partial<Record<MigratePhase, 'done'>>;

@@ -13,6 +13,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import { UserError } from '../errors.ts';
+import type { TransformRecord } from './transform-record.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
 
 export const EXPORT_FORMAT = 'chroma-ferry-export';
@@ -23,6 +24,8 @@ export interface ExportHeader {
   createdAt: string;
   /** Collections a migration was about to write (a backup's restore removes those not in the file). */
   touched?: string[];
+  /** The transform of the migration this file is the backup of (the gate validates with it). */
+  transform?: TransformRecord;
 }
 
 type Line =
@@ -48,13 +51,13 @@ export class JsonlEndpoint implements MigrationSource, MigrationSink {
   }
 
   /** Sink: a new file (or, resuming, the one being written); the header is written first. */
-  async openForWriting(o: { resume: boolean; touched?: string[] }): Promise<void> {
+  async openForWriting(o: { resume: boolean; touched?: string[]; transform?: TransformRecord }): Promise<void> {
     const exists = await fs.stat(this.file).then(() => true, () => false);
     if (exists && !o.resume) throw new UserError(`${this.file} already exists: choose a new file, remove it, or pass --resume to continue writing it`);
     await fs.mkdir(path.dirname(path.resolve(this.file)), { recursive: true });
     if (exists) for (const c of await this.listCollections()) this.declared.add(c.name);
     this.out = createWriteStream(this.file, { flags: 'a' });
-    if (!exists) await this.write({ type: EXPORT_FORMAT, version: 1, createdAt: new Date().toISOString(), touched: o.touched });
+    if (!exists) await this.write({ type: EXPORT_FORMAT, version: 1, createdAt: new Date().toISOString(), touched: o.touched, transform: o.transform });
   }
 
   async header(): Promise<ExportHeader | null> {
