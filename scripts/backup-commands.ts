@@ -11,7 +11,7 @@ import { listBackups } from '../lib/backup-catalog.ts';
 import { abortOnSignals, parseNonNegativeNumber, parsePositiveInt, requireFlag, type TargetFlags } from '../lib/cli-support.ts';
 import { defaultRegion, parseS3Endpoint, parseS3Url, registerAwsEnvSecrets } from '../lib/upload/s3-config.ts';
 import { formatBytes } from '../lib/units.ts';
-import { targetOptions, volumeOptions, withVolumeHost } from './volume-options.ts';
+import { volumeOptions, withVolumeHost } from './volume-options.ts';
 
 type VolumeFlags = Pick<TargetFlags, 'target' | 'volume' | 'machine' | 'config' | 'dbDir' | 'sshKey' | 'sshOption' | 'json'>;
 
@@ -21,7 +21,7 @@ export function registerBackupCommands(program: Command): void {
     .option('--keep-days <d>', 'then remove backups taken more than D days ago (the UTC stamp in their names); the new one is always kept')
     .action(backupCommand);
 
-  const backups = targetOptions(program.command('backups').description('list the remote backup archives (name, size, date, sha256); pull or push one'))
+  const backups = volumeOptions(program.command('backups').description('list the remote backup archives (name, size, date, sha256); pull or push one'))
     .enablePositionalOptions()
     .action(listCommand);
 

@@ -3,6 +3,7 @@
  * chroma-ferry: the one CLI. Each subcommand parses its flags, builds the host, runs one
  * runbook and sets the exit code (0 ok, 1 failed, 2 bad input or refused, 130 interrupted).
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { UserError } from '../lib/errors.ts';
 import { createHost } from '../lib/hosts/index.ts';
@@ -28,7 +29,7 @@ import { snapshotCommand, packCommand, verifyCommand, type KeptManifest, type Ve
 import { readDeployedManifest } from '../lib/deployed-manifest.ts';
 import { migrateAction, restoreAction, validateAction } from './on-use-commands.ts';
 import { registerBackupCommands } from './backup-commands.ts';
-import { targetOptions, volumeOptions, withVolumeHost } from './volume-options.ts';
+import { DEFAULT_DB_DIR, targetOptions, volumeHostOptions, volumeOptions, withVolumeHost } from './volume-options.ts';
 
 interface DeployFlags {
   source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
@@ -41,8 +42,22 @@ import { parseS3Flags, type S3Flags } from '../lib/upload/s3-flags.ts';
 
 type VolumeFlags = Pick<TargetFlags, 'target' | 'volume' | 'machine' | 'config' | 'dbDir' | 'sshKey' | 'sshOption'>;
 
+/** package.json's version: one directory up from scripts/, two from the build's dist/scripts/. */
+function packageVersion(): string {
+  for (const up of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'chroma-ferry' && pkg.version) return pkg.version;
+    } catch {
+      // not this level
+    }
+  }
+  throw new Error('package.json of chroma-ferry not found beside the CLI');
+}
+
 const program = new Command('chroma-ferry')
   .description('Move ChromaDB data safely: deploy, roll back, migrate, validate.')
+  .version(packageVersion(), '-V, --version', 'print the version')
   .exitOverride()
   // Options after a subcommand belong to it (`backups pull NAME --target ...`).
   .enablePositionalOptions()
@@ -166,13 +181,15 @@ targetOptions(
 
 registerBackupCommands(program);
 
-targetOptions(program.command('unlock').description('remove a stale deploy lock from the remote volume')).action(
-  (flags: TargetFlags, cmd: Command) => withVolumeHost(flags, cmd, async (host, layout) => {
-    await confirmOrRefuse(`remove the deploy lock ${layout.lock} on ${host.label}?`, flags.yes);
-    const r = await host.run(forceUnlockScript(layout));
-    process.stdout.write(r.stdout.includes('lock=removed') ? `removed ${layout.lock}\n` : `no lock at ${layout.lock}\n`);
-  }),
-);
+volumeHostOptions(program.command('unlock').description('remove a stale deploy lock from the remote volume'))
+  .option('--yes', 'do not ask; required without a terminal')
+  .action((flags: Omit<VolumeFlags, 'dbDir'> & { yes?: boolean }, cmd: Command) =>
+    // The lock is the volume's (VOLUME/.ferry/lock): no Chroma dir name plays a part in it.
+    withVolumeHost({ ...flags, dbDir: DEFAULT_DB_DIR }, cmd, async (host, layout) => {
+      await confirmOrRefuse(`remove the deploy lock ${layout.lock} on ${host.label}?`, flags.yes);
+      const r = await host.run(forceUnlockScript(layout));
+      process.stdout.write(r.stdout.includes('lock=removed') ? `removed ${layout.lock}\n` : `no lock at ${layout.lock}\n`);
+    }));
 
 program
   .command('migrate')

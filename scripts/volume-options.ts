@@ -1,6 +1,7 @@
 /**
  * The flags that name a volume on a target, shared by every command that works on one, and the
  * host setup of the commands that only look at or maintain the volume (backups, unlock, backup).
+ * Each command registers the group it uses, nothing more: commander refuses any other flag.
  */
 import type { Command } from 'commander';
 import { collect, parseSshKey, requireFlag, type TargetFlags } from '../lib/cli-support.ts';
@@ -11,16 +12,24 @@ import type { RemoteHost } from '../lib/hosts/remote-host.ts';
 import { remoteLayout, type RemoteLayout } from '../lib/remote-layout.ts';
 import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
 
-/** The volume on its target: --target, --volume, --db-dir, ssh and fly connection flags, --json. */
-export function volumeOptions(cmd: Command): Command {
+/** The --db-dir default: the Chroma dir inside the volume. */
+export const DEFAULT_DB_DIR = 'chroma_db';
+
+/** Where the volume is: --target, --volume, fly's --machine and --config, ssh's --ssh-key and --ssh-option. */
+export function volumeHostOptions(cmd: Command): Command {
   return cmd
     .option('--target <target>', 'ssh://USER@HOST[:PORT], fly:APP or local:/ABS/PATH (default: fly:APP from fly.toml)')
     .option('--volume <path>', 'remote volume mount (for local: a path inside the target; fly: default from fly.toml [mounts])', '/data')
     .option('--machine <id>', 'fly: the machine to use (default: the app\'s only started machine)')
     .option('--config <file>', 'fly: fly.toml to read app, mount and port from (default: ./fly.toml)')
-    .option('--db-dir <name>', 'Chroma dir inside the volume', 'chroma_db')
     .option('--ssh-key <file>', 'private key for ssh://')
-    .option('--ssh-option <opt>', 'extra ssh -o option (repeatable)', collect, [])
+    .option('--ssh-option <opt>', 'extra ssh -o option (repeatable)', collect, []);
+}
+
+/** The Chroma dir on its volume: volumeHostOptions, --db-dir, and --json for the result. */
+export function volumeOptions(cmd: Command): Command {
+  return volumeHostOptions(cmd)
+    .option('--db-dir <name>', 'Chroma dir inside the volume', DEFAULT_DB_DIR)
     .option('--json', 'print the result as one JSON object');
 }
 

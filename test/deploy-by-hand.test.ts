@@ -161,9 +161,9 @@ describe('deploy by hand (local:)', () => {
   it('after the kill, unlock + rollback instead of --from: the old data back, and a new deploy may start', async () => {
     const contentBefore = await servedContentDigest(env.url);
     await deployKilledAfterSwap();
-    const common = ['--target', target, '--volume', '/data', '--restart-cmd', env.restartCmd, '--health-url', env.url, '--yes'];
-    assert.equal((await runCli(['unlock', ...common])).code, 0);
-    const rb = await runCli(['rollback', ...common, '--json']);
+    const volume = ['--target', target, '--volume', '/data', '--yes'];
+    assert.equal((await runCli(['unlock', ...volume])).code, 0);
+    const rb = await runCli(['rollback', ...volume, '--restart-cmd', env.restartCmd, '--health-url', env.url, '--json']);
     assert.equal(rb.code, 0, rb.stderr + rb.stdout);
     assert.equal(await servedContentDigest(env.url), contentBefore);
     const state = JSON.parse(await fs.readFile(path.join(ferry(), 'state-deploy-chroma_db.json'), 'utf8'));

@@ -1,6 +1,6 @@
 /**
- * Deploys to `fly:APP` through a strict fake `fly` (test/fixtures/fake-fly/fly, built from
- * shared/contracts/flyctl.md) whose "machine" is this one: the volume is a local dir, the restart
+ * Deploys to `fly:APP` through a strict fake `fly` (test/fixtures/fake-fly/fly, its contract in
+ * test/fixtures/fake-fly/README.md) whose "machine" is this one: the volume is a local dir, the restart
  * is the real-Chroma restart command, `fly proxy` forwards to the real server.
  */
 import assert from 'node:assert/strict';

@@ -1,6 +1,6 @@
 /**
  * `fly:APP`: a Fly.io machine reached only through the `fly` binary (flyctl) on PATH, called
- * with argv arrays (never a local shell). What flyctl does is in shared/contracts/flyctl.md:
+ * with argv arrays (never a local shell). How it is called (test/fixtures/fake-fly/README.md):
  *
  * - scripts: `fly ssh console -a APP --machine ID -q -C "sh -c '<code>' ferry 'arg' ..."`. flyctl
  *   splits -C into words (no shell), so the command is the quoted `sh -c` line of `renderShCommand`.

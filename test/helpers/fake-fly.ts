@@ -1,5 +1,5 @@
 /**
- * A strict fake `fly` (test/fixtures/fake-fly/fly, built from shared/contracts/flyctl.md) whose
+ * A strict fake `fly` (test/fixtures/fake-fly/fly, its contract in README.md there) whose
  * "machine" is this one: the volume is a local dir, the restart is the given command, `fly proxy`
  * forwards to the real server. Its state and every call it got are files in `dir`.
  */

@@ -1,25 +1,25 @@
 /**
  * A small in-process Qdrant stand-in for tests (no Qdrant server can be installed here).
  *
- * Every request is matched against Qdrant's published OpenAPI document (v1.19,
- * ../shared/contracts/qdrant/openapi.json): an unknown path or method, an unknown query
- * parameter, or a body that does not validate against the operation's schema is answered 400/404
+ * Every request is matched against test/fixtures/qdrant-api/schema.json, the part of Qdrant's
+ * published REST contract (release line v1.19) that chroma-ferry sends: an unknown path or method,
+ * an unknown query parameter, a query value or a body that does not validate is answered 400/404
  * and recorded in `violations` (tests assert it stays empty). It behaves as Qdrant does for what
- * chroma-ferry uses (NOTES.md beside the document): collections with one unnamed vector, ids as
- * uint64 or UUID, cosine vectors normalised on upsert, exact counts, scroll ordered by id with
- * `next_page_offset`, retrieve, exact search for Cosine, Euclid and Dot.
+ * chroma-ferry uses (test/fixtures/qdrant-api/README.md): collections with one unnamed vector,
+ * ids as uint64 or UUID, cosine vectors normalised on upsert, exact counts, scroll ordered by id
+ * with `next_page_offset`, retrieve, and collection aliases.
  */
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ValidateFunction } from 'ajv';
 
-const OPENAPI_FILE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/contracts/qdrant/openapi.json');
+/** The compact contract, inside the repository. */
+export const QDRANT_SCHEMA_FILE = fileURLToPath(new URL('../fixtures/qdrant-api/schema.json', import.meta.url));
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-type Distance = 'Cosine' | 'Euclid' | 'Dot';
+type Distance = 'Cosine' | 'Euclid' | 'Dot' | 'Manhattan';
 type PointId = number | string;
 interface Point { id: PointId; vector: number[]; payload: Record<string, unknown> }
 interface Collection { size: number; distance: Distance; points: Map<string, Point> }
@@ -28,56 +28,70 @@ interface Operation {
   method: string;
   re: RegExp;
   params: string[];
-  query: Set<string>;
+  queryNames: Set<string>;
+  query?: ValidateFunction;
   body?: ValidateFunction;
   operationId: string;
 }
 
+interface SchemaFile {
+  release: string;
+  operations: { operationId: string; method: string; path: string; query?: Record<string, object>; body?: object }[];
+  definitions: Record<string, object>;
+}
+
 export interface QdrantStandin {
   url: string;
-  /** Requests the real server would reject, or that the contract does not know. */
+  /** Requests the real server would reject, or that the compact contract does not know. */
   violations: string[];
   /** Operation ids served, in order (e.g. to count upserts). */
   calls: string[];
   collections: Map<string, Collection>;
+  /** Alias name -> collection name. */
+  aliases: Map<string, string>;
   close(): Promise<void>;
 }
 
-let compiled: { operations: Operation[] } | undefined;
+let compiled: { release: string; operations: Operation[] } | undefined;
 
-function contract(): { operations: Operation[] } {
+/** The operations of the compact contract, with their query and body validators. */
+export function qdrantContract(): { release: string; operations: Operation[] } {
   if (compiled) return compiled;
-  const doc = openApiNullable(JSON.parse(fs.readFileSync(OPENAPI_FILE, 'utf8'))) as {
-    paths: Record<string, Record<string, { operationId: string; parameters?: { name: string; in: string }[]; requestBody?: { content: Record<string, { schema: unknown }> } }>>;
-  };
-  const ajv = new Ajv({ strict: false, allErrors: false });
-  const formats = new Set<string>();
-  JSON.stringify(doc, (k, v) => { if (k === 'format' && typeof v === 'string') formats.add(v); return v; });
-  for (const f of formats) ajv.addFormat(f, f === 'uuid' ? UUID_RE : true);
-  ajv.addSchema({ ...doc, $id: 'openapi.json' });
-  const operations: Operation[] = [];
-  for (const [template, methods] of Object.entries(doc.paths)) {
+  const doc = JSON.parse(fs.readFileSync(QDRANT_SCHEMA_FILE, 'utf8')) as SchemaFile;
+  const uint = (max: number) => ({ type: 'number' as const, validate: (n: number) => Number.isInteger(n) && n >= 0 && n <= max });
+  // Bodies are JSON (no coercion); query values are strings, read as the types they declare.
+  const [bodies, queries] = [false, true].map((coerceTypes) => {
+    const ajv = new Ajv({ strict: true, allowUnionTypes: true, coerceTypes });
+    ajv.addFormat('uuid', UUID_RE);
+    ajv.addFormat('uint', uint(Number.MAX_SAFE_INTEGER));
+    ajv.addFormat('uint32', uint(2 ** 32 - 1));
+    ajv.addFormat('uint64', uint(2 ** 64 - 1));
+    ajv.addFormat('float', { type: 'number', validate: (n: number) => Math.abs(n) <= 3.4028234663852886e38 });
+    ajv.addSchema({ $id: 'qdrant', definitions: doc.definitions });
+    return ajv;
+  });
+  const ref = (schema: object): object => JSON.parse(JSON.stringify(schema).replaceAll('"#/definitions/', '"qdrant#/definitions/'));
+  const operations = doc.operations.map((op): Operation => {
     const params: string[] = [];
-    const re = new RegExp(`^${template.replace(/\{([^}]+)\}/g, (_, name: string) => { params.push(name); return '([^/]+)'; })}$`);
-    for (const [method, op] of Object.entries(methods)) {
-      const schema = op.requestBody?.content?.['application/json']?.schema as { $ref?: string } | undefined;
-      const ref = schema?.$ref ? { $ref: `openapi.json${schema.$ref}` } : schema;
-      operations.push({
-        method: method.toUpperCase(), re, params, operationId: op.operationId,
-        query: new Set((op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name)),
-        body: ref ? ajv.compile(ref as object) : undefined,
-      });
-    }
-  }
-  compiled = { operations };
+    const re = new RegExp(`^${op.path.replace(/\{([^}]+)\}/g, (_, name: string) => { params.push(name); return '([^/]+)'; })}$`);
+    const query = op.query ? { type: 'object', properties: ref(op.query), additionalProperties: false } : undefined;
+    return {
+      method: op.method, re, params, operationId: op.operationId,
+      queryNames: new Set(Object.keys(op.query ?? {})),
+      query: query ? queries!.compile(query) : undefined,
+      body: op.body ? bodies!.compile(ref(op.body)) : undefined,
+    };
+  });
+  compiled = { release: doc.release, operations };
   return compiled;
 }
 
 export async function startQdrantStandin(o: { apiKey?: string } = {}): Promise<QdrantStandin> {
-  const { operations } = contract();
+  const { release, operations } = qdrantContract();
   const violations: string[] = [];
   const calls: string[] = [];
   const collections = new Map<string, Collection>();
+  const aliases = new Map<string, string>();
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -93,12 +107,13 @@ export async function startQdrantStandin(o: { apiKey?: string } = {}): Promise<Q
         send(status, null, why);
       };
       const url = new URL(req.url ?? '/', 'http://x');
+      // Literal paths come first in the contract: POST /collections/aliases is not a collection named "aliases".
       const op = operations.find((x) => x.method === req.method && x.re.test(url.pathname));
-      if (!op) return reject(404, 'no such operation in the Qdrant v1.19 OpenAPI document');
+      if (!op) return reject(404, `no such operation in the compact Qdrant ${release} contract (test/fixtures/qdrant-api/schema.json)`);
       if (o.apiKey && req.headers['api-key'] !== o.apiKey) return send(401, null, 'Must provide an API key or an Authorization bearer token');
-      for (const k of url.searchParams.keys()) if (!op.query.has(k)) return reject(400, `unknown query parameter ${k}`);
-      const wait = url.searchParams.get('wait');
-      if (wait !== null && wait !== 'true' && wait !== 'false') return reject(400, `wait=${wait} is not a boolean`);
+      for (const k of url.searchParams.keys()) if (!op.queryNames.has(k)) return reject(400, `unknown query parameter ${k}`);
+      const query: Record<string, unknown> = Object.fromEntries(url.searchParams);
+      if (op.query && !op.query(query)) return reject(400, `query does not match the schema: ${JSON.stringify(op.query.errors?.slice(0, 3))}`);
       let body: unknown;
       if (chunks.length) {
         try {
@@ -110,12 +125,14 @@ export async function startQdrantStandin(o: { apiKey?: string } = {}): Promise<Q
       if (op.body) {
         if (body === undefined) return reject(400, 'request body required');
         if (!op.body(body)) return reject(400, `body does not match the schema: ${JSON.stringify(op.body.errors?.slice(0, 3))}`);
+      } else if (body !== undefined) {
+        return reject(400, `${op.operationId} takes no body`);
       }
       const m = op.re.exec(url.pathname)!;
       const name = op.params.length ? decodeURIComponent(m[1]!) : '';
       calls.push(op.operationId);
       try {
-        const out = handle(op.operationId, name, body as Record<string, unknown>, wait === 'true');
+        const out = handle(op.operationId, name, body as Record<string, unknown>, query.wait === true);
         if ('error' in out) send(out.status, null, out.error);
         else send(200, out.result);
       } catch (e) {
@@ -124,15 +141,20 @@ export async function startQdrantStandin(o: { apiKey?: string } = {}): Promise<Q
     });
   });
 
-  function handle(opId: string, name: string, body: Record<string, unknown>, wait: boolean): { result: unknown } | { status: number; error: string } {
-    const col = collections.get(name);
-    const missing = { status: 404, error: `Not found: Collection \`${name}\` doesn't exist!` };
+  type Outcome = { result: unknown } | { status: number; error: string };
+  const notFound = (name: string): Outcome => ({ status: 404, error: `Not found: Collection \`${name}\` doesn't exist!` });
+  /** A collection by its name or one of its aliases, as Qdrant resolves names in point and info requests. */
+  const resolve = (name: string): Collection | undefined => collections.get(name) ?? collections.get(aliases.get(name) ?? '');
+  const aliasList = (only?: string) => [...aliases].filter(([, c]) => only === undefined || c === only).sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([alias_name, collection_name]) => ({ alias_name, collection_name }));
+
+  function handle(opId: string, name: string, body: Record<string, unknown>, wait: boolean): Outcome {
+    const col = resolve(name);
     switch (opId) {
       case 'root': return { result: { title: 'qdrant - vector search engine', version: '1.19.0' } };
       case 'get_collections': return { result: { collections: [...collections.keys()].map((n) => ({ name: n })) } };
-      case 'collection_exists': return { result: { exists: Boolean(col) } };
       case 'get_collection':
-        if (!col) return missing;
+        if (!col) return notFound(name);
         return {
           result: {
             status: 'green', optimizer_status: 'ok', indexed_vectors_count: col.points.size, points_count: col.points.size, segments_count: 1,
@@ -146,23 +168,28 @@ export async function startQdrantStandin(o: { apiKey?: string } = {}): Promise<Q
           },
         };
       case 'create_collection': {
-        if (col) return { status: 409, error: `Wrong input: Collection \`${name}\` already exists!` };
-        const v = body.vectors as { size?: number; distance?: Distance };
+        if (collections.has(name)) return { status: 409, error: `Wrong input: Collection \`${name}\` already exists!` };
+        if (aliases.has(name)) return { status: 400, error: `Wrong input: Alias with name \`${name}\` already exists` };
+        const v = body.vectors as { size?: number; distance?: Distance } | undefined;
         if (typeof v?.size !== 'number' || !v.distance) return { status: 400, error: 'stand-in supports one unnamed vector per collection' };
         collections.set(name, { size: v.size, distance: v.distance, points: new Map() });
         return { result: true };
       }
-      case 'delete_collection':
+      case 'delete_collection': {
+        // Qdrant drops the aliases of a deleted collection with it.
+        for (const [alias, target] of aliases) if (target === name) aliases.delete(alias);
         return { result: collections.delete(name) };
+      }
+      case 'update_aliases': return changeAliases(body.actions as AliasAction[]);
+      case 'get_collection_aliases':
+        if (!collections.has(name)) return notFound(name);
+        return { result: { aliases: aliasList(name) } };
+      case 'get_collections_aliases': return { result: { aliases: aliasList() } };
       case 'upsert_points': {
-        if (!col) return missing;
-        const points = body.points as { id: PointId; vector: number[]; payload?: Record<string, unknown> }[] | undefined;
-        if (!points) return { status: 400, error: 'stand-in supports the points form of upsert' };
+        if (!col) return notFound(name);
+        const points = body.points as { id: PointId; vector: number[]; payload?: Record<string, unknown> | null }[];
         for (const p of points) {
-          if (typeof p.id === 'string' && !UUID_RE.test(p.id)) return { status: 400, error: `Unable to parse UUID: ${p.id}` };
-          if (!Array.isArray(p.vector) || p.vector.length !== col.size) {
-            return { status: 400, error: `Wrong input: Vector dimension error: expected dim: ${col.size}, got ${Array.isArray(p.vector) ? p.vector.length : 'named'}` };
-          }
+          if (p.vector.length !== col.size) return { status: 400, error: `Wrong input: Vector dimension error: expected dim: ${col.size}, got ${p.vector.length}` };
         }
         for (const p of points) {
           const vector = col.distance === 'Cosine' ? normalise(p.vector) : p.vector.map(Math.fround);
@@ -171,62 +198,66 @@ export async function startQdrantStandin(o: { apiKey?: string } = {}): Promise<Q
         return { result: { operation_id: calls.length, status: wait ? 'completed' : 'acknowledged' } };
       }
       case 'count_points':
-        if (!col) return missing;
+        if (!col) return notFound(name);
         return { result: { count: col.points.size } };
       case 'scroll_points': {
-        if (!col) return missing;
-        const limit = (body.limit as number | undefined) ?? 10;
+        if (!col) return notFound(name);
+        const limit = (body.limit as number | null | undefined) ?? 10;
         const sorted = [...col.points.values()].sort(compareIds);
-        const from = body.offset === undefined || body.offset === null ? 0 : sorted.findIndex((p) => compareIds(p, { id: body.offset as PointId } as Point) >= 0);
+        const from = body.offset === undefined || body.offset === null ? 0 : sorted.findIndex((p) => compareIds(p, { id: body.offset as PointId }) >= 0);
         const start = from < 0 ? sorted.length : from;
         const page = sorted.slice(start, start + limit);
         const next = sorted[start + limit];
         return { result: { points: page.map((p) => view(p, body)), next_page_offset: next ? next.id : null } };
       }
       case 'get_points': {
-        if (!col) return missing;
+        if (!col) return notFound(name);
         const ids = body.ids as PointId[];
         return { result: ids.map((id) => col.points.get(keyOf(id))).filter((p): p is Point => Boolean(p)).map((p) => view(p, body)) };
       }
-      case 'query_points': {
-        if (!col) return missing;
-        const q = body.query as number[];
-        if (!Array.isArray(q) || q.length !== col.size) return { status: 400, error: 'stand-in supports a plain query vector of the collection size' };
-        const qv = col.distance === 'Cosine' ? normalise(q) : q;
-        const scored = [...col.points.values()].map((p) => ({ p, score: score(col.distance, qv, p.vector) }));
-        scored.sort((a, b) => (col.distance === 'Euclid' ? a.score - b.score : b.score - a.score));
-        const limit = (body.limit as number | undefined) ?? 10;
-        return { result: { points: scored.slice(0, limit).map((x) => ({ ...view(x.p, body), score: x.score, version: 0 })) } };
-      }
       default:
-        throw new Error('not used by chroma-ferry');
+        throw new Error('no handler for an operation of the contract');
     }
+  }
+
+  /** The actions in order, all or none. */
+  function changeAliases(actions: AliasAction[]): Outcome {
+    const next = new Map(aliases);
+    for (const a of actions) {
+      if ('create_alias' in a) {
+        const { alias_name: alias, collection_name: target } = a.create_alias;
+        if (!collections.has(target)) return notFound(target);
+        if (collections.has(alias)) return { status: 409, error: `Wrong input: Collection \`${alias}\` already exists!` };
+        if (next.has(alias)) throw new Error(`creating alias ${alias}, which exists (what Qdrant does then is not modelled)`);
+        next.set(alias, target);
+      } else if ('delete_alias' in a) {
+        next.delete(a.delete_alias.alias_name); // "Delete alias if exists"
+      } else {
+        const { old_alias_name: from, new_alias_name: to } = a.rename_alias;
+        const target = next.get(from);
+        if (target === undefined) return { status: 404, error: `Not found: Alias \`${from}\` doesn't exist!` };
+        if (collections.has(to)) return { status: 409, error: `Wrong input: Collection \`${to}\` already exists!` };
+        next.delete(from);
+        next.set(to, target);
+      }
+    }
+    aliases.clear();
+    for (const [k, v] of next) aliases.set(k, v);
+    return { result: true };
   }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`, violations, calls, collections,
+    url: `http://127.0.0.1:${port}`, violations, calls, collections, aliases,
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }
 
-/**
- * OpenAPI 3.0's `nullable: true` without a `type` ("or null", as in `anyOf: [X, { nullable: true }]`)
- * in JSON Schema terms, which Ajv needs: `{ type: 'null' }`, or `anyOf: [schema, { type: 'null' }]`.
- */
-function openApiNullable(node: unknown): unknown {
-  if (Array.isArray(node)) return node.map(openApiNullable);
-  if (!node || typeof node !== 'object') return node;
-  const o: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(node)) o[k] = k === 'example' || k === 'examples' ? v : openApiNullable(v);
-  if (o.nullable === true && o.type === undefined) {
-    delete o.nullable;
-    const keys = Object.keys(o).filter((k) => k !== 'description');
-    return keys.length ? { anyOf: [o, { type: 'null' }] } : { type: 'null' };
-  }
-  return o;
-}
+type AliasAction =
+  | { create_alias: { alias_name: string; collection_name: string } }
+  | { delete_alias: { alias_name: string } }
+  | { rename_alias: { old_alias_name: string; new_alias_name: string } };
 
 function keyOf(id: PointId): string {
   return typeof id === 'number' ? `n:${id}` : `u:${id.toLowerCase()}`;
@@ -256,9 +287,4 @@ function view(p: Point, body: Record<string, unknown>): Record<string, unknown> 
 function normalise(v: number[]): number[] {
   const n = Math.sqrt(v.reduce((s, x) => s + x * x, 0)) || 1;
   return v.map((x) => Math.fround(x / n));
-}
-
-function score(d: Distance, q: number[], v: number[]): number {
-  if (d === 'Euclid') return Math.sqrt(q.reduce((s, x, i) => s + (x - v[i]!) ** 2, 0));
-  return q.reduce((s, x, i) => s + x * v[i]!, 0);
 }
