@@ -85,10 +85,10 @@ export async function openRunDir(runDir: string, source: string): Promise<void> 
   }
 }
 
-/** Removes a run dir: only a real directory (never what a symlink points to), never one holding the source. */
+/** Removes a run dir: only a real directory of this user (never what a symlink points to), never one holding the source. */
 export async function removeRunDir(runDir: string, source: string): Promise<void> {
   const st = await fsp.lstat(runDir).catch(() => null);
-  if (!st?.isDirectory() || isWithin(fs.realpathSync(source), runDir)) return;
+  if (!st?.isDirectory() || (process.getuid && st.uid !== process.getuid()) || isWithin(fs.realpathSync(source), runDir)) return;
   await fsp.rm(runDir, { recursive: true, force: true });
 }
 

@@ -67,6 +67,7 @@ export class RunbookStateStore {
     return remote ?? local;
   }
 
+  /** Both copies, each as it is (for comparing them); the remote one without any `local` part. */
   async loadBoth(signal?: AbortSignal): Promise<StoredStates> {
     const remote = parseState((await this.host.run(readFileScript(this.remoteFile), { signal })).stdout);
     if (remote) delete remote.local; // paths on this machine are never taken from the remote
@@ -79,11 +80,19 @@ export class RunbookStateStore {
     return { remote, local };
   }
 
-  /** The whole state to the local copy; to the remote, all but its `local` part. */
+  /**
+   * The whole state to the local copy; to the remote, all but its `local` part. A state without
+   * one (loaded from the remote) keeps the local part this machine has of the same run.
+   */
   async save(state: RunbookState, signal?: AbortSignal): Promise<void> {
     state.updatedAt = new Date().toISOString();
     await fs.mkdir(path.dirname(this.localFile), { recursive: true });
-    await writeJsonAtomic(this.localFile, state);
+    let local = state;
+    if (!state.local) {
+      const mine = parseState(await fs.readFile(this.localFile, 'utf8').catch(() => ''));
+      if (mine?.local && mine.runId === state.runId) local = { ...state, local: mine.local };
+    }
+    await writeJsonAtomic(this.localFile, local);
     await this.host.run(writeFileScript(this.remoteFile, JSON.stringify({ ...state, local: undefined })), { signal });
   }
 }

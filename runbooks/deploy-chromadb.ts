@@ -199,9 +199,11 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
     // The remote backup needs nothing local: it runs while the snapshot is packed and sent.
     background: name === 'backup', waitFor: name === 'swap' ? ['backup'] : undefined,
   }));
+  let opened = false;
   let keepRunDir = false;
   try {
     await openRunDir(runDir, o.source);
+    opened = true;
     const r = await runSteps(steps, ctx, {
       output: o.output, signal: o.signal, stack: ctx.stack, reports: summary.steps, prompter: o.prompter, selected,
       onStatus: async (name, status) => {
@@ -240,7 +242,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       if (r.error instanceof UserError && !ctx.swap) throw r.error;
     }
   } finally {
-    if (!keepRunDir) await removeRunDir(runDir, o.source).catch(() => undefined);
+    if (opened && !keepRunDir) await removeRunDir(runDir, o.source).catch(() => undefined);
   }
   return summary;
 }
@@ -594,9 +596,9 @@ const STEPS: Record<DeployStep, Step> = {
     const deployId = await packInputId(c.snapshotDir!, o.chunkSize, undefined, o.signal);
     // Chunks go out as soon as each is written, when the upload step follows in this run.
     const shipper = c.earlyUpload ? await openShipper(c, deployId) : undefined;
+    c.chunksDir = path.join(c.runDir, 'chunks');
     let pack;
     try {
-      c.chunksDir = path.join(c.runDir, 'chunks');
       pack = await packToChunks(c.snapshotDir!, c.chunksDir, o.chunkSize, {
         signal: o.signal,
         onProgress: (done) => progress(`${formatBytes(done)} / ${formatBytes(total)}${shipper ? `, ${shipper.done} chunks on the remote` : ''}`),
