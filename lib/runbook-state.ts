@@ -2,7 +2,9 @@
  * Runbook state: which steps of the last run are done and the results later steps need, so that
  * `--from STEP` after a crash knows what was done. One small JSON file on the remote volume
  * (`.ferry/state-<runbook>-<NAME>.json`, next to the data it describes) and a copy on this
- * machine (it also names the local work dir). Both are written atomically (temp file + rename).
+ * machine. Both are written atomically (temp file + rename). The remote copy holds ids,
+ * checksums, counts and step outcomes only: results naming paths on this machine (`local`) are
+ * kept in the local copy alone, and never read from the remote one.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -26,8 +28,16 @@ export interface RunbookState {
   finished: boolean;
   outcome?: string;
   steps: Record<string, StepStatus>;
-  /** Per step, what later steps need from it (plain JSON). */
+  /** Per step, what later steps need from it (plain JSON, no local path). */
   results: Record<string, unknown>;
+  /** Per step, its results that are paths on this machine: in the local copy only. */
+  local?: Record<string, unknown>;
+}
+
+/** Both copies of the state; either may be missing. The remote one never has a `local` part. */
+export interface StoredStates {
+  remote: RunbookState | null;
+  local: RunbookState | null;
 }
 
 /** Root of the local state: CHROMA_FERRY_STATE_DIR, else $XDG_STATE_HOME/chroma-ferry, else ~/.local/state/chroma-ferry. */
@@ -53,20 +63,37 @@ export class RunbookStateStore {
 
   /** The remote copy (it describes the remote), else the local one; null when neither exists. */
   async load(signal?: AbortSignal): Promise<RunbookState | null> {
-    const remote = parseState((await this.host.run(readFileScript(this.remoteFile), { signal })).stdout);
-    if (remote) return remote;
-    try {
-      return parseState(await fs.readFile(this.localFile, 'utf8'));
-    } catch {
-      return null;
-    }
+    const { remote, local } = await this.loadBoth(signal);
+    return remote ?? local;
   }
 
+  /** Both copies, each as it is (for comparing them); the remote one without any `local` part. */
+  async loadBoth(signal?: AbortSignal): Promise<StoredStates> {
+    const remote = parseState((await this.host.run(readFileScript(this.remoteFile), { signal })).stdout);
+    if (remote) delete remote.local; // paths on this machine are never taken from the remote
+    let local: RunbookState | null = null;
+    try {
+      local = parseState(await fs.readFile(this.localFile, 'utf8'));
+    } catch {
+      // none on this machine
+    }
+    return { remote, local };
+  }
+
+  /**
+   * The whole state to the local copy; to the remote, all but its `local` part. A state without
+   * one (loaded from the remote) keeps the local part this machine has of the same run.
+   */
   async save(state: RunbookState, signal?: AbortSignal): Promise<void> {
     state.updatedAt = new Date().toISOString();
     await fs.mkdir(path.dirname(this.localFile), { recursive: true });
-    await writeJsonAtomic(this.localFile, state);
-    await this.host.run(writeFileScript(this.remoteFile, JSON.stringify(state)), { signal });
+    let local = state;
+    if (!state.local) {
+      const mine = parseState(await fs.readFile(this.localFile, 'utf8').catch(() => ''));
+      if (mine?.local && mine.runId === state.runId) local = { ...state, local: mine.local };
+    }
+    await writeJsonAtomic(this.localFile, local);
+    await this.host.run(writeFileScript(this.remoteFile, JSON.stringify({ ...state, local: undefined })), { signal });
   }
 }
 
@@ -87,6 +114,24 @@ function parseState(text: string): RunbookState | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Where the remote copy of a run's state differs from this machine's (run id, finish, step
+ * statuses, recorded results); undefined when they agree.
+ */
+export function stateDifference(remote: RunbookState, local: RunbookState): string | undefined {
+  if (remote.runId !== local.runId) return `run ${remote.runId} on the remote, run ${local.runId} here`;
+  for (const name of new Set([...Object.keys(remote.steps), ...Object.keys(local.steps)])) {
+    if (remote.steps[name] !== local.steps[name]) return `${name} ${remote.steps[name] ?? 'absent'} on the remote, ${local.steps[name] ?? 'absent'} here`;
+  }
+  if (remote.finished !== local.finished || remote.outcome !== local.outcome) {
+    return `${remote.finished ? `finished (${remote.outcome ?? ''})` : 'not finished'} on the remote, ${local.finished ? `finished (${local.outcome ?? ''})` : 'not finished'} here`;
+  }
+  for (const name of new Set([...Object.keys(remote.results), ...Object.keys(local.results)])) {
+    if (JSON.stringify(remote.results[name]) !== JSON.stringify(local.results[name])) return `the recorded result of ${name} (ids, checksums, counts) differs`;
+  }
+  return undefined;
 }
 
 /** The first step of `names` not done in `state` (where `--from` would pick up). */

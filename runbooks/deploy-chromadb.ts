@@ -16,11 +16,13 @@
  *
  * Each step's status and the results later steps need are kept in the runbook state (remote
  * `.ferry/` and local, lib/runbook-state.ts), so `--from STEP` / `--only STEP` resume or repeat
- * part of a run; a step whose needed results are missing refuses (runner `needs`).
+ * part of a run; a step whose needed results are missing refuses (runner `needs`). The remote
+ * copy holds ids, checksums, counts and outcomes; the local paths (run dir, snapshot, chunks,
+ * source) are in the local copy only, used only inside this run's dir (lib/run-dir.ts) and only
+ * when both copies agree. Local work files live in `<work root>/chroma-ferry-<run id>` alone.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { packInputId, packToChunks } from '../lib/archive/pack.ts';
 import { ChunkShipper } from '../lib/upload/chunk-shipper.ts';
@@ -46,7 +48,8 @@ import type { OutputMode } from '../lib/output.ts';
 import { describeError, initialReports, runSteps, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
 import { writeJsonAtomic } from '../lib/atomic-file.ts';
 import { readPackManifest } from '../lib/archive/pack.ts';
-import { newState, nextStep, RunbookStateStore, type RunbookState } from '../lib/runbook-state.ts';
+import { newState, nextStep, RunbookStateStore, stateDifference, type RunbookState } from '../lib/runbook-state.ts';
+import { isRunId, newRunId, openRunDir, parseWorkRoot, pathInRunDir, removeRunDir, runDirOf } from '../lib/run-dir.ts';
 import { selectSteps, type StepStatus } from '../lib/runbook-runner.ts';
 import type { StepPrompter } from '../lib/step-prompt.ts';
 
@@ -65,6 +68,7 @@ export interface DeployOptions {
   healthTimeoutMs: number;
   keepBackups: number;
   uploadConcurrency: number;
+  /** `--work-dir`: the work root; the run works in WORK/chroma-ferry-<run id> (default: under the system temp dir). */
   workDir?: string;
   output: OutputMode;
   signal: AbortSignal;
@@ -103,13 +107,12 @@ export interface DeploySummary {
   stateFiles?: { remote: string; local: string };
 }
 
-/** What the package step made: enough to upload, reassemble and clean up, also in a later run. */
+/** What the package step made: enough to upload, reassemble and clean up, also in a later run (the chunk files are in Ctx.chunksDir). */
 interface PackedArchive {
   deployId: string;
   sha256: string;
   bytes: number;
   inputBytes: number;
-  chunksDir: string;
   chunks: { name: string; size: number; sha256: string }[];
   fileCount: number;
   fileListSha256: string;
@@ -120,12 +123,15 @@ interface Ctx {
   runId: string;
   layout: RemoteLayout;
   stack: CompensationStack;
-  workDir: string;
+  /** The work root (`--work-dir` or the system temp dir) and this run's dir in it: the only local dir removed. */
+  workRoot: string;
+  runDir: string;
   summary: DeploySummary;
   preDeploy?: ServedCollection[];
   manifest?: SqliteManifest;
   snapshotDir?: string;
   packed?: PackedArchive;
+  chunksDir?: string;
   /** Set when this run packaged the chunks (a resumed run checks the kept ones first). */
   packedThisRun?: boolean;
   /** The upload step follows the package step in this run, unprompted: chunks are sent while packing. */
@@ -156,28 +162,30 @@ const STEP_NEEDS: Record<DeployStep, DeployStep[]> = {
 };
 
 export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
+  const workRoot = parseWorkRoot(o.workDir, o.source);
   const layout = remoteLayout(o.host.resolveVolume(o.volume), o.dbDir);
   const store = new RunbookStateStore(o.host, layout, 'deploy');
   const partial = Boolean(o.from || o.only);
   const selected = selectSteps(DEPLOY_STEPS, { from: o.from, only: o.only }, ['preflight']);
-  const resumed = partial ? await loadRecordedRun(store, o, STEP_NEEDS[(o.from ?? o.only)!].length === 0) : undefined;
-  const runId = resumed?.runId ?? crypto.randomBytes(6).toString('hex');
-  const recordedWorkDir = (resumed?.results.preflight as { workDir?: string } | undefined)?.workDir;
-  const workDir = o.workDir ?? recordedWorkDir ?? path.join(os.tmpdir(), `chroma-ferry-${runId}`);
+  const recorded = partial ? await loadRecordedRun(store, o, STEP_NEEDS[(o.from ?? o.only)!].length === 0) : undefined;
+  const resumed = recorded?.state;
+  const runId = resumed?.runId ?? newRunId();
+  const runDir = runDirOf(workRoot, runId);
   const summary: DeploySummary = {
     ok: false, runId, target: o.host.label, volume: layout.volume, liveDir: layout.live,
     steps: initialReports(DEPLOY_STEPS.map((name) => ({ name }))),
     source: { dir: o.source, bytes: 0, collections: 0, records: 0 },
     upload: { method: o.uploader.method, chunksSent: 0, chunksSkipped: 0, bytesSent: 0 },
-    verified: false, warnings: [], rolledBack: false, rollback: [],
+    verified: false, warnings: [...(recorded?.warnings ?? [])], rolledBack: false, rollback: [],
     stateFiles: { remote: store.remoteFile, local: store.localFile },
   };
   const state = resumed ?? newState('deploy', runId, o.host.label, layout.live, DEPLOY_STEPS);
   state.finished = false;
   delete state.outcome;
+  const local = (state.local ??= {});
   const earlyUpload = selected.has('package') && selected.has('upload') && !o.prompter;
-  const ctx: Ctx = { o, runId, layout, stack: new CompensationStack(), workDir, summary, restartAttempted: false, resumed, lockHeld: false, store, earlyUpload };
-  if (resumed) restoreRecordedSteps(ctx, resumed, selected);
+  const ctx: Ctx = { o, runId, layout, stack: new CompensationStack(), workRoot, runDir, summary, restartAttempted: false, resumed, lockHeld: false, store, earlyUpload };
+  if (resumed) await restoreRecordedSteps(ctx, resumed, selected, recorded.noLocal);
 
   // One save at a time, in call order: the backup step runs alongside others and reports too.
   let saving: Promise<void> = Promise.resolve();
@@ -191,14 +199,20 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
     // The remote backup needs nothing local: it runs while the snapshot is packed and sent.
     background: name === 'backup', waitFor: name === 'swap' ? ['backup'] : undefined,
   }));
-  let keepWorkDir = false;
+  let opened = false;
+  let keepRunDir = false;
   try {
-    await fs.mkdir(workDir, { recursive: true });
+    await openRunDir(runDir, o.source);
+    opened = true;
     const r = await runSteps(steps, ctx, {
       output: o.output, signal: o.signal, stack: ctx.stack, reports: summary.steps, prompter: o.prompter, selected,
       onStatus: async (name, status) => {
         state.steps[name] = status;
-        if (status === 'done') state.results[name] = RESULTS[name as DeployStep](ctx);
+        if (status === 'done') {
+          state.results[name] = RESULTS[name as DeployStep](ctx);
+          const paths = LOCAL_RESULTS[name as DeployStep];
+          if (paths) local[name] = paths(ctx);
+        }
         await save(); // from the moment the lock is held: the state belongs to the lock holder
       },
     });
@@ -211,7 +225,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       else await endPartialRun(ctx, state);
       await save();
       // Not finished (`--only`, `--from` stopping early): later steps may need the snapshot or chunks.
-      keepWorkDir = !finished;
+      keepRunDir = !finished;
     } else {
       summary.error = describeError(r.error, o.signal);
       const note = o.uploader.noteAfterFailure?.();
@@ -222,34 +236,72 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       state.outcome = summary.rolledBack ? 'failed, rolled back' : ctx.swap ? 'failed after the swap' : 'failed before the swap; the live dir is unchanged';
       await save().catch(() => undefined);
       // Chunks packed and not yet used: kept so that `--from upload` need not pack again.
-      keepWorkDir = !summary.rolledBack && state.steps.package === 'done';
-      if (keepWorkDir) summary.warnings.push(`packaged chunks kept in ${workDir} for --from upload`);
+      keepRunDir = !summary.rolledBack && state.steps.package === 'done';
+      if (keepRunDir) summary.warnings.push(`packaged chunks kept in ${runDir} for --from upload`);
       // Refused before the swap: nothing on the remote changed, so it is a one-line user error (exit 2).
       if (r.error instanceof UserError && !ctx.swap) throw r.error;
     }
   } finally {
-    if (!keepWorkDir) await fs.rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    if (opened && !keepRunDir) await removeRunDir(runDir, o.source).catch(() => undefined);
   }
   return summary;
 }
 
-/** The recorded run `--from`/`--only` continues; refuses when there is none or it is for another source. */
-async function loadRecordedRun(store: RunbookStateStore, o: DeployOptions, canStartNew: boolean): Promise<RunbookState | undefined> {
+/** The recorded run `--from`/`--only` continues, and why this machine's local results of it are not used (if not). */
+interface RecordedRun {
+  /** Statuses and results from the remote copy (else this machine's); local paths only from this machine's copy of the same run. */
+  state: RunbookState;
+  noLocal?: string;
+  warnings: string[];
+}
+
+/**
+ * The recorded run `--from`/`--only` continues; refuses when there is none, when it is for another
+ * source, or when the remote copy of its state disagrees with this machine's (never obeyed).
+ */
+async function loadRecordedRun(store: RunbookStateStore, o: DeployOptions, canStartNew: boolean): Promise<RecordedRun | undefined> {
   const flag = o.from ? `--from ${o.from}` : `--only ${o.only}`;
-  const state = await store.load(o.signal);
+  const { remote, local } = await store.loadBoth(o.signal);
+  const state = remote ?? local;
   if ((!state || state.runbook !== 'deploy') && canStartNew) return undefined; // a step that needs nothing: a new run
   if (!state || state.runbook !== 'deploy') {
     throw new UserError(`${flag}: no recorded deploy for ${o.host.label} ${o.volume}/${o.dbDir} (looked in ${store.remoteFile} and ${store.localFile}); run the deploy without ${flag.split(' ')[0]}`);
   }
-  const recordedSource = (state.results.preflight as { source?: string } | undefined)?.source;
-  if (recordedSource && path.resolve(recordedSource) !== path.resolve(o.source)) {
+  if (!isRunId(state.runId)) {
+    throw new UserError(`${flag}: the recorded deploy in ${remote ? store.remoteFile : store.localFile} has no valid run id; run the deploy without ${flag.split(' ')[0]}`);
+  }
+  const warnings: string[] = [];
+  let mine = local?.runbook === 'deploy' ? local : null;
+  let noLocal: string | undefined;
+  if (remote && mine) {
+    if (mine.runId !== remote.runId) {
+      noLocal = `this machine has no state of run ${remote.runId} (its state is of run ${mine.runId})`;
+      warnings.push(`run ${remote.runId} on the remote was not run from this machine's state (it records run ${mine.runId}): no local work files are taken from it`);
+      mine = null;
+    } else {
+      const diff = stateDifference(remote, mine);
+      if (diff) {
+        throw new UserError(
+          `${flag}: the remote state of run ${remote.runId} differs from this machine's copy (${diff}); neither is followed: ` +
+            `see what the volume holds (chroma-ferry backups, verify), then run chroma-ferry rollback or a new deploy (after chroma-ferry unlock)`,
+        );
+      }
+    }
+  }
+  noLocal ??= mine ? undefined : `no state of run ${state.runId} on this machine (${store.localFile})`;
+  const recordedSource = (mine?.local?.preflight as { source?: unknown } | undefined)?.source;
+  if (typeof recordedSource === 'string' && path.resolve(recordedSource) !== path.resolve(o.source)) {
     throw new UserError(`${flag}: the recorded deploy (run ${state.runId}) is of ${recordedSource}, not ${o.source}; pass --source ${recordedSource} or run a new deploy`);
   }
-  return state;
+  return { state: { ...state, local: mine?.local ?? {} }, noLocal, warnings };
 }
 
-/** Steps before the selection that the recorded run completed: their results come back into this run. */
-function restoreRecordedSteps(c: Ctx, state: RunbookState, selected: ReadonlySet<string>): void {
+/**
+ * Steps before the selection that the recorded run completed: their results come back into this
+ * run. Local paths (snapshot, chunks) only when inside this run's dir; a selected step that needs
+ * one that is not refuses here, before anything is written.
+ */
+async function restoreRecordedSteps(c: Ctx, state: RunbookState, selected: ReadonlySet<string>, noLocal: string | undefined): Promise<void> {
   for (const name of DEPLOY_STEPS) {
     const st: StepStatus = state.steps[name] ?? 'not run';
     const report = c.summary.steps.find((r) => r.name === name)!;
@@ -268,24 +320,51 @@ function restoreRecordedSteps(c: Ctx, state: RunbookState, selected: ReadonlySet
       report.note = `in run ${state.runId}`;
     }
   }
+  const flag = c.o.from ? `--from ${c.o.from}` : `--only ${c.o.only}`;
+  const restored = (name: DeployStep) => c.summary.steps.find((r) => r.name === name)!.status === 'earlier run';
+  const localPath = async (step: DeployStep, key: string) => {
+    if (noLocal) return { refused: noLocal };
+    return pathInRunDir((state.local?.[step] as Record<string, unknown> | undefined)?.[key], c.runDir);
+  };
+  if (selected.has('package') && restored('manifest')) {
+    const snap = await localPath('manifest', 'snapshotDir');
+    if ('refused' in snap) {
+      throw new UserError(`${flag}: package needs the snapshot of run ${state.runId} in this run's work dir ${c.runDir}, and ${snap.refused}; take it again with --from manifest (or pass the --work-dir run ${state.runId} used)`);
+    }
+    c.snapshotDir = snap.path;
+  }
+  if (selected.has('upload') && restored('package')) {
+    const chunks = await localPath('package', 'chunksDir');
+    if ('refused' in chunks) {
+      throw new UserError(`${flag}: upload needs the chunks run ${state.runId} packed in this run's work dir ${c.runDir}, and ${chunks.refused}; pack them again with --from manifest (or pass the --work-dir run ${state.runId} used)`);
+    }
+    c.chunksDir = chunks.path;
+  }
 }
 
 /**
  * A new deploy must not move unverified data to NAME.old and so lose the last good copy. Also
- * removes the work dir a failed earlier run kept for `--from upload` (a new run packs again).
+ * removes the run dir a failed earlier run of this machine kept for `--from upload` (a new run
+ * packs again): only one this machine's state records, named for its run id in this work root.
  */
 async function checkRecordedRun(c: Ctx): Promise<void> {
   const { o } = c;
-  const last = await c.store.load(o.signal);
-  if (!last) return;
-  const keptWorkDir = (last.results.preflight as { workDir?: string } | undefined)?.workDir;
-  if (keptWorkDir && keptWorkDir !== c.workDir && last.runId !== c.runId) await fs.rm(keptWorkDir, { recursive: true, force: true }).catch(() => undefined);
-  if (last.finished || last.steps.swap !== 'done') return;
-  if (last.steps.verify === 'done' || last.steps.verify === 'skipped') return;
-  throw new UserError(
-    `the last deploy (run ${last.runId}) swapped in new data and stopped before verifying it: ` +
-      `finish it with --from ${nextStep(last, DEPLOY_STEPS) ?? 'verify'} (same --source), or put the old data back with chroma-ferry rollback`,
-  );
+  const { remote, local } = await c.store.loadBoth(o.signal);
+  if (remote && local && remote.runId === local.runId) {
+    const diff = stateDifference(remote, local);
+    if (diff) c.summary.warnings.push(`the remote state of run ${remote.runId} differs from this machine's copy (${diff}); only this new run's state is kept`);
+  }
+  const last = remote ?? local;
+  if (last && !last.finished && last.steps.swap === 'done' && last.steps.verify !== 'done' && last.steps.verify !== 'skipped') {
+    throw new UserError(
+      `the last deploy (run ${last.runId}) swapped in new data and stopped before verifying it: ` +
+        `finish it with --from ${nextStep(last, DEPLOY_STEPS) ?? 'verify'} (same --source), or put the old data back with chroma-ferry rollback`,
+    );
+  }
+  if (local && local.runId !== c.runId && isRunId(local.runId)) {
+    const kept = runDirOf(c.workRoot, local.runId);
+    if ((local.local?.preflight as { runDir?: unknown } | undefined)?.runDir === kept) await removeRunDir(kept, o.source).catch(() => undefined);
+  }
 }
 
 /** `--from`/`--only` ended before cleanup: release the lock unless swapped data still awaits its verify. */
@@ -328,18 +407,25 @@ export const STEP_UNDO: Record<DeployStep, string> = {
   cleanup: 'none: the deploy is done',
 };
 
-/** What each completed step records in the runbook state (plain JSON). */
+/** What each completed step records in the runbook state, both copies: ids, checksums, counts, outcomes; never a path. */
 const RESULTS: Record<DeployStep, (c: Ctx) => unknown> = {
-  preflight: (c) => ({ source: c.o.source, workDir: c.workDir, preDeploy: c.preDeploy ?? null }),
-  manifest: (c) => ({ manifest: c.manifest, snapshotDir: c.snapshotDir }),
+  preflight: (c) => ({ preDeploy: c.preDeploy ?? null }),
+  manifest: (c) => ({ manifest: c.manifest }),
   backup: (c) => ({ backup: c.summary.backup ?? null, snapshotId: c.summary.snapshotId ?? null }),
   package: (c) => c.packed,
-  upload: (c) => ({ incoming: c.incoming, ...c.summary.upload }),
-  reassemble: (c) => ({ next: c.layout.next }),
-  swap: (c) => ({ ...c.swap, trash: c.trash }),
+  upload: (c) => ({ ...c.summary.upload }),
+  reassemble: () => ({}),
+  swap: (c) => ({ ...c.swap }),
   restart: (c) => ({ restartMs: c.summary.restartMs ?? null }),
   verify: (c) => ({ verified: c.summary.verified }),
   cleanup: () => ({}),
+};
+
+/** The paths on this machine a completed step records: in the local copy of the state only. */
+const LOCAL_RESULTS: Partial<Record<DeployStep, (c: Ctx) => Record<string, string | undefined>>> = {
+  preflight: (c) => ({ source: c.o.source, runDir: c.runDir }),
+  manifest: (c) => ({ snapshotDir: c.snapshotDir }),
+  package: (c) => ({ chunksDir: c.chunksDir }),
 };
 
 /** Puts a recorded step's result back into this run's context (and its undo on the stack). */
@@ -350,7 +436,6 @@ const RESTORE: Partial<Record<DeployStep, (c: Ctx, r: any) => void>> = {
   },
   manifest(c, r) {
     c.manifest = r.manifest as SqliteManifest;
-    c.snapshotDir = r.snapshotDir as string;
     c.summary.source.collections = c.manifest.collections.length;
     c.summary.source.records = c.manifest.totalRecords;
   },
@@ -359,19 +444,34 @@ const RESTORE: Partial<Record<DeployStep, (c: Ctx, r: any) => void>> = {
     if (r.snapshotId) c.summary.snapshotId = r.snapshotId;
   },
   package(c, r) {
-    usePackedArchive(c, r as PackedArchive);
+    usePackedArchive(c, checkedPackedArchive(r));
   },
   reassemble(c) {
     pushReassembleUndo(c);
   },
   swap(c, r) {
     c.swap = { hadLive: Boolean(r.hadLive), movedOld: Boolean(r.movedOld) };
-    c.trash = r.trash as string;
     // The recorded run may have restarted the server on the new data: an undo restarts it again.
     c.restartAttempted = true;
     pushSwapUndo(c, c.swap);
   },
 };
+
+/**
+ * A recorded package result, its ids checked: the deploy id names the remote incoming and trash
+ * dirs (removed by the cleanup) and the chunk names files in them, so neither may be a path.
+ */
+function checkedPackedArchive(r: unknown): PackedArchive {
+  const p = r as Partial<PackedArchive> | null;
+  const hex = (v: unknown, n: number) => typeof v === 'string' && new RegExp(`^[0-9a-f]{${n}}$`).test(v);
+  const ok = p && hex(p.deployId, 16) && hex(p.sha256, 64) && Array.isArray(p.chunks) && p.chunks.length > 0 &&
+    p.chunks.every((ch) => /^chunk-\d{6,}$/.test(String(ch?.name)) && hex(ch.sha256, 64) && Number.isSafeInteger(ch.size));
+  if (!ok) throw new UserError('the recorded package result (deploy id, chunk names, checksums) is not valid; start again with --from manifest');
+  return {
+    deployId: p.deployId!, sha256: p.sha256!, bytes: Number(p.bytes), inputBytes: Number(p.inputBytes),
+    chunks: p.chunks!.map((ch) => ({ name: ch.name, size: ch.size, sha256: ch.sha256 })), fileCount: Number(p.fileCount), fileListSha256: String(p.fileListSha256),
+  };
+}
 
 function usePackedArchive(c: Ctx, p: PackedArchive): void {
   c.packed = p;
@@ -459,8 +559,8 @@ const STEPS: Record<DeployStep, Step> = {
 
   async manifest(c, progress) {
     progress('copying a consistent snapshot of the source');
-    const snapshotDir = path.join(c.workDir, 'snapshot');
-    await fs.rm(snapshotDir, { recursive: true, force: true }); // a kept one from an earlier run of this work dir
+    const snapshotDir = path.join(c.runDir, 'snapshot');
+    await fs.rm(snapshotDir, { recursive: true, force: true }); // a kept one from an earlier run of this run dir
     const snap = await snapshotSource(c.o.source, snapshotDir, { signal: c.o.signal });
     c.snapshotDir = snap.dir;
     const m = await readSqliteManifestInWorker(snap.dir);
@@ -470,7 +570,7 @@ const STEPS: Record<DeployStep, Step> = {
     c.manifest = m;
     c.summary.source.collections = m.collections.length;
     c.summary.source.records = m.totalRecords;
-    await writeJsonAtomic(path.join(c.workDir, 'manifest.json'), m);
+    await writeJsonAtomic(path.join(c.runDir, 'manifest.json'), m);
     return `${m.collections.length} collections, ${m.totalRecords} records`;
   },
 
@@ -496,9 +596,10 @@ const STEPS: Record<DeployStep, Step> = {
     const deployId = await packInputId(c.snapshotDir!, o.chunkSize, undefined, o.signal);
     // Chunks go out as soon as each is written, when the upload step follows in this run.
     const shipper = c.earlyUpload ? await openShipper(c, deployId) : undefined;
+    c.chunksDir = path.join(c.runDir, 'chunks');
     let pack;
     try {
-      pack = await packToChunks(c.snapshotDir!, path.join(c.workDir, 'chunks'), o.chunkSize, {
+      pack = await packToChunks(c.snapshotDir!, c.chunksDir, o.chunkSize, {
         signal: o.signal,
         onProgress: (done) => progress(`${formatBytes(done)} / ${formatBytes(total)}${shipper ? `, ${shipper.done} chunks on the remote` : ''}`),
         onChunk: shipper ? (ch) => shipper.ship(ch) : undefined,
@@ -508,8 +609,7 @@ const STEPS: Record<DeployStep, Step> = {
       throw e;
     }
     usePackedArchive(c, {
-      deployId, sha256: pack.archiveSha256, bytes: pack.archiveBytes, inputBytes: pack.inputBytes,
-      chunksDir: path.join(c.workDir, 'chunks'), chunks: pack.chunks.map((ch) => ({ name: ch.name, size: ch.size, sha256: ch.sha256 })),
+      deployId, sha256: pack.archiveSha256, bytes: pack.archiveBytes, inputBytes: pack.inputBytes, chunks: pack.chunks.map((ch) => ({ name: ch.name, size: ch.size, sha256: ch.sha256 })),
       fileCount: pack.fileList.length, fileListSha256: fileListSha256(pack.fileList),
     });
     c.packedThisRun = true;
@@ -520,11 +620,12 @@ const STEPS: Record<DeployStep, Step> = {
   async upload(c, progress) {
     const { o } = c;
     const packed = c.packed!;
-    if (!c.packedThisRun) await checkKeptChunks(packed);
+    const chunksDir = c.chunksDir!;
+    if (!c.packedThisRun) await checkKeptChunks(packed, chunksDir);
     let shipper = c.shipper;
     if (!shipper) {
       shipper = await openShipper(c, packed.deployId);
-      for (const [index, ch] of packed.chunks.entries()) shipper.ship({ ...ch, index, file: path.join(packed.chunksDir, ch.name) });
+      for (const [index, ch] of packed.chunks.entries()) shipper.ship({ ...ch, index, file: path.join(chunksDir, ch.name) });
     }
     c.shipProgress = (s) => progress(`${s.done}/${packed.chunks.length} chunks (${s.chunksSkipped} already there)`);
     await shipper.finish();
@@ -598,7 +699,7 @@ const STEPS: Record<DeployStep, Step> = {
       // The deploy is verified: a leftover elsewhere (bucket objects) is a warning, not a failure.
       c.summary.warnings.push(e instanceof Error ? e.message : String(e));
     }
-    await fs.rm(c.workDir, { recursive: true, force: true });
+    await removeRunDir(c.runDir, o.source);
   },
 };
 
@@ -616,10 +717,10 @@ function fileListSha256(files: string[]): string {
 }
 
 /** A resumed upload sends the chunks a recorded run packed: they must still be there, unchanged. */
-async function checkKeptChunks(p: PackedArchive): Promise<void> {
-  const kept = await readPackManifest(p.chunksDir).catch(() => null);
+async function checkKeptChunks(p: PackedArchive, chunksDir: string): Promise<void> {
+  const kept = await readPackManifest(chunksDir).catch(() => null);
   if (!kept || kept.archiveSha256 !== p.sha256) {
-    throw new UserError(`upload needs the chunks packed by the recorded run in ${p.chunksDir}, which are gone or changed; start again with --from manifest`);
+    throw new UserError(`upload needs the chunks packed by the recorded run in ${chunksDir}, which are gone or changed; start again with --from manifest`);
   }
 }
 

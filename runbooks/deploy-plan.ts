@@ -18,11 +18,13 @@ import {
   acceptChunkScript, backupScript, cleanupScript, incomingStateScript, lockScript, probeScript, reassembleScript, swapScript, unlockScript,
 } from '../lib/remote-scripts.ts';
 import { renderArgv, type RemoteScript } from '../lib/shell.ts';
+import { newRunId, parseWorkRoot, runDirOf } from '../lib/run-dir.ts';
 import { DEPLOY_STEPS, STEP_TITLES, STEP_UNDO, type DeployOptions, type DeployStep } from './deploy-chromadb.ts';
 
 export interface DeployPlan extends RunbookPlan {
   runbook: 'deploy';
   source: string;
+  /** The run's own dir, WORK/chroma-ferry-<run id>: the only local dir the plan creates and removes. */
   workDir: string;
   expected: { archiveSha256: string; archiveBytes: number; chunks: number; fileCount: number; collections: number; records: number };
 }
@@ -35,9 +37,10 @@ export type PlanOptions = Pick<DeployOptions, 'source' | 'host' | 'uploader' | '
 };
 
 export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
-  const runId = crypto.randomBytes(6).toString('hex');
+  const workRoot = parseWorkRoot(o.workDir, o.source);
+  const runId = newRunId();
   const layout = remoteLayout(o.host.resolveVolume(o.volume), o.dbDir);
-  const work = o.workDir ?? path.join(os.tmpdir(), `chroma-ferry-${runId}`);
+  const work = runDirOf(workRoot, runId);
   const snapshotDir = path.join(work, 'snapshot');
   const chunksDir = path.join(work, 'chunks');
   const manifestFile = path.join(work, 'manifest.json');
@@ -59,7 +62,7 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
   const steps: Record<DeployStep, Pick<PlanStep, 'commands' | 'notes'>> = {
     preflight: {
       commands: [
-        local('create the local work dir', ['mkdir', '-p', work]),
+        local('create the local work dir (this run\'s own dir in the work root)', ['mkdir', '-p', work]),
         remote(probeScript(layout), `missing= is empty, volume=dir, writable=yes; df shows free space for about ${Math.ceil((pack.inputBytes * 2.05) / 1048576)} MiB plus the live dir`),
         remote(lockScript(layout, owner), 'lock=acquired (otherwise another run holds the lock: stop here)'),
       ],
@@ -115,7 +118,7 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
       notes: o.healthUrl ? [] : ['no --health-url: check the server by hand (chroma-ferry verify --health-url URL --manifest MANIFEST)'],
     },
     cleanup: {
-      commands: [remote(cleanupScript(incoming, trash)), remote(unlockScript(layout, runId)), local('remove the local work dir', ['rm', '-rf', work])],
+      commands: [remote(cleanupScript(incoming, trash)), remote(unlockScript(layout, runId)), local('remove the local work dir (this run\'s own dir only)', ['rm', '-rf', work])],
       notes: [],
     },
   };

@@ -23,6 +23,7 @@ import {
 } from '../lib/cli-support.ts';
 import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy-chromadb.ts';
 import { planDeploy } from '../runbooks/deploy-plan.ts';
+import { parseWorkRoot } from '../lib/run-dir.ts';
 import { planRollback } from '../runbooks/rollback-plan.ts';
 import { formatPlan } from '../lib/plan.ts';
 import { snapshotCommand, packCommand, verifyCommand, type KeptManifest, type VerifyFlags } from './local-commands.ts';
@@ -73,7 +74,7 @@ targetOptions(
   .option('--keep-backups <n>', 'remote backups to keep', '3')
   .addOption(new Option('--upload <method>', 'how chunks travel').choices([...UPLOAD_METHODS]).default('sftp'))
   .addOption(new Option('--upload-concurrency <n>', 'chunks uploaded in parallel').default('3'))
-  .option('--work-dir <dir>', 'local scratch dir (default: a new dir under the system temp dir)')
+  .option('--work-dir <dir>', 'where the local work dir goes: the deploy works in DIR/chroma-ferry-<run id> and removes only that (DIR is created if missing; default: the system temp dir)')
   .option('--s3-bucket <bucket>', '--upload s3: bucket the chunks pass through')
   .option('--s3-endpoint <url>', '--upload s3: R2 or other S3-compatible endpoint (path-style)')
   .option('--s3-prefix <prefix>', '--upload s3: key prefix', 'chroma-ferry/')
@@ -85,6 +86,7 @@ targetOptions(
   .addOption(new Option('--only <step>', 'run this one step of the recorded run (with the preflight)').choices([...DEPLOY_STEPS]))
   .action(async (flags: TargetFlags & DeployFlags & S3Flags, cmd: Command) => {
     const source = parseSourceDir(requireFlag('--source', flags.source));
+    parseWorkRoot(flags.workDir, source); // refused here, before the confirmation; the runbook checks it again
     const chosen = chooseTarget(flags, cmd);
     const target = parseTarget(requireFlag('--target', chosen.target));
     const volume = parseVolume(chosen.volume);
