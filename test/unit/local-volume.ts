@@ -84,3 +84,40 @@ export async function fillUp(dir: string): Promise<void> {
     // the expected end: no space left
   }
 }
+
+/** What the `mv` wrapper does at its Nth call (counting every mv of every script, across processes). */
+export type MvFault = 'fail' | 'kill-before' | 'kill-after' | 'kill-launcher';
+
+/**
+ * A dir holding an `mv` that forwards to the real one but, at call number FERRY_TEST_MV_AT,
+ * does FERRY_TEST_MV_DO: `fail` (exit 1, nothing moved), `kill-before` / `kill-after` (SIGKILL its
+ * parent, the sh that called it, before / after the rename) or `kill-launcher` (SIGKILL its
+ * parent's parent, then rename: the connection's process dies, the detached worker goes on).
+ * Calls are counted in the file FERRY_TEST_MV_COUNT. Put the dir first on PATH with `mvFaultEnv`.
+ */
+export async function mvWrapperDir(dir: string): Promise<string> {
+  const real = which('mv');
+  return fakeTools(dir, {
+    mv: `n=$(($(cat "$FERRY_TEST_MV_COUNT" 2>/dev/null || echo 0) + 1))
+echo "$n" > "$FERRY_TEST_MV_COUNT"
+if [ "$n" = "\${FERRY_TEST_MV_AT:-0}" ]; then
+  case $FERRY_TEST_MV_DO in
+    fail) echo "mv: injected failure" >&2; exit 1 ;;
+    kill-before) kill -9 "$PPID"; exit 1 ;;
+    kill-after) ${real} "$@"; kill -9 "$PPID"; exit 0 ;;
+    kill-launcher) ( read -r st < "/proc/$PPID/stat"; st=\${st##*) }; set -- $st; kill -9 "$2" ) ;;
+  esac
+fi
+exec ${real} "$@"`,
+  });
+}
+
+/** The environment that puts the wrapper first on PATH with a fault at call `at`. */
+export function mvFaultEnv(wrapperDir: string, countFile: string, at: number, fault: MvFault): Record<string, string> {
+  return {
+    PATH: `${wrapperDir}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    FERRY_TEST_MV_COUNT: countFile,
+    FERRY_TEST_MV_AT: String(at),
+    FERRY_TEST_MV_DO: fault,
+  };
+}
