@@ -6,7 +6,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { execChecked } from '../../lib/exec.ts';
 import { LocalHost } from '../../lib/hosts/local.ts';
+import type { RunOptions, RunResult } from '../../lib/hosts/remote-host.ts';
+import { shArgv, type RemoteScript } from '../../lib/shell.ts';
 import { remoteLayout, type RemoteLayout } from '../../lib/remote-layout.ts';
 
 export interface TempVolume {
@@ -24,6 +27,17 @@ export async function tempVolume(name = 'chroma_db'): Promise<TempVolume> {
   const volume = host.resolveVolume('/vol');
   await fs.mkdir(volume);
   return { root, host, layout: remoteLayout(volume, name), dispose: () => fs.rm(root, { recursive: true, force: true }) };
+}
+
+/**
+ * A LocalHost whose every script leads its own session and process group, like the shell of an
+ * ssh session: killing that group is what a dropped connection does to everything it started.
+ */
+export class OwnSessionHost extends LocalHost {
+  override async run(script: RemoteScript, opts: RunOptions = {}): Promise<RunResult> {
+    const r = await execChecked(['setsid', ...shArgv(script)], { what: script.title, stdin: opts.stdin, signal: opts.signal });
+    return { stdout: r.stdout, stderr: r.stderr };
+  }
 }
 
 /** Run `fn` with these environment variables set (undefined removes one), then restore them. */
@@ -85,39 +99,51 @@ export async function fillUp(dir: string): Promise<void> {
   }
 }
 
-/** What the `mv` wrapper does at its Nth call (counting every mv of every script, across processes). */
-export type MvFault = 'fail' | 'kill-before' | 'kill-after' | 'kill-launcher';
+/** What the `mv` wrapper does at its Nth call. */
+export type MvFault = 'fail' | 'kill-before' | 'kill-after' | 'kill-session';
 
 /**
- * A dir holding an `mv` that forwards to the real one but, at call number FERRY_TEST_MV_AT,
- * does FERRY_TEST_MV_DO: `fail` (exit 1, nothing moved), `kill-before` / `kill-after` (SIGKILL its
- * parent, the sh that called it, before / after the rename) or `kill-launcher` (SIGKILL its
- * parent's parent, then rename: the connection's process dies, the detached worker goes on).
- * Calls are counted in the file FERRY_TEST_MV_COUNT. Put the dir first on PATH with `mvFaultEnv`.
+ * A dir holding an `mv` that forwards to the real one. When one of its arguments lies under
+ * `ROOT/vol/` and `ROOT/mv-fault` exists (see `injectMvFault`), it counts its calls in
+ * `ROOT/mv-count` and at call number AT does FAULT: `fail` (exit 1, nothing moved),
+ * `kill-before` / `kill-after` (SIGKILL its parent, the sh that called it, before / after the
+ * rename) or `kill-session` (SIGKILL the process group of its parent's parent, the script run over
+ * the "connection", then rename: only a worker detached into its own session goes on). Faults are per temp volume, so volumes may run side by side.
  */
 export async function mvWrapperDir(dir: string): Promise<string> {
   const real = which('mv');
   return fakeTools(dir, {
-    mv: `n=$(($(cat "$FERRY_TEST_MV_COUNT" 2>/dev/null || echo 0) + 1))
-echo "$n" > "$FERRY_TEST_MV_COUNT"
-if [ "$n" = "\${FERRY_TEST_MV_AT:-0}" ]; then
-  case $FERRY_TEST_MV_DO in
-    fail) echo "mv: injected failure" >&2; exit 1 ;;
-    kill-before) kill -9 "$PPID"; exit 1 ;;
-    kill-after) ${real} "$@"; kill -9 "$PPID"; exit 0 ;;
-    kill-launcher) ( read -r st < "/proc/$PPID/stat"; st=\${st##*) }; set -- $st; kill -9 "$2" ) ;;
-  esac
+    mv: `root=""
+for a in "$@"; do case $a in */vol/*) root=\${a%%/vol/*}; break ;; esac; done
+if [ -n "$root" ] && [ -f "$root/mv-fault" ]; then
+  read -r at fault < "$root/mv-fault"
+  n=0; [ -f "$root/mv-count" ] && read -r n < "$root/mv-count"
+  n=$((n + 1)); echo "$n" > "$root/mv-count"
+  if [ "$n" = "$at" ]; then
+    case $fault in
+      fail) echo "mv: injected failure" >&2; exit 1 ;;
+      kill-before) kill -9 "$PPID"; exit 1 ;;
+      kill-after) ${real} "$@"; kill -9 "$PPID"; exit 0 ;;
+      kill-session) (
+        read -r st < "/proc/$PPID/stat"; st=\${st##*) }; set -- $st; launcher=$2
+        read -r st < "/proc/$launcher/stat"; st=\${st##*) }; set -- $st
+        # the launcher's whole process group when it leads one (OwnSessionHost), else the launcher alone
+        if [ "$3" = "$launcher" ]; then kill -9 "-$launcher"; else kill -9 "$launcher"; fi
+      ) ;;
+    esac
+  fi
 fi
 exec ${real} "$@"`,
   });
 }
 
-/** The environment that puts the wrapper first on PATH with a fault at call `at`. */
-export function mvFaultEnv(wrapperDir: string, countFile: string, at: number, fault: MvFault): Record<string, string> {
-  return {
-    PATH: `${wrapperDir}:${process.env.PATH ?? '/usr/bin:/bin'}`,
-    FERRY_TEST_MV_COUNT: countFile,
-    FERRY_TEST_MV_AT: String(at),
-    FERRY_TEST_MV_DO: fault,
-  };
+/** Arm the wrapper for the volume of `v`: fault `fault` at mv call `at` (counted from now). */
+export async function injectMvFault(v: TempVolume, at: number, fault: MvFault): Promise<void> {
+  await fs.rm(path.join(v.root, 'mv-count'), { force: true });
+  await fs.writeFile(path.join(v.root, 'mv-fault'), `${at} ${fault}\n`);
+}
+
+/** Disarm it. */
+export async function clearMvFault(v: TempVolume): Promise<void> {
+  await fs.rm(path.join(v.root, 'mv-fault'), { force: true });
 }

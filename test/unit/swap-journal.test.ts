@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { RemoteCommandError } from '../../lib/errors.ts';
 import { REFUSALS, refusalOf, type RefusalReason } from '../../lib/remote/refusals.ts';
 import { archiveDataId, DATA_ID_FILE, liveBeforeId, recordVerifiedScript, verifiedFile, writeDataIdScript } from '../../lib/volume/data-id.ts';
 import { journaledSwapScript, parseSwapJournal, parseSwapOutcome, swapJournalFile, swapLogFile, swapTrashPath, type SwapIds } from '../../lib/volume/swap-journal.ts';
 import { inspectVolumeScript, parseVolumeFacts } from '../../lib/volume/volume-facts.ts';
-import { mvFaultEnv, mvWrapperDir, tempVolume, withEnv, type TempVolume } from './local-volume.ts';
+import { injectMvFault, mvWrapperDir, OwnSessionHost, tempVolume, type TempVolume } from './local-volume.ts';
 
 const RUN = 'run0001';
 const NEW = archiveDataId('a'.repeat(64), RUN);
@@ -82,6 +82,16 @@ describe('data ids and the verified record', () => {
 
 describe('the journaled swap', () => {
   let v: TempVolume;
+  let tools: TempVolume;
+  const savedPath = process.env.PATH;
+  before(async () => {
+    tools = await tempVolume();
+    process.env.PATH = `${await mvWrapperDir(path.join(tools.root, 'bin'))}:${savedPath}`;
+  });
+  after(async () => {
+    process.env.PATH = savedPath;
+    await tools.dispose();
+  });
   beforeEach(async () => { v = await tempVolume(); });
   afterEach(async () => { await v.dispose(); });
 
@@ -150,9 +160,9 @@ describe('the journaled swap', () => {
     await dataDir(v.layout.live, 'L', LIVE);
     await dataDir(v.layout.old, 'O', OLD);
     await dataDir(v.layout.next, 'N', NEW);
-    const wrapper = await mvWrapperDir(path.join(v.root, 'mvbin'));
     // mv calls: 1 journal intent, 2 old->trash, 3 journal, 4 live->old, 5 journal, 6 new->live: it fails.
-    const e = await withEnv(mvFaultEnv(wrapper, path.join(v.root, 'mv-count'), 6, 'fail'), () => failure(v.host.run(journaledSwapScript(v.layout, RUN, ids))));
+    await injectMvFault(v, 6, 'fail');
+    const e = await failure(v.host.run(journaledSwapScript(v.layout, RUN, ids)));
     assertRefused(e, 'swap-reversed');
     assert.match(refusalOf(e) ? REFUSALS['swap-reversed'].line(refusalOf(e)!.details, { host: 'h', volume: 'v' }) : '', /old data restored; server not verified/);
     assert.deepEqual(await contents(v), { live: 'L', next: 'N', old: 'O', trash: undefined });
@@ -160,13 +170,14 @@ describe('the journaled swap', () => {
     assert.equal(f.journal !== 'corrupt' && f.journal?.phase, 'reversed');
   });
 
-  it('runs detached: the launcher killed between two renames (a dropped connection), the worker still finishes', async () => {
+  it('runs detached: the process group of the connection killed between two renames, the worker still finishes', async () => {
     await dataDir(v.layout.live, 'L', LIVE);
     await dataDir(v.layout.old, 'O', OLD);
     await dataDir(v.layout.next, 'N', NEW);
-    const wrapper = await mvWrapperDir(path.join(v.root, 'mvbin'));
-    // At mv call 4 (live -> old) the wrapper kills the worker's parent: the launcher, whose connection "dropped".
-    const e = await withEnv(mvFaultEnv(wrapper, path.join(v.root, 'mv-count'), 4, 'kill-launcher'), () => failure(v.host.run(journaledSwapScript(v.layout, RUN, ids))));
+    const session = new OwnSessionHost(v.root);
+    // At mv call 4 (live -> old) the wrapper kills the launcher's process group: the dropped session.
+    await injectMvFault(v, 4, 'kill-session');
+    const e = await failure(session.run(journaledSwapScript(v.layout, RUN, ids)));
     assert.equal(refusalOf(e), undefined, 'the launcher died: no status of its own');
     const f = await facts(v); // waits for the worker
     assert.equal(f.journal !== 'corrupt' && f.journal?.phase, 'done');
