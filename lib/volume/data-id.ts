@@ -91,3 +91,21 @@ export function recordVerifiedScript(l: RemoteLayout, id: string): RemoteScript 
     mv -f "$tmp" "$3"
   `, [l.live, DATA_ID_FILE, verifiedFile(l), checked(id)]), l.ferry, 8192);
 }
+
+/**
+ * Remove the data dir `dir` only when it still holds `id` (what reconciliation said may go): gone
+ * already is fine; anything else there refuses (`not-a-dir`, `volume-changed`). An emptied parent
+ * named by `alsoEmptyParent` (a run's trash dir) is removed too.
+ */
+export function removeDataDirScript(dir: string, id: string, alsoEmptyParent = false): RemoteScript {
+  return remoteScript('remove a data dir', `
+    set -u
+    [ -e "$1" ] || [ -L "$1" ] || exit 0
+    if [ -L "$1" ] || [ ! -d "$1" ]; then ${refuseSh('not-a-dir', { path: '"$1"', kind: '"not a directory"' })}; fi
+    cur=""; [ -f "$1/$2" ] && read -r cur < "$1/$2"
+    [ "$cur" = "$3" ] || ${refuseSh('volume-changed', { what: '"$1 holds ${cur:-no id}, expected $3"' })}
+    rm -rf "$1" || exit 1
+    if [ "$4" = yes ]; then rmdir "\${1%/*}" 2>/dev/null; fi
+    exit 0
+  `, [dir, DATA_ID_FILE, checked(id), alsoEmptyParent ? 'yes' : 'no']);
+}
