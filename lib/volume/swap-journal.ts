@@ -9,12 +9,14 @@
  * and records each phase: a dropped connection cannot stop it half-way. Each rename is decided by
  * the ids actually found, so the same worker resumes a swap from any point, forward or in
  * reverse; a failed rename makes it reverse itself. The launcher waits a bounded time for the
- * worker and exits 0 when the swap is done, else with a refusal status (lib/remote/refusals.ts).
+ * worker and exits 0 when the swap is done, else with a refusal status (lib/remote/refusals.ts);
+ * a full volume refuses (`volume-full`) before the intent is written.
  */
 import path from 'node:path';
 import type { RemoteLayout } from '../remote-layout.ts';
 import { trashDir } from '../remote-layout.ts';
 import { refuseSh } from '../remote/refusals.ts';
+import { withSpaceGuard } from '../remote/space-guard.ts';
 import { remoteScript, type RemoteScript } from '../shell.ts';
 import { DATA_ID_FILE, isDataId, isRunId, verifiedFile } from './data-id.ts';
 
@@ -122,10 +124,10 @@ function launcher(l: RemoteLayout, j: SwapJournal, mode: 'fresh' | 'forward' | '
   const template = JSON.stringify({ ...j, phase: '@PHASE@' });
   const wait = Math.max(1, Math.ceil(o.waitSeconds ?? 60));
   const title = mode === 'fresh' ? 'swap the new dir in (journaled)' : mode === 'forward' ? 'finish an interrupted swap' : 'reverse an interrupted swap';
-  return remoteScript(title, LAUNCHER, [
+  return withSpaceGuard(remoteScript(title, LAUNCHER, [
     l.live, l.old, l.next, swapTrashPath(l, j.runId), swapJournalFile(l), swapPidFile(l), swapLogFile(l), verifiedFile(l), template,
     j.ids.live ?? '', j.ids.next, j.ids.old ?? '', mode, String(wait), WORKER, j.runId, DATA_ID_FILE,
-  ]);
+  ]), l.ferry, 64 * 1024);
 }
 
 /** sh: whether pid $1 runs (a zombie, exited but not yet reaped, does not). */
@@ -136,8 +138,12 @@ export const ALIVE = `alive() {
     st=\${st##*) }; [ "\${st%% *}" != Z ]
   }`;
 
+/** sh: the first line of file $1 in $line ("" when there is none); no process started. */
+export const FIRST_LINE = `first_line() { line=""; [ -f "$1" ] && IFS= read -r line < "$1"; return 0; }`;
+
 /** sh shared by launcher and worker: entry kinds, ids, the journal write. */
 const COMMON = `
+  ${FIRST_LINE}
   kind() { if [ -L "$1" ]; then echo symlink; elif [ -d "$1" ]; then echo dir; elif [ -e "$1" ]; then echo file; else echo missing; fi; }
   idof() { [ -d "$1" ] && [ ! -L "$1" ] && [ -f "$1/$idf" ] && read -r x < "$1/$idf" && echo "$x"; }
   has() { [ -n "$2" ] && [ -d "$1" ] && [ ! -L "$1" ] && [ -f "$1/$idf" ] && read -r x < "$1/$idf" && [ "$x" = "$2" ]; }
@@ -189,19 +195,21 @@ const LAUNCHER = `
   ${COMMON}
   changed() { ${refuseSh('volume-changed', { what: '"$1"' })}; }
   phase_of() {
-    j=$(head -n 1 "$journal" 2>/dev/null) || j=""
+    first_line "$journal"; j=$line
     for p in ${SWAP_PHASES.join(' ')}; do case $j in *"\\"phase\\":\\"$p\\""*) echo "$p"; return ;; esac; done
   }
-  # expect DIR ID WHAT: DIR holds ID (an id-less dir gets it), or DIR is missing when ID is empty
+  # expect DIR ID WHAT: DIR holds ID (or no id yet: stamped once every check passed), or DIR is missing when ID is empty
   expect() {
     k=$(kind "$1")
     case $k in dir|missing) ;; *) ${refuseSh('not-a-dir', { path: '"$1"', kind: '"$k"' })} ;; esac
     if [ -z "$2" ]; then [ "$k" = missing ] || changed "$3 exists, expected none"; return 0; fi
     [ "$k" = dir ] || changed "$3 is missing, expected $2"
     cur=$(idof "$1") || cur=""
-    if [ -z "$cur" ] && [ "$3" != NAME.new ]; then
-      printf '%s\\n' "$2" > "$1/$idf.tmp" && mv -f "$1/$idf.tmp" "$1/$idf" || exit 1
-    elif [ "$cur" != "$2" ]; then changed "$3 holds \${cur:-no id}, expected $2"; fi
+    [ "$cur" = "$2" ] || { [ -z "$cur" ] && [ "$3" != NAME.new ]; } || changed "$3 holds \${cur:-no id}, expected $2"
+  }
+  stamp() {
+    [ -n "$2" ] && [ -d "$1" ] && [ ! -f "$1/$idf" ] || return 0
+    printf '%s\\n' "$2" > "$1/$idf.tmp" && mv -f "$1/$idf.tmp" "$1/$idf"
   }
   mkdir -p "\${journal%/*}" || exit 1
   case $mode in
@@ -210,13 +218,15 @@ const LAUNCHER = `
       expect "$live" "$lid" NAME
       expect "$old" "$oid" NAME.old
       gone "$tro" || changed "$tro exists"
-      ver=$(head -n 1 "$verified" 2>/dev/null) || ver=""
+      first_line "$verified"; ver=$line
       if [ -n "$oid" ] && [ "$ver" = "$oid" ]; then ${refuseSh('verified-in-the-way', { path: '"$old"', id: '"$oid"' })}; fi
       case $(phase_of) in ''|done|reversed) ;; *) changed "an unfinished swap journal is on the volume (phase $(phase_of))" ;; esac
+      stamp "$live" "$lid" && stamp "$old" "$oid" || exit 1
       journal intent || exit 1
       wmode=forward ;;
     forward|reverse)
-      case $(head -n 1 "$journal" 2>/dev/null) in *"\\"runId\\":\\"$run\\""*) ;; *) changed "the swap journal is not the one of run $run" ;; esac
+      first_line "$journal"
+      case $line in *"\\"runId\\":\\"$run\\""*) ;; *) changed "the swap journal is not the one of run $run" ;; esac
       if [ "$mode" = reverse ]; then journal reversing || exit 1; fi
       wmode=$mode ;;
     *) echo "unknown mode $mode" >&2; exit 2 ;;
@@ -226,8 +236,10 @@ const LAUNCHER = `
   if command -v setsid >/dev/null 2>&1; then set -- setsid sh -c "$worker" ferry-swap "$@"
   elif command -v perl >/dev/null 2>&1; then set -- perl -MPOSIX -e 'POSIX::setsid(); exec @ARGV or exit 127' sh -c "$worker" ferry-swap "$@"
   else set -- nohup sh -c "$worker" ferry-swap "$@"; fi
+  rm -f "$pidf"
   "$@" </dev/null >>"$logf" 2>&1 &
   pid=$!
+  echo "$pid" > "$pidf"
   ${ALIVE}
   if sleep 0.01 2>/dev/null; then tick=0.05 ticks=$((wait * 20)); else tick=1 ticks=$wait; fi
   n=0

@@ -10,7 +10,7 @@ import { parseKv } from '../remote-scripts.ts';
 import { remoteScript, type RemoteScript } from '../shell.ts';
 import { DATA_ID_FILE, isRunId, parseDataId, verifiedFile } from './data-id.ts';
 import { parseLockHolder, type LockHolder } from './lock-holder.ts';
-import { ALIVE, parseSwapJournal, swapJournalFile, swapPidFile, swapTrashPath, type SwapJournal } from './swap-journal.ts';
+import { ALIVE, FIRST_LINE, parseSwapJournal, swapJournalFile, swapPidFile, swapTrashPath, type SwapJournal } from './swap-journal.ts';
 
 export type EntryKind = 'dir' | 'symlink' | 'file' | 'missing';
 
@@ -41,14 +41,15 @@ export interface VolumeFacts {
 export function inspectVolumeScript(l: RemoteLayout, waitSeconds = 30): RemoteScript {
   return remoteScript('inspect the volume', `
     live=$1 next=$2 old=$3 journal=$4 verified=$5 lock=$6 pidf=$7 trashroot=$8 idf=$9; shift 9; wait=$1
+    ${FIRST_LINE}
     kind() { if [ -L "$1" ]; then echo symlink; elif [ -d "$1" ]; then echo dir; elif [ -e "$1" ]; then echo file; else echo missing; fi; }
     fact() {
       k=$(kind "$2"); echo "$1.kind=$k"
-      case $k in dir|symlink) [ -f "$2/$idf" ] && echo "$1.id=$(head -n 1 "$2/$idf" 2>/dev/null)" ;; esac
+      case $k in dir|symlink) [ -f "$2/$idf" ] && first_line "$2/$idf" && echo "$1.id=$line" ;; esac
       return 0
     }
     ${ALIVE}
-    pid=$(head -n 1 "$pidf" 2>/dev/null) || pid=""
+    first_line "$pidf"; pid=$line
     case $pid in ''|*[!0-9]*) pid="" ;; esac
     if [ -n "$pid" ]; then
       if sleep 0.01 2>/dev/null; then tick=0.05 ticks=$((wait * 20)); else tick=1 ticks=$wait; fi
@@ -60,13 +61,13 @@ export function inspectVolumeScript(l: RemoteLayout, waitSeconds = 30): RemoteSc
     fi
     fact live "$live"; fact next "$next"; fact old "$old"
     if [ -e "$journal" ]; then
-      j=$(head -n 1 "$journal" 2>/dev/null) || j=""
+      first_line "$journal"; j=$line
       echo "journal=$j"
       run=\${j#*\\"runId\\":\\"}; run=\${run%%\\"*}
       case $run in ''|*[!A-Za-z0-9_-]*) ;; *) [ "$run" = "$j" ] || { echo "trash.run=$run"; fact trash "$trashroot/$run/old"; } ;; esac
     fi
-    [ -f "$verified" ] && echo "verified=$(head -n 1 "$verified" 2>/dev/null)"
-    if [ -d "$lock" ]; then echo "lock=held"; echo "lock.owner=$(head -n 1 "$lock/owner.json" 2>/dev/null)"; else echo "lock=free"; fi
+    [ -f "$verified" ] && first_line "$verified" && echo "verified=$line"
+    if [ -d "$lock" ]; then first_line "$lock/owner.json"; echo "lock=held"; echo "lock.owner=$line"; else echo "lock=free"; fi
     exit 0
   `, [l.live, l.next, l.old, swapJournalFile(l), verifiedFile(l), l.lock, swapPidFile(l), l.trashRoot, DATA_ID_FILE, String(Math.max(0, Math.ceil(waitSeconds)))]);
 }

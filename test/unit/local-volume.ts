@@ -35,7 +35,7 @@ export async function tempVolume(name = 'chroma_db'): Promise<TempVolume> {
  */
 export class OwnSessionHost extends LocalHost {
   override async run(script: RemoteScript, opts: RunOptions = {}): Promise<RunResult> {
-    const r = await execChecked(['setsid', ...shArgv(script)], { what: script.title, stdin: opts.stdin, signal: opts.signal });
+    const r = await execChecked(['setsid', ...shArgv(script)], { what: script.title, stdin: opts.stdin, signal: opts.signal, env: { FERRY_TEST_OWN_SESSION: '1' } });
     return { stdout: r.stdout, stderr: r.stderr };
   }
 }
@@ -107,8 +107,9 @@ export type MvFault = 'fail' | 'kill-before' | 'kill-after' | 'kill-session';
  * `ROOT/vol/` and `ROOT/mv-fault` exists (see `injectMvFault`), it counts its calls in
  * `ROOT/mv-count` and at call number AT does FAULT: `fail` (exit 1, nothing moved),
  * `kill-before` / `kill-after` (SIGKILL its parent, the sh that called it, before / after the
- * rename) or `kill-session` (SIGKILL the process group of its parent's parent, the script run over
- * the "connection", then rename: only a worker detached into its own session goes on). Faults are per temp volume, so volumes may run side by side.
+ * rename) or `kill-session` (SIGKILL every process of the session of its parent's parent, the script
+ * run over the "connection" by OwnSessionHost, then rename: only a worker detached into a session
+ * of its own goes on). Faults are per temp volume, so volumes may run side by side.
  */
 export async function mvWrapperDir(dir: string): Promise<string> {
   const real = which('mv');
@@ -127,8 +128,8 @@ if [ -n "$root" ] && [ -f "$root/mv-fault" ]; then
       kill-session) (
         read -r st < "/proc/$PPID/stat"; st=\${st##*) }; set -- $st; launcher=$2
         read -r st < "/proc/$launcher/stat"; st=\${st##*) }; set -- $st
-        # the launcher's whole process group when it leads one (OwnSessionHost), else the launcher alone
-        if [ "$3" = "$launcher" ]; then kill -9 "-$launcher"; else kill -9 "$launcher"; fi
+        # the process group leading the session the launcher runs in (made by OwnSessionHost), else the launcher alone
+        if [ "\${FERRY_TEST_OWN_SESSION:-}" = 1 ]; then kill -9 "-$4"; else kill -9 "$launcher"; fi
       ) ;;
     esac
   fi

@@ -13,6 +13,9 @@ import { REFUSALS, refusalError, refusalOf, refuseSh, runRefusing } from '../../
 import { withSpaceGuard } from '../../lib/remote/space-guard.ts';
 import { REQUIRED_REMOTE_TOOLS, lockScript, probeScript, writeFileScript } from '../../lib/remote-scripts.ts';
 import { remoteScript, renderShCommand } from '../../lib/shell.ts';
+import { remoteLayout } from '../../lib/remote-layout.ts';
+import { archiveDataId, DATA_ID_FILE, liveBeforeId } from '../../lib/volume/data-id.ts';
+import { journaledSwapScript } from '../../lib/volume/swap-journal.ts';
 import { checkVolume } from '../../lib/volume-check.ts';
 import { tryVolumeLock } from '../../lib/volume-lock.ts';
 import { fakeTools, fillUp, mountTmpfs, tempVolume, unmount, which, withEnv, type TempVolume } from './local-volume.ts';
@@ -151,6 +154,22 @@ describe('writes on a full volume say "volume full"', () => {
     assert.ok(e instanceof UserError, String(e));
     assert.match(e.message, /^volume full: 0 MiB free, needed 1 MiB/);
     await fs.rm(path.join(mnt, 'big'));
+  });
+
+  it('a swap on a full volume refuses before its intent is written, nothing renamed', async (t) => {
+    if (skip) return t.skip(skip);
+    const l = remoteLayout(mnt, 'db');
+    const next = archiveDataId('d'.repeat(64), 'run1');
+    await fs.mkdir(l.live);
+    await fs.mkdir(l.next);
+    await fs.writeFile(path.join(l.next, DATA_ID_FILE), `${next}\n`);
+    await fillUp(mnt);
+    const e = await rejection(runRefusing(v.host, journaledSwapScript(l, 'run1', { live: liveBeforeId('run1'), next }), { volume: mnt }));
+    assert.ok(e instanceof UserError, String(e));
+    assert.match(e.message, /^volume full: 0 MiB free, needed 1 MiB/);
+    assert.deepEqual((await fs.readdir(mnt)).sort(), ['db', 'db.new', 'filler']);
+    assert.deepEqual(await fs.readdir(l.live), [], 'NAME not stamped');
+    await fs.rm(path.join(mnt, 'filler'));
   });
 
   it('other failures keep their own status when the volume has room', async () => {

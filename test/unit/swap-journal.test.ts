@@ -33,6 +33,11 @@ async function contents(v: TempVolume, runId = RUN): Promise<Record<string, stri
   return { live: await read(live), next: await read(next), old: await read(old), trash: await read(swapTrashPath(v.layout, runId)) };
 }
 
+/** The id files of NAME, NAME.new, NAME.old (undefined: none). */
+async function idFiles(v: TempVolume): Promise<(string | undefined)[]> {
+  return Promise.all([v.layout.live, v.layout.next, v.layout.old].map((d) => fs.readFile(path.join(d, DATA_ID_FILE), 'utf8').catch(() => undefined)));
+}
+
 async function failure(p: Promise<unknown>): Promise<RemoteCommandError> {
   try {
     await p;
@@ -136,10 +141,10 @@ describe('the journaled swap', () => {
     ['NAME holding other data than inspected', async (t: TempVolume) => { await dataDir(t.layout.next, 'N', NEW); await dataDir(t.layout.live, 'L', OLD); }, { live: LIVE, next: NEW }, 'volume-changed'],
     ['a NAME.old that appeared since', async (t: TempVolume) => { await dataDir(t.layout.next, 'N', NEW); await dataDir(t.layout.old, 'O', OLD); }, { next: NEW }, 'volume-changed'],
     ['a symlinked NAME', async (t: TempVolume) => { await dataDir(t.layout.next, 'N', NEW); await dataDir(path.join(t.layout.volume, 'releases', 'v1'), 'L', LIVE); await fs.symlink('releases/v1', t.layout.live); }, { live: LIVE, next: NEW }, 'not-a-dir'],
-    ['NAME.old holding the last verified data', async (t: TempVolume) => {
-      await dataDir(t.layout.next, 'N', NEW); await dataDir(t.layout.live, 'L', LIVE); await dataDir(t.layout.old, 'O', OLD);
+    ['NAME.old holding the last verified data (NAME without id: not stamped either)', async (t: TempVolume) => {
+      await dataDir(t.layout.next, 'N', NEW); await dataDir(t.layout.live, 'L'); await dataDir(t.layout.old, 'O', OLD);
       await fs.mkdir(t.layout.ferry, { recursive: true }); await fs.writeFile(verifiedFile(t.layout), `${OLD}\n`);
-    }, ids, 'verified-in-the-way'],
+    }, { ...ids, live: liveBeforeId(RUN) }, 'verified-in-the-way'],
     ['an unfinished swap journal of another run', async (t: TempVolume) => {
       await dataDir(t.layout.next, 'N', NEW); await dataDir(t.layout.live, 'L', LIVE);
       await fs.mkdir(t.layout.ferry, { recursive: true });
@@ -148,10 +153,10 @@ describe('the journaled swap', () => {
   ] as const) {
     it(`refuses ${name} before anything is renamed`, async () => {
       await setup(v);
-      const before = await contents(v);
+      const before = { ...(await contents(v)), ids: await idFiles(v) };
       const journalBefore = await fs.readFile(swapJournalFile(v.layout), 'utf8').catch(() => undefined);
       assertRefused(await failure(v.host.run(journaledSwapScript(v.layout, RUN, ids2))), reason);
-      assert.deepEqual(await contents(v), before);
+      assert.deepEqual({ ...(await contents(v)), ids: await idFiles(v) }, before);
       assert.equal(await fs.readFile(swapJournalFile(v.layout), 'utf8').catch(() => undefined), journalBefore);
     });
   }

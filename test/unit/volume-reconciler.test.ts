@@ -58,39 +58,44 @@ describe('a swap killed at every mv, then reconciled', { concurrency: 4 }, () =>
 
   for (let at = 1; at <= MV_CALLS; at++) {
     for (const fault of ['kill-before', 'kill-after'] as MvFault[]) {
-      for (const asker of ['the same run', 'another run'] as const) {
-        it(`killed ${fault === 'kill-before' ? 'before' : 'after'} mv #${at}; ${asker} reconciles`, async () => {
-          const v = await tempVolume();
-          try {
-            await seed(v);
-            await injectMvFault(v, at, fault);
-            // All three renames ran (the kill hit only the last journal write, or came after it).
-            const renamed = at === MV_CALLS || (at === MV_CALLS - 1 && fault === 'kill-after');
-            // Killed before the intent was written: no swap began.
-            const notBegun = at === 1 && fault === 'kill-before';
-            const swap = v.host.run(journaledSwapScript(v.layout, RUN, IDS));
-            if (at === MV_CALLS && fault === 'kill-after') await swap; // the journal said done: the swap reports done
-            else await assert.rejects(swap);
-            await clearMvFault(v);
-            const res = await reconcileVolume(v.host, v.layout, { runId: asker === 'the same run' ? RUN : 'run0002' });
-            const data = await contents(v);
-            if (renamed || (asker === 'the same run' && !notBegun)) {
-              assert.equal(res.after.action, 'needs-verify', res.after.reason);
-              assert.deepEqual(data, S3);
+      it(`killed ${fault === 'kill-before' ? 'before' : 'after'} mv #${at}; the same run finishes, another run reverses`, async () => {
+        const v = await tempVolume();
+        const copy = await tempVolume();
+        try {
+          await seed(v);
+          await injectMvFault(v, at, fault);
+          // All three renames ran (the kill hit only the last journal write, or came after it).
+          const renamed = at === MV_CALLS || (at === MV_CALLS - 1 && fault === 'kill-after');
+          // Killed before the intent was written: no swap began.
+          const notBegun = at === 1 && fault === 'kill-before';
+          const swap = v.host.run(journaledSwapScript(v.layout, RUN, IDS));
+          if (at === MV_CALLS && fault === 'kill-after') await swap; // the journal said done: the swap reports done
+          else await assert.rejects(swap);
+          await clearMvFault(v);
+          // The same volume twice: one reconciled by the swap's own run, one by another run.
+          await fs.cp(v.layout.volume, copy.layout.volume, { recursive: true, verbatimSymlinks: true });
+          for (const [vol, asker] of [[v, RUN], [copy, 'run0002']] as const) {
+            const res = await reconcileVolume(vol.host, vol.layout, { runId: asker });
+            const data = await contents(vol);
+            const where = `${asker === RUN ? 'same' : 'other'} run: ${res.after.reason}`;
+            if (renamed || (asker === RUN && !notBegun)) {
+              assert.equal(res.after.action, 'needs-verify', where);
+              assert.deepEqual(data, S3, where);
             } else {
-              assert.equal(res.after.action, 'clean', res.after.reason);
-              assert.deepEqual(data, S0);
-              assert.deepEqual(res.after.removable, ['next']);
+              assert.equal(res.after.action, 'clean', where);
+              assert.deepEqual(data, S0, where);
+              assert.deepEqual(res.after.removable, ['next'], where);
             }
             const complete = at === MV_CALLS && fault === 'kill-after';
-            if (!notBegun && !complete) assert.ok(res.applied, 'an interrupted swap is finished or reversed');
-            const again = reconcile(await inspectVolume(v.host, v.layout), { runId: 'run0003' });
-            assert.equal(again.action, res.after.action, 'reconciliation is stable');
-          } finally {
-            await v.dispose();
+            if (!notBegun && !complete) assert.ok(res.applied, `an interrupted swap is finished or reversed (${where})`);
+            // Settled: a third run sees the same (nothing left to finish or reverse).
+            assert.equal(reconcile(res.facts, { runId: 'run0003' }).action, res.after.action, where);
           }
-        });
-      }
+        } finally {
+          await v.dispose();
+          await copy.dispose();
+        }
+      });
     }
   }
 });
