@@ -51,6 +51,10 @@ export function inspectVolumeScript(l: RemoteLayout, waitSeconds = 30): RemoteSc
     ${ALIVE}
     first_line "$pidf"; pid=$line
     case $pid in ''|*[!0-9]*) pid="" ;; esac
+    # a recorded pid now used by another process is no worker of ours
+    if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then
+      case $(tr '\\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) in *ferry-swap*) ;; *) pid="" ;; esac
+    fi
     if [ -n "$pid" ]; then
       if sleep 0.01 2>/dev/null; then tick=0.05 ticks=$((wait * 20)); else tick=1 ticks=$wait; fi
       n=0

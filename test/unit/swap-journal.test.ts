@@ -4,13 +4,14 @@
  * come from an `mv` wrapper first on PATH that fails or kills at a chosen call.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { RemoteCommandError } from '../../lib/errors.ts';
 import { REFUSALS, refusalOf, type RefusalReason } from '../../lib/remote/refusals.ts';
 import { archiveDataId, DATA_ID_FILE, liveBeforeId, recordVerifiedScript, verifiedFile, writeDataIdScript } from '../../lib/volume/data-id.ts';
-import { journaledSwapScript, parseSwapJournal, parseSwapOutcome, swapJournalFile, swapLogFile, swapTrashPath, type SwapIds } from '../../lib/volume/swap-journal.ts';
+import { journaledSwapScript, parseSwapJournal, parseSwapOutcome, swapJournalFile, swapLogFile, swapPidFile, swapTrashPath, type SwapIds } from '../../lib/volume/swap-journal.ts';
 import { inspectVolumeScript, parseVolumeFacts } from '../../lib/volume/volume-facts.ts';
 import { injectMvFault, mvWrapperDir, OwnSessionHost, tempVolume, type TempVolume } from './local-volume.ts';
 
@@ -187,6 +188,23 @@ describe('the journaled swap', () => {
     const f = await facts(v); // waits for the worker
     assert.equal(f.journal !== 'corrupt' && f.journal?.phase, 'done');
     assert.deepEqual(await contents(v), { live: 'N', next: undefined, old: 'L', trash: 'O' });
+  });
+
+  it('inspect: a swap worker still running is reported alive (and waited for); a recorded pid of another process is none', async () => {
+    await fs.mkdir(v.layout.ferry, { recursive: true });
+    const worker = spawn('sh', ['-c', 'read -r line', 'ferry-swap'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const exited = new Promise((r) => worker.once('exit', r));
+    try {
+      await fs.writeFile(swapPidFile(v.layout), `${worker.pid}\n`);
+      assert.equal(parseVolumeFacts((await v.host.run(inspectVolumeScript(v.layout, 0))).stdout).worker, 'alive');
+      worker.stdin.end('done\n');
+      await exited;
+      assert.equal((await facts(v)).worker, 'gone');
+      await fs.writeFile(swapPidFile(v.layout), `${process.pid}\n`);
+      assert.equal((await facts(v)).worker, 'none');
+    } finally {
+      worker.kill('SIGKILL');
+    }
   });
 
   it('inspect reports kinds, a foreign id file as no id, a corrupt journal, the lock holder', async () => {
