@@ -1,7 +1,7 @@
 /**
  * Reconciliation applied for real under a LocalHost: the journaled swap is killed at every mv
- * (before and after each rename and each journal write, via an `mv` wrapper first on PATH that
- * SIGKILLs the worker), then the run that owns the swap finishes it and any other run reverses
+ * boundary (before the first, after each rename and each journal write, via an `mv` wrapper
+ * first on PATH that SIGKILLs the launcher or the worker), then the run that owns the swap finishes it and any other run reverses
  * it. Afterwards NAME always holds the old or the new data, nothing is lost, and what may be
  * removed is removed only while it still holds the inspected id.
  */
@@ -56,47 +56,49 @@ describe('a swap killed at every mv, then reconciled', { concurrency: 4 }, () =>
     await tools.dispose();
   });
 
-  for (let at = 1; at <= MV_CALLS; at++) {
-    for (const fault of ['kill-before', 'kill-after'] as MvFault[]) {
-      it(`killed ${fault === 'kill-before' ? 'before' : 'after'} mv #${at}; the same run finishes, another run reverses`, async () => {
-        const v = await tempVolume();
-        const copy = await tempVolume();
-        try {
-          await seed(v);
-          await injectMvFault(v, at, fault);
-          // All three renames ran (the kill hit only the last journal write, or came after it).
-          const renamed = at === MV_CALLS || (at === MV_CALLS - 1 && fault === 'kill-after');
-          // Killed before the intent was written: no swap began.
-          const notBegun = at === 1 && fault === 'kill-before';
-          const swap = v.host.run(journaledSwapScript(v.layout, RUN, IDS));
-          if (at === MV_CALLS && fault === 'kill-after') await swap; // the journal said done: the swap reports done
-          else await assert.rejects(swap);
-          await clearMvFault(v);
-          // The same volume twice: one reconciled by the swap's own run, one by another run.
-          await fs.cp(v.layout.volume, copy.layout.volume, { recursive: true, verbatimSymlinks: true });
-          for (const [vol, asker] of [[v, RUN], [copy, 'run0002']] as const) {
-            const res = await reconcileVolume(vol.host, vol.layout, { runId: asker });
-            const data = await contents(vol);
-            const where = `${asker === RUN ? 'same' : 'other'} run: ${res.after.reason}`;
-            if (renamed || (asker === RUN && !notBegun)) {
-              assert.equal(res.after.action, 'needs-verify', where);
-              assert.deepEqual(data, S3, where);
-            } else {
-              assert.equal(res.after.action, 'clean', where);
-              assert.deepEqual(data, S0, where);
-              assert.deepEqual(res.after.removable, ['next'], where);
-            }
-            const complete = at === MV_CALLS && fault === 'kill-after';
-            if (!notBegun && !complete) assert.ok(res.applied, `an interrupted swap is finished or reversed (${where})`);
-            // Settled: a third run sees the same (nothing left to finish or reverse).
-            assert.equal(reconcile(res.facts, { runId: 'run0003' }).action, res.after.action, where);
+  // Every boundary: before the first mv, after each mv (a kill before mv #k leaves the volume as a
+  // kill after mv #k-1 does; one such case, at a rename, is kept).
+  const points: [number, MvFault][] = [[1, 'kill-before'], [4, 'kill-before']];
+  for (let at = 1; at <= MV_CALLS; at++) points.push([at, 'kill-after']);
+  for (const [at, fault] of points) {
+    it(`killed ${fault === 'kill-before' ? 'before' : 'after'} mv #${at}; the same run finishes, another run reverses`, async () => {
+      const v = await tempVolume();
+      const copy = await tempVolume();
+      try {
+        await seed(v);
+        await injectMvFault(v, at, fault);
+        // All three renames ran (the kill hit only the last journal write, or came after it).
+        const renamed = at === MV_CALLS || (at === MV_CALLS - 1 && fault === 'kill-after');
+        // Killed before the intent was written: no swap began.
+        const notBegun = at === 1 && fault === 'kill-before';
+        const swap = v.host.run(journaledSwapScript(v.layout, RUN, IDS));
+        if (at === MV_CALLS && fault === 'kill-after') await swap; // the journal said done: the swap reports done
+        else await assert.rejects(swap);
+        await clearMvFault(v);
+        // The same volume twice: one reconciled by the swap's own run, one by another run.
+        await fs.cp(v.layout.volume, copy.layout.volume, { recursive: true, verbatimSymlinks: true });
+        for (const [vol, asker] of [[v, RUN], [copy, 'run0002']] as const) {
+          const res = await reconcileVolume(vol.host, vol.layout, { runId: asker });
+          const data = await contents(vol);
+          const where = `${asker === RUN ? 'same' : 'other'} run: ${res.after.reason}`;
+          if (renamed || (asker === RUN && !notBegun)) {
+            assert.equal(res.after.action, 'needs-verify', where);
+            assert.deepEqual(data, S3, where);
+          } else {
+            assert.equal(res.after.action, 'clean', where);
+            assert.deepEqual(data, S0, where);
+            assert.deepEqual(res.after.removable, ['next'], where);
           }
-        } finally {
-          await v.dispose();
-          await copy.dispose();
+          const complete = at === MV_CALLS && fault === 'kill-after';
+          if (!notBegun && !complete) assert.ok(res.applied, `an interrupted swap is finished or reversed (${where})`);
+          // Settled: a third run sees the same (nothing left to finish or reverse).
+          assert.equal(reconcile(res.facts, { runId: 'run0003' }).action, res.after.action, where);
         }
-      });
-    }
+      } finally {
+        await v.dispose();
+        await copy.dispose();
+      }
+    });
   }
 });
 
