@@ -1,5 +1,8 @@
+import path from 'node:path';
 import { remoteScript, type RemoteScript } from './shell.ts';
 import type { RemoteLayout } from './remote-layout.ts';
+import { refuseSh } from './remote/refusals.ts';
+import { withSpaceGuard } from './remote/space-guard.ts';
 
 /**
  * Every script the runbooks run on the far side. The code is constant; paths and names come in
@@ -9,32 +12,44 @@ import type { RemoteLayout } from './remote-layout.ts';
 
 export const REQUIRED_REMOTE_TOOLS = ['tar', 'gzip', 'sha256sum', 'tee', 'mkfifo', 'df', 'du', 'mv', 'find', 'sort', 'cat', 'mkdir', 'rm', 'wc'];
 
-/** Tools present, volume a writable dir, free space, size of live and old dirs. */
-export function probeScript(l: RemoteLayout): RemoteScript {
+/**
+ * Tools present, volume a writable dir, free space, size of live and old dirs. Refuses through its
+ * status (lib/remote/refusals.ts): `missing-tools`, `no-volume`, and `volume-full` when
+ * `minFreeBytes` is given and the volume has less free.
+ */
+export function probeScript(l: RemoteLayout, minFreeBytes = 0): RemoteScript {
   return remoteScript('check the remote volume', `
     missing=""
     for t in ${REQUIRED_REMOTE_TOOLS.join(' ')}; do command -v "$t" >/dev/null 2>&1 || missing="$missing $t"; done
-    echo "missing=$missing"
-    if [ -d "$1" ]; then echo "volume=dir"; else echo "volume=absent"; exit 0; fi
+    [ -z "$missing" ] || ${refuseSh('missing-tools', { missing: '"$missing"' })}
+    echo "missing="
+    [ -d "$1" ] || ${refuseSh('no-volume', { volume: '"$1"' })}
+    echo "volume=dir"
     if [ -w "$1" ]; then echo "writable=yes"; else echo "writable=no"; fi
-    echo "df=$(df -Pk "$1" | tail -n 1)"
+    df=$(df -Pk "$1" | tail -n 1)
+    echo "df=$df"
+    set -- "$@" $df
+    free_kb=\${8:-}
+    case $free_kb in ''|*[!0-9]*) ;; *) [ "$free_kb" -ge "$4" ] || ${refuseSh('volume-full', { free_mib: '"$((free_kb / 1024))"', need_mib: '"$((($4 + 1023) / 1024))"' })} ;; esac
     if [ -d "$2" ]; then echo "live=$(du -sk "$2")"; else echo "live=absent"; fi
     if [ -d "$3" ]; then echo "old=$(du -sk "$3")"; else echo "old=absent"; fi
-  `, [l.volume, l.live, l.old]);
+  `, [l.volume, l.live, l.old, String(Math.ceil(minFreeBytes / 1024))]);
 }
 
-/** Take the deploy lock: mkdir is atomic; the owner record says who and when. */
+/**
+ * Take the deploy lock: mkdir is atomic; the owner record says who and when. A held lock refuses
+ * with `lock-held` (the holder's record as detail); a full volume with `volume-full`.
+ */
 export function lockScript(l: RemoteLayout, ownerJson: string): RemoteScript {
-  return remoteScript('take the deploy lock', `
+  return withSpaceGuard(remoteScript('take the deploy lock', `
     mkdir -p "$1" || exit 1
     if mkdir "$2" 2>/dev/null; then
       printf '%s\\n' "$3" > "$2/owner.json" || { rm -rf "$2"; exit 1; }
       echo "lock=acquired"
     else
-      echo "lock=held"
-      cat "$2/owner.json" 2>/dev/null || echo "{}"
+      ${refuseSh('lock-held', { holder: '"$(head -n 1 "$2/owner.json" 2>/dev/null)"' })}
     fi
-  `, [l.ferry, l.lock, ownerJson]);
+  `, [l.ferry, l.lock, ownerJson]), l.ferry, ownerJson.length + 8192);
 }
 
 /** Release the lock only if this run holds it. */
@@ -267,15 +282,20 @@ export function cleanupScript(incoming: string, trash: string): RemoteScript {
   `, [incoming, trash]);
 }
 
-/** Write a small file atomically (temp file + rename in the same dir); the content is an argument. */
+/**
+ * Write a small file atomically (temp file + rename in the same dir); the content is an argument.
+ * The temp file never stays behind on a failure, and a full volume refuses with `volume-full`.
+ */
 export function writeFileScript(file: string, content: string, title = 'write the runbook state'): RemoteScript {
-  return remoteScript(title, `
+  return withSpaceGuard(remoteScript(title, `
     set -eu
     mkdir -p "$(dirname "$1")"
     tmp="$1.tmp.$$"
+    trap 'rm -f "$tmp"' EXIT
+    trap 'exit 1' HUP INT TERM
     printf '%s\n' "$2" > "$tmp"
     mv "$tmp" "$1"
-  `, [file, content]);
+  `, [file, content]), path.posix.dirname(file), Buffer.byteLength(content) + 8192);
 }
 
 /** A small file's content, or nothing when it does not exist. */
