@@ -94,7 +94,7 @@ const STEPS: StepDef<Ctx>[] = [
     title: 'connect: old and new database (read-only), transform',
     async run(c) {
       c.old = await openSource(c.o.oldUrl, { signal: c.o.signal }).catch((e) => { throw relabel(e, '--source-url', '--old-db-url'); });
-      c.neu = await openSource(c.o.newUrl, { signal: c.o.signal }).catch((e) => { throw relabel(e, '--source-url', '--new-db-url'); });
+      c.neu = await openSource(c.o.newUrl, { signal: c.o.signal, side: 'target' }).catch((e) => { throw relabel(e, '--source-url', '--new-db-url'); });
       c.transform = await loadTransform(c.o.transform, { prefix: c.o.prefix });
       c.collections = await c.old.listCollections();
       return `${c.collections.length} old collections (${c.collections.reduce((n, x) => n + x.count, 0)} records)`;
