@@ -181,8 +181,8 @@ targetOptions(program.command('unlock').description('remove a stale deploy lock 
 program
   .command('migrate')
   .description('move collections through the Chroma API: export, transform, validate, import in batches, verify (checkpoints, resume)')
-  .option('--source-url <url>', 'Chroma server (http(s)://HOST:PORT), qdrant+http(s)://HOST:PORT, local persist dir, or .jsonl export; opened read-only')
-  .option('--target-url <url>', 'Chroma server, qdrant+http(s)://HOST:PORT (API key from QDRANT_API_KEY), local persist dir, or .jsonl file')
+  .option('--source-url <url>', 'Chroma server (http(s)://HOST:PORT; token from CHROMA_SOURCE_API_KEY or CHROMA_API_KEY), qdrant+http(s)://HOST:PORT, local persist dir, or .jsonl export; opened read-only')
+  .option('--target-url <url>', 'Chroma server (token from CHROMA_TARGET_API_KEY or CHROMA_API_KEY), qdrant+http(s)://HOST:PORT (API key from QDRANT_API_KEY), persist dir (a new one as ./dir, /abs/dir or file:dir), or .jsonl file')
   .option('--batch-size <n>', 'records per write (default: the target\'s max batch size, capped by memory)')
   .option('--dry-run', 'export, transform and validate; write nothing to the target')
   .option('--plan', 'print the phases and what each would do here (read-only look at both ends); with --json as data')
