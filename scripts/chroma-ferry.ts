@@ -263,6 +263,7 @@ volumeOptions(
     const kept: KeptManifest | undefined = named ? async () => {
       let found: Awaited<ReturnType<KeptManifest>> | undefined;
       await withVolumeHost(flags, cmd, async (host, layout) => {
+        await requireVolume(host, layout);
         found = { where: `${host.label} ${deployedManifestFile(layout)}`, collections: await readDeployedManifest(host, layout) };
       });
       return found!;

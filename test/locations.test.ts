@@ -96,12 +96,13 @@ describe('a volume or db dir that does not exist is refused, not listed as empty
   });
   after(async () => fs.rm(root, { recursive: true, force: true }));
 
-  it('backups, unlock, backups pull: exit 2, one line; a real volume without backups still says so', async () => {
+  it('backups, unlock, backups pull, verify --target: exit 2, one line; a real volume without backups still says so', async () => {
     const typo = path.join(root, 'typo');
     assertOneLineRefusal(await runCli(['backups', '--target', `local:${typo}`]), /volume .*typo\/data does not exist on local:/);
     assertOneLineRefusal(await runCli(['backups', '--target', `local:${root}`, '--db-dir', 'typo_db']), /no Chroma dir .*\/data\/typo_db on local:.* and no backups of typo_db; check --db-dir/);
     assertOneLineRefusal(await runCli(['unlock', '--target', `local:${typo}`, '--yes']), /volume .*typo\/data does not exist/);
     assertOneLineRefusal(await runCli(['backups', 'pull', 'latest', '--to', path.join(root, 'pulled'), '--target', `local:${typo}`]), /volume .* does not exist/);
+    assertOneLineRefusal(await runCli(['verify', '--health-url', 'http://127.0.0.1:9', '--target', `local:${typo}`]), /volume .*typo\/data does not exist/);
     const ok = await runCli(['backups', '--target', `local:${root}`]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /^no backups in /);
