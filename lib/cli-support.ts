@@ -56,9 +56,9 @@ export function parseSshKey(raw: string | undefined): string | undefined {
 }
 
 /** `--health-url`: http(s) with its scheme, no credentials (a token goes in CHROMA_API_KEY). */
-export function parseHealthUrl(raw: string | undefined, flag = '--health-url'): string | undefined {
+export function parseHealthUrl(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;
-  parseHttpUrl(flag, raw, { example: 'http://127.0.0.1:8000', instead: `put the token in ${tokenVariables()} (sent as the x-chroma-token header)` });
+  parseHttpUrl('--health-url', raw, { example: 'http://127.0.0.1:8000', instead: `put the token in ${tokenVariables()} (sent as the x-chroma-token header)` });
   return raw.replace(/\/+$/, '');
 }
 

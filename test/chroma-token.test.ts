@@ -3,7 +3,8 @@
  * refused before anything is done (exit 2, one line, the password in no output and no file). The
  * supported way is real: a token from CHROMA_API_KEY / CHROMA_SOURCE_API_KEY /
  * CHROMA_TARGET_API_KEY reaches token-checking Chroma servers (a proxy in front of real ones)
- * as the x-chroma-token header, for migrate and verify, and is never printed or written.
+ * as the x-chroma-token header, for migrate, verify and a deploy's checks, and is never printed
+ * or written.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -13,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromaClientFor } from '../lib/chroma/client.ts';
 import { addRecords } from '../lib/chroma/sample-db.ts';
 import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
-import { runCli, sampleDbCopy, SOURCE_SPEC, type CliResult } from './helpers/deploy-env.ts';
+import { deployArgs, digestTree, makeDeployEnv, runCli, sampleDbCopy, SOURCE_SPEC, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
 import { assertSameContent } from './helpers/served-content.ts';
 import { startTokenProxy, type TokenProxy } from './helpers/token-proxy.ts';
 
@@ -121,5 +122,37 @@ describe('Chroma credentials', () => {
     const refused = await runCli(['verify', '--health-url', sourceProxy.url, '--timeout', '10s']);
     assert.equal(refused.code, 1, refused.stderr + refused.stdout);
     assert.match(refused.stdout, /problem: .*wants a token \(HTTP 401\); put it in CHROMA_API_KEY/);
+  });
+});
+
+describe('deploy to a Chroma behind token auth', () => {
+  let env: DeployEnv;
+  let proxy: TokenProxy;
+  const TOKEN = 'deploy-token-NEVER-PRINT-0b9e17';
+  before(async () => {
+    env = await makeDeployEnv();
+    proxy = await startTokenProxy(env.url, TOKEN);
+  });
+  after(async () => {
+    await proxy?.close();
+    await env?.stop();
+  });
+
+  it('without CHROMA_API_KEY: refused in the preflight, nothing swapped; with it: deployed and verified through the token', async () => {
+    const target = `local:${path.join(env.root, 'target')}`;
+    const args = deployArgs(env, target, '/data');
+    args[args.indexOf('--health-url') + 1] = proxy.url;
+    const volumeBefore = await digestTree(env.volumeOnDisk);
+    const without = await runCli(args);
+    assert.equal(without.code, 2, without.stderr + without.stdout);
+    assert.match(without.stderr, /Chroma at http:\/\/127\.0\.0\.1:\d+ wants a token \(HTTP 401\); put it in CHROMA_API_KEY/);
+    assert.equal(await digestTree(env.volumeOnDisk), volumeBefore, 'nothing changed on the volume');
+
+    const accepted = proxy.accepted;
+    const r = await runCli(args, { env: { CHROMA_API_KEY: TOKEN } });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.equal(r.json.verified, true);
+    assert.ok(proxy.accepted > accepted, 'the checks went through the token');
+    assertNotPrinted(r, [TOKEN]);
   });
 });
