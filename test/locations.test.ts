@@ -35,19 +35,23 @@ function assertOneLineRefusal(r: CliResult, re: RegExp): void {
 
 describe('migrate targets are named, not guessed', () => {
   let cwd: string;
+  let aux: string;
   const exportFile = 'export.jsonl';
   before(async () => {
     cwd = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-locations-'));
+    aux = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-locations-aux-'));
     const lines = [JSON.stringify({ type: 'chroma-ferry-export', version: 1, createdAt: new Date().toISOString() }),
       JSON.stringify({ type: 'collection', name: 'notes', space: 'l2', metadata: null })];
     for (let i = 0; i < 20; i++) lines.push(JSON.stringify({ type: 'record', collection: 'notes', id: `n${i}`, embedding: [i, 1, 2, 3], document: `note ${i}`, metadata: { i } }));
     await fs.writeFile(path.join(cwd, exportFile), `${lines.join('\n')}\n`);
   });
-  after(async () => fs.rm(cwd, { recursive: true, force: true }));
+  after(async () => {
+    await fs.rm(cwd, { recursive: true, force: true });
+    await fs.rm(aux, { recursive: true, force: true });
+  });
 
   const migrateIn = (target: string, extra: string[] = []) => runIn(cwd, ['migrate', '--yes', '--source-url', exportFile, '--target-url', target,
-    '--checkpoint-dir', path.join(os.tmpdir(), `ferry-loc-cp-${process.pid}-${Math.random().toString(36).slice(2)}`),
-    '--log-dir', path.join(os.tmpdir(), `ferry-loc-logs-${process.pid}`), ...extra]);
+    '--checkpoint-dir', path.join(aux, `cp-${Math.random().toString(36).slice(2)}`), '--log-dir', path.join(aux, 'logs'), ...extra]);
 
   it('HOST:PORT and a bare host name are refused with the URL they meant; nothing is created here', async () => {
     assertOneLineRefusal(await migrateIn('localhost:18203'), /--target-url localhost:18203: did you mean http:\/\/localhost:18203\?/);
@@ -80,11 +84,14 @@ describe('--target without its kind', () => {
       ['deploy@db1.example.com:2222', /did you mean ssh:\/\/deploy@db1\.example\.com:2222\?/],
       ['/srv/chroma', /did you mean local:\/srv\/chroma\?/],
     ];
-    for (const [target, re] of cases) {
-      assertOneLineRefusal(await runCli(['deploy', '--source', src, '--target', target, '--yes']), re);
-      assertOneLineRefusal(await runCli(['backups', '--target', target]), re);
+    try {
+      for (const [target, re] of cases) {
+        assertOneLineRefusal(await runCli(['deploy', '--source', src, '--target', target, '--yes']), re);
+        assertOneLineRefusal(await runCli(['backups', '--target', target]), re);
+      }
+    } finally {
+      await fs.rm(src, { recursive: true, force: true });
     }
-    await fs.rm(src, { recursive: true, force: true });
   });
 });
 
