@@ -27,7 +27,7 @@ import path from 'node:path';
 import { packInputId, packToChunks } from '../lib/archive/pack.ts';
 import { ChunkShipper } from '../lib/upload/chunk-shipper.ts';
 import { snapshotSource } from '../lib/archive/snapshot.ts';
-import { listCollectionCounts, type ServedCollection } from '../lib/chroma/http.ts';
+import { ChromaAuthError, listCollectionCounts, type ServedCollection } from '../lib/chroma/http.ts';
 import { readSqliteManifestInWorker, type SqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
 import { CompensationStack, type UndoOutcome } from '../lib/compensation.ts';
 import { UserError } from '../lib/errors.ts';
@@ -531,7 +531,9 @@ const STEPS: Record<DeployStep, Step> = {
     if (o.healthUrl && !c.preDeploy) {
       try {
         c.preDeploy = await listCollectionCounts(o.healthUrl);
-      } catch {
+      } catch (e) {
+        // A server that refuses us now would fail the verify after the swap: refused before any change.
+        if (e instanceof ChromaAuthError) throw new UserError(e.message);
         c.summary.warnings.push(`the server at ${o.healthUrl} did not answer before the deploy: rollback can check only that it answers`);
       }
     }

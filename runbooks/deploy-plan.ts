@@ -26,6 +26,8 @@ export interface DeployPlan extends RunbookPlan {
   source: string;
   /** The run's own dir, WORK/chroma-ferry-<run id>: the only local dir the plan creates and removes. */
   workDir: string;
+  /** Where the target came from when --target was not given (e.g. ./fly.toml). */
+  targetSource?: string;
   expected: { archiveSha256: string; archiveBytes: number; chunks: number; fileCount: number; collections: number; records: number };
 }
 
@@ -34,6 +36,8 @@ export type PlanOptions = Pick<DeployOptions, 'source' | 'host' | 'uploader' | '
   signal?: AbortSignal;
   /** Volume snapshot before the backup (fly: `--snapshot`). */
   snapshot?: boolean;
+  /** Where the target came from when --target was not given (e.g. ./fly.toml). */
+  targetSource?: string;
 };
 
 export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
@@ -125,8 +129,10 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
 
   return {
     runbook: 'deploy', runId, generatedAt: new Date().toISOString(), source: o.source, target: o.host.label, liveDir: layout.live, workDir: work,
+    ...(o.targetSource ? { targetSource: o.targetSource } : {}),
     header: [
       `${o.source} -> ${o.host.label} ${layout.live}`,
+      ...(o.targetSource ? [`target ${o.host.label} from ${o.targetSource}`] : []),
       `expected: archive sha256 ${pack.archiveSha256}, ${pack.chunks.length} chunks, ${pack.fileList.length} files, ` +
         `${manifest.collections.length} collections, ${manifest.totalRecords} records`,
     ],

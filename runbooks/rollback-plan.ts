@@ -16,9 +16,12 @@ import { dropDeployedManifestScript } from '../lib/deployed-manifest.ts';
 import { ROLLBACK_STEPS, ROLLBACK_UNDO, stagingDir, type RollbackOptions } from './rollback-chromadb.ts';
 
 /** The rollback's own options, as far as a plan needs them. */
-export type RollbackPlanOptions = Pick<RollbackOptions, 'host' | 'volume' | 'dbDir' | 'backup' | 'healthUrl' | 'healthTimeoutMs'>;
+export type RollbackPlanOptions = Pick<RollbackOptions, 'host' | 'volume' | 'dbDir' | 'backup' | 'healthUrl' | 'healthTimeoutMs'> & {
+  /** Where the target came from when --target was not given (e.g. ./fly.toml). */
+  targetSource?: string;
+};
 
-export function planRollback(o: RollbackPlanOptions): RunbookPlan {
+export function planRollback(o: RollbackPlanOptions): RunbookPlan & { targetSource?: string } {
   if (o.backup === 'latest') {
     throw new UserError('--plan needs the backup\'s name, not latest: chroma-ferry backups --target ... lists them');
   }
@@ -63,7 +66,11 @@ export function planRollback(o: RollbackPlanOptions): RunbookPlan {
   };
   return {
     runbook: 'rollback', runId, generatedAt: new Date().toISOString(), target: o.host.label, liveDir: layout.live,
-    header: [`${source} -> ${o.host.label} ${layout.live} (the current live dir kept as ${failed})`],
+    ...(o.targetSource ? { targetSource: o.targetSource } : {}),
+    header: [
+      `${source} -> ${o.host.label} ${layout.live} (the current live dir kept as ${failed})`,
+      ...(o.targetSource ? [`target ${o.host.label} from ${o.targetSource}`] : []),
+    ],
     steps: ROLLBACK_STEPS.map((s) => ({ name: s.name, title: s.title, undo: ROLLBACK_UNDO[s.name] ?? 'none', ...steps[s.name]! })),
   };
 }
