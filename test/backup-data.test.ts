@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { fileSha256 } from '../lib/tree-digest.ts';
-import { deployArgs, digestTree, makeDeployEnv, OLD_SPEC, runCli, sampleDbCopy, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
+import { deployArgs, digestTree, makeDeployEnv, OLD_SPEC, runCli, sampleDbCopy, TEST_STATE_DIR, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
 import { mountTmpfs, unmount, which } from './unit/local-volume.ts';
 
 /** A refusal: exit 2 and exactly one line on stderr, no stack. */
@@ -236,6 +236,7 @@ describe('a full volume says so (a small tmpfs as the volume)', () => {
       assert.match(`${r.stderr}${r.json?.error ?? ''}`, /volume full: \d+ MiB free, needed \d+ MiB/, r.stderr + r.stdout);
       assert.doesNotMatch(`${r.stderr}${r.stdout}`, /write error|No space left|ferry_refusal/);
       assert.deepEqual(await tempFilesUnder(mnt), []);
+      assert.deepEqual(await tempFilesUnder(TEST_STATE_DIR), [], 'nor in the local state dir');
       assert.ok((await listDir(env.live)).includes('chroma.sqlite3'), 'the live dir is still there');
     } finally {
       await fs.rm(path.join(mnt, 'filler'), { force: true });
