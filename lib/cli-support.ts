@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline/promises';
 import { UserError } from './errors.ts';
-import { redact } from './secrets.ts';
+import { redact, registerSecret } from './secrets.ts';
 
 /** Options shared by every command that reaches a remote volume. */
 export interface TargetFlags {
@@ -63,6 +63,8 @@ export function parseHealthUrl(raw: string | undefined): string | undefined {
     throw new UserError(`--health-url ${raw}: not a URL; use e.g. http://127.0.0.1:8000`);
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UserError(`--health-url ${raw}: must be http:// or https://`);
+  // Errors and refusals name the URL: its password is redacted (as written and decoded).
+  if (u.password) for (const p of [u.password, decodeURIComponent(u.password)]) registerSecret(p);
   return raw.replace(/\/+$/, '');
 }
 

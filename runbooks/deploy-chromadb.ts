@@ -587,10 +587,9 @@ const STEPS: Record<DeployStep, Step> = {
   async restart(c) {
     c.restartAttempted = true;
     const t0 = performance.now();
-    const opts = restartOptions(c);
     let restarted: boolean;
     try {
-      restarted = await c.o.host.restart({ ...opts, signal: c.o.signal });
+      restarted = await c.o.host.restart({ ...restartOptions(c), signal: c.o.signal });
     } catch (e) {
       if (e instanceof RestartError) c.summary.restartLog = { file: e.logFile, tail: e.logTail };
       throw e;
