@@ -19,6 +19,7 @@ import {
 } from '../lib/remote-scripts.ts';
 import { renderArgv, type RemoteScript } from '../lib/shell.ts';
 import { newRunId, parseWorkRoot, runDirOf } from '../lib/run-dir.ts';
+import { DEFAULT_RESTART_TIMEOUT_MS, restartLogFile } from '../lib/hosts/restart.ts';
 import { DEPLOY_STEPS, STEP_TITLES, STEP_UNDO, type DeployOptions, type DeployStep } from './deploy-chromadb.ts';
 
 export interface DeployPlan extends RunbookPlan {
@@ -32,7 +33,7 @@ export interface DeployPlan extends RunbookPlan {
 }
 
 /** The deploy's own options, as far as a plan needs them. */
-export type PlanOptions = Pick<DeployOptions, 'source' | 'host' | 'uploader' | 'volume' | 'dbDir' | 'chunkSize' | 'healthUrl' | 'healthTimeoutMs' | 'workDir'> & {
+export type PlanOptions = Pick<DeployOptions, 'source' | 'host' | 'uploader' | 'volume' | 'dbDir' | 'chunkSize' | 'healthUrl' | 'healthTimeoutMs' | 'workDir' | 'restartTimeoutMs'> & {
   signal?: AbortSignal;
   /** Volume snapshot before the backup (fly: `--snapshot`). */
   snapshot?: boolean;
@@ -113,7 +114,7 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
       commands: [remote(swapScript(layout, trash), 'moved_old= and had_live= lines (keep them: the undo needs them)')],
       notes: [],
     },
-    restart: restartPlanStep(o.host),
+    restart: restartPlanStep(o.host, { timeoutMs: o.restartTimeoutMs ?? DEFAULT_RESTART_TIMEOUT_MS, logFile: restartLogFile(layout, runId) }),
     verify: {
       commands: o.healthUrl
         ? [local('heartbeat and every collection count equal to the manifest', [...cli, 'verify', '--health-url', o.healthUrl, '--manifest', manifestFile,

@@ -12,11 +12,12 @@ import { remoteLayout, utcStamp } from '../lib/remote-layout.ts';
 import { lockScript, probeScript, unlockScript } from '../lib/remote-scripts.ts';
 import { failedDirPath, restoreSwapScript, rollbackProbeScript, stageBackupScript } from '../lib/rollback-scripts.ts';
 import { remoteScript, renderArgv, type RemoteScript } from '../lib/shell.ts';
+import { DEFAULT_RESTART_TIMEOUT_MS, restartLogFile } from '../lib/hosts/restart.ts';
 import { dropDeployedManifestScript } from '../lib/deployed-manifest.ts';
 import { ROLLBACK_STEPS, ROLLBACK_UNDO, stagingDir, type RollbackOptions } from './rollback-chromadb.ts';
 
 /** The rollback's own options, as far as a plan needs them. */
-export type RollbackPlanOptions = Pick<RollbackOptions, 'host' | 'volume' | 'dbDir' | 'backup' | 'healthUrl' | 'healthTimeoutMs'> & {
+export type RollbackPlanOptions = Pick<RollbackOptions, 'host' | 'volume' | 'dbDir' | 'backup' | 'healthUrl' | 'healthTimeoutMs' | 'restartTimeoutMs'> & {
   /** Where the target came from when --target was not given (e.g. ./fly.toml). */
   targetSource?: string;
 };
@@ -51,7 +52,7 @@ export function planRollback(o: RollbackPlanOptions): RunbookPlan & { targetSour
       commands: [remote(restoreSwapScript(layout, source, failed), 'had_live= (yes: the replaced data is kept in the .failed dir)')],
       notes: [],
     },
-    restart: restartPlanStep(o.host),
+    restart: restartPlanStep(o.host, { timeoutMs: o.restartTimeoutMs ?? DEFAULT_RESTART_TIMEOUT_MS, logFile: restartLogFile(layout, runId) }),
     verify: {
       commands: o.healthUrl
         ? [{ what: 'the server answers and lists its collections', via: 'this machine', expect: 'healthy',
