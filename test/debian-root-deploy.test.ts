@@ -11,11 +11,12 @@ import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { makeDeployEnv, runCli, type DeployEnv } from './helpers/deploy-env.ts';
+import { APP, makeFakeFly, type FakeFly } from './helpers/fake-fly.ts';
 import { debianRoot, type DebianRoot, type RootVolume } from './helpers/debian-root.ts';
 import { startRestartRelay, type RestartRelay } from './helpers/restart-relay.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';
 
-for (const profile of ['stock', 'python'] as const) describe(`deploy over ssh:// into the ${profile} profile's userland (chrooted sshd)`, () => {
+for (const profile of ['stock', 'python'] as const) describe(`the ${profile} profile's userland as the far side (chrooted sshd, chrooted fake fly)`, () => {
   let root: DebianRoot | null = null;
   let sshd: TestSshd | null = null;
   let unmountProc: (() => Promise<void>) | undefined;
@@ -88,4 +89,26 @@ for (const profile of ['stock', 'python'] as const) describe(`deploy over ssh://
       }
     });
   }
+
+  it('fly: through the fake fly whose -C commands run inside the root (sftp put into it, machine restart)', async (t) => {
+    if (!ready(t)) return;
+    const r0 = root!;
+    const vol: RootVolume = await r0.makeVolume();
+    let env: DeployEnv | undefined;
+    let fly: FakeFly | undefined;
+    try {
+      env = await makeDeployEnv({ volumeOnDisk: () => vol.onDisk });
+      fly = await makeFakeFly(env, { chrootRoot: r0.path });
+      const r = await runCli(['deploy', '--source', env.source, '--target', `fly:${APP}`, '--volume', vol.inside, '--upload', 'sftp',
+        '--health-timeout', '30s', '--yes', '--json'], { env: fly.env });
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.equal(r.json?.verified, true);
+      assert.deepEqual((await listCollectionCounts(env.url)).map((c) => [c.name, c.count]), [['books', 300], ['laws', 150]]);
+      assert.ok((await fly.calls()).some((c) => c[0] === 'sftp' && c[1] === 'put'));
+    } finally {
+      await env?.stop();
+      if (fly) await fs.rm(fly.dir, { recursive: true, force: true });
+      await vol.remove();
+    }
+  });
 });
