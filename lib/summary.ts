@@ -1,5 +1,5 @@
 import chalk from 'chalk';
-import type { DeploySummary } from '../runbooks/deploy-chromadb.ts';
+import type { DeploySummary } from '../runbooks/deploy/index.ts';
 import type { RollbackSummary } from '../runbooks/rollback-chromadb.ts';
 import { annotateError, appendStepSummary, runSummaryMarkdown } from './github.ts';
 import { formatBytes, formatMs } from './units.ts';

@@ -31,7 +31,7 @@ import { recordTransform } from '../lib/migrate/transform-record.ts';
 import type { CollectionInfo, MigrationRecord } from '../lib/migrate/types.ts';
 import { RecordValidator } from '../lib/migrate/validate.ts';
 import type { OutputMode } from '../lib/output.ts';
-import { describeError, initialReports, runSteps, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
+import { describeError, initialReports, runSteps, skipped, type StepDef, type StepOutcome, type StepReport } from '../lib/runbook-runner.ts';
 
 export interface MigrateOptions {
   sourceUrl: string;
@@ -170,7 +170,7 @@ export async function runMigrate(o: MigrateOptions): Promise<MigrateSummary> {
   return summary;
 }
 
-type Step = (c: Ctx, progress: (line: string) => void) => Promise<string | void>;
+type Step = (c: Ctx, progress: (line: string) => void) => Promise<StepOutcome | string | void>;
 
 const STEPS: Record<MigratePhase, Step> = {
   async connect(c) {
@@ -269,7 +269,7 @@ const STEPS: Record<MigratePhase, Step> = {
     const names = Object.keys(cp.targets);
     c.existedBefore = await c.target!.existing(names);
     fillTargets(c);
-    if (o.dryRun) return 'skipped: --dry-run';
+    if (o.dryRun) return skipped('--dry-run');
     if (cp.phases.backup) return restoredNote(c, 'backup');
     // Refuse a target collection whose distance differs before anything is written.
     for (const name of names) {
@@ -313,7 +313,7 @@ const STEPS: Record<MigratePhase, Step> = {
     if (!cp.batchSize) cp.batchSize = chooseBatchSize(c);
     c.summary.batchSize = cp.batchSize;
     const batches = targets.reduce((n, [, t]) => n + Math.ceil(t.expected / cp.batchSize), 0);
-    if (o.dryRun) return `skipped: --dry-run; would import ${totalRecords} records into ${targets.length} collections in ${batches} batches of up to ${cp.batchSize}`;
+    if (o.dryRun) return skipped(`--dry-run; would import ${totalRecords} records into ${targets.length} collections in ${batches} batches of up to ${cp.batchSize}`);
     if (cp.phases.import) return restoredNote(c, 'import');
     await c.prepareWrite!(targets.map(([n]) => n));
     const rate = rateMeter();
@@ -373,7 +373,7 @@ const STEPS: Record<MigratePhase, Step> = {
 
   async verify(c) {
     const { o, cp } = c;
-    if (o.dryRun) return 'skipped: --dry-run';
+    if (o.dryRun) return skipped('--dry-run');
     const mismatches: string[] = [];
     let sampled = 0;
     for (const [name, t] of Object.entries(cp.targets)) {

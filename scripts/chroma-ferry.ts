@@ -21,8 +21,8 @@ import {
   abortOnSignals, collect, confirmOrRefuse, parseDuration, parseHealthUrl, parsePositiveInt, parseSourceDir,
   parseSshKey, reportFatal, requireFlag, type TargetFlags,
 } from '../lib/cli-support.ts';
-import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy-chromadb.ts';
-import { planDeploy } from '../runbooks/deploy-plan.ts';
+import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy/index.ts';
+import { planDeploy } from '../runbooks/deploy/plan.ts';
 import { parseWorkRoot } from '../lib/run-dir.ts';
 import { planRollback } from '../runbooks/rollback-plan.ts';
 import { formatPlan } from '../lib/plan.ts';
@@ -107,7 +107,7 @@ targetOptions(
       try {
         const plan = await planDeploy({
           source, host, uploader: await createUploader(flags.upload, host, { s3 }), volume, dbDir, chunkSize, healthUrl, healthTimeoutMs,
-          workDir: flags.workDir, snapshot: flags.snapshot,
+          keepBackups, workDir: flags.workDir, snapshot: flags.snapshot,
         });
         process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
       } finally {

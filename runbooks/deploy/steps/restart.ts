@@ -1,0 +1,39 @@
+/** 8. restart: --restart-cmd on the target. Undo: part of the swap's undo (restart again on the old data). */
+import { restartPlanStep } from '../../../lib/plan.ts';
+import { done, skipped } from '../../../lib/runbook-runner.ts';
+import type { Step } from '../../../lib/runbook-step.ts';
+import { recordOf, type DeployCtx, type DeployPlanCtx } from '../context.ts';
+
+type RestartResult = { restartMs: number | null };
+
+export const restart: Step<DeployCtx, DeployPlanCtx, RestartResult> = {
+  name: 'restart',
+  title: 'restart: the Chroma server',
+  needs: ['swap'],
+  undoText: 'part of the swap undo (restart again on the old data)',
+
+  async run(c) {
+    c.restartAttempted = true;
+    const t0 = performance.now();
+    const restarted = await c.o.host.restart({ signal: c.o.signal });
+    c.summary.restartMs = performance.now() - t0;
+    if (!restarted) {
+      c.summary.warnings.push('no --restart-cmd: the server was not restarted and may still serve the old files');
+      return skipped('no --restart-cmd');
+    }
+    return done();
+  },
+
+  plan: (p) => restartPlanStep(p.o.host),
+
+  result: {
+    save: (c) => ({ restartMs: c.summary.restartMs ?? null }),
+    parse(raw) {
+      const ms = recordOf(raw, 'restart').restartMs;
+      return { restartMs: typeof ms === 'number' ? ms : null };
+    },
+    load() {
+      // The restart time is this run's own.
+    },
+  },
+};
