@@ -64,7 +64,7 @@ export function formatPlan(p: RunbookPlan): string {
     ...p.header.map((h) => `# ${h}`),
     '# Nothing has been executed. Run the commands in order in a POSIX shell on this machine and check',
     '# each "expect" line before going on (sh -e on this file runs it all). If a step fails, undo what',
-    `# was done as each step says, newest first (runbooks/${p.runbook}-chromadb.md).`,
+    `# was done as each step says, newest first (runbooks/${p.runbook}/README.md).`,
     'set -e',
   ];
   p.steps.forEach((s, i) => {

@@ -24,7 +24,7 @@ import {
 import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy/index.ts';
 import { planDeploy } from '../runbooks/deploy/plan.ts';
 import { parseWorkRoot } from '../lib/run-dir.ts';
-import { planRollback } from '../runbooks/rollback-plan.ts';
+import { planRollback } from '../runbooks/rollback/plan.ts';
 import { formatPlan } from '../lib/plan.ts';
 import { snapshotCommand, packCommand, verifyCommand, type KeptManifest, type VerifyFlags } from './local-commands.ts';
 import { readDeployedManifest } from '../lib/deployed-manifest.ts';
@@ -36,7 +36,7 @@ interface DeployFlags {
   source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
   snapshot?: boolean; step?: boolean; plan?: boolean; from?: DeployStep; only?: DeployStep;
 }
-import { formatRollbackSummary, runRollback } from '../runbooks/rollback-chromadb.ts';
+import { formatRollbackSummary, runRollback } from '../runbooks/rollback/index.ts';
 import { UPLOAD_METHODS, type UploadMethod } from '../lib/upload/chunk-uploader.ts';
 import { createUploader } from '../lib/upload/index.ts';
 import { parseS3Flags, type S3Flags } from '../lib/upload/s3-flags.ts';
