@@ -18,7 +18,7 @@ import { newRunId, parseWorkRoot, runDirOf } from '../../lib/run-dir.ts';
 import { planStep } from '../../lib/runbook-step.ts';
 import { renderArgv } from '../../lib/shell.ts';
 import { lockOwnerRecord } from '../../lib/volume-lock.ts';
-import type { DeployFacts, DeployPlanCtx, PlanOptions } from './context.ts';
+import type { DeployFacts, DeployOptions, DeployPlanCtx, PlanOptions } from './context.ts';
 import { DEPLOY_STEP_OBJECTS } from './index.ts';
 import { fileListSha256 } from './steps/package.ts';
 
@@ -65,6 +65,11 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
     },
     steps: DEPLOY_STEP_OBJECTS.map((s) => planStep(s, p)),
   };
+}
+
+/** The plan options of a run's options (what a plan of the same deploy would be given). */
+export function planOptionsOf(o: DeployOptions): PlanOptions {
+  return { ...o, snapshot: Boolean(o.snapshot) };
 }
 
 /**
