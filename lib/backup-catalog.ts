@@ -8,6 +8,7 @@ import { UserError } from './errors.ts';
 import type { RemoteHost } from './hosts/remote-host.ts';
 import { backupStampTime, isBackupOf, sortBackupsNewestFirst, type RemoteLayout } from './remote-layout.ts';
 import { listBackupsScript } from './remote-scripts.ts';
+import { requireVolume } from './volume-check.ts';
 
 export interface BackupEntry {
   name: string;
@@ -34,6 +35,20 @@ export async function listBackups(host: RemoteHost, layout: RemoteLayout, signal
   return sortBackupsNewestFirst(layout.name, [...byName.keys()]).map((n) => byName.get(n)!);
 }
 
+/**
+ * `backups`: the list of a db dir on a volume that exists. A volume that does not exist, or a db
+ * dir with neither a live dir nor a backup (a mistyped --db-dir), is refused in one line: an
+ * empty list is only ever the truth.
+ */
+export async function listVolumeBackups(host: RemoteHost, layout: RemoteLayout, signal?: AbortSignal): Promise<BackupEntry[]> {
+  const { live } = await requireVolume(host, layout, signal);
+  const list = await listBackups(host, layout, signal);
+  if (!live && list.length === 0) {
+    throw new UserError(`no Chroma dir ${layout.live} on ${host.label} and no backups of ${layout.name}; check --db-dir and --volume`);
+  }
+  return list;
+}
+
 /** `latest`, or a backup file name of this db dir; anything else (paths, `..`, other names) is refused in one line. */
 export function parseBackupNameArg(layout: RemoteLayout, raw: string): string {
   if (raw === LATEST || isBackupOf(layout.name, raw)) return raw;
@@ -42,10 +57,10 @@ export function parseBackupNameArg(layout: RemoteLayout, raw: string): string {
   );
 }
 
-/** The backup `latest` or a listed name stands for; refused (UserError) when there is none. */
+/** The backup `latest` or a listed name stands for; refused (UserError) when there is none, or no such volume. */
 export async function findBackup(host: RemoteHost, layout: RemoteLayout, raw: string, signal?: AbortSignal): Promise<BackupEntry> {
   const name = parseBackupNameArg(layout, raw);
-  const backups = await listBackups(host, layout, signal);
+  const backups = await listVolumeBackups(host, layout, signal);
   const chosen = name === LATEST ? backups[0] : backups.find((b) => b.name === name);
   if (chosen) return chosen;
   throw new UserError(name === LATEST

@@ -4,11 +4,24 @@ import type { RollbackSummary } from '../runbooks/rollback/index.ts';
 import { annotateError, appendStepSummary, runSummaryMarkdown } from './github.ts';
 import { formatBytes, formatMs } from './units.ts';
 
+/** Where the target came from, when --target was not given: `./fly.toml` or --config's value. */
+export interface TargetSource {
+  targetSource?: string;
+}
+
+/** The headline of a summary, then `  target TARGET from FILE` when the target came from a file. */
+export function withTargetSourceLine(summaryText: string, target: string, targetSource: string | undefined): string {
+  if (!targetSource) return summaryText;
+  const [head, ...rest] = summaryText.split('\n');
+  return [head, `  target ${target} from ${targetSource}`, ...rest].join('\n');
+}
+
 /** The human summary of a deploy: one fact per line, so that it reads the same in CI logs. */
-export function formatDeploySummary(s: DeploySummary): string {
+export function formatDeploySummary(s: DeploySummary & TargetSource): string {
   const lines: string[] = [];
   const head = s.ok ? chalk.green('DEPLOYED') : s.rolledBack ? chalk.red('FAILED, ROLLED BACK') : chalk.red('FAILED');
   lines.push(`${head}  ${s.source.dir} -> ${s.target} ${s.liveDir}`);
+  if (s.targetSource) lines.push(`  target ${s.target} from ${s.targetSource}`);
   if (s.error) lines.push(`  error: ${s.error}`);
   lines.push('  steps:');
   for (const st of s.steps) {
@@ -35,9 +48,9 @@ export function formatDeploySummary(s: DeploySummary): string {
 }
 
 /** On CI: the deploy summary as Markdown in $GITHUB_STEP_SUMMARY, and an error annotation on failure. */
-export function reportDeployToGithub(s: DeploySummary): void {
+export function reportDeployToGithub(s: DeploySummary & TargetSource): void {
   const facts: [string, string][] = [
-    ['target', `${s.target} ${s.liveDir}`],
+    ['target', `${s.target} ${s.liveDir}${s.targetSource ? ` (from ${s.targetSource})` : ''}`],
     ['source', `${s.source.collections} collections, ${s.source.records} records, ${formatBytes(s.source.bytes)}`],
     ['sent', `${formatBytes(s.upload.bytesSent)} (${s.upload.chunksSent} chunks, ${s.upload.chunksSkipped} already there)`],
     ['verified', s.verified ? 'yes' : 'no'],
@@ -53,8 +66,8 @@ export function reportDeployToGithub(s: DeploySummary): void {
   if (!s.ok) annotateError(`deploy failed${s.rolledBack ? ' (rolled back)' : ''}: ${s.error ?? 'unknown error'}`, 'chroma-ferry deploy');
 }
 
-export function reportRollbackToGithub(s: RollbackSummary): void {
-  const facts: [string, string][] = [['target', `${s.target} ${s.liveDir}`], ['restored from', s.restoredFrom ?? '-']];
+export function reportRollbackToGithub(s: RollbackSummary & TargetSource): void {
+  const facts: [string, string][] = [['target', `${s.target} ${s.liveDir}${s.targetSource ? ` (from ${s.targetSource})` : ''}`], ['restored from', s.restoredFrom ?? '-']];
   if (s.keptAs) facts.push(['replaced data kept in', s.keptAs]);
   appendStepSummary(runSummaryMarkdown({
     title: s.ok ? 'Chroma rolled back' : 'Chroma rollback failed', ok: s.ok, facts, steps: s.steps, warnings: s.warnings, error: s.error,

@@ -8,13 +8,14 @@ import { Command, CommanderError, Option } from 'commander';
 import { UserError } from '../lib/errors.ts';
 import { createHost } from '../lib/hosts/index.ts';
 import { prepareFlyDeploy } from '../lib/hosts/fly.ts';
-import { chooseTarget } from '../lib/hosts/fly-config.ts';
+import { chooseTarget, describeTarget, explainTargetSource } from '../lib/hosts/fly-config.ts';
 import { detectOutputMode } from '../lib/output.ts';
 import { annotateError } from '../lib/github.ts';
 import { terminalPrompter } from '../lib/step-prompt.ts';
 import { deployedManifestFile } from '../lib/remote-layout.ts';
 import { forceUnlockScript } from '../lib/remote-scripts.ts';
-import { formatDeploySummary, reportDeployToGithub, reportRollbackToGithub } from '../lib/summary.ts';
+import { requireVolume } from '../lib/volume-check.ts';
+import { formatDeploySummary, reportDeployToGithub, reportRollbackToGithub, withTargetSourceLine } from '../lib/summary.ts';
 import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
 import { parseSize } from '../lib/units.ts';
 import {
@@ -84,7 +85,7 @@ targetOptions(
   .option('--plan', 'print every step and the exact commands it would run, as a sh script (with --json: as data); nothing is executed')
   .addOption(new Option('--from <step>', 'resume the recorded run at this step (after a crash or a stop)').choices([...DEPLOY_STEPS]))
   .addOption(new Option('--only <step>', 'run this one step of the recorded run (with the preflight)').choices([...DEPLOY_STEPS]))
-  .action(async (flags: TargetFlags & DeployFlags & S3Flags, cmd: Command) => {
+  .action(explainTargetSource(async (flags: TargetFlags & DeployFlags & S3Flags, cmd: Command) => {
     const source = parseSourceDir(requireFlag('--source', flags.source));
     parseWorkRoot(flags.workDir, source); // refused here, before the confirmation; the runbook checks it again
     const chosen = chooseTarget(flags, cmd);
@@ -107,7 +108,7 @@ targetOptions(
       try {
         const plan = await planDeploy({
           source, host, uploader: await createUploader(flags.upload, host, { s3 }), volume, dbDir, chunkSize, healthUrl, healthTimeoutMs,
-          keepBackups, workDir: flags.workDir, snapshot: flags.snapshot,
+          keepBackups, workDir: flags.workDir, snapshot: flags.snapshot, targetSource: chosen.targetSource,
         });
         process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
       } finally {
@@ -116,7 +117,7 @@ targetOptions(
       return;
     }
     const part = flags.from ? ` from step ${flags.from}` : flags.only ? ` (only step ${flags.only})` : '';
-    await confirmOrRefuse(`replace ${volume}/${dbDir} on ${chosen.target} with ${source}${part}?`, flags.yes);
+    await confirmOrRefuse(`replace ${volume}/${dbDir} on ${describeTarget(chosen)} with ${source}${part}?`, flags.yes);
     const prompter = flags.step ? terminalPrompter() : undefined;
 
     const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
@@ -129,15 +130,16 @@ targetOptions(
         workDir: flags.workDir, output: prompter && output !== 'json' ? 'plain' : output, signal: ac.signal, snapshot: fly.snapshot,
         from: flags.from, only: flags.only, prompter,
       });
-      if (output === 'json') process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-      else process.stdout.write(`${formatDeploySummary(summary)}\n`);
-      reportDeployToGithub(summary);
+      const shown = chosen.targetSource ? { ...summary, targetSource: chosen.targetSource } : summary;
+      if (output === 'json') process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+      else process.stdout.write(`${formatDeploySummary(shown)}\n`);
+      reportDeployToGithub(shown);
       process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;
     } finally {
       prompter?.close();
       await host.close();
     }
-  });
+  }));
 
 targetOptions(
   program
@@ -146,7 +148,7 @@ targetOptions(
     .option('--backup <name>', '"latest" or a backup file name from `chroma-ferry backups`')
     .option('--step', 'ask before each step: continue, skip or abort')
     .option('--plan', 'print every step and the exact commands it would run, as a sh script (with --json: as data); nothing is executed'),
-).action(async (flags: TargetFlags & { backup?: string; step?: boolean; plan?: boolean }, cmd: Command) => {
+).action(explainTargetSource(async (flags: TargetFlags & { backup?: string; step?: boolean; plan?: boolean }, cmd: Command) => {
   const chosen = chooseTarget(flags, cmd);
   const target = parseTarget(requireFlag('--target', chosen.target));
   const volume = parseVolume(chosen.volume);
@@ -157,7 +159,7 @@ targetOptions(
     if (flags.step) throw new UserError('--plan prints the whole runbook: leave out --step');
     const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
     try {
-      const plan = planRollback({ host, volume, dbDir, backup: flags.backup, healthUrl, healthTimeoutMs });
+      const plan = planRollback({ host, volume, dbDir, backup: flags.backup, healthUrl, healthTimeoutMs, targetSource: chosen.targetSource });
       process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
     } finally {
       await host.close();
@@ -169,17 +171,18 @@ targetOptions(
   const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
   try {
     const fly = await prepareFlyDeploy(host, { healthUrl });
-    await confirmOrRefuse(`roll back ${volume}/${dbDir} on ${host.label} to ${flags.backup ? `backup ${flags.backup}` : `${dbDir}.old`}?`, flags.yes);
+    await confirmOrRefuse(`roll back ${volume}/${dbDir} on ${host.label}${chosen.targetSource ? ` (from ${chosen.targetSource})` : ''} to ${flags.backup ? `backup ${flags.backup}` : `${dbDir}.old`}?`, flags.yes);
     const ac = abortOnSignals();
     const summary = await runRollback({ host, volume, dbDir, backup: flags.backup, healthUrl: fly.healthUrl, healthTimeoutMs, output, signal: ac.signal, prompter });
-    process.stdout.write(output === 'json' ? `${JSON.stringify(summary, null, 2)}\n` : `${formatRollbackSummary(summary)}\n`);
-    reportRollbackToGithub(summary);
+    const shown = chosen.targetSource ? { ...summary, targetSource: chosen.targetSource } : summary;
+    process.stdout.write(output === 'json' ? `${JSON.stringify(shown, null, 2)}\n` : `${withTargetSourceLine(formatRollbackSummary(summary), summary.target, chosen.targetSource)}\n`);
+    reportRollbackToGithub(shown);
     process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;
   } finally {
     prompter?.close();
     await host.close();
   }
-});
+}));
 
 registerBackupCommands(program);
 
@@ -188,16 +191,19 @@ volumeHostOptions(program.command('unlock').description('remove a stale deploy l
   .action((flags: Omit<VolumeFlags, 'dbDir'> & { yes?: boolean }, cmd: Command) =>
     // The lock is the volume's (VOLUME/.ferry/lock): no Chroma dir name plays a part in it.
     withVolumeHost({ ...flags, dbDir: DEFAULT_DB_DIR }, cmd, async (host, layout) => {
+      await requireVolume(host, layout);
       await confirmOrRefuse(`remove the deploy lock ${layout.lock} on ${host.label}?`, flags.yes);
       const r = await host.run(forceUnlockScript(layout));
-      process.stdout.write(r.stdout.includes('lock=removed') ? `removed ${layout.lock}\n` : `no lock at ${layout.lock}\n`);
+      process.stdout.write(r.stdout.includes('lock=removed') ? `removed ${layout.lock}
+` : `no lock at ${layout.lock}
+`);
     }));
 
 program
   .command('migrate')
   .description('move collections through the Chroma API: export, transform, validate, import in batches, verify (checkpoints, resume)')
-  .option('--source-url <url>', 'Chroma server (http(s)://HOST:PORT), qdrant+http(s)://HOST:PORT, local persist dir, or .jsonl export; opened read-only')
-  .option('--target-url <url>', 'Chroma server, qdrant+http(s)://HOST:PORT (API key from QDRANT_API_KEY), local persist dir, or .jsonl file')
+  .option('--source-url <url>', 'Chroma server (http(s)://HOST:PORT; token from CHROMA_SOURCE_API_KEY or CHROMA_API_KEY), qdrant+http(s)://HOST:PORT, local persist dir, or .jsonl export; opened read-only')
+  .option('--target-url <url>', 'Chroma server (token from CHROMA_TARGET_API_KEY or CHROMA_API_KEY), qdrant+http(s)://HOST:PORT (API key from QDRANT_API_KEY), persist dir (a new one as ./dir, /abs/dir or file:dir), or .jsonl file')
   .option('--batch-size <n>', 'records per write (default: the target\'s max batch size, capped by memory)')
   .option('--dry-run', 'export, transform and validate; write nothing to the target')
   .option('--plan', 'print the phases and what each would do here (read-only look at both ends); with --json as data')
@@ -279,6 +285,7 @@ volumeOptions(
     const kept: KeptManifest | undefined = named ? async () => {
       let found: Awaited<ReturnType<KeptManifest>> | undefined;
       await withVolumeHost(flags, cmd, async (host, layout) => {
+        await requireVolume(host, layout);
         found = { where: `${host.label} ${deployedManifestFile(layout)}`, collections: await readDeployedManifest(host, layout) };
       });
       return found!;

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { collect, parseSshKey, requireFlag, type TargetFlags } from '../lib/cli-support.ts';
 import { FlyHost } from '../lib/hosts/fly.ts';
-import { chooseTarget } from '../lib/hosts/fly-config.ts';
+import { chooseTarget, withTargetSource } from '../lib/hosts/fly-config.ts';
 import { createHost } from '../lib/hosts/index.ts';
 import type { RemoteHost } from '../lib/hosts/remote-host.ts';
 import { remoteLayout, type RemoteLayout } from '../lib/remote-layout.ts';
@@ -52,8 +52,10 @@ export async function withVolumeHost<T>(
   const target = parseTarget(requireFlag('--target', chosen.target));
   const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, machine: chosen.machine });
   try {
-    if (host instanceof FlyHost) await host.preflight();
-    return await fn(host, remoteLayout(host.resolveVolume(parseVolume(chosen.volume)), parseDbDir(flags.dbDir)));
+    return await withTargetSource(chosen, async () => {
+      if (host instanceof FlyHost) await host.preflight();
+      return await fn(host, remoteLayout(host.resolveVolume(parseVolume(chosen.volume)), parseDbDir(flags.dbDir)));
+    });
   } finally {
     await host.close();
   }
