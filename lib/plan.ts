@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 /**
  * A runbook's `--plan`: its steps and, under each, the commands a person would run by hand, in
- * order. Built by each runbook's plan module from the same script builders it runs; rendered
- * here as a POSIX sh script (comments + commands) or kept as data for `--json`.
+ * order. Each step's `plan()` (lib/runbook-step.ts) builds its part with the same script calls its
+ * `run()` makes; rendered here as a POSIX sh script (comments + commands) or kept as data for `--json`.
  */
 import { fileURLToPath } from 'node:url';
 import type { RemoteHost, RenderedCommand } from './hosts/remote-host.ts';

@@ -145,6 +145,8 @@ export type PlanOptions = FactOptions & Pick<DeployOptions, 'volume' | 'dbDir' |
   signal?: AbortSignal;
   /** Volume snapshot before the backup (fly: `--snapshot`). */
   snapshot?: boolean;
+  /** Where the target came from when --target was not given (e.g. ./fly.toml). */
+  targetSource?: string;
 };
 
 /** A plan knows every fact up front; the local work files are named for a person to make by hand. */

@@ -29,6 +29,8 @@ export interface DeployPlan extends RunbookPlan {
   source: string;
   /** The run's own dir, WORK/chroma-ferry-<run id>: the only local dir the plan creates and removes. */
   workDir: string;
+  /** Where the target came from when --target was not given (e.g. ./fly.toml). */
+  targetSource?: string;
   expected: { archiveSha256: string; archiveBytes: number; chunks: number; fileCount: number; collections: number; records: number };
 }
 
@@ -54,8 +56,10 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
   const p = deployPlanCtx(facts, o);
   return {
     runbook: 'deploy', runId, generatedAt: now.toISOString(), source: o.source, target: o.host.label, liveDir: layout.live, workDir: p.runDir,
+    ...(o.targetSource ? { targetSource: o.targetSource } : {}),
     header: [
       `${o.source} -> ${o.host.label} ${layout.live}`,
+      ...(o.targetSource ? [`target ${o.host.label} from ${o.targetSource}`] : []),
       `expected: archive sha256 ${p.packed.sha256}, ${p.packed.chunks.length} chunks, ${p.packed.fileCount} files, ` +
         `${manifest.collections.length} collections, ${manifest.totalRecords} records`,
     ],

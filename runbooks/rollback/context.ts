@@ -75,7 +75,10 @@ export interface RollbackCtx extends RollbackFacts {
   deployState: RunbookStateStore;
 }
 
-export type RollbackPlanOptions = RollbackFactOptions & Pick<RollbackOptions, 'dbDir' | 'backup'>;
+export type RollbackPlanOptions = RollbackFactOptions & Pick<RollbackOptions, 'dbDir' | 'backup'> & {
+  /** Where the target came from when --target was not given (e.g. ./fly.toml). */
+  targetSource?: string;
+};
 
 export interface RollbackPlanCtx extends RollbackFacts {
   o: RollbackPlanOptions;

@@ -15,7 +15,7 @@ import { failedDirOf } from './steps/swap.ts';
 
 export type { RollbackPlanOptions } from './context.ts';
 
-export function planRollback(o: RollbackPlanOptions): RunbookPlan {
+export function planRollback(o: RollbackPlanOptions): RunbookPlan & { targetSource?: string } {
   if (o.backup === 'latest') {
     throw new UserError('--plan needs the backup\'s name, not latest: chroma-ferry backups --target ... lists them');
   }
@@ -28,7 +28,11 @@ export function planRollback(o: RollbackPlanOptions): RunbookPlan {
   }, o);
   return {
     runbook: 'rollback', runId, generatedAt: now.toISOString(), target: o.host.label, liveDir: layout.live,
-    header: [`${p.source} -> ${o.host.label} ${layout.live} (the current live dir kept as ${failedDirOf(p)})`],
+    ...(o.targetSource ? { targetSource: o.targetSource } : {}),
+    header: [
+      `${p.source} -> ${o.host.label} ${layout.live} (the current live dir kept as ${failedDirOf(p)})`,
+      ...(o.targetSource ? [`target ${o.host.label} from ${o.targetSource}`] : []),
+    ],
     steps: ROLLBACK_STEPS.map((s) => planStep(s, p)),
   };
 }

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { listCollectionCounts, type ServedCollection } from '../../../lib/chroma/http.ts';
+import { ChromaAuthError, listCollectionCounts, type ServedCollection } from '../../../lib/chroma/http.ts';
 import { expectedCollectionsOf } from '../../../lib/deployed-manifest.ts';
 import { UserError } from '../../../lib/errors.ts';
 import { lockScript, probeScript, unlockScript } from '../../../lib/remote-scripts.ts';
@@ -56,7 +56,9 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     if (o.healthUrl && !c.preDeploy) {
       try {
         c.preDeploy = await listCollectionCounts(o.healthUrl);
-      } catch {
+      } catch (e) {
+        // A server that refuses us now would fail the verify after the swap: refused before any change.
+        if (e instanceof ChromaAuthError) throw new UserError(e.message);
         c.summary.warnings.push(`the server at ${o.healthUrl} did not answer before the deploy: rollback can check only that it answers`);
       }
     }
