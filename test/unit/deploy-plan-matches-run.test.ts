@@ -146,7 +146,7 @@ describe('rollback --plan is what the steps run', () => {
       }
       assertPlanIsRun(ROLLBACK_STEPS, rollbackPlanCtx(ctx, o), ran);
       assert.deepEqual(Object.fromEntries([...ran].map(([name, cmds]) => [name, cmds.length])), {
-        preflight: backup ? 4 : 3, stage: backup ? 1 : 0, swap: 1, restart: 1, verify: 0, cleanup: 3,
+        preflight: backup ? 5 : 3, stage: backup ? 1 : 0, swap: 1, restart: 1, verify: 0, cleanup: 3,
       });
     });
   }

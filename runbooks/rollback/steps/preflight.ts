@@ -6,7 +6,7 @@ import { listBackupsScript, lockScript, parseKv, probeScript, unlockScript } fro
 import { rollbackProbeScript } from '../../../lib/rollback-scripts.ts';
 import { done } from '../../../lib/runbook-runner.ts';
 import { armUndo, type Step } from '../../../lib/runbook-step.ts';
-import { checkVolume } from '../../../lib/volume-check.ts';
+import { checkVolume, volumeStateScript } from '../../../lib/volume-check.ts';
 import { describeLockHolder, tryVolumeLock, unlockHint } from '../../../lib/volume-lock.ts';
 import { rollbackSource, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';
 
@@ -55,7 +55,11 @@ export const preflight: Step<RollbackCtx, RollbackPlanCtx> = {
       commands: [
         p.remote(scripts.probe(p), 'missing= is empty, volume=dir'),
         p.remote(scripts.look(p), p.backupName ? undefined : 'old=yes (otherwise there is nothing to roll back to: use --backup NAME)'),
-        ...(p.backupName ? [p.remote(listBackupsScript(p.layout), `${p.backupName} is listed (otherwise there is no such backup: stop here)`)] : []),
+        // findBackup: the volume looked at, then the backups listed.
+        ...(p.backupName ? [
+          p.remote(volumeStateScript(p.layout)),
+          p.remote(listBackupsScript(p.layout), `${p.backupName} is listed (otherwise there is no such backup: stop here)`),
+        ] : []),
         p.remote(scripts.lock(p), 'lock=acquired (otherwise another run holds the lock: stop here)'),
       ],
       notes: [],
