@@ -19,7 +19,7 @@ import { JsonlEndpoint } from '../lib/migrate/jsonl-endpoint.ts';
 import type { CollectionInfo, MigrationRecord } from '../lib/migrate/types.ts';
 import type { OutputMode } from '../lib/output.ts';
 import { describeError, initialReports, runSteps, skipped, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
-import { compareRecords } from './migrate-chromadb.ts';
+import { compareRecords } from './migrate/records.ts';
 
 export interface RestoreOptions {
   backup: string;
