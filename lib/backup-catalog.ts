@@ -22,15 +22,24 @@ export interface BackupEntry {
 /** The word that picks the newest backup. */
 export const LATEST = 'latest';
 
-/** The remote backups of this db dir, newest first. */
+/**
+ * The remote backups of this db dir, newest first. The listing is NUL-separated records; a name
+ * is taken only when it is exactly a backup name of this db dir (spaces allowed, no path), and a
+ * sha256 only when it is 64 hex digits.
+ */
 export async function listBackups(host: RemoteHost, layout: RemoteLayout, signal?: AbortSignal): Promise<BackupEntry[]> {
   const out = (await host.run(listBackupsScript(layout), { signal })).stdout;
   const byName = new Map<string, BackupEntry>();
-  for (const line of out.split('\n')) {
-    const [tag, bytes, sha256, name] = line.trim().split(' ');
-    if (tag !== 'backup' || !name) continue;
+  for (const record of out.split('\0')) {
+    const m = /^backup (\d+) (\S*) (.+)$/s.exec(record.replace(/^\n+/, ''));
+    if (!m) continue;
+    const [, bytes, sha256, name] = m as unknown as [string, string, string, string];
+    if (!isBackupOf(layout.name, name)) continue;
     const t = backupStampTime(name);
-    byName.set(name, { name, bytes: Number(bytes), sha256: sha256 ?? '-', date: t === undefined ? '' : new Date(t).toISOString().replace('.000Z', 'Z') });
+    byName.set(name, {
+      name, bytes: Number(bytes), sha256: /^[0-9a-f]{64}$/.test(sha256) ? sha256 : '-',
+      date: t === undefined ? '' : new Date(t).toISOString().replace('.000Z', 'Z'),
+    });
   }
   return sortBackupsNewestFirst(layout.name, [...byName.keys()]).map((n) => byName.get(n)!);
 }

@@ -56,7 +56,7 @@ async function backupCommand(flags: VolumeFlags & { keepBackups?: string; keepDa
     const r = await backupNow({ host, layout, policy, volumeFlag: flags.volume, signal });
     if (flags.json) printJson({ ok: true, ...r });
     else printLines([
-      `backup=${r.backup.name}`, `path=${r.backup.path}`, `bytes=${r.backup.bytes}`, `sha256=${r.backup.sha256}`, `entries=${r.backup.entries}`,
+      `backup=${r.backup.name}`, `path=${r.backup.path}`, `bytes=${r.backup.bytes}`, `sha256=${r.backup.sha256}`, `entries=${r.backup.entries}`, `attempts=${r.backup.attempts}`,
       ...r.removed.map((x) => `removed=${x.name}`),
     ]);
   }));

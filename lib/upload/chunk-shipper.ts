@@ -8,7 +8,8 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import type { ChunkInfo } from '../archive/pack.ts';
 import type { RemoteHost } from '../hosts/remote-host.ts';
-import { acceptChunkScript, incomingStateScript } from '../remote-scripts.ts';
+import { acceptChunkScript, discardFailedChunkScript, incomingStateScript } from '../remote-scripts.ts';
+import { refusalOf } from '../remote/refusals.ts';
 import type { RemoteScript } from '../shell.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
 
@@ -63,8 +64,15 @@ export class ChunkShipper {
         this.chunksSkipped++;
       } else {
         const { partial, accept } = chunkArrival(this.dir, ch);
-        await this.uploader.upload(ch, partial, this.signal);
-        await this.host.run(accept, { signal: this.signal });
+        try {
+          await this.uploader.upload(ch, partial, this.signal);
+          await this.host.run(accept, { signal: this.signal });
+        } catch (e) {
+          // A full volume says so ("volume full: ..."), whatever the uploader reported; the partial goes.
+          if (this.signal.aborted) throw e;
+          const full = await this.host.run(discardFailedChunkScript(partial, ch.size)).then(() => undefined, (d: unknown) => (refusalOf(d) ? d : undefined));
+          throw full ?? e;
+        }
         this.chunksSent++;
         this.bytesSent += ch.size;
       }

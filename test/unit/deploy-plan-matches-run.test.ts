@@ -62,7 +62,7 @@ async function recordedDeploy(o: { earlyUpload: boolean }): Promise<{ host: Reco
     'check the remote volume': 'missing=\nvolume=dir\nwritable=yes\ndf=/dev/vdb 10000000 1000 9999000 1% /data\nlive=64\t/data/chroma_db\nold=absent\n',
     'take the deploy lock': 'lock=acquired\n',
     'back up the live dir': `entries=4\nsha256=${SHA}\nbytes=2048\n`,
-    'list remote backups': `backup 2048 ${SHA} ${BACKUP}\n`,
+    'list remote backups': `backup 2048 ${SHA} ${BACKUP}\0`,
     'swap the new dir in': 'moved_old=no\nhad_live=yes\n',
   }, { restartCmd: 'systemctl restart chroma' });
   // The state store reads and writes through a host of its own: its files are not the steps' commands.
@@ -131,7 +131,7 @@ describe('rollback --plan is what the steps run', () => {
       const host = new RecordingHost({
         'check the remote volume': 'missing=\nvolume=dir\nwritable=yes\ndf=/dev/vdb 10000000 1000 9999000 1% /data\nlive=64\t/data/chroma_db\nold=32\t/data/chroma_db.old\n',
         'inspect the volume for a rollback': 'live=yes\nold=yes\n',
-        'list remote backups': `backup 2048 ${SHA} ${BACKUP}\n`,
+        'list remote backups': `backup 2048 ${SHA} ${BACKUP}\0`,
         'take the deploy lock': 'lock=acquired\n',
         'verify and extract the backup': 'files=3\n',
         'put the previous data back as live': 'had_live=yes\n',
