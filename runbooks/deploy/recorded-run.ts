@@ -79,25 +79,32 @@ export async function loadRecordedRun(store: RunbookStateStore, o: DeployOptions
 export async function restoreRecordedSteps(
   c: DeployCtx, steps: readonly DeployStepObject[], state: RunbookState, selected: ReadonlySet<string>, noLocal: string | undefined,
 ): Promise<void> {
+  // Every recorded result is checked before any is used: a damaged one refuses with nothing taken over.
+  const taken: { step: DeployStepObject; result: unknown; earlier: boolean }[] = [];
   for (const step of steps) {
     const st: StepStatus = state.steps[step.name] ?? 'not run';
-    const report = c.summary.steps.find((r) => r.name === step.name)!;
     const raw = state.results[step.name];
     if (step.name === 'preflight') {
       // Always run again; its recorded result (the counts served before the swap) is kept.
-      if (raw !== undefined && step.result) step.result.load(c, step.result.parse(raw));
+      if (raw !== undefined && step.result) taken.push({ step, result: step.result.parse(raw), earlier: false });
       continue;
     }
     if (selected.has(step.name)) continue;
     if (st === 'done' && raw !== undefined) {
-      if (step.result) step.result.load(c, step.result.parse(raw));
-      if (step.undo) armUndo(c.stack, step, c);
-      report.status = 'earlier run';
-      report.note = `run ${state.runId}`;
+      taken.push({ step, result: step.result?.parse(raw), earlier: true });
     } else if (st === 'skipped') {
+      const report = c.summary.steps.find((r) => r.name === step.name)!;
       report.status = 'skipped';
       report.note = `in run ${state.runId}`;
     }
+  }
+  for (const { step, result, earlier } of taken) {
+    if (step.result) step.result.load(c, result);
+    if (!earlier) continue;
+    if (step.undo) armUndo(c.stack, step, c);
+    const report = c.summary.steps.find((r) => r.name === step.name)!;
+    report.status = 'earlier run';
+    report.note = `run ${state.runId}`;
   }
   const flag = c.o.from ? `--from ${c.o.from}` : `--only ${c.o.only}`;
   const restored = (name: string) => c.summary.steps.find((r) => r.name === name)!.status === 'earlier run';

@@ -13,11 +13,15 @@ import { after, before, describe, it } from 'node:test';
 import type { SqliteManifest } from '../../lib/chroma/sqlite-manifest.ts';
 import { backupName, remoteLayout, utcStamp } from '../../lib/remote-layout.ts';
 import { openRunDir } from '../../lib/run-dir.ts';
-import { RunbookStateStore } from '../../lib/runbook-state.ts';
+import { CompensationStack } from '../../lib/compensation.ts';
+import { UserError } from '../../lib/errors.ts';
+import { selectSteps } from '../../lib/runbook-runner.ts';
+import { newState, RunbookStateStore } from '../../lib/runbook-state.ts';
 import type { AnyStep, PlanPart } from '../../lib/runbook-step.ts';
 import { HostPutUploader } from '../../lib/upload/sftp.ts';
 import type { DeployCtx, DeployOptions } from '../../runbooks/deploy/context.ts';
-import { DEPLOY_STEP_OBJECTS, newDeployCtx } from '../../runbooks/deploy/index.ts';
+import { DEPLOY_STEP_OBJECTS, DEPLOY_STEPS, newDeployCtx, type DeployStep } from '../../runbooks/deploy/index.ts';
+import { restoreRecordedSteps } from '../../runbooks/deploy/recorded-run.ts';
 import { deployPlanCtx, planOptionsOf } from '../../runbooks/deploy/plan.ts';
 import type { RollbackCtx, RollbackOptions } from '../../runbooks/rollback/context.ts';
 import { newRollbackCtx, ROLLBACK_STEPS } from '../../runbooks/rollback/index.ts';
@@ -114,6 +118,38 @@ describe('deploy --plan is what the steps run', () => {
     const verifyPlan = remoteCommands(DEPLOY_STEP_OBJECTS.find((s) => s.name === 'verify')!.plan(p));
     assert.match(verifyPlan.join('\n'), /\.ferry\/manifest-chroma_db\.json/, 'the plan keeps the deployed manifest as the run does');
     assert.deepEqual(remoteCommands(DEPLOY_STEP_OBJECTS.find((s) => s.name === 'manifest')!.plan(p)), [], 'the manifest step is local only');
+  });
+
+  it('every recorded result survives the state file (JSON) and is read back as it was saved', async () => {
+    const { ctx } = await recordedDeploy({ earlyUpload: false });
+    const withResult = DEPLOY_STEP_OBJECTS.filter((s) => s.result);
+    assert.equal(withResult.length, DEPLOY_STEP_OBJECTS.length, 'every step records a result (an empty one marks it done for --from)');
+    for (const step of withResult) {
+      const saved = step.result!.save(ctx);
+      assert.deepEqual(step.result!.parse(JSON.parse(JSON.stringify(saved))), saved, step.name);
+    }
+  });
+
+  it('a damaged recorded result is refused in one line naming what to do, before anything runs', async () => {
+    const { ctx, options } = await recordedDeploy({ earlyUpload: false });
+    const damaged: [DeployStep, unknown, DeployStep, RegExp][] = [
+      ['manifest', { manifest: { collections: 'books' } }, 'package', /recorded manifest result .*not valid; start again with --from manifest/],
+      ['package', { deployId: '../../etc' }, 'upload', /recorded package result .*not valid; start again with --from manifest/],
+      ['swap', { hadLive: 'yes' }, 'restart', /recorded swap result .*not valid/],
+      ['backup', 'nonsense', 'package', /recorded backup result is not valid/],
+    ];
+    for (const [step, result, from, message] of damaged) {
+      const state = newState('deploy', ctx.runId, options.host.label, ctx.layout.live, DEPLOY_STEPS);
+      for (const name of DEPLOY_STEPS.slice(0, DEPLOY_STEPS.indexOf(from))) {
+        state.steps[name] = 'done';
+        state.results[name] = DEPLOY_STEP_OBJECTS.find((s) => s.name === name)!.result!.save(ctx);
+      }
+      state.results[step] = result;
+      const fresh = { ...ctx, stack: new CompensationStack() };
+      await assert.rejects(restoreRecordedSteps(fresh, DEPLOY_STEP_OBJECTS, state, selectSteps(DEPLOY_STEPS, { from }, ['preflight']), 'no local state'),
+        (e: unknown) => e instanceof UserError && message.test(e.message), `${step}: ${JSON.stringify(result)}`);
+      assert.equal(fresh.stack.size, 0, 'no undo armed for a refused run');
+    }
   });
 
   it('with chunks sent while packing, package + upload run what their plans print, in order', async () => {
