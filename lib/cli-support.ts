@@ -19,6 +19,7 @@ export interface TargetFlags {
   config?: string;
   healthUrl?: string;
   healthTimeout: string;
+  restartTimeout: string;
   yes?: boolean;
   json?: boolean;
 }
@@ -67,6 +68,13 @@ export function parseDuration(flag: string, raw: string): number {
   if (!m) throw new UserError(`${flag} ${raw}: not a duration; use e.g. 30s, 2m or 500ms`);
   const n = Number(m[1]);
   return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+}
+
+/** `--restart-timeout`: a duration of at least one second (the host's `timeout` counts whole seconds). */
+export function parseRestartTimeout(raw: string): number {
+  const ms = parseDuration('--restart-timeout', raw);
+  if (ms < 1000) throw new UserError(`--restart-timeout ${raw}: must be at least 1s`);
+  return ms;
 }
 
 export function parsePositiveInt(flag: string, raw: string, min = 1): number {

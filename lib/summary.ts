@@ -3,6 +3,20 @@ import type { DeploySummary } from '../runbooks/deploy/index.ts';
 import type { RollbackSummary } from '../runbooks/rollback/index.ts';
 import { annotateError, appendStepSummary, runSummaryMarkdown } from './github.ts';
 import { formatBytes, formatMs } from './units.ts';
+import { formatRestartLog } from './hosts/restart.ts';
+
+/** Exit status of `deploy`: 0 deployed and verified, 3 deployed but not verified (`--no-verify`), 1 failed, 130 interrupted. */
+export const EXIT_DEPLOYED_NOT_VERIFIED = 3;
+
+/** The run went to the end (cleanup done) without a verified server: `--no-verify`. */
+export function deployedUnverified(s: DeploySummary): boolean {
+  return s.ok && !s.verified && s.steps.some((st) => st.name === 'cleanup' && st.status === 'done');
+}
+
+export function deployExitCode(s: DeploySummary, interrupted: boolean): number {
+  if (!s.ok) return interrupted ? 130 : 1;
+  return deployedUnverified(s) ? EXIT_DEPLOYED_NOT_VERIFIED : 0;
+}
 
 /** Where the target came from, when --target was not given: `./fly.toml` or --config's value. */
 export interface TargetSource {
@@ -19,10 +33,12 @@ export function withTargetSourceLine(summaryText: string, target: string, target
 /** The human summary of a deploy: one fact per line, so that it reads the same in CI logs. */
 export function formatDeploySummary(s: DeploySummary & TargetSource): string {
   const lines: string[] = [];
-  const head = s.ok ? chalk.green('DEPLOYED') : s.rolledBack ? chalk.red('FAILED, ROLLED BACK') : chalk.red('FAILED');
+  const head = s.ok ? (deployedUnverified(s) ? chalk.yellow('DEPLOYED, NOT VERIFIED') : chalk.green('DEPLOYED'))
+    : s.rolledBack ? chalk.red('FAILED, ROLLED BACK') : chalk.red('FAILED');
   lines.push(`${head}  ${s.source.dir} -> ${s.target} ${s.liveDir}`);
   if (s.targetSource) lines.push(`  target ${s.target} from ${s.targetSource}`);
   if (s.error) lines.push(`  error: ${s.error}`);
+  lines.push(...formatRestartLog(s.restartLog));
   lines.push('  steps:');
   for (const st of s.steps) {
     if (st.status === 'not run') continue;
@@ -60,7 +76,7 @@ export function reportDeployToGithub(s: DeploySummary & TargetSource): void {
   if (s.backup) facts.push(['backup', s.backup.name]);
   if (s.rolledBack) facts.push(['rolled back', s.failedDir ? `yes; rejected data kept in ${s.failedDir}` : 'yes']);
   appendStepSummary(runSummaryMarkdown({
-    title: s.ok ? 'Chroma deployed' : s.rolledBack ? 'Chroma deploy failed and was rolled back' : 'Chroma deploy failed',
+    title: s.ok ? (deployedUnverified(s) ? 'Chroma deployed, not verified' : 'Chroma deployed') : s.rolledBack ? 'Chroma deploy failed and was rolled back' : 'Chroma deploy failed',
     ok: s.ok, facts, steps: s.steps, warnings: s.warnings, error: s.error,
   }));
   if (!s.ok) annotateError(`deploy failed${s.rolledBack ? ' (rolled back)' : ''}: ${s.error ?? 'unknown error'}`, 'chroma-ferry deploy');

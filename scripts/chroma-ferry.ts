@@ -15,14 +15,16 @@ import { terminalPrompter } from '../lib/step-prompt.ts';
 import { deployedManifestFile } from '../lib/remote-layout.ts';
 import { forceUnlockScript } from '../lib/remote-scripts.ts';
 import { requireVolume } from '../lib/volume-check.ts';
-import { formatDeploySummary, reportDeployToGithub, reportRollbackToGithub, withTargetSourceLine } from '../lib/summary.ts';
+import { deployExitCode, formatDeploySummary, reportDeployToGithub, reportRollbackToGithub, withTargetSourceLine } from '../lib/summary.ts';
 import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
 import { parseSize } from '../lib/units.ts';
 import {
-  abortOnSignals, collect, confirmOrRefuse, parseDuration, parseHealthUrl, parsePositiveInt, parseSourceDir,
+  abortOnSignals, collect, confirmOrRefuse, parseDuration, parseHealthUrl, parsePositiveInt, parseRestartTimeout, parseSourceDir,
   parseSshKey, reportFatal, requireFlag, type TargetFlags,
 } from '../lib/cli-support.ts';
 import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy/index.ts';
+import { selectSteps } from '../lib/runbook-runner.ts';
+import type { TargetSpec } from '../lib/target.ts';
 import { planDeploy } from '../runbooks/deploy/plan.ts';
 import { parseWorkRoot } from '../lib/run-dir.ts';
 import { planRollback } from '../runbooks/rollback/plan.ts';
@@ -36,11 +38,28 @@ import { DEFAULT_DB_DIR, targetOptions, volumeHostOptions, volumeOptions, withVo
 interface DeployFlags {
   source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
   snapshot?: boolean; step?: boolean; plan?: boolean; from?: DeployStep; only?: DeployStep;
+  allowServerDown?: boolean; verify: boolean;
 }
 import { formatRollbackSummary, runRollback } from '../runbooks/rollback/index.ts';
 import { UPLOAD_METHODS, type UploadMethod } from '../lib/upload/chunk-uploader.ts';
 import { createUploader } from '../lib/upload/index.ts';
 import { parseS3Flags, type S3Flags } from '../lib/upload/s3-flags.ts';
+
+/**
+ * Exit 0 means verified: a deploy that runs the verify step needs a server to check (`--health-url`;
+ * fly: targets reach theirs through `fly proxy`), or `--no-verify` to deploy unverified (exit 3).
+ * Returns whether the run is unverified by choice.
+ */
+function checkVerifyPolicy(target: TargetSpec, healthUrl: string | undefined, flags: DeployFlags): boolean {
+  const noVerify = flags.verify === false;
+  if (noVerify && healthUrl) throw new UserError('--no-verify and --health-url do not go together: drop --no-verify to verify the deploy on that server');
+  if (noVerify && flags.allowServerDown) throw new UserError('--allow-server-down applies to a verified deploy (--health-url): drop it with --no-verify');
+  const verifies = selectSteps(DEPLOY_STEPS, { from: flags.from, only: flags.only }).has('verify');
+  if (!noVerify && !healthUrl && target.kind !== 'fly' && verifies) {
+    throw new UserError('no --health-url: a deploy must be verified; give --health-url URL, or --no-verify to deploy unverified');
+  }
+  return noVerify;
+}
 
 type VolumeFlags = Pick<TargetFlags, 'target' | 'volume' | 'machine' | 'config' | 'dbDir' | 'sshKey' | 'sshOption'>;
 
@@ -81,6 +100,8 @@ targetOptions(
   .option('--s3-prefix <prefix>', '--upload s3: key prefix', 'chroma-ferry/')
   .option('--s3-region <region>', '--upload s3: region (default: AWS_REGION, AWS_DEFAULT_REGION or auto)')
   .option('--snapshot', 'fly: also take a Fly volume snapshot before the backup (a second restore point)')
+  .option('--allow-server-down', 'deploy although the server at --health-url does not answer before the deploy')
+  .option('--no-verify', 'deploy without --health-url: nothing checks the deployed data (exit 3, DEPLOYED, NOT VERIFIED)')
   .option('--step', 'ask before each step: continue, skip or abort')
   .option('--plan', 'print every step and the exact commands it would run, as a sh script (with --json: as data); nothing is executed')
   .addOption(new Option('--from <step>', 'resume the recorded run at this step (after a crash or a stop)').choices([...DEPLOY_STEPS]))
@@ -98,17 +119,19 @@ targetOptions(
     const uploadConcurrency = parsePositiveInt('--upload-concurrency', flags.uploadConcurrency);
     const healthUrl = parseHealthUrl(flags.healthUrl);
     const healthTimeoutMs = parseDuration('--health-timeout', flags.healthTimeout);
+    const restartTimeoutMs = parseRestartTimeout(flags.restartTimeout);
     const sshKey = parseSshKey(flags.sshKey);
     const output = detectOutputMode(Boolean(flags.json));
     const s3 = parseS3Flags(flags.upload, flags);
     if (flags.from && flags.only) throw new UserError('--from and --only do not go together: pick one');
+    const noVerify = checkVerifyPolicy(target, healthUrl, flags);
     if (flags.plan) {
       if (flags.from || flags.only || flags.step) throw new UserError('--plan prints the whole runbook: leave out --from, --only and --step');
       const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
       try {
         const plan = await planDeploy({
           source, host, uploader: await createUploader(flags.upload, host, { s3 }), volume, dbDir, chunkSize, healthUrl, healthTimeoutMs,
-          keepBackups, workDir: flags.workDir, snapshot: flags.snapshot, targetSource: chosen.targetSource,
+          keepBackups, restartTimeoutMs, workDir: flags.workDir, snapshot: flags.snapshot, targetSource: chosen.targetSource,
         });
         process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
       } finally {
@@ -124,9 +147,10 @@ targetOptions(
     const uploader = await createUploader(flags.upload, host, { s3 });
     const ac = abortOnSignals();
     try {
-      const fly = await prepareFlyDeploy(host, { healthUrl, snapshot: flags.snapshot, signal: ac.signal });
+      const fly = await prepareFlyDeploy(host, { healthUrl, snapshot: flags.snapshot, signal: ac.signal, noVerify });
       const summary = await runDeploy({
-        source, host, uploader, volume, dbDir, chunkSize, healthUrl: fly.healthUrl, healthTimeoutMs, keepBackups, uploadConcurrency,
+        source, host, uploader, volume, dbDir, chunkSize, healthUrl: fly.healthUrl, healthTimeoutMs, restartTimeoutMs,
+        allowServerDown: flags.allowServerDown, noVerify, keepBackups, uploadConcurrency,
         workDir: flags.workDir, output: prompter && output !== 'json' ? 'plain' : output, signal: ac.signal, snapshot: fly.snapshot,
         from: flags.from, only: flags.only, prompter,
       });
@@ -134,7 +158,7 @@ targetOptions(
       if (output === 'json') process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
       else process.stdout.write(`${formatDeploySummary(shown)}\n`);
       reportDeployToGithub(shown);
-      process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;
+      process.exitCode = deployExitCode(summary, ac.signal.aborted);
     } finally {
       prompter?.close();
       await host.close();
@@ -155,11 +179,12 @@ targetOptions(
   const dbDir = parseDbDir(flags.dbDir);
   const healthUrl = parseHealthUrl(flags.healthUrl);
   const healthTimeoutMs = parseDuration('--health-timeout', flags.healthTimeout);
+  const restartTimeoutMs = parseRestartTimeout(flags.restartTimeout);
   if (flags.plan) {
     if (flags.step) throw new UserError('--plan prints the whole runbook: leave out --step');
     const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
     try {
-      const plan = planRollback({ host, volume, dbDir, backup: flags.backup, healthUrl, healthTimeoutMs, targetSource: chosen.targetSource });
+      const plan = planRollback({ host, volume, dbDir, backup: flags.backup, healthUrl, healthTimeoutMs, restartTimeoutMs, targetSource: chosen.targetSource });
       process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
     } finally {
       await host.close();
@@ -173,7 +198,9 @@ targetOptions(
     const fly = await prepareFlyDeploy(host, { healthUrl });
     await confirmOrRefuse(`roll back ${volume}/${dbDir} on ${host.label}${chosen.targetSource ? ` (from ${chosen.targetSource})` : ''} to ${flags.backup ? `backup ${flags.backup}` : `${dbDir}.old`}?`, flags.yes);
     const ac = abortOnSignals();
-    const summary = await runRollback({ host, volume, dbDir, backup: flags.backup, healthUrl: fly.healthUrl, healthTimeoutMs, output, signal: ac.signal, prompter });
+    const summary = await runRollback({
+      host, volume, dbDir, backup: flags.backup, healthUrl: fly.healthUrl, healthTimeoutMs, restartTimeoutMs, output, signal: ac.signal, prompter,
+    });
     const shown = chosen.targetSource ? { ...summary, targetSource: chosen.targetSource } : summary;
     process.stdout.write(output === 'json' ? `${JSON.stringify(shown, null, 2)}\n` : `${withTargetSourceLine(formatRollbackSummary(summary), summary.target, chosen.targetSource)}\n`);
     reportRollbackToGithub(shown);

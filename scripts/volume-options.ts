@@ -33,12 +33,13 @@ export function volumeOptions(cmd: Command): Command {
     .option('--json', 'print the result as one JSON object');
 }
 
-/** volumeOptions plus what runbooks that restart Chroma need: restart command, health check, --yes. */
+/** volumeOptions plus what runbooks that restart Chroma need: restart command and its time limit, health check, --yes. */
 export function targetOptions(cmd: Command): Command {
   return volumeOptions(cmd)
     .option('--restart-cmd <cmd>', 'command run on the remote host to restart Chroma')
     .option('--health-url <url>', 'Chroma server to check after the restart')
     .option('--health-timeout <duration>', 'how long to wait for the server to answer', '60s')
+    .option('--restart-timeout <duration>', 'how long each restart may take (the undo\'s too); a --restart-cmd still running then is stopped', '120s')
     .option('--yes', 'do not ask; required without a terminal');
 }
 

@@ -9,7 +9,8 @@ import type { ServedCollection } from '../../lib/chroma/http.ts';
 import type { SqliteManifest } from '../../lib/chroma/sqlite-manifest.ts';
 import type { CompensationStack, UndoOutcome } from '../../lib/compensation.ts';
 import { UserError } from '../../lib/errors.ts';
-import type { RemoteHost } from '../../lib/hosts/remote-host.ts';
+import type { RemoteHost, RestartOptions } from '../../lib/hosts/remote-host.ts';
+import { DEFAULT_RESTART_TIMEOUT_MS, restartLogFile } from '../../lib/hosts/restart.ts';
 import type { OutputMode } from '../../lib/output.ts';
 import type { PlanCommand } from '../../lib/plan.ts';
 import { incomingDir, trashDir, type RemoteLayout } from '../../lib/remote-layout.ts';
@@ -33,6 +34,12 @@ export interface DeployOptions {
   chunkSize: number;
   healthUrl?: string;
   healthTimeoutMs: number;
+  /** `--restart-timeout`: the limit of each restart, the undo's too (default 120 s). */
+  restartTimeoutMs?: number;
+  /** `--allow-server-down`: deploy although the server at the health URL does not answer before the deploy. */
+  allowServerDown?: boolean;
+  /** `--no-verify`: deploy without a health URL; the run ends "deployed, not verified". */
+  noVerify?: boolean;
   keepBackups: number;
   uploadConcurrency: number;
   /** `--work-dir`: the work root; the run works in WORK/chroma-ferry-<run id> (default: under the system temp dir). */
@@ -63,6 +70,8 @@ export interface DeploySummary {
   /** Volume snapshot taken before the backup (fly: `--snapshot`): a second restore point. */
   snapshotId?: string;
   restartMs?: number;
+  /** The restart command's output on the host, and its last lines when the restart failed. */
+  restartLog?: { file: string; tail: string[] };
   downtimeMs?: number;
   verified: boolean;
   warnings: string[];
@@ -99,7 +108,7 @@ export interface SwapResult {
 }
 
 /** The options every step's scripts depend on, in a run and in a plan. */
-export type FactOptions = Pick<DeployOptions, 'source' | 'host' | 'uploader' | 'chunkSize' | 'healthUrl' | 'healthTimeoutMs' | 'keepBackups'>;
+export type FactOptions = Pick<DeployOptions, 'source' | 'host' | 'uploader' | 'chunkSize' | 'healthUrl' | 'healthTimeoutMs' | 'restartTimeoutMs' | 'keepBackups'>;
 
 /** What a step's remote scripts are built from (by its run and by its plan, with the same calls). */
 export interface DeployFacts {
@@ -166,6 +175,11 @@ export interface DeployPlanCtx extends DeployFacts {
 }
 
 export type DeployStepObject = AnyStep<DeployCtx, DeployPlanCtx>;
+
+/** Every restart of this run (the undo's too): bounded by `--restart-timeout`, its output in `.ferry/restart-RUNID.log`. */
+export function restartOptions(f: DeployFacts): Pick<RestartOptions, 'timeoutMs' | 'logFile'> {
+  return { timeoutMs: f.o.restartTimeoutMs ?? DEFAULT_RESTART_TIMEOUT_MS, logFile: restartLogFile(f.layout, f.runId) };
+}
 
 /** The remote incoming dir of the packed archive: .ferry/incoming/<deploy id>. */
 export function incomingOf(f: DeployFacts): string {

@@ -6,7 +6,8 @@
 import path from 'node:path';
 import type { ServedCollection } from '../../lib/chroma/http.ts';
 import type { CompensationStack, UndoOutcome } from '../../lib/compensation.ts';
-import type { RemoteHost } from '../../lib/hosts/remote-host.ts';
+import type { RemoteHost, RestartOptions } from '../../lib/hosts/remote-host.ts';
+import { DEFAULT_RESTART_TIMEOUT_MS, restartLogFile } from '../../lib/hosts/restart.ts';
 import type { OutputMode } from '../../lib/output.ts';
 import type { PlanCommand } from '../../lib/plan.ts';
 import type { RemoteLayout } from '../../lib/remote-layout.ts';
@@ -24,6 +25,8 @@ export interface RollbackOptions {
   backup?: string;
   healthUrl?: string;
   healthTimeoutMs: number;
+  /** `--restart-timeout`: the limit of each restart, the undo's too (default 120 s). */
+  restartTimeoutMs?: number;
   output: OutputMode;
   signal: AbortSignal;
   /** `--step`: asked before each step (continue / skip / abort). */
@@ -39,13 +42,15 @@ export interface RollbackSummary {
   keptAs?: string;
   steps: StepReport[];
   served?: ServedCollection[];
+  /** The restart command's output on the host, and its last lines when the restart failed. */
+  restartLog?: { file: string; tail: string[] };
   warnings: string[];
   error?: string;
   rollback: UndoOutcome[];
 }
 
 /** The options every step's scripts depend on, in a run and in a plan. */
-export type RollbackFactOptions = Pick<RollbackOptions, 'host' | 'volume' | 'healthUrl' | 'healthTimeoutMs'>;
+export type RollbackFactOptions = Pick<RollbackOptions, 'host' | 'volume' | 'healthUrl' | 'healthTimeoutMs' | 'restartTimeoutMs'>;
 
 /** What a step's remote scripts are built from (by its run and by its plan, with the same calls). */
 export interface RollbackFacts {
@@ -88,6 +93,11 @@ export interface RollbackPlanCtx extends RollbackFacts {
 }
 
 export type RollbackStepObject = AnyStep<RollbackCtx, RollbackPlanCtx>;
+
+/** Every restart of this run (the undo's too): bounded by `--restart-timeout`, its output in `.ferry/restart-RUNID.log`. */
+export function restartOptions(f: RollbackFacts): Pick<RestartOptions, 'timeoutMs' | 'logFile'> {
+  return { timeoutMs: f.o.restartTimeoutMs ?? DEFAULT_RESTART_TIMEOUT_MS, logFile: restartLogFile(f.layout, f.runId) };
+}
 
 export function stagingDir(layout: RemoteLayout, runId: string): string {
   return path.posix.join(layout.ferry, `restore-${runId}`);

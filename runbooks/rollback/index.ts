@@ -14,6 +14,7 @@
 import crypto from 'node:crypto';
 import { CompensationStack } from '../../lib/compensation.ts';
 import { UserError } from '../../lib/errors.ts';
+import { formatRestartLog } from '../../lib/hosts/restart.ts';
 import { remoteLayout } from '../../lib/remote-layout.ts';
 import { describeError, initialReports, runSteps } from '../../lib/runbook-runner.ts';
 import { RunbookStateStore } from '../../lib/runbook-state.ts';
@@ -63,6 +64,7 @@ export async function runRollback(o: RollbackOptions): Promise<RollbackSummary> 
 export function formatRollbackSummary(s: RollbackSummary): string {
   const lines = [`${s.ok ? 'ROLLED BACK' : 'ROLLBACK FAILED'}  ${s.target} ${s.liveDir}`];
   if (s.error) lines.push(`  error: ${s.error}`);
+  lines.push(...formatRestartLog(s.restartLog));
   if (s.restoredFrom) lines.push(`  restored from: ${s.restoredFrom}`);
   if (s.keptAs) lines.push(`  the replaced data is kept in ${s.keptAs}`);
   for (const st of s.steps) if (st.status !== 'not run') lines.push(`    ${st.name.padEnd(10)} ${st.status.padEnd(7)} ${Math.round(st.ms)} ms${st.note ? `  ${st.note}` : ''}`);

@@ -1,16 +1,18 @@
 /**
  * A RemoteHost that executes nothing: it records every script run (title, args and the command
- * line it renders to), every upload and every restart, and answers each script with the canned
- * key=value output given for its title. Commands render exactly as a `local:` host renders them
- * (LocalHost), so what it records compares with what `--plan` prints for the same host.
+ * line it renders to) and every upload, and answers each script with the canned key=value output
+ * given for its title. A restart runs its script as a `local:` host does, so it is recorded too.
+ * Commands render exactly as a `local:` host renders them (LocalHost), so what it records
+ * compares with what `--plan` prints for the same host.
  */
 import { LocalHost } from '../../lib/hosts/local.ts';
-import type { RemoteHost, RenderedCommand, RunOptions, RunResult } from '../../lib/hosts/remote-host.ts';
+import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from '../../lib/hosts/remote-host.ts';
+import { runRestartCommand } from '../../lib/hosts/restart.ts';
 import type { RemoteScript } from '../../lib/shell.ts';
 
 export interface RecordedCommand {
-  kind: 'run' | 'put' | 'restart';
-  /** The script's title ('put' for an upload, 'restart' for the restart). */
+  kind: 'run' | 'put';
+  /** The script's title ('put' for an upload). */
   title: string;
   args: readonly string[];
   /** The command line, as the host renders it for a person (and `--plan` prints it). */
@@ -23,11 +25,13 @@ export type CannedAnswer = string | ((script: RemoteScript) => string);
 export class RecordingHost implements RemoteHost {
   readonly recorded: RecordedCommand[] = [];
   private readonly renderer: LocalHost;
+  private readonly restartCmd?: string;
 
   constructor(
     private readonly answers: Record<string, CannedAnswer> = {},
     o: { root?: string; restartCmd?: string } = {},
   ) {
+    this.restartCmd = o.restartCmd;
     this.renderer = new LocalHost(o.root ?? '/recording-host', o.restartCmd);
   }
 
@@ -64,10 +68,11 @@ export class RecordingHost implements RemoteHost {
     throw new Error(`RecordingHost: get ${remotePath} is not recorded (no file to hand back)`);
   }
 
-  async restart(): Promise<boolean> {
-    const rendered = this.renderRestart();
-    for (const r of rendered) this.recorded.push({ kind: 'restart', title: 'restart', args: [], command: r.command });
-    return rendered.length > 0;
+  /** Runs the restart command as a `local:` host would: through `runRestartCommand`, so its script is recorded. */
+  async restart(opts: RestartOptions): Promise<boolean> {
+    if (!this.restartCmd) return false;
+    await runRestartCommand(this, this.restartCmd, opts);
+    return true;
   }
 
   renderRun(script: RemoteScript): RenderedCommand {
@@ -78,8 +83,8 @@ export class RecordingHost implements RemoteHost {
     return this.renderer.renderPut(localFile, remotePath);
   }
 
-  renderRestart(): RenderedCommand[] {
-    return this.renderer.renderRestart();
+  renderRestart(o: Pick<RestartOptions, 'timeoutMs' | 'logFile'>): RenderedCommand[] {
+    return this.renderer.renderRestart(o);
   }
 
   async close(): Promise<void> {}

@@ -8,7 +8,7 @@ import { ChromaAuthError, listCollectionCounts, type ServedCollection } from '..
 import { expectedCollectionsOf } from '../../../lib/deployed-manifest.ts';
 import { UserError } from '../../../lib/errors.ts';
 import { lockScript, probeScript, unlockScript } from '../../../lib/remote-scripts.ts';
-import { done } from '../../../lib/runbook-runner.ts';
+import { done, selectSteps } from '../../../lib/runbook-runner.ts';
 import { nextStep } from '../../../lib/runbook-state.ts';
 import { armUndo, type Step } from '../../../lib/runbook-step.ts';
 import { formatBytes } from '../../../lib/units.ts';
@@ -59,6 +59,15 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
       } catch (e) {
         // A server that refuses us now would fail the verify after the swap: refused before any change.
         if (e instanceof ChromaAuthError) throw new UserError(e.message);
+        // A new run that will swap out a live dir: without the server's answer neither the deploy
+        // nor its rollback can be verified, so refuse now, before anything changed.
+        const swapsLive = probe.get('live') !== 'absent' && !c.resumed && selectSteps(DEPLOY_STEPS, { from: o.from, only: o.only }).has('swap');
+        if (swapsLive && !o.allowServerDown) {
+          throw new UserError(
+            `the server at ${o.healthUrl} does not answer before the deploy (${e instanceof Error ? e.message : String(e)}): ` +
+              'start it or fix --health-url, or pass --allow-server-down to deploy anyway',
+          );
+        }
         c.summary.warnings.push(`the server at ${o.healthUrl} did not answer before the deploy: rollback can check only that it answers`);
       }
     }

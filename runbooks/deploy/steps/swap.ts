@@ -9,7 +9,7 @@ import { utcStamp } from '../../../lib/remote-layout.ts';
 import { done } from '../../../lib/runbook-runner.ts';
 import { armUndo, type Step } from '../../../lib/runbook-step.ts';
 import { waitUntilServing, type ExpectedCollection } from '../../../lib/verify-serving.ts';
-import { recordOf, trashOf, type DeployCtx, type DeployFacts, type DeployPlanCtx, type SwapResult } from '../context.ts';
+import { recordOf, restartOptions, trashOf, type DeployCtx, type DeployFacts, type DeployPlanCtx, type SwapResult } from '../context.ts';
 
 const scripts = {
   swap: (f: DeployFacts) => swapScript(f.layout, trashOf(f)),
@@ -42,7 +42,7 @@ export const swap: Step<DeployCtx, DeployPlanCtx, SwapResult> = {
     const r = parseKv((await o.host.run(scripts.unswap(c, swapped))).stdout);
     c.summary.failedDir = r.get('failed');
     if (!c.restartAttempted) return;
-    await o.host.restart();
+    await o.host.restart(restartOptions(c));
     if (o.healthUrl && swapped.hadLive) {
       const expected: ExpectedCollection[] = c.preDeploy ?? [];
       const check = await waitUntilServing(o.healthUrl, expected, { timeoutMs: o.healthTimeoutMs, settleMs: c.preDeploy ? 5000 : 0 });

@@ -26,9 +26,10 @@ export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
     const { o } = c;
     const keepManifest = () => o.host.run(scripts.keepManifest(c, c.summary.verified), { signal: o.signal });
     if (!o.healthUrl) {
-      c.summary.warnings.push('no --health-url: the deployed data was not verified on a running server');
+      const why = o.noVerify ? '--no-verify' : 'no --health-url';
+      c.summary.warnings.push(`${why}: the deployed data was not verified on a running server`);
       await keepManifest();
-      return skipped('no --health-url');
+      return skipped(why);
     }
     const expected: ExpectedCollection[] = manifestOf(c).collections;
     const check = await waitUntilServing(o.healthUrl, expected, { timeoutMs: o.healthTimeoutMs, signal: o.signal });
@@ -56,8 +57,9 @@ export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
   result: {
     save: (c) => ({ verified: c.summary.verified }),
     parse: (raw) => ({ verified: recordOf(raw, 'verify').verified === true }),
-    load() {
-      // Whether this run verified is this run's own.
+    load(c, r) {
+      // Verified by the recorded run: this run (`--from cleanup`) ends a verified deploy.
+      if (r.verified) c.summary.verified = true;
     },
   },
 };

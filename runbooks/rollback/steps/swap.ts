@@ -4,7 +4,7 @@ import { utcStamp } from '../../../lib/remote-layout.ts';
 import { failedDirPath, restoreSwapScript, undoRestoreSwapScript } from '../../../lib/rollback-scripts.ts';
 import { done } from '../../../lib/runbook-runner.ts';
 import { armUndo, type Step } from '../../../lib/runbook-step.ts';
-import type { RollbackCtx, RollbackFacts, RollbackPlanCtx } from '../context.ts';
+import { restartOptions, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';
 
 function sourceOf(f: RollbackFacts): string {
   if (!f.source) throw new Error('nothing chosen to roll back to (the preflight has not run)');
@@ -37,7 +37,7 @@ export const swap: Step<RollbackCtx, RollbackPlanCtx> = {
 
   async undo(c) {
     await c.o.host.run(scripts.unswap(c, c.failed!, c.hadLive ?? false));
-    if (c.restartAttempted) await c.o.host.restart();
+    if (c.restartAttempted) await c.o.host.restart(restartOptions(c));
   },
 
   plan(p) {
