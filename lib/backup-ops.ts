@@ -39,13 +39,14 @@ export interface MadeBackup {
  * tar.gz of the live dir into the backups dir, verified on the remote before it gets its name
  * (deploy's backup step and `chroma-ferry backup`). Undefined when there is no live dir.
  * `taken`: names already in use; the stamp moves to the next second rather than overwrite one.
+ * `name`: the archive's file name, when the caller chose it (deploy's backup step, also in its plan).
  */
 export async function makeRemoteBackup(
   host: RemoteHost,
   layout: RemoteLayout,
-  o: { signal?: AbortSignal; taken?: ReadonlySet<string>; onStart?: (name: string) => void } = {},
+  o: { signal?: AbortSignal; taken?: ReadonlySet<string>; onStart?: (name: string) => void; name?: string } = {},
 ): Promise<MadeBackup | undefined> {
-  let name = backupName(layout.name, utcStamp());
+  let name = o.name ?? backupName(layout.name, utcStamp());
   while (o.taken?.has(name)) {
     await new Promise((r) => setTimeout(r, 200));
     name = backupName(layout.name, utcStamp());

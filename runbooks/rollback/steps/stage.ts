@@ -1,0 +1,39 @@
+/** 2. stage (backup mode): the archive checked (recorded sha256, gzip -t) and extracted into the staging dir. Undo: remove it. */
+import { parseKv } from '../../../lib/remote-scripts.ts';
+import { stageBackupScript } from '../../../lib/rollback-scripts.ts';
+import { done, skipped } from '../../../lib/runbook-runner.ts';
+import { armUndo, type Step } from '../../../lib/runbook-step.ts';
+import { remoteScript } from '../../../lib/shell.ts';
+import type { RollbackCtx, RollbackFacts, RollbackPlanCtx } from '../context.ts';
+
+const scripts = {
+  stage: (f: RollbackFacts, backupName: string) => stageBackupScript(f.layout, backupName, f.staging),
+  removeStaging: (f: RollbackFacts) => remoteScript('remove the staging dir', 'rm -rf "$1"', [f.staging]),
+};
+
+export const stage: Step<RollbackCtx, RollbackPlanCtx> = {
+  name: 'stage',
+  title: 'stage: verify and extract the backup',
+  undoText: 'remove the staging dir',
+
+  async run(c) {
+    const { o } = c;
+    if (c.backupName === undefined) return skipped('rolling back to NAME.old');
+    armUndo(c.stack, stage, c);
+    const kv = parseKv((await o.host.run(scripts.stage(c, c.backupName), { signal: o.signal })).stdout);
+    return done(`${kv.get('files')} files verified and extracted`);
+  },
+
+  async undo(c) {
+    await c.o.host.run(scripts.removeStaging(c));
+  },
+
+  plan(p) {
+    return {
+      commands: p.backupName ? [p.remote(scripts.stage(p, p.backupName), 'files= (the archive matched its recorded sha256 and gzip -t)')] : [],
+      notes: p.backupName ? [] : [`nothing to stage: rolling back to ${p.layout.old}`],
+    };
+  },
+};
+
+export const removeStagingScript = scripts.removeStaging;
