@@ -22,12 +22,14 @@ export interface FakeFly {
   calls(): Promise<string[][]>;
 }
 
-export async function makeFakeFly(env: DeployEnv, o: { restartHook?: string } = {}): Promise<FakeFly> {
+/** `chrootRoot`: the machine's file system is this root (`ssh console -C` runs through `chroot ROOT`). */
+export async function makeFakeFly(env: Pick<DeployEnv, 'port' | 'restartCmd'>, o: { restartHook?: string; chrootRoot?: string } = {}): Promise<FakeFly> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-fakefly-'));
   const file = path.join(dir, 'state.json');
   const state = {
     app: APP, version: '0.4.87', authOk: true, token: TOKEN, chromaPort: env.port, internalPort: 8000,
     restartHook: o.restartHook ?? env.restartCmd,
+    ...(o.chrootRoot ? { chrootRoot: o.chrootRoot } : {}),
     machines: [{ id: MACHINE, name: 'chroma-1', state: 'started', region: 'ams', private_ip: 'fdaa:0:1::2', checks: [{ name: 'servicecheck-00-http-8000', status: 'passing' }] }],
     volumes: [{ id: 'vol_ferrytest01', name: 'chroma_data', state: 'created', size_gb: 1, region: 'ams', attached_machine_id: MACHINE }],
     snapshots: {},

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execArgv, execChecked } from '../../lib/exec.ts';
 import { freePort } from '../../lib/chroma/server.ts';
+import { chrootProblem } from './debian-root.ts';
 
 /** A throw-away OpenSSH server on 127.0.0.1 for integration tests. */
 export interface TestSshd {
@@ -34,17 +35,32 @@ async function portAccepts(port: number): Promise<boolean> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+export interface StartSshdOptions {
+  /**
+   * Chroot every session into this directory (sshd's `ChrootDirectory`; sftp is then sshd's
+   * `internal-sftp`). It and every parent must be root-owned and not group/world-writable, and it
+   * must hold the login shell and /dev/null (a Debian root from test/helpers/debian-root.ts does).
+   */
+  chrootDirectory?: string;
+}
+
 /**
  * Start sshd on a free high port with fresh keys. Without openssh-server: throws in CI
  * (`CI=true`), otherwise warns loudly on stderr and returns null (the tests skip).
  */
-export async function startSshd(): Promise<TestSshd | null> {
+export async function startSshd(o: StartSshdOptions = {}): Promise<TestSshd | null> {
   const sshd = findFirst(SSHD_CANDIDATES);
   if (!sshd) {
     const msg = 'openssh-server is not installed: .ci/run must apt-get install it';
     if (process.env.CI === 'true') throw new Error(msg);
     process.stderr.write(`\n${'!'.repeat(78)}\n!!! WARNING: ${msg}.\n!!! The ssh integration tests are SKIPPED on this machine.\n${'!'.repeat(78)}\n\n`);
     return null;
+  }
+
+  if (o.chrootDirectory) {
+    const problem = chrootProblem(o.chrootDirectory);
+    if (problem) throw new Error(`sshd refuses ChrootDirectory ${o.chrootDirectory}: ${problem}`);
+    if (!fs.existsSync(path.join(o.chrootDirectory, 'dev', 'null'))) throw new Error(`ChrootDirectory ${o.chrootDirectory} has no /dev/null`);
   }
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-sshd-'));
@@ -61,7 +77,7 @@ export async function startSshd(): Promise<TestSshd | null> {
   fs.chmodSync(authorizedKeys, 0o600);
   fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // privilege separation directory
 
-  const sftp = findFirst(SFTP_SERVER_CANDIDATES) ?? 'internal-sftp';
+  const sftp = o.chrootDirectory ? 'internal-sftp' : (findFirst(SFTP_SERVER_CANDIDATES) ?? 'internal-sftp');
   const port = await freePort();
   fs.writeFileSync(config, [
     'ListenAddress 127.0.0.1',
@@ -76,6 +92,7 @@ export async function startSshd(): Promise<TestSshd | null> {
     'StrictModes no',
     'UsePAM no',
     `Subsystem sftp ${sftp}`,
+    ...(o.chrootDirectory ? [`ChrootDirectory "${o.chrootDirectory}"`] : []),
     'LogLevel ERROR',
     '',
   ].join('\n'));
