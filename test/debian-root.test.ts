@@ -79,7 +79,7 @@ describe('Debian roots for the far side', () => {
     const r = await stock.run('for t in "$@"; do if command -v "$t" >/dev/null; then echo "+$t"; else echo "-$t"; fi; done', ['sh', 'bash', 'tar', 'gzip', 'sha256sum', 'find', 'perl', 'openssl', 'curl', 'wget', 'python3']);
     assert.equal(r.stdout, '+sh\n+bash\n+tar\n+gzip\n+sha256sum\n+find\n+perl\n+openssl\n-curl\n-wget\n-python3\n');
     assert.match((await fs.readFile(path.join(stock.path, 'etc', 'debian_version'), 'utf8')).trim(), /^\d+(\.\d+)?$/);
-    assert.ok(stock.path.startsWith(`${CACHE_DIR}/`), 'cached inside the repository');
+    assert.ok(stock.cached.startsWith(`${CACHE_DIR}/`), 'cached inside the repository');
     assert.equal(stock.chrootProblem, undefined, 'sshd can chroot into it');
   });
 

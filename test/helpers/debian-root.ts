@@ -56,7 +56,10 @@ export interface DebianRoot {
   profile: DebianProfile;
   suite: string;
   mirror: string;
+  /** Where it is entered: the cached build, or a bind mount of it where the checkout's path cannot be a ChrootDirectory. */
   path: string;
+  /** The cached build, inside the repository. */
+  cached: string;
   /** Why sshd would refuse this path as a ChrootDirectory (owner or mode of it or a parent), if it would. */
   chrootProblem?: string;
   /** `chroot ROOT sh -c SCRIPT sh ARGS...` with a plain PATH; never throws for a non-zero exit. */
@@ -261,7 +264,27 @@ function mountProcFor(root: string): () => Promise<() => Promise<void>> {
   };
 }
 
-function handle(profile: DebianProfile, mirror: DebianMirror, root: string): DebianRoot {
+/**
+ * sshd enters a ChrootDirectory only when it and every parent are root-owned and not group- or
+ * world-writable. A checkout under /tmp (or a user's home) is not: the cached root is then
+ * bind-mounted at /run/chroma-ferry-test/<profile>-<suite>, whose parents are root's own. An
+ * earlier bind there (and a /proc inside it) is unmounted first, so a rebuilt root is the one seen.
+ */
+function enterablePath(root: string, profile: DebianProfile, suite: string): string {
+  if (!chrootProblem(root)) return root;
+  const safe = path.join('/run', 'chroma-ferry-test', `${profile}-${suite}`);
+  fs.mkdirSync(safe, { recursive: true, mode: 0o755 });
+  for (const mp of mountsUnder(safe)) {
+    const r = spawnSync('umount', [mp], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`cannot unmount ${mp}: ${String(r.stderr).trim()}`);
+  }
+  const r = spawnSync('mount', ['--bind', root, safe], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`cannot bind-mount ${root} at ${safe}: ${String(r.stderr).trim()}`);
+  return safe;
+}
+
+function handle(profile: DebianProfile, mirror: DebianMirror, cached: string): DebianRoot {
+  const root = enterablePath(cached, profile, mirror.suite);
   const problem = chrootProblem(root);
   if (problem) loud([`sshd will refuse ChrootDirectory ${root}:`, problem, 'The chrooted ssh tests fail until this is fixed.']);
   return {
@@ -269,6 +292,7 @@ function handle(profile: DebianProfile, mirror: DebianMirror, root: string): Deb
     suite: mirror.suite,
     mirror: mirror.uri,
     path: root,
+    cached,
     chrootProblem: problem,
     run: (script, args, o) => chrootRun(root, script, args, o),
     mountProc: mountProcFor(root),
