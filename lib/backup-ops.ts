@@ -15,7 +15,10 @@ import { selectBackupsToRemove, type BackupRemoval, type RetentionPolicy } from 
 import { UserError } from './errors.ts';
 import type { RemoteHost } from './hosts/remote-host.ts';
 import { backupName, backupPath, utcStamp, type RemoteLayout } from './remote-layout.ts';
-import { backupScript, inspectBackupScript, parseKv, pruneBackupsScript, removePartialBackupScript, unlockScript } from './remote-scripts.ts';
+import { backupDataIdsScript, backupScript, inspectBackupScript, parseKv, pruneBackupsScript, readFileScript, removePartialBackupScript, unlockScript } from './remote-scripts.ts';
+import { commandHints, type CommandHints } from './command-hint.ts';
+import { parseDataId, verifiedFile } from './volume/data-id.ts';
+import { reconcileBeforeCommand } from './volume/deploy-swap.ts';
 import { fileSha256 } from './tree-digest.ts';
 import { checkVolume } from './volume-check.ts';
 import { describeLockHolder, tryVolumeLock, unlockHint } from './volume-lock.ts';
@@ -53,13 +56,30 @@ export async function makeRemoteBackup(
   };
 }
 
-/** Remove the backups the policy selects (never `justMade`); returns what was removed, with the rule. */
+/**
+ * Remove the backups the policy selects: never `justMade`, and never the newest backup of the last
+ * verified data (`.ferry/verified-NAME`, the data id each backup recorded); returns what was
+ * removed, with the rule.
+ */
 export async function applyRetention(host: RemoteHost, layout: RemoteLayout, justMade: string, policy: RetentionPolicy, signal?: AbortSignal): Promise<BackupRemoval[]> {
   if (policy.keepCount === undefined && policy.keepDays === undefined) return [];
   const names = (await listBackups(host, layout, signal)).map((b) => b.name);
-  const removals = selectBackupsToRemove(names, justMade, policy);
+  const keep = await newestBackupOfVerified(host, layout, names, signal);
+  const removals = selectBackupsToRemove(names, justMade, policy).filter((r) => r.name !== keep);
   if (removals.length) await host.run(pruneBackupsScript(layout, removals.map((r) => r.name)), { signal });
   return removals;
+}
+
+/** The newest of `newestFirst` whose recorded data id is the last verified data's, if any. */
+async function newestBackupOfVerified(host: RemoteHost, layout: RemoteLayout, newestFirst: string[], signal?: AbortSignal): Promise<string | undefined> {
+  const verified = parseDataId((await host.run(readFileScript(verifiedFile(layout), 'read the verified data id'), { signal })).stdout.split('\n')[0]);
+  if (!verified) return undefined;
+  const ids = new Map<string, string>();
+  for (const line of (await host.run(backupDataIdsScript(layout), { signal })).stdout.split('\n')) {
+    const m = /^id=(\S+) (.+)$/.exec(line);
+    if (m && parseDataId(m[1]) === m[1]) ids.set(m[2]!, m[1]!);
+  }
+  return newestFirst.find((n) => ids.get(n) === verified);
 }
 
 export interface BackupNowOptions {
@@ -69,6 +89,8 @@ export interface BackupNowOptions {
   /** `--volume` as the user gave it (for the unlock hint). */
   volumeFlag: string;
   signal?: AbortSignal;
+  /** The commands a refusal suggests, from the user's command line. */
+  hints?: CommandHints;
 }
 
 export interface BackupNowResult {
@@ -100,6 +122,8 @@ export async function backupNow(o: BackupNowOptions): Promise<BackupNowResult> {
   let result: BackupNowResult | undefined;
   let failure: unknown;
   try {
+    // An interrupted swap is finished or reversed first; a volume in no known state is not backed up.
+    await reconcileBeforeCommand(host, layout, { command: 'backup', runId, hints: o.hints ?? commandHints(undefined), signal });
     const taken = new Set((await listBackups(host, layout, signal)).map((b) => b.name));
     made = await makeRemoteBackup(host, layout, { signal, taken, onStart: (name) => { started = name; } });
     if (!made) throw noLiveDir(host, layout);

@@ -86,6 +86,8 @@ export function backupScript(l: RemoteLayout, fileName: string): RemoteScript {
     bytes=$(wc -c < "$tmp")
     mv "$tmp" "$3/$4"
     printf '%s  %s\\n' "$sum" "$4" > "$3/$4.sha256"
+    # the data id the live dir held (lib/volume/data-id.ts): retention keeps the newest backup of the verified data
+    if [ -f "$1/$2/.ferry-data-id" ]; then head -n 1 "$1/$2/.ferry-data-id" > "$3/$4.data-id"; fi
     echo "entries=$entries"
     echo "sha256=$sum"
     echo "bytes=$bytes"
@@ -110,8 +112,21 @@ export function pruneBackupsScript(l: RemoteLayout, names: string[]): RemoteScri
   return remoteScript('prune old backups', `
     set -eu
     dir=$1; shift
-    for f in "$@"; do rm -f "$dir/$f" "$dir/$f.sha256"; echo "pruned=$f"; done
+    for f in "$@"; do rm -f "$dir/$f" "$dir/$f.sha256" "$dir/$f.data-id"; echo "pruned=$f"; done
   `, [l.backups, ...names]);
+}
+
+/** `id=ID NAME` for every backup whose data id was recorded when it was made (ids hold no spaces). */
+export function backupDataIdsScript(l: RemoteLayout): RemoteScript {
+  return remoteScript('list the data ids of the backups', `
+    [ -d "$1" ] || exit 0
+    cd "$1"
+    for f in *.tar.gz.data-id; do
+      [ -f "$f" ] || continue
+      IFS= read -r id < "$f" || continue
+      printf 'id=%s %s\\n' "$id" "\${f%.data-id}"
+    done
+  `, [l.backups]);
 }
 
 /**

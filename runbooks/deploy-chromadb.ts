@@ -33,14 +33,18 @@ import { CompensationStack, type UndoOutcome } from '../lib/compensation.ts';
 import { UserError } from '../lib/errors.ts';
 import type { RemoteHost } from '../lib/hosts/remote-host.ts';
 import type { ChunkUploader } from '../lib/upload/chunk-uploader.ts';
-import { incomingDir, remoteLayout, trashDir, utcStamp, type RemoteLayout } from '../lib/remote-layout.ts';
+import { incomingDir, remoteLayout, trashDir, type RemoteLayout } from '../lib/remote-layout.ts';
+import { cleanupScript, parseKv, reassembleScript, unlockScript } from '../lib/remote-scripts.ts';
+import { commandHints, type CommandHints } from '../lib/command-hint.ts';
+import { archiveDataId, writeDataIdScript } from '../lib/volume/data-id.ts';
 import {
-  cleanupScript, parseKv, reassembleScript, swapScript, unlockScript, unswapScript,
-} from '../lib/remote-scripts.ts';
+  cleanupVolume, reconcileBeforeCommand, recordVerifiedData, removeUnusedNext, swapIn, undoSwap, withReconnect, type BeforeCommand,
+} from '../lib/volume/deploy-swap.ts';
+import type { SwapIds } from '../lib/volume/swap-journal.ts';
+import { runRefusing } from '../lib/remote/refusals.ts';
 import { applyRetention, makeRemoteBackup } from '../lib/backup-ops.ts';
 import { checkVolume } from '../lib/volume-check.ts';
-import { describeLockHolder, tryVolumeLock, unlockHint } from '../lib/volume-lock.ts';
-import { remoteScript } from '../lib/shell.ts';
+import { describeLockHolder, tryVolumeLock } from '../lib/volume-lock.ts';
 import { keepDeployedManifestScript } from '../lib/deployed-manifest.ts';
 import { formatBytes } from '../lib/units.ts';
 import { waitUntilServing, type ExpectedCollection } from '../lib/verify-serving.ts';
@@ -79,6 +83,8 @@ export interface DeployOptions {
   only?: DeployStep;
   /** `--step`: asked before each step (continue / skip / abort). */
   prompter?: StepPrompter;
+  /** The commands refusals and summaries suggest, from the user's command line (lib/command-hint.ts). */
+  hints?: CommandHints;
 }
 
 export interface DeploySummary {
@@ -142,6 +148,13 @@ interface Ctx {
   incoming?: string;
   trash?: string;
   swap?: SwapResult;
+  /** The swap's remote launcher was started: from then on the run never reports "nothing changed" (exit 2). */
+  swapStarted?: boolean;
+  /** The undo put the data live before this run back as NAME (its restart or check may still have failed). */
+  swapReversed?: boolean;
+  hints: CommandHints;
+  /** The steps this run runs (`--from`, `--only`). */
+  selected: ReadonlySet<string>;
   restartAttempted: boolean;
   swapStartedAt?: number;
   /** Resuming the recorded run (`--from`/`--only`). */
@@ -153,7 +166,17 @@ interface Ctx {
 interface SwapResult {
   hadLive: boolean;
   movedOld: boolean;
+  /** The data ids the swap moved (its journal on the volume has them too). */
+  ids: SwapIds;
 }
+
+/** The id of the data this run extracts into NAME.new (unique per run: lib/volume/data-id.ts). */
+function nextDataId(c: Ctx): string {
+  return archiveDataId(c.packed!.sha256, c.runId);
+}
+
+/** The outcome recorded for a failed run whose undo put the old data back but could not restart or check it. */
+export const UNDONE_UNVERIFIED = 'failed; old data restored; server not verified';
 
 /** Steps whose results each step uses (checked before it runs, in this run or the recorded one). */
 const STEP_NEEDS: Record<DeployStep, DeployStep[]> = {
@@ -184,13 +207,14 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
   delete state.outcome;
   const local = (state.local ??= {});
   const earlyUpload = selected.has('package') && selected.has('upload') && !o.prompter;
-  const ctx: Ctx = { o, runId, layout, stack: new CompensationStack(), workRoot, runDir, summary, restartAttempted: false, resumed, lockHeld: false, store, earlyUpload };
+  const hints = o.hints ?? commandHints(undefined);
+  const ctx: Ctx = { o, runId, layout, stack: new CompensationStack(), workRoot, runDir, summary, restartAttempted: false, resumed, lockHeld: false, store, earlyUpload, hints, selected };
   if (resumed) await restoreRecordedSteps(ctx, resumed, selected, recorded.noLocal);
 
   // One save at a time, in call order: the backup step runs alongside others and reports too.
   let saving: Promise<void> = Promise.resolve();
   const save = () => {
-    const next = saving.catch(() => undefined).then(async () => { if (ctx.lockHeld) await store.save(state); });
+    const next = saving.catch(() => undefined).then(async () => { if (ctx.lockHeld) await withReconnect(() => store.save(state)); });
     saving = next;
     return next;
   };
@@ -232,14 +256,22 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       if (note) summary.warnings.push(note);
       summary.rolledBack = r.rollback.some((u) => u.name === 'swap' && u.ok);
       for (const u of r.rollback) if (u.ok && u.name in state.steps) state.steps[u.name] = 'undone';
+      // The renames were reversed even when the old data's restart or check failed: a later
+      // rollback restarts and checks that data, never one further back.
+      if (ctx.swapReversed) state.steps.swap = 'undone';
       state.finished = r.rollback.every((u) => u.ok) && !o.signal.aborted;
-      state.outcome = summary.rolledBack ? 'failed, rolled back' : ctx.swap ? 'failed after the swap' : 'failed before the swap; the live dir is unchanged';
+      state.outcome = summary.rolledBack ? 'failed, rolled back'
+        : ctx.swapReversed && ctx.swap ? UNDONE_UNVERIFIED
+          : ctx.swap ? 'failed after the swap' : 'failed before the swap; the live dir is unchanged';
+      if (state.outcome === UNDONE_UNVERIFIED) {
+        summary.warnings.push(`old data restored; server not verified: restart and check it with: ${ctx.hints.rollback()}`);
+      }
       await save().catch(() => undefined);
       // Chunks packed and not yet used: kept so that `--from upload` need not pack again.
       keepRunDir = !summary.rolledBack && state.steps.package === 'done';
       if (keepRunDir) summary.warnings.push(`packaged chunks kept in ${runDir} for --from upload`);
-      // Refused before the swap: nothing on the remote changed, so it is a one-line user error (exit 2).
-      if (r.error instanceof UserError && !ctx.swap) throw r.error;
+      // Refused before the swap: a one-line user error (exit 2). Once the swap started, never.
+      if (r.error instanceof UserError && !ctx.swapStarted) throw r.error;
     }
   } finally {
     if (opened && !keepRunDir) await removeRunDir(runDir, o.source).catch(() => undefined);
@@ -343,9 +375,39 @@ async function restoreRecordedSteps(c: Ctx, state: RunbookState, selected: Reado
 }
 
 /**
- * A new deploy must not move unverified data to NAME.old and so lose the last good copy. Also
- * removes the run dir a failed earlier run of this machine kept for `--from upload` (a new run
- * packs again): only one this machine's state records, named for its run id in this work root.
+ * A resumed run after the volume's reconciliation: its swap, complete on the volume though the
+ * state does not say so (a crash right after the renames), counts as done; a swap the state calls
+ * done whose data is no longer live (rolled back since) leaves nothing to continue.
+ */
+function adoptReconciledSwap(c: Ctx, rec: BeforeCommand): void {
+  const report = c.summary.steps.find((r) => r.name === 'swap')!;
+  const j = rec.ownSwap;
+  if (!c.swap && j && c.packed && j.ids.next === nextDataId(c)) {
+    c.swap = { hadLive: j.ids.live !== undefined, movedOld: j.ids.old !== undefined, ids: j.ids };
+    c.swapStarted = true;
+    c.restartAttempted = true;
+    pushSwapUndo(c, c.swap);
+    c.resumed!.steps.swap = 'done';
+    c.resumed!.results.swap = RESULTS.swap(c);
+    if (!c.selected.has('swap')) {
+      report.status = 'earlier run';
+      report.note = `run ${c.runId} (completed on the volume)`;
+    }
+  }
+  const live = rec.result.facts.live;
+  if (c.swap && !c.selected.has('swap') && live.id !== c.swap.ids.next) {
+    throw new UserError(
+      `the recorded deploy (run ${c.runId}) swapped in ${c.swap.ids.next}, but ${c.layout.live} now holds ${live.id ?? `no data of it (${live.kind})`}: ` +
+        'nothing of that run is left to continue; run a new deploy (without --from/--only)',
+    );
+  }
+}
+
+/**
+ * Warns when the two copies of the recorded state differ. Also removes the run dir a failed
+ * earlier run of this machine kept for `--from upload` (a new run packs again): only one this
+ * machine's state records, named for its run id in this work root. (Unverified data live is
+ * refused by the volume's reconciliation, never by the state alone.)
  */
 async function checkRecordedRun(c: Ctx): Promise<void> {
   const { o } = c;
@@ -353,13 +415,6 @@ async function checkRecordedRun(c: Ctx): Promise<void> {
   if (remote && local && remote.runId === local.runId) {
     const diff = stateDifference(remote, local);
     if (diff) c.summary.warnings.push(`the remote state of run ${remote.runId} differs from this machine's copy (${diff}); only this new run's state is kept`);
-  }
-  const last = remote ?? local;
-  if (last && !last.finished && last.steps.swap === 'done' && last.steps.verify !== 'done' && last.steps.verify !== 'skipped') {
-    throw new UserError(
-      `the last deploy (run ${last.runId}) swapped in new data and stopped before verifying it: ` +
-        `finish it with --from ${nextStep(last, DEPLOY_STEPS) ?? 'verify'} (same --source), or put the old data back with chroma-ferry rollback`,
-    );
   }
   if (local && local.runId !== c.runId && isRunId(local.runId)) {
     const kept = runDirOf(c.workRoot, local.runId);
@@ -450,7 +505,8 @@ const RESTORE: Partial<Record<DeployStep, (c: Ctx, r: any) => void>> = {
     pushReassembleUndo(c);
   },
   swap(c, r) {
-    c.swap = { hadLive: Boolean(r.hadLive), movedOld: Boolean(r.movedOld) };
+    c.swap = { hadLive: Boolean(r.hadLive), movedOld: Boolean(r.movedOld), ids: r.ids ?? { next: nextDataId(c) } };
+    c.swapStarted = true;
     // The recorded run may have restarted the server on the new data: an undo restarts it again.
     c.restartAttempted = true;
     pushSwapUndo(c, c.swap);
@@ -482,19 +538,23 @@ function usePackedArchive(c: Ctx, p: PackedArchive): void {
   c.summary.archive = { bytes: p.bytes, sha256: p.sha256, chunks: p.chunks.length, compressionRatio: p.inputBytes ? p.bytes / p.inputBytes : 1 };
 }
 
+/** Undo of the reassemble: NAME.new removed only when it is this run's and nothing else needs it (lib/volume/deploy-swap.ts). */
 function pushReassembleUndo(c: Ctx): void {
   c.stack.push('reassemble', async () => {
-    await c.o.host.run(remoteScript('remove NAME.new', 'rm -rf "$1"', [c.layout.next]));
+    if (!(await removeUnusedNext(c.o.host, c.layout, nextDataId(c)))) c.summary.warnings.push(`${c.layout.next} kept: the volume still needs it`);
   });
 }
 
-/** Undo of the swap: the new dir kept as NAME.failed-STAMP, the old one back, restarted and checked. */
+/**
+ * Undo of the swap, by its journal on the volume: the old data back as NAME (the rejected data
+ * kept as NAME.failed-STAMP), then restarted and checked.
+ */
 function pushSwapUndo(c: Ctx, swap: SwapResult): void {
   const { o, layout } = c;
   c.stack.push('swap', async () => {
-    const failedName = `${layout.name}.failed-${utcStamp()}`;
-    const r = parseKv((await o.host.run(unswapScript(layout, c.trash!, failedName, swap.hadLive, swap.movedOld))).stdout);
-    c.summary.failedDir = r.get('failed');
+    const r = await undoSwap(o.host, layout, c.runId, swap.ids);
+    c.swapReversed = r.restored;
+    if (r.failedDir) c.summary.failedDir = r.failedDir;
     if (c.restartAttempted) {
       await o.host.restart();
       if (o.healthUrl && swap.hadLive) {
@@ -546,13 +606,19 @@ const STEPS: Record<DeployStep, Step> = {
         const stopped = last && !last.finished && last.runId === holder.runId ? nextStep(last, DEPLOY_STEPS) : undefined;
         throw new UserError(
           `another run holds the deploy lock on ${layout.volume}${describeLockHolder(holder)}` +
-            (stopped ? `; it stopped before ${stopped}: continue it with --from ${stopped}, or if no deploy is running clear it with: ${unlockHint(o.host, o.volume)}`
-              : `; if no deploy is running, clear it with: ${unlockHint(o.host, o.volume)}`),
+            (stopped ? `; it stopped before ${stopped}: continue it with: ${c.hints.deployFrom(stopped)}; or, if no deploy is running, clear the lock with: ${c.hints.unlock()}`
+              : `; if no deploy is running, clear it with: ${c.hints.unlock()}`),
         );
       }
     }
-    c.lockHeld = true;
     c.stack.push('lock', async () => { await o.host.run(unlockScript(layout, c.runId)); });
+    // The volume is the truth: an interrupted swap is finished or reversed first, and what it
+    // cannot settle (unverified data live, a missing NAME) refuses here, before the state is written.
+    const recorded = c.resumed ?? (await c.store.load(o.signal).catch(() => null));
+    const rec = await reconcileBeforeCommand(o.host, layout, { command: 'deploy', runId: c.runId, recordedDeployRunId: recorded?.runId, hints: c.hints, signal: o.signal });
+    c.summary.warnings.push(...rec.warnings);
+    if (c.resumed) adoptReconciledSwap(c, rec);
+    c.lockHeld = true;
     if (!c.resumed) await checkRecordedRun(c);
     return `${formatBytes(c.summary.source.bytes)} source, ${formatBytes(availKb * 1024)} free on the volume${adopted ? `; lock of run ${c.runId} taken over` : ''}`;
   },
@@ -643,19 +709,29 @@ const STEPS: Record<DeployStep, Step> = {
     if (Number(kv.get('files')) !== packed.fileCount || kv.get('list_sha256') !== packed.fileListSha256) {
       throw new Error(`extracted file list on the remote differs from the source snapshot (${kv.get('files')} files, expected ${packed.fileCount})`);
     }
+    // The data's identity, once its content is checked: the swap and every later command go by it.
+    await runRefusing(o.host, writeDataIdScript(layout.next, nextDataId(c)), { volume: layout.volume }, { signal: o.signal });
     return `${packed.fileCount} files in ${layout.next}`;
   },
 
-  async swap(c) {
+  async swap(c, progress) {
     const { o, layout } = c;
     c.swapStartedAt = performance.now();
-    // Renames only, and never cancelled half-way: a signal is honoured once the undo is on the stack.
-    const kv = parseKv((await o.host.run(swapScript(layout, c.trash!))).stdout);
-    const swap = { hadLive: kv.get('had_live') === 'yes', movedOld: kv.get('moved_old') === 'yes' };
-    c.swap = swap;
-    pushSwapUndo(c, swap);
+    if (c.swap) return 'already swapped on the volume (finished by reconciliation)';
+    // Journaled and run by a detached remote worker, never cancelled half-way: a signal is honoured
+    // once the undo (by the journal) is on the stack; a lost connection is asked the volume about.
+    const out = await swapIn(o.host, layout, c.runId, nextDataId(c), {
+      onReconnect: (line) => { progress(line); },
+      onLaunch: (ids) => {
+        c.swapStarted = true;
+        pushSwapUndo(c, { hadLive: ids.live !== undefined, movedOld: ids.old !== undefined, ids });
+      },
+    });
+    if (out.note) c.summary.warnings.push(`swap: ${out.note}`);
+    if (out.status !== 'done') throw new Error(`the swap did not take place (${out.note ?? 'reversed on the remote'}): old data live; server not restarted`);
+    c.swap = { hadLive: out.ids.live !== undefined, movedOld: out.ids.old !== undefined, ids: out.ids };
     o.signal.throwIfAborted();
-    return swap.hadLive ? `${layout.live} -> ${layout.old}` : 'first deploy: no previous live dir';
+    return c.swap.hadLive ? `${layout.live} -> ${layout.old}` : 'first deploy: no previous live dir';
   },
 
   async restart(c) {
@@ -673,9 +749,13 @@ const STEPS: Record<DeployStep, Step> = {
     const { o } = c;
     // The live data's manifest is kept in .ferry/ for `chroma-ferry verify --target` (lib/deployed-manifest.ts).
     const keepManifest = () => o.host.run(keepDeployedManifestScript(c.layout, c.manifest!, c.runId, c.summary.verified), { signal: o.signal });
+    // The live data's id as the last verified one (also when deployed without a check: it is what
+    // the user chose to serve, so the volume reconciles clean and NAME.old may be replaced later).
+    const record = () => recordVerifiedData(o.host, c.layout, c.swap?.ids.next ?? nextDataId(c), { signal: o.signal });
     if (!o.healthUrl) {
       c.summary.warnings.push('no --health-url: the deployed data was not verified on a running server');
       await keepManifest();
+      await record();
       return 'skipped: no --health-url';
     }
     const expected: ExpectedCollection[] = c.manifest!.collections;
@@ -684,12 +764,15 @@ const STEPS: Record<DeployStep, Step> = {
     if (c.swapStartedAt !== undefined) c.summary.downtimeMs = performance.now() - c.swapStartedAt;
     c.summary.verified = true;
     await keepManifest();
+    await record();
     return `${expected.length} collections, counts equal (API ${check.api})`;
   },
 
   async cleanup(c) {
     const { o, layout } = c;
     await o.host.run(cleanupScript(c.incoming!, c.trash!), { signal: o.signal });
+    // The trashed previous NAME.old (and a stale NAME.new) only as reconciliation allows.
+    await cleanupVolume(o.host, layout, c.runId, { signal: o.signal });
     await o.host.run(unlockScript(layout, c.runId));
     c.stack.drop('lock');
     c.stack.clear(); // the deploy is done: nothing left to undo

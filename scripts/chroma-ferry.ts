@@ -13,7 +13,7 @@ import { detectOutputMode } from '../lib/output.ts';
 import { annotateError } from '../lib/github.ts';
 import { terminalPrompter } from '../lib/step-prompt.ts';
 import { deployedManifestFile } from '../lib/remote-layout.ts';
-import { forceUnlockScript } from '../lib/remote-scripts.ts';
+import { formatUnlocked, unlockVolume } from '../lib/volume/unlock.ts';
 import { formatDeploySummary, reportDeployToGithub, reportRollbackToGithub } from '../lib/summary.ts';
 import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
 import { parseSize } from '../lib/units.ts';
@@ -30,7 +30,7 @@ import { snapshotCommand, packCommand, verifyCommand, type KeptManifest, type Ve
 import { readDeployedManifest } from '../lib/deployed-manifest.ts';
 import { migrateAction, restoreAction, validateAction } from './on-use-commands.ts';
 import { registerBackupCommands } from './backup-commands.ts';
-import { DEFAULT_DB_DIR, targetOptions, volumeHostOptions, volumeOptions, withVolumeHost } from './volume-options.ts';
+import { DEFAULT_DB_DIR, hintsFor, targetOptions, volumeHostOptions, volumeOptions, withVolumeHost } from './volume-options.ts';
 
 interface DeployFlags {
   source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
@@ -127,7 +127,7 @@ targetOptions(
       const summary = await runDeploy({
         source, host, uploader, volume, dbDir, chunkSize, healthUrl: fly.healthUrl, healthTimeoutMs, keepBackups, uploadConcurrency,
         workDir: flags.workDir, output: prompter && output !== 'json' ? 'plain' : output, signal: ac.signal, snapshot: fly.snapshot,
-        from: flags.from, only: flags.only, prompter,
+        from: flags.from, only: flags.only, prompter, hints: hintsFor(cmd),
       });
       if (output === 'json') process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       else process.stdout.write(`${formatDeploySummary(summary)}\n`);
@@ -171,7 +171,7 @@ targetOptions(
     const fly = await prepareFlyDeploy(host, { healthUrl });
     await confirmOrRefuse(`roll back ${volume}/${dbDir} on ${host.label} to ${flags.backup ? `backup ${flags.backup}` : `${dbDir}.old`}?`, flags.yes);
     const ac = abortOnSignals();
-    const summary = await runRollback({ host, volume, dbDir, backup: flags.backup, healthUrl: fly.healthUrl, healthTimeoutMs, output, signal: ac.signal, prompter });
+    const summary = await runRollback({ host, volume, dbDir, backup: flags.backup, healthUrl: fly.healthUrl, healthTimeoutMs, output, signal: ac.signal, prompter, hints: hintsFor(cmd) });
     process.stdout.write(output === 'json' ? `${JSON.stringify(summary, null, 2)}\n` : `${formatRollbackSummary(summary)}\n`);
     reportRollbackToGithub(summary);
     process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;
@@ -183,14 +183,15 @@ targetOptions(
 
 registerBackupCommands(program);
 
-volumeHostOptions(program.command('unlock').description('remove a stale deploy lock from the remote volume'))
+volumeHostOptions(program.command('unlock').description('remove a stale deploy lock from the remote volume, then finish or reverse an interrupted swap'))
   .option('--yes', 'do not ask; required without a terminal')
   .action((flags: Omit<VolumeFlags, 'dbDir'> & { yes?: boolean }, cmd: Command) =>
     // The lock is the volume's (VOLUME/.ferry/lock): no Chroma dir name plays a part in it.
     withVolumeHost({ ...flags, dbDir: DEFAULT_DB_DIR }, cmd, async (host, layout) => {
       await confirmOrRefuse(`remove the deploy lock ${layout.lock} on ${host.label}?`, flags.yes);
-      const r = await host.run(forceUnlockScript(layout));
-      process.stdout.write(r.stdout.includes('lock=removed') ? `removed ${layout.lock}\n` : `no lock at ${layout.lock}\n`);
+      const r = await unlockVolume(host, layout.volume);
+      process.stdout.write(r.removed ? `removed ${r.lock}\n` : `no lock at ${r.lock}\n`);
+      for (const d of r.dirs) process.stdout.write(`${formatUnlocked(d)}\n`);
     }));
 
 program
