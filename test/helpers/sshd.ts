@@ -35,10 +35,11 @@ async function portAccepts(port: number): Promise<boolean> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Start sshd on a free high port with fresh keys. Without openssh-server: throws in CI
+ * Start sshd on a free high port with fresh keys (plus `extraConfig` lines, e.g. `SetEnv PATH=...`
+ * to put a wrapper first on the sessions' PATH). Without openssh-server: throws in CI
  * (`CI=true`), otherwise warns loudly on stderr and returns null (the tests skip).
  */
-export async function startSshd(): Promise<TestSshd | null> {
+export async function startSshd(o: { extraConfig?: string[] } = {}): Promise<TestSshd | null> {
   const sshd = findFirst(SSHD_CANDIDATES);
   if (!sshd) {
     const msg = 'openssh-server is not installed: .ci/run must apt-get install it';
@@ -77,6 +78,7 @@ export async function startSshd(): Promise<TestSshd | null> {
     'UsePAM no',
     `Subsystem sftp ${sftp}`,
     'LogLevel ERROR',
+    ...(o.extraConfig ?? []),
     '',
   ].join('\n'));
 
