@@ -18,6 +18,7 @@ import {
   acceptChunkScript, backupScript, cleanupScript, incomingStateScript, lockScript, probeScript, reassembleScript, swapScript, unlockScript,
 } from '../lib/remote-scripts.ts';
 import { renderArgv, type RemoteScript } from '../lib/shell.ts';
+import { archiveDataId, recordVerifiedScript, writeDataIdScript } from '../lib/volume/data-id.ts';
 import { newRunId, parseWorkRoot, runDirOf } from '../lib/run-dir.ts';
 import { DEPLOY_STEPS, STEP_TITLES, STEP_UNDO, type DeployOptions, type DeployStep } from './deploy-chromadb.ts';
 
@@ -53,6 +54,7 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
   const incoming = incomingDir(layout, deployId);
   const trash = trashDir(layout, deployId);
   const backup = backupName(layout.name, utcStamp());
+  const nextId = archiveDataId(pack.archiveSha256, runId);
   const owner = JSON.stringify({ runId, command: 'deploy (by hand, from --plan)', user: os.userInfo().username, host: os.hostname(), startedAt: new Date().toISOString() });
 
   const cli = cliArgv();
@@ -62,9 +64,9 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
   const steps: Record<DeployStep, Pick<PlanStep, 'commands' | 'notes'>> = {
     preflight: {
       commands: [
-        local('create the local work dir (this run\'s own dir in the work root)', ['mkdir', '-p', work]),
         remote(probeScript(layout), `missing= is empty, volume=dir, writable=yes; df shows free space for about ${Math.ceil((pack.inputBytes * 2.05) / 1048576)} MiB plus the live dir`),
-        remote(lockScript(layout, owner), 'lock=acquired (otherwise another run holds the lock: stop here)'),
+        remote(lockScript(layout, owner), 'lock=acquired (otherwise another run holds the lock: it exits non-zero, stop here)'),
+        local('create the local work dir (this run\'s own dir in the work root)', ['mkdir', '-p', work]),
       ],
       notes: [],
     },
@@ -102,7 +104,10 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
         : [],
     },
     reassemble: {
-      commands: [remote(reassembleScript(layout, incoming, pack.archiveSha256, pack.chunks.map((ch) => ch.name)), `files=${pack.fileList.length} list_sha256=${fileListSha256}`)],
+      commands: [
+        remote(reassembleScript(layout, incoming, pack.archiveSha256, pack.chunks.map((ch) => ch.name)), `files=${pack.fileList.length} list_sha256=${fileListSha256}`),
+        remote(writeDataIdScript(layout.next, nextId)),
+      ],
       notes: [],
     },
     swap: {
@@ -113,8 +118,8 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
     verify: {
       commands: o.healthUrl
         ? [local('heartbeat and every collection count equal to the manifest', [...cli, 'verify', '--health-url', o.healthUrl, '--manifest', manifestFile,
-            '--timeout', `${Math.round(o.healthTimeoutMs / 1000)}s`, '--samples', '0'], 'healthy')]
-        : [],
+            '--timeout', `${Math.round(o.healthTimeoutMs / 1000)}s`, '--samples', '0'], 'healthy'), remote(recordVerifiedScript(layout, nextId))]
+        : [remote(recordVerifiedScript(layout, nextId))],
       notes: o.healthUrl ? [] : ['no --health-url: check the server by hand (chroma-ferry verify --health-url URL --manifest MANIFEST)'],
     },
     cleanup: {
