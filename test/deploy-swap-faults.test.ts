@@ -108,7 +108,6 @@ describe('faults during the swap (local:)', () => {
     await child;
     const un = await runCli(['unlock', '--target', target, '--volume', '/data', '--yes']);
     assert.equal(un.code, 0, un.stderr);
-    assert.match(un.stdout, /chroma_db: needs-verify/);
     let refused: CliResult | undefined;
     for (let i = 0; i < 2; i++) {
       // The same deploy again must not move the unverified data to NAME.old (and trash the old data).
@@ -125,6 +124,7 @@ describe('faults during the swap (local:)', () => {
     assert.deepEqual(await listFiles(env.live), oldFiles);
     // And a new deploy goes through, keeping the (verified) old data as NAME.old.
     await assertDeployedAndOldKept(await deploy());
+    assert.match(un.stdout, /chroma_db: needs-verify/, 'unlock said what the volume needs');
   });
 
   it('the swap worker killed between the two renames: the run finishes its own swap and verifies', async () => {
@@ -159,8 +159,8 @@ describe('faults during the swap (local:)', () => {
     await assert.rejects(fs.access(env.live));
     const un = await runCli(['unlock', '--target', target, '--volume', '/data', '--yes']);
     assert.equal(un.code, 0, un.stderr);
-    assert.match(un.stdout, /chroma_db: reversed an interrupted swap; clean/);
     assert.deepEqual(await listFiles(env.live), oldFiles, 'the old data is live again');
+    assert.match(un.stdout, /chroma_db: reversed an interrupted swap; clean/);
     await assertDeployedAndOldKept(await deploy());
   });
 
@@ -176,10 +176,7 @@ describe('faults during the swap (local:)', () => {
     args[args.indexOf('--source') + 1] = v3;
     const r3 = await runCli(args);
     assert.equal(r3.code, 1, r3.stderr + r3.stdout);
-    assert.ok(r3.json.warnings.some((w: string) => /old data restored; server not verified/.test(w)), r3.json.warnings.join('\n'));
     const state = JSON.parse(await fs.readFile(path.join(env.volumeOnDisk, '.ferry', 'state-deploy-chroma_db.json'), 'utf8'));
-    assert.equal(state.steps.swap, 'undone');
-    assert.equal(state.outcome, 'failed; old data restored; server not verified');
 
     const rb = await runCli(['rollback', '--target', target, '--volume', '/data', '--restart-cmd', env.restartCmd,
       '--health-url', env.url, '--health-timeout', '30s', '--yes', '--json']);
@@ -188,5 +185,9 @@ describe('faults during the swap (local:)', () => {
     assert.deepEqual(await served(), NEW_SERVED, 'v2 served');
     assert.equal(await servedContentDigest(env.url), v2Content);
     assert.deepEqual(await listFiles(old()), oldFiles, 'v1 still kept as NAME.old');
+    // What the failed deploy said and recorded.
+    assert.ok(r3.json.warnings.some((w: string) => /old data restored; server not verified/.test(w)), r3.json.warnings.join('\n'));
+    assert.equal(state.steps.swap, 'undone');
+    assert.equal(state.outcome, 'failed; old data restored; server not verified');
   });
 });
