@@ -8,6 +8,7 @@ import { UserError } from './errors.ts';
 import type { RemoteHost } from './hosts/remote-host.ts';
 import { backupStampTime, isBackupOf, sortBackupsNewestFirst, type RemoteLayout } from './remote-layout.ts';
 import { listBackupsScript } from './remote-scripts.ts';
+import { requireVolume } from './volume-check.ts';
 
 export interface BackupEntry {
   name: string;
@@ -21,17 +22,40 @@ export interface BackupEntry {
 /** The word that picks the newest backup. */
 export const LATEST = 'latest';
 
-/** The remote backups of this db dir, newest first. */
+/**
+ * The remote backups of this db dir, newest first. The listing is NUL-separated records; a name
+ * is taken only when it is exactly a backup name of this db dir (spaces allowed, no path), and a
+ * sha256 only when it is 64 hex digits.
+ */
 export async function listBackups(host: RemoteHost, layout: RemoteLayout, signal?: AbortSignal): Promise<BackupEntry[]> {
   const out = (await host.run(listBackupsScript(layout), { signal })).stdout;
   const byName = new Map<string, BackupEntry>();
-  for (const line of out.split('\n')) {
-    const [tag, bytes, sha256, name] = line.trim().split(' ');
-    if (tag !== 'backup' || !name) continue;
+  for (const record of out.split('\0')) {
+    const m = /^backup (\d+) (\S*) (.+)$/s.exec(record.replace(/^\n+/, ''));
+    if (!m) continue;
+    const [, bytes, sha256, name] = m as unknown as [string, string, string, string];
+    if (!isBackupOf(layout.name, name)) continue;
     const t = backupStampTime(name);
-    byName.set(name, { name, bytes: Number(bytes), sha256: sha256 ?? '-', date: t === undefined ? '' : new Date(t).toISOString().replace('.000Z', 'Z') });
+    byName.set(name, {
+      name, bytes: Number(bytes), sha256: /^[0-9a-f]{64}$/.test(sha256) ? sha256 : '-',
+      date: t === undefined ? '' : new Date(t).toISOString().replace('.000Z', 'Z'),
+    });
   }
   return sortBackupsNewestFirst(layout.name, [...byName.keys()]).map((n) => byName.get(n)!);
+}
+
+/**
+ * `backups`: the list of a db dir on a volume that exists. A volume that does not exist, or a db
+ * dir with neither a live dir nor a backup (a mistyped --db-dir), is refused in one line: an
+ * empty list is only ever the truth.
+ */
+export async function listVolumeBackups(host: RemoteHost, layout: RemoteLayout, signal?: AbortSignal): Promise<BackupEntry[]> {
+  const { live } = await requireVolume(host, layout, signal);
+  const list = await listBackups(host, layout, signal);
+  if (!live && list.length === 0) {
+    throw new UserError(`no Chroma dir ${layout.live} on ${host.label} and no backups of ${layout.name}; check --db-dir and --volume`);
+  }
+  return list;
 }
 
 /** `latest`, or a backup file name of this db dir; anything else (paths, `..`, other names) is refused in one line. */
@@ -42,10 +66,10 @@ export function parseBackupNameArg(layout: RemoteLayout, raw: string): string {
   );
 }
 
-/** The backup `latest` or a listed name stands for; refused (UserError) when there is none. */
+/** The backup `latest` or a listed name stands for; refused (UserError) when there is none, or no such volume. */
 export async function findBackup(host: RemoteHost, layout: RemoteLayout, raw: string, signal?: AbortSignal): Promise<BackupEntry> {
   const name = parseBackupNameArg(layout, raw);
-  const backups = await listBackups(host, layout, signal);
+  const backups = await listVolumeBackups(host, layout, signal);
   const chosen = name === LATEST ? backups[0] : backups.find((b) => b.name === name);
   if (chosen) return chosen;
   throw new UserError(name === LATEST

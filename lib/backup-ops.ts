@@ -3,8 +3,10 @@
  * backup step, under the same volume lock), apply retention, and copy a backup to this machine.
  *
  * Archives live in VOLUME/.ferry/backups/NAME-<UTC stamp>.tar.gz with a .sha256 beside each;
- * backupScript writes them as a partial file, checks it (gzip -t, tar listing, sha256, size) and
- * only then gives it its final name.
+ * backupScript reads the live dir until a read is proven stable (bounded retries), writes a
+ * partial file, checks it (gzip -t, the listing holds NAME/chroma.sqlite3, sha256, size) and only
+ * then gives it its final name. Its refusals (a symlinked or non-Chroma live dir, a live dir that
+ * kept changing, a full volume) are one line each (lib/remote/refusals.ts).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -19,6 +21,7 @@ import { backupDataIdsScript, backupScript, inspectBackupScript, parseKv, pruneB
 import { commandHints, type CommandHints } from './command-hint.ts';
 import { parseDataId, verifiedFile } from './volume/data-id.ts';
 import { reconcileBeforeCommand } from './volume/deploy-swap.ts';
+import { runRefusing } from './remote/refusals.ts';
 import { fileSha256 } from './tree-digest.ts';
 import { checkVolume } from './volume-check.ts';
 import { describeLockHolder, tryVolumeLock, unlockHint } from './volume-lock.ts';
@@ -31,6 +34,8 @@ export interface MadeBackup {
   sha256: string;
   /** Entries the archive lists (files and directories). */
   entries: number;
+  /** Reads of the live dir it took to get a stable one (1 on an idle server). */
+  attempts: number;
 }
 
 /**
@@ -49,10 +54,11 @@ export async function makeRemoteBackup(
     name = backupName(layout.name, utcStamp());
   }
   o.onStart?.(name);
-  const kv = parseKv((await host.run(backupScript(layout, name), { signal: o.signal })).stdout);
+  const kv = parseKv((await runRefusing(host, backupScript(layout, name), { volume: layout.volume }, { signal: o.signal })).stdout);
   if (kv.get('skipped')) return undefined;
   return {
     name, path: backupPath(layout, name), bytes: Number(kv.get('bytes')), sha256: kv.get('sha256') ?? '', entries: Number(kv.get('entries')),
+    attempts: Number(kv.get('attempts') ?? 1),
   };
 }
 

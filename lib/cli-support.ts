@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline/promises';
 import { UserError } from './errors.ts';
+import { tokenVariables } from './chroma/api-token.ts';
 import { redact } from './secrets.ts';
+import { parseHttpUrl } from './server-url.ts';
 
 /** Options shared by every command that reaches a remote volume. */
 export interface TargetFlags {
@@ -17,6 +19,7 @@ export interface TargetFlags {
   config?: string;
   healthUrl?: string;
   healthTimeout: string;
+  restartTimeout: string;
   yes?: boolean;
   json?: boolean;
 }
@@ -53,15 +56,10 @@ export function parseSshKey(raw: string | undefined): string | undefined {
   return file;
 }
 
+/** `--health-url`: http(s) with its scheme, no credentials (a token goes in CHROMA_API_KEY). */
 export function parseHealthUrl(raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new UserError(`--health-url ${raw}: not a URL; use e.g. http://127.0.0.1:8000`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UserError(`--health-url ${raw}: must be http:// or https://`);
+  parseHttpUrl('--health-url', raw, { example: 'http://127.0.0.1:8000', instead: `put the token in ${tokenVariables()} (sent as the x-chroma-token header)` });
   return raw.replace(/\/+$/, '');
 }
 
@@ -70,6 +68,13 @@ export function parseDuration(flag: string, raw: string): number {
   if (!m) throw new UserError(`${flag} ${raw}: not a duration; use e.g. 30s, 2m or 500ms`);
   const n = Number(m[1]);
   return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+}
+
+/** `--restart-timeout`: a duration of at least one second (the host's `timeout` counts whole seconds). */
+export function parseRestartTimeout(raw: string): number {
+  const ms = parseDuration('--restart-timeout', raw);
+  if (ms < 1000) throw new UserError(`--restart-timeout ${raw}: must be at least 1s`);
+  return ms;
 }
 
 export function parsePositiveInt(flag: string, raw: string, min = 1): number {

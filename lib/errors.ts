@@ -23,7 +23,11 @@ export class HostUnreachable extends UserError {
   }
 }
 
-/** A remote command that failed: what it was doing, its exit status and the tail of stderr. */
+/**
+ * A remote command that failed: what it was doing, its exit status and the tail of stderr. A
+ * status that is a refusal (lib/remote/refusals.ts registers the describer) gives the refusal's
+ * one line instead of the raw tail.
+ */
 export class RemoteCommandError extends Error {
   constructor(
     readonly what: string,
@@ -33,7 +37,16 @@ export class RemoteCommandError extends Error {
     const tail = stderr.trim().split('\n').slice(-3).join(' | ');
     super(`${what} failed (exit ${exitCode})${tail ? `: ${tail}` : ''}`);
     this.name = 'RemoteCommandError';
+    const refusal = refusalDescriber?.(this);
+    if (refusal) this.message = `${what}: ${refusal}`;
   }
+}
+
+let refusalDescriber: ((e: RemoteCommandError) => string | undefined) | undefined;
+
+/** Set by lib/remote/refusals.ts (errors.ts imports nothing, so there is no import cycle). */
+export function describeRefusalsWith(fn: (e: RemoteCommandError) => string | undefined): void {
+  refusalDescriber = fn;
 }
 
 export function isUserError(e: unknown): e is UserError {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
  * here as a POSIX sh script (comments + commands) or kept as data for `--json`.
  */
 import { fileURLToPath } from 'node:url';
-import type { RemoteHost, RenderedCommand } from './hosts/remote-host.ts';
+import type { RemoteHost, RenderedCommand, RestartOptions } from './hosts/remote-host.ts';
 
 export interface PlanCommand {
   /** What the command does. */
@@ -47,9 +47,9 @@ export function planCommand(what: string, r: RenderedCommand, hostLabel: string,
   return { what, via: r.on === 'local' ? hostLabel : r.on, command: r.command, expect };
 }
 
-/** The restart step of a plan: the host's restart commands, or a note when it has none. */
-export function restartPlanStep(host: RemoteHost): Pick<PlanStep, 'commands' | 'notes'> {
-  const rendered = host.renderRestart();
+/** The restart step of a plan: the host's restart commands (bounded, output in `o.logFile`), or a note when it has none. */
+export function restartPlanStep(host: RemoteHost, o: Pick<RestartOptions, 'timeoutMs' | 'logFile'>): Pick<PlanStep, 'commands' | 'notes'> {
+  const rendered = host.renderRestart(o);
   return {
     commands: rendered.map((r) => planCommand('restart the Chroma server', r, host.label)),
     notes: rendered.length ? [] : ['no --restart-cmd: restart the Chroma server yourself'],

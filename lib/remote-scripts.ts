@@ -67,44 +67,118 @@ export function forceUnlockScript(l: RemoteLayout): RemoteScript {
   `, [l.lock]);
 }
 
+/** How many times the backup reads a live dir that changes under it before it refuses. */
+export const BACKUP_READ_ATTEMPTS = 3;
+
 /**
- * tar+gzip of the live dir into the backups dir, checked (gzip -t, listing) before it gets its
- * final name. Without a live dir (first deploy) it prints `skipped=no-live-dir` and changes nothing.
+ * tar+gzip of the live dir into the backups dir, from a read proven stable, checked before it gets
+ * its final name. Without a live dir (first deploy) it prints `skipped=no-live-dir` and changes
+ * nothing. Refuses (lib/remote/refusals.ts): a live dir that is a symbolic link
+ * (`live-is-symlink`: a tar of it holds the link, not the data) or holds no chroma.sqlite3
+ * (`live-not-chroma`); a live dir that changed during each of `attempts` reads
+ * (`backup-unstable`); less free space than the live dir's size (`volume-full`).
+ *
+ * A read is stable when the type, size, mtime, ctime and inode of every entry under NAME are the
+ * same before and after tar read it, tar did not see a file change (its exit 1), and SQLite has
+ * no rollback journal or WAL with content (a write in progress). Between attempts it waits 1 s,
+ * 2 s, ... The archive must list NAME/chroma.sqlite3, pass `gzip -t`, and is published (with its
+ * .sha256) only by renames; its temp files are removed on any failure, and the ones a killed
+ * backup of this db dir left are removed first (the caller holds the volume lock).
+ * Prints entries=, sha256=, bytes=, attempts= before the renames: a caller that went away
+ * (Ctrl-C, a dropped connection) gets no published archive.
  */
-export function backupScript(l: RemoteLayout, fileName: string): RemoteScript {
-  return remoteScript('back up the live dir', `
+export function backupScript(l: RemoteLayout, fileName: string, attempts = BACKUP_READ_ATTEMPTS): RemoteScript {
+  const inner = remoteScript('back up the live dir', `
     set -eu
-    [ -d "$1/$2" ] || { echo "skipped=no-live-dir"; exit 0; }
-    mkdir -p "$3"
-    tmp="$3/.$4.partial"
-    rm -f "$tmp"
-    tar czf "$tmp" -C "$1" "$2"
+    vol=$1; name=$2; dir=$3; file=$4; attempts=$5
+    live="$vol/$name"
+    if [ -L "$live" ]; then
+      ${refuseSh('live-is-symlink', { path: '"$live"', target: '"$(readlink "$live" 2>/dev/null || :)"' })}
+    fi
+    [ -d "$live" ] || { echo "skipped=no-live-dir"; exit 0; }
+    if [ ! -f "$live/chroma.sqlite3" ] || [ -L "$live/chroma.sqlite3" ]; then
+      ${refuseSh('live-not-chroma', { path: '"$live"' })}
+    fi
+    find "$live" -prune -printf '' 2>/dev/null || ${refuseSh('missing-tools', { missing: '"find-with--printf(GNU-findutils)"' })}
+    mkdir -p "$dir"
+    tmp="$dir/.$file.partial"
+    sumtmp="$dir/.$file.sha256.partial"
+    trap 'rm -f "$tmp" "$sumtmp"' EXIT
+    trap 'exit 1' HUP INT TERM
+    for f in "$dir/.$name-"*.tar.gz.partial "$dir/.$name-"*.tar.gz.sha256.partial; do
+      case \${f##*/} in
+        ".$name-"[0-9]*T[0-9]*Z.tar.gz.partial|".$name-"[0-9]*T[0-9]*Z.tar.gz.sha256.partial) rm -f "$f" ;;
+      esac
+    done
+    cd "$vol"
+    fingerprint() { find "./$name" -printf '%y %s %T@ %C@ %i %p\\n'; }
+    busy() {
+      for j in chroma.sqlite3-journal chroma.sqlite3-wal; do
+        if [ -s "./$name/$j" ]; then echo "$j is not empty (SQLite is writing)"; return 0; fi
+      done
+      return 1
+    }
+    n=0
+    while :; do
+      n=$((n + 1))
+      rm -f "$tmp"
+      if ! why=$(busy); then
+        before=$(fingerprint)
+        rc=0
+        err=$(tar czf "$tmp" -C "$vol" "$name" 2>&1) || rc=$?
+        after=$(fingerprint)
+        if [ "$rc" -gt 1 ]; then printf '%s\\n' "$err" >&2; exit "$rc"; fi
+        if [ "$rc" -eq 1 ]; then why="tar: a file changed as it was read"
+        elif [ "$before" != "$after" ]; then why="sizes or mtimes changed during the read"
+        elif ! why=$(busy); then break
+        fi
+      fi
+      if [ "$n" -ge "$attempts" ]; then
+        ${refuseSh('backup-unstable', { path: '"$live"', attempts: '"$n"', why: '"$why"' })}
+      fi
+      sleep "$n"
+    done
     gzip -t "$tmp"
-    entries=$(tar tzf "$tmp" | wc -l)
-    [ "$entries" -gt 0 ] || { echo "backup archive lists no entries" >&2; exit 1; }
+    listing=$(tar tzf "$tmp")
+    set -- $(printf '%s\\n' "$listing" | {
+      count=0; db=no
+      while IFS= read -r entry; do count=$((count + 1)); [ "$entry" != "$name/chroma.sqlite3" ] || db=yes; done
+      echo "$count $db"
+    })
+    entries=$1
+    [ "$2" = yes ] || { echo "the archive of $live lists no $name/chroma.sqlite3: not kept" >&2; exit 1; }
     sum=$(sha256sum "$tmp"); sum=\${sum%% *}
     bytes=$(wc -c < "$tmp")
-    mv "$tmp" "$3/$4"
-    printf '%s  %s\\n' "$sum" "$4" > "$3/$4.sha256"
+    printf '%s  %s\\n' "$sum" "$file" > "$sumtmp"
     # the data id the live dir held (lib/volume/data-id.ts): retention keeps the newest backup of the verified data
-    if [ -f "$1/$2/.ferry-data-id" ]; then head -n 1 "$1/$2/.ferry-data-id" > "$3/$4.data-id"; fi
+    did=""; [ -f "./$name/.ferry-data-id" ] && IFS= read -r did < "./$name/.ferry-data-id" || :
     echo "entries=$entries"
     echo "sha256=$sum"
     echo "bytes=$bytes"
-  `, [l.volume, l.name, l.backups, fileName]);
+    echo "attempts=$n"
+    # The shell that runs this one (the space guard's) is gone: the caller cancelled; publish nothing.
+    kill -0 $$ 2>/dev/null || exit 1
+    mv "$sumtmp" "$dir/$file.sha256"
+    mv "$tmp" "$dir/$file" || { rm -f "$dir/$file.sha256"; exit 1; }
+    if [ -n "$did" ]; then printf '%s\\n' "$did" > "$dir/$file.data-id" || :; fi
+  `, [l.volume, l.name, l.backups, fileName, String(attempts)]);
+  return withSpaceGuard(inner, l.backups, 0, { measure: l.live });
 }
 
-/** Names, sizes and sha256 of the backups (from the .sha256 files written with each). */
+/**
+ * Names, sizes and sha256 of this db dir's backups (from the .sha256 files written with each), one
+ * NUL-terminated record per archive: `backup BYTES SHA256 NAME` (a name may hold spaces).
+ */
 export function listBackupsScript(l: RemoteLayout): RemoteScript {
   return remoteScript('list remote backups', `
     [ -d "$1" ] || exit 0
-    cd "$1"
-    for f in *.tar.gz; do
+    cd "$1" || exit 1
+    for f in "$2"-*.tar.gz; do
       [ -f "$f" ] || continue
-      sum=$(cat "$f.sha256" 2>/dev/null) || sum="-"
-      echo "backup $(wc -c < "$f") \${sum%% *} $f"
+      sum=$(cat "./$f.sha256" 2>/dev/null) || sum="-"
+      printf 'backup %s %s %s\\0' "$(wc -c < "./$f")" "\${sum%% *}" "$f"
     done
-  `, [l.backups]);
+  `, [l.backups, l.name]);
 }
 
 /** Delete the named backups (names only, inside the backups dir). */
@@ -120,13 +194,13 @@ export function pruneBackupsScript(l: RemoteLayout, names: string[]): RemoteScri
 export function backupDataIdsScript(l: RemoteLayout): RemoteScript {
   return remoteScript('list the data ids of the backups', `
     [ -d "$1" ] || exit 0
-    cd "$1"
-    for f in *.tar.gz.data-id; do
+    cd "$1" || exit 1
+    for f in "$2"-*.tar.gz.data-id; do
       [ -f "$f" ] || continue
-      IFS= read -r id < "$f" || continue
+      IFS= read -r id < "./$f" || continue
       printf 'id=%s %s\\n' "$id" "\${f%.data-id}"
     done
-  `, [l.backups]);
+  `, [l.backups, l.name]);
 }
 
 /**
@@ -146,9 +220,9 @@ export function inspectBackupScript(l: RemoteLayout, fileName: string): RemoteSc
   `, [l.backups, fileName]);
 }
 
-/** Remove what an interrupted backupScript left (its partial archive); the finished ones are untouched. */
+/** Remove what an interrupted backupScript left (its partial archive and .sha256); the finished ones are untouched. */
 export function removePartialBackupScript(l: RemoteLayout, fileName: string): RemoteScript {
-  return remoteScript('remove a partial backup', 'rm -f "$1/.$2.partial"', [l.backups, fileName]);
+  return remoteScript('remove a partial backup', 'rm -f "$1/.$2.partial" "$1/.$2.sha256.partial"', [l.backups, fileName]);
 }
 
 /** Create the incoming dir and report the sha256 of every complete chunk already there. */
@@ -229,11 +303,16 @@ export function putFileToUrlScript(file: string, tool: FetchTool): RemoteScript 
  * fifo read by sha256sum); a sha256 other than the archive's removes NAME.new and fails. Each
  * chunk was already checked on arrival. Prints the sha256 of the extracted regular-file list
  * (find . -type f | LC_ALL=C sort).
+ *
+ * A full volume refuses with `volume-full` (lib/remote/refusals.ts): before anything is written
+ * when it has less free than the chunks' size or `extractedBytes` (when known), and when the
+ * extraction fails on a filesystem that is then full (checked before NAME.new is removed; the
+ * need reported is what was extracted plus what was free, plus 1 MiB).
  */
-export function reassembleScript(l: RemoteLayout, dir: string, archiveSha256: string, chunkNames: string[]): RemoteScript {
-  return remoteScript('reassemble and extract', `
+export function reassembleScript(l: RemoteLayout, dir: string, archiveSha256: string, chunkNames: string[], extractedBytes = 0): RemoteScript {
+  const inner = remoteScript('reassemble and extract', `
     set -eu
-    in=$1; want=$2; next=$3; shift 3
+    in=$1; want=$2; next=$3; need_kb=$4; shift 4
     cd "$in"
     for c in "$@"; do [ -f "$c" ] || { echo "chunk $c is missing on the remote" >&2; exit 10; }; done
     rm -rf "$next"
@@ -245,15 +324,42 @@ export function reassembleScript(l: RemoteLayout, dir: string, archiveSha256: st
     status=0
     cat "$@" | tee .archive.fifo | gzip -dc | tar xf - -C "$next" || status=$?
     wait "$hasher" || status=1
-    sum=$(cat .archive.sha256); sum=\${sum%% *}
+    sum=$(cat .archive.sha256 2>/dev/null) || sum=""; sum=\${sum%% *}
     rm -f .archive.fifo .archive.sha256
-    [ "$status" -eq 0 ] || { rm -rf "$next"; echo "extracting the archive failed on the remote (tar exit $status)" >&2; exit 12; }
+    if [ "$status" -ne 0 ]; then
+      set -- $(df -Pk "$next" 2>/dev/null | tail -n 1); free_kb=\${4:-}
+      set -- $(df -Pi "$next" 2>/dev/null | tail -n 1); inodes=\${5:-}
+      set -- $(du -sk "$next" 2>/dev/null); used_kb=\${1:-0}
+      rm -rf "$next"
+      case $free_kb in
+        ''|*[!0-9]*) ;;
+        *)
+          if [ "$free_kb" -lt 1024 ] || [ "$inodes" = 100% ]; then
+            more_kb=$((used_kb + free_kb + 1024)); [ "$more_kb" -ge "$need_kb" ] || more_kb=$need_kb
+            set -- $(df -Pk "$in" 2>/dev/null | tail -n 1); now_kb=\${4:-0}
+            ${refuseSh('volume-full', { free_mib: '"$((now_kb / 1024))"', need_mib: '"$(((more_kb + 1023) / 1024))"' })}
+          fi ;;
+      esac
+      echo "extracting the archive failed on the remote (tar exit $status)" >&2; exit 12
+    fi
     [ "$sum" = "$want" ] || { rm -rf "$next"; echo "archive sha256 mismatch on the remote: expected $want, got $sum" >&2; exit 11; }
     cd "$next"
     echo "files=$(find . -type f | wc -l)"
     list=$(find . -type f | LC_ALL=C sort | sha256sum)
     echo "list_sha256=\${list%% *}"
-  `, [dir, archiveSha256, l.next, ...chunkNames]);
+  `, [dir, archiveSha256, l.next, String(Math.ceil(extractedBytes / 1024)), ...chunkNames]);
+  return withSpaceGuard(inner, l.volume, extractedBytes, { measure: dir });
+}
+
+/**
+ * After a chunk failed to arrive (its upload or its check): remove its partial file, then refuse
+ * with `volume-full` when the volume cannot take `bytes` more (a full disk makes sftp say only
+ * "Failure", cp "ENOSPC", cat "write error"). Exits 0 when there is room: the failure was another.
+ */
+export function discardFailedChunkScript(partial: string, bytes: number): RemoteScript {
+  // The partial goes first (the guard checks before its own script runs), then an empty guarded script.
+  const check = withSpaceGuard(remoteScript('check for room', ':'), path.posix.dirname(partial), bytes);
+  return remoteScript('discard a failed chunk', `rm -f "$1"; shift\n${check.code}`, [partial, ...check.args]);
 }
 
 /** NAME.old -> trash, NAME -> NAME.old, NAME.new -> NAME. Renames only; reverts itself if a rename fails. */
@@ -298,13 +404,21 @@ export function cleanupScript(incoming: string, trash: string): RemoteScript {
 }
 
 /**
- * Write a small file atomically (temp file + rename in the same dir); the content is an argument.
- * The temp file never stays behind on a failure, and a full volume refuses with `volume-full`.
+ * Write a small file atomically (temp file `FILE.tmp.<pid>` + rename in the same dir); the content
+ * is an argument. The temp file never stays behind on a failure, and a full volume refuses with
+ * `volume-full`. Temp files of FILE left by a writer that was killed (SIGKILL, a lost session)
+ * are removed first: a `FILE.tmp.<pid>` whose process no longer runs.
  */
 export function writeFileScript(file: string, content: string, title = 'write the runbook state'): RemoteScript {
   return withSpaceGuard(remoteScript(title, `
     set -eu
     mkdir -p "$(dirname "$1")"
+    for stale in "$1".tmp.*; do
+      pid=\${stale##*.tmp.}
+      case $pid in ''|*[!0-9]*) continue ;; esac
+      [ "$stale" = "$1.tmp.$pid" ] || continue
+      kill -0 "$pid" 2>/dev/null || [ -d "/proc/$pid" ] || rm -f "$stale"
+    done
     tmp="$1.tmp.$$"
     trap 'rm -f "$tmp"' EXIT
     trap 'exit 1' HUP INT TERM

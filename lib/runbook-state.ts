@@ -2,7 +2,8 @@
  * Runbook state: which steps of the last run are done and the results later steps need, so that
  * `--from STEP` after a crash knows what was done. One small JSON file on the remote volume
  * (`.ferry/state-<runbook>-<NAME>.json`, next to the data it describes) and a copy on this
- * machine. Both are written atomically (temp file + rename). The remote copy holds ids,
+ * machine. Both are written atomically (temp file + rename; no temp file stays behind, and a full
+ * volume or state dir says "volume full: ..."). The remote copy holds ids,
  * checksums, counts and step outcomes only: results naming paths on this machine (`local`) are
  * kept in the local copy alone, and never read from the remote one.
  */
@@ -12,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { writeJsonAtomic } from './atomic-file.ts';
 import type { RemoteHost } from './hosts/remote-host.ts';
+import { runRefusing } from './remote/refusals.ts';
 import { readFileScript, writeFileScript } from './remote-scripts.ts';
 import type { RemoteLayout } from './remote-layout.ts';
 import type { StepStatus } from './runbook-runner.ts';
@@ -50,12 +52,14 @@ export function localStateRoot(): string {
 export class RunbookStateStore {
   readonly remoteFile: string;
   readonly localFile: string;
+  private readonly volume: string;
 
   constructor(
     private readonly host: RemoteHost,
     layout: RemoteLayout,
     readonly runbook: string,
   ) {
+    this.volume = layout.volume;
     this.remoteFile = path.posix.join(layout.ferry, `state-${runbook}-${layout.name}.json`);
     const key = crypto.createHash('sha256').update(`${host.label}\0${layout.live}`).digest('hex').slice(0, 16);
     this.localFile = path.join(localStateRoot(), `${runbook}-${key}.json`);
@@ -93,7 +97,7 @@ export class RunbookStateStore {
       if (mine?.local && mine.runId === state.runId) local = { ...state, local: mine.local };
     }
     await writeJsonAtomic(this.localFile, local);
-    await this.host.run(writeFileScript(this.remoteFile, JSON.stringify({ ...state, local: undefined })), { signal });
+    await runRefusing(this.host, writeFileScript(this.remoteFile, JSON.stringify({ ...state, local: undefined })), { volume: this.volume }, { signal });
   }
 }
 

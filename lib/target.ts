@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { UserError } from './errors.ts';
+import { redactUrlCredentials } from './secrets.ts';
+import { bareHostPort, isHostName } from './server-url.ts';
 
 export type TargetSpec =
   | { kind: 'local'; root: string }
@@ -17,8 +19,6 @@ export function parseFlyApp(label: string, app: string): string {
 }
 
 const USER_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;
-const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-const IPV6_RE = /^\[[0-9A-Fa-f:.]+\]$/;
 
 /** Parse `--target`. Anything that is not exactly one of the documented forms is refused. */
 export function parseTarget(raw: string): TargetSpec {
@@ -35,10 +35,13 @@ export function parseTarget(raw: string): TargetSpec {
     const m = /^([^@]+)@(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(rest);
     if (!m) throw new UserError(`--target ${raw}: expected ssh://USER@HOST[:PORT]`);
     const [, user = '', host = '', portText] = m;
+    if (user.includes(':')) {
+      throw new UserError(`--target ${redactUrlCredentials(raw)}: a password in the target is refused (it would be printed and logged); ssh logs in with a key: --ssh-key FILE`);
+    }
     if (!USER_RE.test(user)) {
       throw new UserError(`--target: user "${user}" is not a valid login name (letters, digits, _ . -)`);
     }
-    if (!HOSTNAME_RE.test(host) && !IPV6_RE.test(host)) {
+    if (!isHostName(host)) {
       throw new UserError(`--target: host "${host}" is not a valid host name or IP address`);
     }
     const port = portText === undefined ? 22 : Number(portText);
@@ -50,10 +53,31 @@ export function parseTarget(raw: string): TargetSpec {
   if (raw.startsWith('fly:')) {
     return { kind: 'fly', app: parseFlyApp('--target', raw.slice('fly:'.length)) };
   }
-  const scheme = /^([a-z0-9+.-]*):/i.exec(raw)?.[1];
+  const guess = targetGuess(raw);
+  if (guess) throw new UserError(`--target ${withoutPassword(raw)}: did you mean ${guess}? A target names its kind: ssh://USER@HOST[:PORT], fly:APP or local:/ABS/PATH`);
+  const scheme = /^([a-z][a-z0-9+.-]*):(?!\d)/i.exec(raw)?.[1];
   throw new UserError(
-    `--target ${raw}: unknown target${scheme ? ` scheme "${scheme}:"` : ''}; use ssh://USER@HOST[:PORT], fly:APP or local:/ABS/PATH`,
+    `--target ${redactUrlCredentials(raw)}: unknown target${scheme ? ` scheme "${scheme}:"` : ''}; use ssh://USER@HOST[:PORT], fly:APP or local:/ABS/PATH`,
   );
+}
+
+/** `USER:PASS@HOST...` without a scheme, shown as `***@HOST...`. */
+function withoutPassword(raw: string): string {
+  const at = raw.lastIndexOf('@');
+  return at > 0 && raw.slice(0, at).includes(':') ? `***${raw.slice(at)}` : raw;
+}
+
+/** What a target without its kind probably meant: `HOST:PORT`, `USER@HOST[:PORT]`, a host name, an absolute path. */
+function targetGuess(raw: string): string | undefined {
+  if (raw.includes('://')) return undefined;
+  if (raw.startsWith('/')) return `local:${raw}`;
+  const hp = bareHostPort(raw);
+  const user = (u: string | undefined) => (u !== undefined && USER_RE.test(u) ? u : 'USER');
+  if (hp) return `ssh://${user(hp.userinfo)}@${hp.host}:${hp.port}`;
+  const at = /^([^@]+)@([^@:/]+)$/.exec(raw);
+  if (at && isHostName(at[2]!)) return `ssh://${user(at[1])}@${at[2]}`;
+  if (isHostName(raw)) return FLY_APP_RE.test(raw) && !raw.includes('.') ? `ssh://USER@${raw} or fly:${raw}` : `ssh://USER@${raw}`;
+  return undefined;
 }
 
 export function assertNoControlChars(label: string, value: string): void {

@@ -27,11 +27,12 @@ import path from 'node:path';
 import { packInputId, packToChunks } from '../lib/archive/pack.ts';
 import { ChunkShipper } from '../lib/upload/chunk-shipper.ts';
 import { snapshotSource } from '../lib/archive/snapshot.ts';
-import { listCollectionCounts, type ServedCollection } from '../lib/chroma/http.ts';
+import { ChromaAuthError, listCollectionCounts, type ServedCollection } from '../lib/chroma/http.ts';
 import { readSqliteManifestInWorker, type SqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
 import { CompensationStack, type UndoOutcome } from '../lib/compensation.ts';
 import { UserError } from '../lib/errors.ts';
-import type { RemoteHost } from '../lib/hosts/remote-host.ts';
+import type { RemoteHost, RestartOptions } from '../lib/hosts/remote-host.ts';
+import { DEFAULT_RESTART_TIMEOUT_MS, restartLogFile, RestartError } from '../lib/hosts/restart.ts';
 import type { ChunkUploader } from '../lib/upload/chunk-uploader.ts';
 import { incomingDir, remoteLayout, trashDir, type RemoteLayout } from '../lib/remote-layout.ts';
 import { cleanupScript, parseKv, reassembleScript, unlockScript } from '../lib/remote-scripts.ts';
@@ -70,6 +71,12 @@ export interface DeployOptions {
   chunkSize: number;
   healthUrl?: string;
   healthTimeoutMs: number;
+  /** `--restart-timeout`: the limit of each restart, the undo's too (default 120 s). */
+  restartTimeoutMs?: number;
+  /** `--allow-server-down`: deploy although the server at the health URL does not answer before the deploy. */
+  allowServerDown?: boolean;
+  /** `--no-verify`: deploy without a health URL; the run ends "deployed, not verified". */
+  noVerify?: boolean;
   keepBackups: number;
   uploadConcurrency: number;
   /** `--work-dir`: the work root; the run works in WORK/chroma-ferry-<run id> (default: under the system temp dir). */
@@ -102,6 +109,8 @@ export interface DeploySummary {
   /** Volume snapshot taken before the backup (fly: `--snapshot`): a second restore point. */
   snapshotId?: string;
   restartMs?: number;
+  /** The restart command's output on the host, and its last lines when the restart failed. */
+  restartLog?: { file: string; tail: string[] };
   downtimeMs?: number;
   verified: boolean;
   warnings: string[];
@@ -504,6 +513,10 @@ const RESTORE: Partial<Record<DeployStep, (c: Ctx, r: any) => void>> = {
   reassemble(c) {
     pushReassembleUndo(c);
   },
+  verify(c, r) {
+    // Verified by the recorded run: this run (`--from cleanup`) ends a verified deploy.
+    if (r?.verified === true) c.summary.verified = true;
+  },
   swap(c, r) {
     c.swap = { hadLive: Boolean(r.hadLive), movedOld: Boolean(r.movedOld), ids: r.ids ?? { next: nextDataId(c) } };
     c.swapStarted = true;
@@ -556,7 +569,7 @@ function pushSwapUndo(c: Ctx, swap: SwapResult): void {
     c.swapReversed = r.restored;
     if (r.failedDir) c.summary.failedDir = r.failedDir;
     if (c.restartAttempted) {
-      await o.host.restart();
+      await o.host.restart(restartOptions(c));
       if (o.healthUrl && swap.hadLive) {
         const expected: ExpectedCollection[] = c.preDeploy ?? [];
         const check = await waitUntilServing(o.healthUrl, expected, { timeoutMs: o.healthTimeoutMs, settleMs: c.preDeploy ? 5000 : 0 });
@@ -566,6 +579,11 @@ function pushSwapUndo(c: Ctx, swap: SwapResult): void {
       }
     }
   });
+}
+
+/** Every restart of this run: bounded by `--restart-timeout`, its output in `.ferry/restart-RUNID.log`. */
+function restartOptions(c: Ctx): RestartOptions {
+  return { timeoutMs: c.o.restartTimeoutMs ?? DEFAULT_RESTART_TIMEOUT_MS, logFile: restartLogFile(c.layout, c.runId) };
 }
 
 type Step = (c: Ctx, progress: (line: string) => void) => Promise<string | void>;
@@ -591,7 +609,18 @@ const STEPS: Record<DeployStep, Step> = {
     if (o.healthUrl && !c.preDeploy) {
       try {
         c.preDeploy = await listCollectionCounts(o.healthUrl);
-      } catch {
+      } catch (e) {
+        // A server that refuses us now would fail the verify after the swap: refused before any change.
+        if (e instanceof ChromaAuthError) throw new UserError(e.message);
+        // A new run that will swap out a live dir: without the server's answer neither the deploy
+        // nor its rollback can be verified, so refuse now, before anything changed.
+        const swapsLive = probe.get('live') !== 'absent' && !c.resumed && selectSteps(DEPLOY_STEPS, { from: o.from, only: o.only }).has('swap');
+        if (swapsLive && !o.allowServerDown) {
+          throw new UserError(
+            `the server at ${o.healthUrl} does not answer before the deploy (${e instanceof Error ? e.message : String(e)}): ` +
+              'start it or fix --health-url, or pass --allow-server-down to deploy anyway',
+          );
+        }
         c.summary.warnings.push(`the server at ${o.healthUrl} did not answer before the deploy: rollback can check only that it answers`);
       }
     }
@@ -737,7 +766,13 @@ const STEPS: Record<DeployStep, Step> = {
   async restart(c) {
     c.restartAttempted = true;
     const t0 = performance.now();
-    const restarted = await c.o.host.restart({ signal: c.o.signal });
+    let restarted: boolean;
+    try {
+      restarted = await c.o.host.restart({ ...restartOptions(c), signal: c.o.signal });
+    } catch (e) {
+      if (e instanceof RestartError) c.summary.restartLog = { file: e.logFile, tail: e.logTail };
+      throw e;
+    }
     c.summary.restartMs = performance.now() - t0;
     if (!restarted) {
       c.summary.warnings.push('no --restart-cmd: the server was not restarted and may still serve the old files');
@@ -753,10 +788,11 @@ const STEPS: Record<DeployStep, Step> = {
     // the user chose to serve, so the volume reconciles clean and NAME.old may be replaced later).
     const record = () => recordVerifiedData(o.host, c.layout, c.swap?.ids.next ?? nextDataId(c), { signal: o.signal });
     if (!o.healthUrl) {
-      c.summary.warnings.push('no --health-url: the deployed data was not verified on a running server');
+      const why = o.noVerify ? '--no-verify' : 'no --health-url';
+      c.summary.warnings.push(`${why}: the deployed data was not verified on a running server`);
       await keepManifest();
       await record();
-      return 'skipped: no --health-url';
+      return `skipped: ${why}`;
     }
     const expected: ExpectedCollection[] = c.manifest!.collections;
     const check = await waitUntilServing(o.healthUrl, expected, { timeoutMs: o.healthTimeoutMs, signal: o.signal });

@@ -20,6 +20,7 @@ import {
 import { renderArgv, type RemoteScript } from '../lib/shell.ts';
 import { archiveDataId, recordVerifiedScript, writeDataIdScript } from '../lib/volume/data-id.ts';
 import { newRunId, parseWorkRoot, runDirOf } from '../lib/run-dir.ts';
+import { DEFAULT_RESTART_TIMEOUT_MS, restartLogFile } from '../lib/hosts/restart.ts';
 import { DEPLOY_STEPS, STEP_TITLES, STEP_UNDO, type DeployOptions, type DeployStep } from './deploy-chromadb.ts';
 
 export interface DeployPlan extends RunbookPlan {
@@ -27,14 +28,18 @@ export interface DeployPlan extends RunbookPlan {
   source: string;
   /** The run's own dir, WORK/chroma-ferry-<run id>: the only local dir the plan creates and removes. */
   workDir: string;
+  /** Where the target came from when --target was not given (e.g. ./fly.toml). */
+  targetSource?: string;
   expected: { archiveSha256: string; archiveBytes: number; chunks: number; fileCount: number; collections: number; records: number };
 }
 
 /** The deploy's own options, as far as a plan needs them. */
-export type PlanOptions = Pick<DeployOptions, 'source' | 'host' | 'uploader' | 'volume' | 'dbDir' | 'chunkSize' | 'healthUrl' | 'healthTimeoutMs' | 'workDir'> & {
+export type PlanOptions = Pick<DeployOptions, 'source' | 'host' | 'uploader' | 'volume' | 'dbDir' | 'chunkSize' | 'healthUrl' | 'healthTimeoutMs' | 'workDir' | 'restartTimeoutMs'> & {
   signal?: AbortSignal;
   /** Volume snapshot before the backup (fly: `--snapshot`). */
   snapshot?: boolean;
+  /** Where the target came from when --target was not given (e.g. ./fly.toml). */
+  targetSource?: string;
 };
 
 export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
@@ -114,7 +119,7 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
       commands: [remote(swapScript(layout, trash), 'moved_old= and had_live= lines (keep them: the undo needs them)')],
       notes: [],
     },
-    restart: restartPlanStep(o.host),
+    restart: restartPlanStep(o.host, { timeoutMs: o.restartTimeoutMs ?? DEFAULT_RESTART_TIMEOUT_MS, logFile: restartLogFile(layout, runId) }),
     verify: {
       commands: o.healthUrl
         ? [local('heartbeat and every collection count equal to the manifest', [...cli, 'verify', '--health-url', o.healthUrl, '--manifest', manifestFile,
@@ -130,8 +135,10 @@ export async function planDeploy(o: PlanOptions): Promise<DeployPlan> {
 
   return {
     runbook: 'deploy', runId, generatedAt: new Date().toISOString(), source: o.source, target: o.host.label, liveDir: layout.live, workDir: work,
+    ...(o.targetSource ? { targetSource: o.targetSource } : {}),
     header: [
       `${o.source} -> ${o.host.label} ${layout.live}`,
+      ...(o.targetSource ? [`target ${o.host.label} from ${o.targetSource}`] : []),
       `expected: archive sha256 ${pack.archiveSha256}, ${pack.chunks.length} chunks, ${pack.fileList.length} files, ` +
         `${manifest.collections.length} collections, ${manifest.totalRecords} records`,
     ],

@@ -74,6 +74,8 @@ export interface MigrateSummary {
   import: { batchesSent: number; batchesSkipped: number; recordsSent: number; retries: number; recordsPerSecond?: number };
   verify?: { sampled: number; mismatches: string[] };
   checkpointFile: string;
+  /** The persist dir this run created as the target (absolute), when --target-url named a new one. */
+  createdDir?: string;
   backupFile?: string;
   logFile: string;
   warnings: string[];
@@ -179,6 +181,7 @@ const STEPS: Record<MigratePhase, Step> = {
     const t = await openTarget(o.targetUrl, { resume: o.resume, dryRun: o.dryRun });
     c.target = t.endpoint;
     c.prepareWrite = t.prepareWrite;
+    c.summary.createdDir = t.createdDir;
     c.transform = withRenames(await loadTransform(o.transform, { prefix: o.prefix }), o.renames ?? {});
     c.collections = await c.source.listCollections(o.filterCollections);
     if (c.collections.length === 0) throw new UserError(`${c.source.label} has no collections to migrate`);
@@ -594,6 +597,7 @@ function pct(x: number): string {
 
 export function formatMigrateSummary(s: MigrateSummary): string {
   const lines = [`${s.ok ? (s.dryRun ? 'DRY RUN OK' : 'MIGRATED') : 'MIGRATION FAILED'}  ${s.source} -> ${s.target} (transform ${s.transform})`];
+  if (s.createdDir) lines.push(`  created new persist dir ${s.createdDir}`);
   if (s.error) lines.push(`  error: ${s.error}`);
   lines.push('  steps:');
   for (const st of s.steps) {

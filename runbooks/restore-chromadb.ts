@@ -136,7 +136,7 @@ const STEPS: StepDef<Ctx>[] = [
 export const RESTORE_STEPS = STEPS.map((s) => s.name);
 
 export async function runRestore(o: RestoreOptions): Promise<RestoreReport> {
-  if (endpointKind('--target-url', o.targetUrl) === 'jsonl') {
+  if (endpointKind('--target-url', o.targetUrl, { side: 'target', mayCreate: true }) === 'jsonl') {
     throw new UserError('--target-url: restore writes to a Chroma server or persist directory, not an export file');
   }
   const backupFile = path.resolve(o.backup);

@@ -15,7 +15,8 @@ import path from 'node:path';
 import { listCollectionCounts, waitForHeartbeat, type ServedCollection } from '../lib/chroma/http.ts';
 import { CompensationStack, type UndoOutcome } from '../lib/compensation.ts';
 import { UserError } from '../lib/errors.ts';
-import type { RemoteHost } from '../lib/hosts/remote-host.ts';
+import type { RemoteHost, RestartOptions } from '../lib/hosts/remote-host.ts';
+import { DEFAULT_RESTART_TIMEOUT_MS, formatRestartLog, restartLogFile, RestartError } from '../lib/hosts/restart.ts';
 import type { OutputMode } from '../lib/output.ts';
 import { remoteLayout, utcStamp, type RemoteLayout } from '../lib/remote-layout.ts';
 import { parseKv, unlockScript } from '../lib/remote-scripts.ts';
@@ -42,6 +43,8 @@ export interface RollbackOptions {
   backup?: string;
   healthUrl?: string;
   healthTimeoutMs: number;
+  /** `--restart-timeout`: the limit of each restart, the undo's too (default 120 s). */
+  restartTimeoutMs?: number;
   output: OutputMode;
   signal: AbortSignal;
   /** `--step`: asked before each step (continue / skip / abort). */
@@ -59,6 +62,8 @@ export interface RollbackSummary {
   keptAs?: string;
   steps: StepReport[];
   served?: ServedCollection[];
+  /** The restart command's output on the host, and its last lines when the restart failed. */
+  restartLog?: { file: string; tail: string[] };
   warnings: string[];
   error?: string;
   rollback: UndoOutcome[];
@@ -177,7 +182,7 @@ export const ROLLBACK_STEPS: StepDef<Ctx>[] = [
       if (hadLive) c.summary.keptAs = failed;
       c.stack.push('swap', async () => {
         await o.host.run(undoRestoreSwapScript(layout, c.source!, failed, hadLive));
-        if (c.restartAttempted) await o.host.restart();
+        if (c.restartAttempted) await o.host.restart(restartOptions(c));
       });
       o.signal.throwIfAborted();
       return hadLive ? `current data kept as ${failed}` : 'no live dir was there';
@@ -188,7 +193,14 @@ export const ROLLBACK_STEPS: StepDef<Ctx>[] = [
     title: 'restart: the Chroma server',
     async run(c) {
       c.restartAttempted = true;
-      if (!(await c.o.host.restart({ signal: c.o.signal }))) {
+      let restarted: boolean;
+      try {
+        restarted = await c.o.host.restart({ ...restartOptions(c), signal: c.o.signal });
+      } catch (e) {
+        if (e instanceof RestartError) c.summary.restartLog = { file: e.logFile, tail: e.logTail };
+        throw e;
+      }
+      if (!restarted) {
         c.summary.warnings.push('no --restart-cmd: the server was not restarted');
         return 'skipped: no --restart-cmd';
       }
@@ -239,6 +251,11 @@ async function undoneDeploy(c: Ctx, f: VolumeFacts): Promise<string | undefined>
   return j.ids.live !== undefined && f.live.kind === 'dir' && f.live.id === j.ids.live ? deploy.runId : undefined;
 }
 
+/** Every restart of this run: bounded by `--restart-timeout`, its output in `.ferry/restart-RUNID.log`. */
+function restartOptions(c: Ctx): RestartOptions {
+  return { timeoutMs: c.o.restartTimeoutMs ?? DEFAULT_RESTART_TIMEOUT_MS, logFile: restartLogFile(c.layout, c.runId) };
+}
+
 /** A deploy that stopped half-way is over once rolled back: its state says so (a new deploy may start). */
 async function closeRecordedDeploy(c: Ctx): Promise<void> {
   const store = new RunbookStateStore(c.o.host, c.layout, 'deploy');
@@ -271,6 +288,7 @@ export async function runRollback(o: RollbackOptions): Promise<RollbackSummary> 
 export function formatRollbackSummary(s: RollbackSummary): string {
   const lines = [`${s.ok ? 'ROLLED BACK' : 'ROLLBACK FAILED'}  ${s.target} ${s.liveDir}`];
   if (s.error) lines.push(`  error: ${s.error}`);
+  lines.push(...formatRestartLog(s.restartLog));
   if (s.restoredFrom) lines.push(`  restored from: ${s.restoredFrom}`);
   if (s.keptAs) lines.push(`  the replaced data is kept in ${s.keptAs}`);
   for (const st of s.steps) if (st.status !== 'not run') lines.push(`    ${st.name.padEnd(10)} ${st.status.padEnd(7)} ${Math.round(st.ms)} ms${st.note ? `  ${st.note}` : ''}`);

@@ -12,13 +12,17 @@ import { remoteLayout, utcStamp } from '../lib/remote-layout.ts';
 import { lockScript, probeScript, unlockScript } from '../lib/remote-scripts.ts';
 import { failedDirPath, restoreSwapScript, rollbackProbeScript, stageBackupScript } from '../lib/rollback-scripts.ts';
 import { remoteScript, renderArgv, type RemoteScript } from '../lib/shell.ts';
+import { DEFAULT_RESTART_TIMEOUT_MS, restartLogFile } from '../lib/hosts/restart.ts';
 import { dropDeployedManifestScript } from '../lib/deployed-manifest.ts';
 import { ROLLBACK_STEPS, ROLLBACK_UNDO, stagingDir, type RollbackOptions } from './rollback-chromadb.ts';
 
 /** The rollback's own options, as far as a plan needs them. */
-export type RollbackPlanOptions = Pick<RollbackOptions, 'host' | 'volume' | 'dbDir' | 'backup' | 'healthUrl' | 'healthTimeoutMs'>;
+export type RollbackPlanOptions = Pick<RollbackOptions, 'host' | 'volume' | 'dbDir' | 'backup' | 'healthUrl' | 'healthTimeoutMs' | 'restartTimeoutMs'> & {
+  /** Where the target came from when --target was not given (e.g. ./fly.toml). */
+  targetSource?: string;
+};
 
-export function planRollback(o: RollbackPlanOptions): RunbookPlan {
+export function planRollback(o: RollbackPlanOptions): RunbookPlan & { targetSource?: string } {
   if (o.backup === 'latest') {
     throw new UserError('--plan needs the backup\'s name, not latest: chroma-ferry backups --target ... lists them');
   }
@@ -48,7 +52,7 @@ export function planRollback(o: RollbackPlanOptions): RunbookPlan {
       commands: [remote(restoreSwapScript(layout, source, failed), 'had_live= (yes: the replaced data is kept in the .failed dir)')],
       notes: [],
     },
-    restart: restartPlanStep(o.host),
+    restart: restartPlanStep(o.host, { timeoutMs: o.restartTimeoutMs ?? DEFAULT_RESTART_TIMEOUT_MS, logFile: restartLogFile(layout, runId) }),
     verify: {
       commands: o.healthUrl
         ? [{ what: 'the server answers and lists its collections', via: 'this machine', expect: 'healthy',
@@ -63,7 +67,11 @@ export function planRollback(o: RollbackPlanOptions): RunbookPlan {
   };
   return {
     runbook: 'rollback', runId, generatedAt: new Date().toISOString(), target: o.host.label, liveDir: layout.live,
-    header: [`${source} -> ${o.host.label} ${layout.live} (the current live dir kept as ${failed})`],
+    ...(o.targetSource ? { targetSource: o.targetSource } : {}),
+    header: [
+      `${source} -> ${o.host.label} ${layout.live} (the current live dir kept as ${failed})`,
+      ...(o.targetSource ? [`target ${o.host.label} from ${o.targetSource}`] : []),
+    ],
     steps: ROLLBACK_STEPS.map((s) => ({ name: s.name, title: s.title, undo: ROLLBACK_UNDO[s.name] ?? 'none', ...steps[s.name]! })),
   };
 }

@@ -125,7 +125,7 @@ const STEPS: StepDef<Ctx>[] = [
     title: 'connect: old and new database (read-only), transform',
     async run(c) {
       c.old = await openSource(c.o.oldUrl, { signal: c.o.signal }).catch((e) => { throw relabel(e, '--source-url', '--old-db-url'); });
-      c.neu = await openSource(c.o.newUrl, { signal: c.o.signal }).catch((e) => { throw relabel(e, '--source-url', '--new-db-url'); });
+      c.neu = await openSource(c.o.newUrl, { signal: c.o.signal, side: 'target' }).catch((e) => { throw relabel(e, '--source-url', '--new-db-url'); });
       const t = c.m.transform;
       c.transform = withRenames(await loadTransform(t.spec, { prefix: t.prefix }), t.renames);
       c.collections = await c.old.listCollections();

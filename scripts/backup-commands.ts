@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { UserError } from '../lib/errors.ts';
 import { backupNow, pullBackup } from '../lib/backup-ops.ts';
-import { listBackups } from '../lib/backup-catalog.ts';
+import { listVolumeBackups } from '../lib/backup-catalog.ts';
 import { abortOnSignals, parseNonNegativeNumber, parsePositiveInt, requireFlag, type TargetFlags } from '../lib/cli-support.ts';
 import { defaultRegion, parseS3Endpoint, parseS3Url, registerAwsEnvSecrets } from '../lib/upload/s3-config.ts';
 import { formatBytes } from '../lib/units.ts';
@@ -40,7 +40,7 @@ export function registerBackupCommands(program: Command): void {
 
 async function listCommand(flags: VolumeFlags, cmd: Command): Promise<void> {
   await withVolumeHost(flags, cmd, async (host, layout) => {
-    const list = await listBackups(host, layout);
+    const list = await listVolumeBackups(host, layout);
     if (flags.json) printJson(list);
     else if (!list.length) process.stdout.write(`no backups in ${layout.backups}\n`);
     else for (const b of list) process.stdout.write(`${b.name}  ${formatBytes(b.bytes).padStart(10)}  ${b.date}  ${b.sha256}\n`);
@@ -56,7 +56,7 @@ async function backupCommand(flags: VolumeFlags & { keepBackups?: string; keepDa
     const r = await backupNow({ host, layout, policy, volumeFlag: flags.volume, signal, hints: hintsFor(cmd) });
     if (flags.json) printJson({ ok: true, ...r });
     else printLines([
-      `backup=${r.backup.name}`, `path=${r.backup.path}`, `bytes=${r.backup.bytes}`, `sha256=${r.backup.sha256}`, `entries=${r.backup.entries}`,
+      `backup=${r.backup.name}`, `path=${r.backup.path}`, `bytes=${r.backup.bytes}`, `sha256=${r.backup.sha256}`, `entries=${r.backup.entries}`, `attempts=${r.backup.attempts}`,
       ...r.removed.map((x) => `removed=${x.name}`),
     ]);
   }));

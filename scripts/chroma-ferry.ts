@@ -8,20 +8,23 @@ import { Command, CommanderError, Option } from 'commander';
 import { UserError } from '../lib/errors.ts';
 import { createHost } from '../lib/hosts/index.ts';
 import { prepareFlyDeploy } from '../lib/hosts/fly.ts';
-import { chooseTarget } from '../lib/hosts/fly-config.ts';
+import { chooseTarget, describeTarget, explainTargetSource } from '../lib/hosts/fly-config.ts';
 import { detectOutputMode } from '../lib/output.ts';
 import { annotateError } from '../lib/github.ts';
 import { terminalPrompter } from '../lib/step-prompt.ts';
 import { deployedManifestFile } from '../lib/remote-layout.ts';
 import { formatUnlocked, unlockVolume } from '../lib/volume/unlock.ts';
-import { formatDeploySummary, reportDeployToGithub, reportRollbackToGithub } from '../lib/summary.ts';
+import { requireVolume } from '../lib/volume-check.ts';
+import { deployExitCode, formatDeploySummary, reportDeployToGithub, reportRollbackToGithub, withTargetSourceLine } from '../lib/summary.ts';
 import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
 import { parseSize } from '../lib/units.ts';
 import {
-  abortOnSignals, collect, confirmOrRefuse, parseDuration, parseHealthUrl, parsePositiveInt, parseSourceDir,
+  abortOnSignals, collect, confirmOrRefuse, parseDuration, parseHealthUrl, parsePositiveInt, parseRestartTimeout, parseSourceDir,
   parseSshKey, reportFatal, requireFlag, type TargetFlags,
 } from '../lib/cli-support.ts';
 import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy-chromadb.ts';
+import { selectSteps } from '../lib/runbook-runner.ts';
+import type { TargetSpec } from '../lib/target.ts';
 import { planDeploy } from '../runbooks/deploy-plan.ts';
 import { parseWorkRoot } from '../lib/run-dir.ts';
 import { planRollback } from '../runbooks/rollback-plan.ts';
@@ -35,11 +38,28 @@ import { DEFAULT_DB_DIR, hintsFor, targetOptions, volumeHostOptions, volumeOptio
 interface DeployFlags {
   source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
   snapshot?: boolean; step?: boolean; plan?: boolean; from?: DeployStep; only?: DeployStep;
+  allowServerDown?: boolean; verify: boolean;
 }
 import { formatRollbackSummary, runRollback } from '../runbooks/rollback-chromadb.ts';
 import { UPLOAD_METHODS, type UploadMethod } from '../lib/upload/chunk-uploader.ts';
 import { createUploader } from '../lib/upload/index.ts';
 import { parseS3Flags, type S3Flags } from '../lib/upload/s3-flags.ts';
+
+/**
+ * Exit 0 means verified: a deploy that runs the verify step needs a server to check (`--health-url`;
+ * fly: targets reach theirs through `fly proxy`), or `--no-verify` to deploy unverified (exit 3).
+ * Returns whether the run is unverified by choice.
+ */
+function checkVerifyPolicy(target: TargetSpec, healthUrl: string | undefined, flags: DeployFlags): boolean {
+  const noVerify = flags.verify === false;
+  if (noVerify && healthUrl) throw new UserError('--no-verify and --health-url do not go together: drop --no-verify to verify the deploy on that server');
+  if (noVerify && flags.allowServerDown) throw new UserError('--allow-server-down applies to a verified deploy (--health-url): drop it with --no-verify');
+  const verifies = selectSteps(DEPLOY_STEPS, { from: flags.from, only: flags.only }).has('verify');
+  if (!noVerify && !healthUrl && target.kind !== 'fly' && verifies) {
+    throw new UserError('no --health-url: a deploy must be verified; give --health-url URL, or --no-verify to deploy unverified');
+  }
+  return noVerify;
+}
 
 type VolumeFlags = Pick<TargetFlags, 'target' | 'volume' | 'machine' | 'config' | 'dbDir' | 'sshKey' | 'sshOption'>;
 
@@ -80,11 +100,13 @@ targetOptions(
   .option('--s3-prefix <prefix>', '--upload s3: key prefix', 'chroma-ferry/')
   .option('--s3-region <region>', '--upload s3: region (default: AWS_REGION, AWS_DEFAULT_REGION or auto)')
   .option('--snapshot', 'fly: also take a Fly volume snapshot before the backup (a second restore point)')
+  .option('--allow-server-down', 'deploy although the server at --health-url does not answer before the deploy')
+  .option('--no-verify', 'deploy without --health-url: nothing checks the deployed data (exit 3, DEPLOYED, NOT VERIFIED)')
   .option('--step', 'ask before each step: continue, skip or abort')
   .option('--plan', 'print every step and the exact commands it would run, as a sh script (with --json: as data); nothing is executed')
   .addOption(new Option('--from <step>', 'resume the recorded run at this step (after a crash or a stop)').choices([...DEPLOY_STEPS]))
   .addOption(new Option('--only <step>', 'run this one step of the recorded run (with the preflight)').choices([...DEPLOY_STEPS]))
-  .action(async (flags: TargetFlags & DeployFlags & S3Flags, cmd: Command) => {
+  .action(explainTargetSource(async (flags: TargetFlags & DeployFlags & S3Flags, cmd: Command) => {
     const source = parseSourceDir(requireFlag('--source', flags.source));
     parseWorkRoot(flags.workDir, source); // refused here, before the confirmation; the runbook checks it again
     const chosen = chooseTarget(flags, cmd);
@@ -97,17 +119,19 @@ targetOptions(
     const uploadConcurrency = parsePositiveInt('--upload-concurrency', flags.uploadConcurrency);
     const healthUrl = parseHealthUrl(flags.healthUrl);
     const healthTimeoutMs = parseDuration('--health-timeout', flags.healthTimeout);
+    const restartTimeoutMs = parseRestartTimeout(flags.restartTimeout);
     const sshKey = parseSshKey(flags.sshKey);
     const output = detectOutputMode(Boolean(flags.json));
     const s3 = parseS3Flags(flags.upload, flags);
     if (flags.from && flags.only) throw new UserError('--from and --only do not go together: pick one');
+    const noVerify = checkVerifyPolicy(target, healthUrl, flags);
     if (flags.plan) {
       if (flags.from || flags.only || flags.step) throw new UserError('--plan prints the whole runbook: leave out --from, --only and --step');
       const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
       try {
         const plan = await planDeploy({
           source, host, uploader: await createUploader(flags.upload, host, { s3 }), volume, dbDir, chunkSize, healthUrl, healthTimeoutMs,
-          workDir: flags.workDir, snapshot: flags.snapshot,
+          restartTimeoutMs, workDir: flags.workDir, snapshot: flags.snapshot, targetSource: chosen.targetSource,
         });
         process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
       } finally {
@@ -116,28 +140,30 @@ targetOptions(
       return;
     }
     const part = flags.from ? ` from step ${flags.from}` : flags.only ? ` (only step ${flags.only})` : '';
-    await confirmOrRefuse(`replace ${volume}/${dbDir} on ${chosen.target} with ${source}${part}?`, flags.yes);
+    await confirmOrRefuse(`replace ${volume}/${dbDir} on ${describeTarget(chosen)} with ${source}${part}?`, flags.yes);
     const prompter = flags.step ? terminalPrompter() : undefined;
 
     const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
     const uploader = await createUploader(flags.upload, host, { s3 });
     const ac = abortOnSignals();
     try {
-      const fly = await prepareFlyDeploy(host, { healthUrl, snapshot: flags.snapshot, signal: ac.signal });
+      const fly = await prepareFlyDeploy(host, { healthUrl, snapshot: flags.snapshot, signal: ac.signal, noVerify });
       const summary = await runDeploy({
-        source, host, uploader, volume, dbDir, chunkSize, healthUrl: fly.healthUrl, healthTimeoutMs, keepBackups, uploadConcurrency,
+        source, host, uploader, volume, dbDir, chunkSize, healthUrl: fly.healthUrl, healthTimeoutMs, restartTimeoutMs,
+        allowServerDown: flags.allowServerDown, noVerify, keepBackups, uploadConcurrency,
         workDir: flags.workDir, output: prompter && output !== 'json' ? 'plain' : output, signal: ac.signal, snapshot: fly.snapshot,
         from: flags.from, only: flags.only, prompter, hints: hintsFor(cmd),
       });
-      if (output === 'json') process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-      else process.stdout.write(`${formatDeploySummary(summary)}\n`);
-      reportDeployToGithub(summary);
-      process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;
+      const shown = chosen.targetSource ? { ...summary, targetSource: chosen.targetSource } : summary;
+      if (output === 'json') process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+      else process.stdout.write(`${formatDeploySummary(shown)}\n`);
+      reportDeployToGithub(shown);
+      process.exitCode = deployExitCode(summary, ac.signal.aborted);
     } finally {
       prompter?.close();
       await host.close();
     }
-  });
+  }));
 
 targetOptions(
   program
@@ -146,18 +172,19 @@ targetOptions(
     .option('--backup <name>', '"latest" or a backup file name from `chroma-ferry backups`')
     .option('--step', 'ask before each step: continue, skip or abort')
     .option('--plan', 'print every step and the exact commands it would run, as a sh script (with --json: as data); nothing is executed'),
-).action(async (flags: TargetFlags & { backup?: string; step?: boolean; plan?: boolean }, cmd: Command) => {
+).action(explainTargetSource(async (flags: TargetFlags & { backup?: string; step?: boolean; plan?: boolean }, cmd: Command) => {
   const chosen = chooseTarget(flags, cmd);
   const target = parseTarget(requireFlag('--target', chosen.target));
   const volume = parseVolume(chosen.volume);
   const dbDir = parseDbDir(flags.dbDir);
   const healthUrl = parseHealthUrl(flags.healthUrl);
   const healthTimeoutMs = parseDuration('--health-timeout', flags.healthTimeout);
+  const restartTimeoutMs = parseRestartTimeout(flags.restartTimeout);
   if (flags.plan) {
     if (flags.step) throw new UserError('--plan prints the whole runbook: leave out --step');
     const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
     try {
-      const plan = planRollback({ host, volume, dbDir, backup: flags.backup, healthUrl, healthTimeoutMs });
+      const plan = planRollback({ host, volume, dbDir, backup: flags.backup, healthUrl, healthTimeoutMs, restartTimeoutMs, targetSource: chosen.targetSource });
       process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
     } finally {
       await host.close();
@@ -169,17 +196,20 @@ targetOptions(
   const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
   try {
     const fly = await prepareFlyDeploy(host, { healthUrl });
-    await confirmOrRefuse(`roll back ${volume}/${dbDir} on ${host.label} to ${flags.backup ? `backup ${flags.backup}` : `${dbDir}.old`}?`, flags.yes);
+    await confirmOrRefuse(`roll back ${volume}/${dbDir} on ${host.label}${chosen.targetSource ? ` (from ${chosen.targetSource})` : ''} to ${flags.backup ? `backup ${flags.backup}` : `${dbDir}.old`}?`, flags.yes);
     const ac = abortOnSignals();
-    const summary = await runRollback({ host, volume, dbDir, backup: flags.backup, healthUrl: fly.healthUrl, healthTimeoutMs, output, signal: ac.signal, prompter, hints: hintsFor(cmd) });
-    process.stdout.write(output === 'json' ? `${JSON.stringify(summary, null, 2)}\n` : `${formatRollbackSummary(summary)}\n`);
-    reportRollbackToGithub(summary);
+    const summary = await runRollback({
+      host, volume, dbDir, backup: flags.backup, healthUrl: fly.healthUrl, healthTimeoutMs, restartTimeoutMs, output, signal: ac.signal, prompter, hints: hintsFor(cmd),
+    });
+    const shown = chosen.targetSource ? { ...summary, targetSource: chosen.targetSource } : summary;
+    process.stdout.write(output === 'json' ? `${JSON.stringify(shown, null, 2)}\n` : `${withTargetSourceLine(formatRollbackSummary(summary), summary.target, chosen.targetSource)}\n`);
+    reportRollbackToGithub(shown);
     process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;
   } finally {
     prompter?.close();
     await host.close();
   }
-});
+}));
 
 registerBackupCommands(program);
 
@@ -188,6 +218,7 @@ volumeHostOptions(program.command('unlock').description('remove a stale deploy l
   .action((flags: Omit<VolumeFlags, 'dbDir'> & { yes?: boolean }, cmd: Command) =>
     // The lock is the volume's (VOLUME/.ferry/lock): no Chroma dir name plays a part in it.
     withVolumeHost({ ...flags, dbDir: DEFAULT_DB_DIR }, cmd, async (host, layout) => {
+      await requireVolume(host, layout);
       await confirmOrRefuse(`remove the deploy lock ${layout.lock} on ${host.label}?`, flags.yes);
       const r = await unlockVolume(host, layout.volume);
       process.stdout.write(r.removed ? `removed ${r.lock}\n` : `no lock at ${r.lock}\n`);
@@ -197,8 +228,8 @@ volumeHostOptions(program.command('unlock').description('remove a stale deploy l
 program
   .command('migrate')
   .description('move collections through the Chroma API: export, transform, validate, import in batches, verify (checkpoints, resume)')
-  .option('--source-url <url>', 'Chroma server (http(s)://HOST:PORT), qdrant+http(s)://HOST:PORT, local persist dir, or .jsonl export; opened read-only')
-  .option('--target-url <url>', 'Chroma server, qdrant+http(s)://HOST:PORT (API key from QDRANT_API_KEY), local persist dir, or .jsonl file')
+  .option('--source-url <url>', 'Chroma server (http(s)://HOST:PORT; token from CHROMA_SOURCE_API_KEY or CHROMA_API_KEY), qdrant+http(s)://HOST:PORT, local persist dir, or .jsonl export; opened read-only')
+  .option('--target-url <url>', 'Chroma server (token from CHROMA_TARGET_API_KEY or CHROMA_API_KEY), qdrant+http(s)://HOST:PORT (API key from QDRANT_API_KEY), persist dir (a new one as ./dir, /abs/dir or file:dir), or .jsonl file')
   .option('--batch-size <n>', 'records per write (default: the target\'s max batch size, capped by memory)')
   .option('--dry-run', 'export, transform and validate; write nothing to the target')
   .option('--plan', 'print the phases and what each would do here (read-only look at both ends); with --json as data')
@@ -280,6 +311,7 @@ volumeOptions(
     const kept: KeptManifest | undefined = named ? async () => {
       let found: Awaited<ReturnType<KeptManifest>> | undefined;
       await withVolumeHost(flags, cmd, async (host, layout) => {
+        await requireVolume(host, layout);
         found = { where: `${host.label} ${deployedManifestFile(layout)}`, collections: await readDeployedManifest(host, layout) };
       });
       return found!;

@@ -1,6 +1,6 @@
 /** `chroma-ferry validate` (the gate: exit 0 PASSED, 1 FAILED, 3 WARNING, 2 usage) and `chroma-ferry restore`. */
 import { abortOnSignals, confirmOrRefuse, parsePositiveInt, requireFlag } from '../lib/cli-support.ts';
-import { endpointKind } from '../lib/migrate/endpoints.ts';
+import { parseEndpoint } from '../lib/migrate/endpoints.ts';
 import { detectOutputMode } from '../lib/output.ts';
 import { formatRestoreReport, runRestore } from '../runbooks/restore-chromadb.ts';
 import { formatGateSummary, gateExitCode, prepareValidate, runValidate, type ValidateOptions } from '../runbooks/validate-chromadb.ts';
@@ -16,8 +16,8 @@ export interface ValidateFlags {
 export async function validateCommand(flags: ValidateFlags): Promise<void> {
   const oldUrl = requireFlag('--old-db-url', flags.oldDbUrl);
   const newUrl = requireFlag('--new-db-url', flags.newDbUrl);
-  endpointKind('--old-db-url', oldUrl);
-  endpointKind('--new-db-url', newUrl);
+  parseEndpoint('--old-db-url', oldUrl, { side: 'source' });
+  parseEndpoint('--new-db-url', newUrl, { side: 'target' });
   const sample = flags.sample === undefined ? undefined : parsePositiveInt('--sample', flags.sample);
   const queries = parsePositiveInt('--queries', flags.queries);
   const topK = parsePositiveInt('--top-k', flags.topK);
@@ -40,6 +40,7 @@ export interface RestoreFlags { backup?: string; targetUrl?: string; report?: st
 export async function restoreCommand(flags: RestoreFlags): Promise<void> {
   const backup = requireFlag('--backup', flags.backup);
   const targetUrl = requireFlag('--target-url', flags.targetUrl);
+  parseEndpoint('--target-url', targetUrl, { side: 'target', mayCreate: true });
   const sample = parsePositiveInt('--sample', flags.sample, 0);
   const output = detectOutputMode(Boolean(flags.json));
   await confirmOrRefuse(`replace the backed-up collections on ${targetUrl} with ${backup} (and remove those the migration created)?`, flags.yes);

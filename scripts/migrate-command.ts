@@ -1,7 +1,7 @@
 /** `chroma-ferry migrate`: flags -> MigrateOptions, run, summary, exit code (0 ok, 1 failed or gate, 2 bad input, 130 interrupted). */
 import { abortOnSignals, confirmOrRefuse, parsePositiveInt, requireFlag } from '../lib/cli-support.ts';
 import { UserError } from '../lib/errors.ts';
-import { endpointKind } from '../lib/migrate/endpoints.ts';
+import { parseEndpoint } from '../lib/migrate/endpoints.ts';
 import { detectOutputMode } from '../lib/output.ts';
 import { formatMigrateSummary, runMigrate } from '../runbooks/migrate-chromadb.ts';
 import { formatMigratePlan, planMigrate } from '../runbooks/migrate-plan.ts';
@@ -26,9 +26,9 @@ export function parseRenames(list: string[]): Record<string, string> {
 export async function migrateCommand(flags: MigrateFlags): Promise<void> {
   const sourceUrl = requireFlag('--source-url', flags.sourceUrl);
   const targetUrl = requireFlag('--target-url', flags.targetUrl);
-  endpointKind('--source-url', sourceUrl);
-  endpointKind('--target-url', targetUrl);
-  if (sourceUrl === targetUrl) throw new UserError('--source-url and --target-url are the same: migrate to another server, directory or file');
+  const source = parseEndpoint('--source-url', sourceUrl, { side: 'source' });
+  const target = parseEndpoint('--target-url', targetUrl, { side: 'target', mayCreate: true });
+  if (source.location === target.location) throw new UserError('--source-url and --target-url are the same: migrate to another server, directory or file');
   const minValid = Number(flags.minValid);
   if (!Number.isFinite(minValid) || minValid < 0 || minValid > 1) throw new UserError(`--min-valid ${flags.minValid}: a share between 0 and 1, e.g. 0.95`);
   const batchSize = flags.batchSize === undefined ? undefined : parsePositiveInt('--batch-size', flags.batchSize);

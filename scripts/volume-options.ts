@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { collect, parseSshKey, requireFlag, type TargetFlags } from '../lib/cli-support.ts';
 import { commandHints, type CommandHints } from '../lib/command-hint.ts';
 import { FlyHost } from '../lib/hosts/fly.ts';
-import { chooseTarget } from '../lib/hosts/fly-config.ts';
+import { chooseTarget, withTargetSource } from '../lib/hosts/fly-config.ts';
 import { createHost } from '../lib/hosts/index.ts';
 import type { RemoteHost } from '../lib/hosts/remote-host.ts';
 import { remoteLayout, type RemoteLayout } from '../lib/remote-layout.ts';
@@ -34,12 +34,13 @@ export function volumeOptions(cmd: Command): Command {
     .option('--json', 'print the result as one JSON object');
 }
 
-/** volumeOptions plus what runbooks that restart Chroma need: restart command, health check, --yes. */
+/** volumeOptions plus what runbooks that restart Chroma need: restart command and its time limit, health check, --yes. */
 export function targetOptions(cmd: Command): Command {
   return volumeOptions(cmd)
     .option('--restart-cmd <cmd>', 'command run on the remote host to restart Chroma')
     .option('--health-url <url>', 'Chroma server to check after the restart')
     .option('--health-timeout <duration>', 'how long to wait for the server to answer', '60s')
+    .option('--restart-timeout <duration>', 'how long each restart may take (the undo\'s too); a --restart-cmd still running then is stopped', '120s')
     .option('--yes', 'do not ask; required without a terminal');
 }
 
@@ -53,8 +54,10 @@ export async function withVolumeHost<T>(
   const target = parseTarget(requireFlag('--target', chosen.target));
   const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, machine: chosen.machine });
   try {
-    if (host instanceof FlyHost) await host.preflight();
-    return await fn(host, remoteLayout(host.resolveVolume(parseVolume(chosen.volume)), parseDbDir(flags.dbDir)));
+    return await withTargetSource(chosen, async () => {
+      if (host instanceof FlyHost) await host.preflight();
+      return await fn(host, remoteLayout(host.resolveVolume(parseVolume(chosen.volume)), parseDbDir(flags.dbDir)));
+    });
   } finally {
     await host.close();
   }

@@ -46,7 +46,11 @@ describe('deploy refuses bad input', () => {
     ['ssh host with shell metacharacters', () => withFlag('--target', 'ssh://root@127.0.0.1;touch${IFS}x'), /is not a valid host name/],
     ['ssh host that is an option', () => withFlag('--target', 'ssh://root@-oProxyCommand=x'), /is not a valid host name/],
     ['db dir with a slash', () => withFlag('--db-dir', '../escape'), /--db-dir .*plain directory name/],
-    ['health url that is not a URL', () => withFlag('--health-url', 'localhost:8000'), /--health-url .*must be http/],
+    ['health url that is not a URL', () => withFlag('--health-url', 'localhost:8000'), /--health-url .*must be http.*did you mean http:\/\/localhost:8000\?/],
+    ['health url with credentials (the password never echoed)', () => withFlag('--health-url', 'http://admin:hunter2-secret@127.0.0.1:8000'),
+      /^chroma-ferry: --health-url http:\/\/\*\*\*@127\.0\.0\.1:8000: credentials in a URL are refused .*CHROMA_API_KEY \(sent as the x-chroma-token header\)$/],
+    ['target HOST:PORT without ssh://', () => withFlag('--target', '127.0.0.1:22022'), /--target 127\.0\.0\.1:22022: did you mean ssh:\/\/USER@127\.0\.0\.1:22022\?/],
+    ['ssh target with a password (never echoed)', () => withFlag('--target', 'ssh://root:hunter2-secret@127.0.0.1:22'), /--target ssh:\/\/root:\*\*\*@127\.0\.0\.1:22: a password in the target is refused/],
     ['unknown flag', () => [...deployArgs(env, target, '/data'), '--frobnicate'], /unknown option '--frobnicate'/],
     ['no --yes without a terminal', () => withFlag('--yes', null).filter((a) => a !== '--yes'), /refusing without a terminal to confirm; pass --yes/],
   ];
@@ -59,6 +63,7 @@ describe('deploy refuses bad input', () => {
       assert.equal(lines.length, 1, `one line expected, got:\n${r.stderr}`);
       assert.match(lines[0]!, message);
       assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+      assert.ok(!(r.stdout + r.stderr).includes('hunter2-secret'), 'a password was printed');
     });
   }
 

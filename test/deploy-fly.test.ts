@@ -315,8 +315,9 @@ fi
       await fs.writeFile(file, 'app = "my-chroma"\n[mounts]\n  source = "d"\n  destination = "/vol"\n[http_service]\n  internal_port = 8001\n');
       const src = (explicit: boolean) => ({ getOptionValueSource: (k: string) => (k === 'volume' && explicit ? 'cli' : 'default') }) as never;
       assert.deepEqual(readFlyToml(file), { file, app: 'my-chroma', volume: '/vol', internalPort: 8001 });
-      assert.deepEqual(chooseTarget({ volume: '/data', config: file }, src(false)), { target: 'fly:my-chroma', volume: '/vol', machine: undefined, internalPort: 8001 });
-      assert.deepEqual(chooseTarget({ volume: '/data', config: file }, src(true)), { target: 'fly:my-chroma', volume: '/data', machine: undefined, internalPort: 8001 });
+      assert.deepEqual(chooseTarget({ volume: '/data', config: file }, src(false)), { target: 'fly:my-chroma', targetSource: file, volume: '/vol', machine: undefined, internalPort: 8001 });
+      assert.deepEqual(chooseTarget({ volume: '/data', config: file }, src(true)), { target: 'fly:my-chroma', targetSource: file, volume: '/data', machine: undefined, internalPort: 8001 });
+      assert.equal(chooseTarget({ target: 'fly:my-chroma', volume: '/data', config: file }, src(false)).targetSource, undefined, 'a --target given is not from the file');
       assert.equal(chooseTarget({ target: 'fly:other', volume: '/data', config: file, machine: 'abc123' }, src(false)).target, 'fly:other');
       assert.throws(() => chooseTarget({ target: 'local:/x', volume: '/data', machine: 'abc' }, src(false)), /--machine applies to fly: targets only/);
       assert.throws(() => chooseTarget({ target: 'fly:x', volume: '/data', machine: '--evil' }, src(false)), /not a Fly machine id/);
@@ -335,7 +336,7 @@ fi
       await fs.writeFile(path.join(src, 'chroma.sqlite3'), '');
       const r = await execa(process.execPath, [CLI, 'deploy', '--source', src, '--config', path.join(dir, 'fly.toml')], { reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore' });
       assert.equal(r.exitCode, 2);
-      assert.match(String(r.stderr), /replace \/vol\/chroma_db on fly:from-toml with/);
+      assert.match(String(r.stderr), /replace \/vol\/chroma_db on fly:from-toml from \S+fly\.toml with/);
       await fs.rm(dir, { recursive: true, force: true });
     });
   });

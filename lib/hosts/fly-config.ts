@@ -2,7 +2,9 @@
  * Defaults for `fly:` targets from fly.toml (`--config FILE`, else `./fly.toml`): `app` becomes
  * `--target fly:APP` when --target is absent, `[mounts] destination` becomes `--volume` when
  * --volume was not given, `[http_service] internal_port` is the port `fly proxy` forwards to for
- * health checks. Flags always win.
+ * health checks. Flags always win. A target taken from fly.toml is never silent: the choice
+ * carries the file it came from, said in plans, summaries and error lines
+ * (`target fly:APP from ./fly.toml`).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -61,6 +63,8 @@ export function readFlyToml(explicit: string | undefined, cwd = process.cwd()): 
 export interface TargetChoice {
   /** --target, or fly:APP from fly.toml. */
   target?: string;
+  /** Where the target came from when it was not --target: the fly.toml as given (`./fly.toml`, or --config's value). */
+  targetSource?: string;
   /** --volume, or fly.toml's mount destination for a fly: target when --volume was not given. */
   volume: string;
   machine?: string;
@@ -79,6 +83,7 @@ export function chooseTarget(
   const wantsToml = flags.config !== undefined || flags.target === undefined || flags.target.startsWith('fly:');
   const toml = wantsToml ? readFlyToml(flags.config) : undefined;
   const target = flags.target ?? (toml?.app ? `fly:${toml.app}` : undefined);
+  const targetSource = flags.target === undefined && target !== undefined ? flags.config ?? './fly.toml' : undefined;
   const flyApp = target?.startsWith('fly:') ? target.slice('fly:'.length) : undefined;
   if (flyApp === undefined) {
     if (flags.machine !== undefined) throw new UserError('--machine applies to fly: targets only');
@@ -93,8 +98,55 @@ export function chooseTarget(
   const volumeExplicit = source !== undefined && source !== 'default';
   return {
     target,
+    ...(targetSource ? { targetSource } : {}),
     volume: !volumeExplicit && applies && toml.volume !== undefined ? toml.volume : flags.volume,
     machine: flags.machine,
     internalPort: applies ? toml.internalPort : undefined,
+  };
+}
+
+/** `fly:APP from ./fly.toml` when the target came from a file, else the target as given. */
+export function describeTarget(choice: Pick<TargetChoice, 'target' | 'targetSource'>): string {
+  return choice.targetSource ? `${choice.target} from ${choice.targetSource}` : String(choice.target);
+}
+
+/** A failure on a target taken from fly.toml says so: `... (target fly:APP from ./fly.toml)`; the error keeps its kind and exit code. */
+export function sayTargetSource(e: unknown, choice: Pick<TargetChoice, 'target' | 'targetSource'>): void {
+  if (choice.targetSource && e instanceof Error && !e.message.includes(describeTarget(choice))) {
+    e.message = `${e.message} (target ${describeTarget(choice)})`;
+  }
+}
+
+/** Run `fn` on the chosen target; its failure names where the target came from (sayTargetSource). */
+export async function withTargetSource<T>(choice: Pick<TargetChoice, 'target' | 'targetSource'>, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    sayTargetSource(e, choice);
+    throw e;
+  }
+}
+
+type TargetFlagsOf = Parameters<typeof chooseTarget>[0];
+
+/**
+ * A command action on a target (deploy, rollback) whose failures name where a target from
+ * fly.toml came from. The choice is made again from the same flags (reading fly.toml has no
+ * effects), so the action keeps its own signature.
+ */
+export function explainTargetSource<F extends TargetFlagsOf, R extends unknown[]>(
+  action: (flags: F, cmd: Command, ...rest: R) => Promise<void>,
+): (flags: F, cmd: Command, ...rest: R) => Promise<void> {
+  return async (flags, cmd, ...rest) => {
+    try {
+      await action(flags, cmd, ...rest);
+    } catch (e) {
+      let choice: TargetChoice | undefined;
+      try {
+        choice = chooseTarget(flags, cmd);
+      } catch { /* the action already failed on the same flags: its error is the one to report */ }
+      if (choice) sayTargetSource(e, choice);
+      throw e;
+    }
   };
 }

@@ -17,7 +17,8 @@ import { RemoteCommandError, UserError } from '../errors.ts';
 import { execArgv, type ExecResult } from '../exec.ts';
 import { redact, registerSecret } from '../secrets.ts';
 import { remoteScript, renderArgv, renderShCommand, type RemoteScript } from '../shell.ts';
-import type { RemoteHost, RenderedCommand, RunOptions, RunResult } from './remote-host.ts';
+import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from './remote-host.ts';
+import { restartTimeoutSeconds } from './restart.ts';
 
 export const MIN_FLYCTL_VERSION = '0.4.80';
 export const FLY_MACHINE_RE = /^[a-z0-9]{1,40}$/;
@@ -29,7 +30,7 @@ export interface FlyHostOptions {
   machine?: string;
   /** fly.toml `[http_service] internal_port`: the Chroma port inside the machine (default 8000). */
   internalPort?: number;
-  /** How long `restart()` waits for the machine's checks to pass after `fly machine wait` (default 5 min). */
+  /** How long `restart()` waits for the machine's checks to pass after `fly machine wait` (default 5 min, never past `--restart-timeout`). */
   checksTimeoutMs?: number;
   /** How long `createSnapshot()` waits for the snapshot to be `created` (default 10 min). */
   snapshotTimeoutMs?: number;
@@ -178,22 +179,34 @@ export class FlyHost implements RemoteHost {
     if (r.exitCode !== 0) throw new RemoteCommandError(`fly sftp get from ${this.label}`, r.exitCode, r.stderr);
   }
 
-  /** Always a machine restart on fly: (`--restart-cmd` is refused for fly: targets). */
-  async restart(opts: RunOptions = {}): Promise<boolean> {
-    const id = await this.machine(opts.signal);
-    await this.flyChecked(['machine', 'restart', id, '-a', this.o.app], `fly machine restart ${id}`, opts.signal);
-    await this.flyChecked(['machine', 'wait', id, '-a', this.o.app, '--state', 'started', '-w', '5m'], `fly machine wait ${id}`, opts.signal);
-    const timeoutMs = this.o.checksTimeoutMs ?? 5 * 60_000;
-    const end = Date.now() + timeoutMs;
-    for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
-      const m = (await this.listMachines(opts.signal)).find((x) => x.id === id);
-      const checks = m?.checks ?? [];
-      if (m?.state === 'started' && checks.every((c) => c.status === 'passing')) return true;
-      if (Date.now() + delay > end) {
-        const state = m ? `${m.state}; checks ${checks.map((c) => `${c.name}=${c.status}`).join(', ') || 'none'}` : 'gone';
-        throw new Error(`machine ${id} of ${this.label} not healthy ${Math.round(timeoutMs / 1000)} s after the restart (${state})`);
+  /**
+   * Always a machine restart on fly: (`--restart-cmd` is refused for fly: targets): restart, wait
+   * for `started`, then the machine's checks, all within `opts.timeoutMs` (`--restart-timeout`).
+   */
+  async restart(opts: RestartOptions): Promise<boolean> {
+    const secs = restartTimeoutSeconds(opts.timeoutMs);
+    const deadline = AbortSignal.timeout(opts.timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, deadline]) : deadline;
+    const overdue = () => new Error(`the machine restart of ${this.label} did not finish within ${secs}s (--restart-timeout)`);
+    try {
+      const id = await this.machine(signal);
+      await this.flyChecked(['machine', 'restart', id, '-a', this.o.app], `fly machine restart ${id}`, signal);
+      await this.flyChecked(['machine', 'wait', id, '-a', this.o.app, '--state', 'started', '-w', `${secs}s`], `fly machine wait ${id}`, signal);
+      const timeoutMs = Math.min(this.o.checksTimeoutMs ?? 5 * 60_000, opts.timeoutMs);
+      const end = Date.now() + timeoutMs;
+      for (let delay = 500; ; delay = Math.min(delay * 2, 5000)) {
+        const m = (await this.listMachines(signal)).find((x) => x.id === id);
+        const checks = m?.checks ?? [];
+        if (m?.state === 'started' && checks.every((c) => c.status === 'passing')) return true;
+        if (Date.now() + delay > end) {
+          const state = m ? `${m.state}; checks ${checks.map((c) => `${c.name}=${c.status}`).join(', ') || 'none'}` : 'gone';
+          throw new Error(`machine ${id} of ${this.label} not healthy ${Math.round(timeoutMs / 1000)} s after the restart (${state})`);
+        }
+        await sleep(delay, signal);
       }
-      await sleep(delay, opts.signal);
+    } catch (e) {
+      if (deadline.aborted && !opts.signal?.aborted) throw overdue();
+      throw e;
     }
   }
 
@@ -261,11 +274,11 @@ export class FlyHost implements RemoteHost {
   }
 
   /** The machine restart; the machine's checks are then watched with `fly machine status`. */
-  renderRestart(): RenderedCommand[] {
+  renderRestart(o: Pick<RestartOptions, 'timeoutMs' | 'logFile'>): RenderedCommand[] {
     const id = this.renderedMachine();
     return [
       { on: 'local', command: renderArgv([this.bin, 'machine', 'restart', id, '-a', this.o.app]) },
-      { on: 'local', command: renderArgv([this.bin, 'machine', 'wait', id, '-a', this.o.app, '--state', 'started', '-w', '5m']) },
+      { on: 'local', command: renderArgv([this.bin, 'machine', 'wait', id, '-a', this.o.app, '--state', 'started', '-w', `${restartTimeoutSeconds(o.timeoutMs)}s`]) },
     ];
   }
 
@@ -362,18 +375,19 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /**
  * The fly-only parts of a deploy, called by the CLI after the host is built: flyctl preflight,
- * the health URL through `fly proxy` when `--health-url` is not given, and `--snapshot`.
+ * the health URL through `fly proxy` when `--health-url` is not given (and not `--no-verify`), and `--snapshot`.
  * For other targets `--snapshot` is refused and the health URL is returned as given.
  */
 export async function prepareFlyDeploy(
   host: RemoteHost,
-  o: { healthUrl?: string; snapshot?: boolean; signal?: AbortSignal },
+  o: { healthUrl?: string; snapshot?: boolean; signal?: AbortSignal; noVerify?: boolean },
 ): Promise<{ healthUrl?: string; snapshot?: () => Promise<string> }> {
   if (!(host instanceof FlyHost)) {
     if (o.snapshot) throw new UserError('--snapshot applies to fly: targets only (a Fly volume snapshot)');
     return { healthUrl: o.healthUrl };
   }
   await host.preflight(o.signal);
-  const healthUrl = o.healthUrl ?? (await host.healthUrl());
+  // `--no-verify`: nothing checks the server, so no proxy to it.
+  const healthUrl = o.healthUrl ?? (o.noVerify ? undefined : await host.healthUrl());
   return { healthUrl, snapshot: o.snapshot ? () => host.createSnapshot(o.signal) : undefined };
 }

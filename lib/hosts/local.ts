@@ -1,8 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execChecked } from '../exec.ts';
-import { remoteScript, renderArgv, renderShCommand, shArgv, type RemoteScript } from '../shell.ts';
-import type { RemoteHost, RenderedCommand, RunOptions, RunResult } from './remote-host.ts';
+import { renderArgv, renderShCommand, shArgv, type RemoteScript } from '../shell.ts';
+import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from './remote-host.ts';
+import { restartScript, runRestartCommand } from './restart.ts';
 
 /** The "remote" volume is a directory on this machine (`local:/ABS/ROOT`); volume paths live under ROOT. */
 export class LocalHost implements RemoteHost {
@@ -31,9 +32,9 @@ export class LocalHost implements RemoteHost {
     await fs.copyFile(remotePath, localFile, fs.constants.COPYFILE_EXCL);
   }
 
-  async restart(opts: RunOptions = {}): Promise<boolean> {
+  async restart(opts: RestartOptions): Promise<boolean> {
     if (!this.restartCmd) return false;
-    await this.run(restartScript(this.restartCmd), opts);
+    await runRestartCommand(this, this.restartCmd, opts);
     return true;
   }
 
@@ -45,14 +46,10 @@ export class LocalHost implements RemoteHost {
     return { on: this.label, command: renderArgv(['cp', '--', localFile, remotePath]) };
   }
 
-  renderRestart(): RenderedCommand[] {
-    return this.restartCmd ? [this.renderRun(restartScript(this.restartCmd))] : [];
+  renderRestart(o: Pick<RestartOptions, 'timeoutMs' | 'logFile'>): RenderedCommand[] {
+    return this.restartCmd ? [this.renderRun(restartScript(this.restartCmd, o))] : [];
   }
 
   async close(): Promise<void> {}
 }
 
-/** The user's restart command, run by sh on the host (it is the user's own shell code). */
-export function restartScript(cmd: string): RemoteScript {
-  return remoteScript('restart command', 'sh -c "$1"', [cmd]);
-}

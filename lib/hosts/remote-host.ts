@@ -8,6 +8,14 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
+/** How a restart runs: bounded (`--restart-timeout`), its output in a log file on the host. */
+export interface RestartOptions extends RunOptions {
+  /** How long the restart may take; past it the command is stopped and the restart fails. */
+  timeoutMs: number;
+  /** Where the restart command's output goes on the host (`VOLUME/.ferry/restart-RUNID.log`). */
+  logFile: string;
+}
+
 export interface RunResult {
   stdout: string;
   stderr: string;
@@ -37,12 +45,12 @@ export interface RemoteHost {
   /** Download one remote file to a local path that does not exist yet (its directory does). */
   get(remotePath: string, localFile: string, opts?: RunOptions): Promise<void>;
   /** Restart the Chroma server after a swap; false when the target has nothing to restart with. */
-  restart(opts?: RunOptions): Promise<boolean>;
+  restart(opts: RestartOptions): Promise<boolean>;
   /** The commands `run`/`put` would execute, rendered for a person. */
   renderRun(script: RemoteScript): RenderedCommand;
   renderPut(localFile: string, remotePath: string): RenderedCommand;
   /** What `restart` runs, rendered; empty when the target has nothing to restart with. */
-  renderRestart(): RenderedCommand[];
+  renderRestart(o: Pick<RestartOptions, 'timeoutMs' | 'logFile'>): RenderedCommand[];
   /** Release connections and child processes. */
   close(): Promise<void>;
 }

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { HostUnreachable, RemoteCommandError } from '../errors.ts';
 import { execArgv } from '../exec.ts';
 import { renderArgv, renderShCommand, type RemoteScript } from '../shell.ts';
-import { restartScript } from './local.ts';
-import type { RemoteHost, RenderedCommand, RunOptions, RunResult } from './remote-host.ts';
+import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from './remote-host.ts';
+import { restartScript, runRestartCommand } from './restart.ts';
 
 export interface SshHostOptions {
   user: string;
@@ -85,9 +85,9 @@ export class SshHost implements RemoteHost {
     }
   }
 
-  async restart(opts: RunOptions = {}): Promise<boolean> {
+  async restart(opts: RestartOptions): Promise<boolean> {
     if (!this.o.restartCmd) return false;
-    await this.run(restartScript(this.o.restartCmd), opts);
+    await runRestartCommand(this, this.o.restartCmd, opts);
     return true;
   }
 
@@ -97,8 +97,8 @@ export class SshHost implements RemoteHost {
     return { on: 'local', command: renderArgv(argv) };
   }
 
-  renderRestart(): RenderedCommand[] {
-    return this.o.restartCmd ? [this.renderRun(restartScript(this.o.restartCmd))] : [];
+  renderRestart(o: Pick<RestartOptions, 'timeoutMs' | 'logFile'>): RenderedCommand[] {
+    return this.o.restartCmd ? [this.renderRun(restartScript(this.o.restartCmd, o))] : [];
   }
 
   renderPut(localFile: string, remotePath: string): RenderedCommand {

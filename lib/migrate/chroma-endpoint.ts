@@ -5,8 +5,9 @@
  * ids are checked for repeats, so a concurrent writer is reported, never silently absorbed.
  */
 import type { ChromaClient, Collection, Metadata } from 'chromadb';
+import { chromaToken, tokenVariables, type ChromaSide } from '../chroma/api-token.ts';
 import { chromaClientFor } from '../chroma/client.ts';
-import { heartbeat } from '../chroma/http.ts';
+import { ChromaAuthError, heartbeat } from '../chroma/http.ts';
 import pRetry from 'p-retry';
 import { UserError } from '../errors.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
@@ -25,20 +26,28 @@ export const READ_RETRY = { retries: 3, minTimeout: 200, factor: 2 } as const;
 export class ChromaEndpoint implements MigrationSource, MigrationSink {
   private readonly client: ChromaClient;
   private readonly collections = new Map<string, Collection>();
+  /** Sent as x-chroma-token; null for a server the tool started itself. */
+  private readonly token: string | null;
 
+  /** `side`: a server the user named, with that side's token (lib/chroma/api-token.ts); absent: one the tool started. */
   constructor(
     readonly url: string,
     readonly label = url,
+    private readonly side?: ChromaSide,
   ) {
-    this.client = chromaClientFor(url);
+    this.token = side ? chromaToken(side) ?? null : null;
+    this.client = chromaClientFor(url, this.token);
   }
 
   /** Reachable, and speaks the v2 API; a Chroma 0.x (v1) server is named as such. */
   async connect(flag: string): Promise<void> {
     let api: string;
     try {
-      api = await heartbeat(this.url, 10_000);
+      api = await heartbeat(this.url, 10_000, this.token);
     } catch (e) {
+      if (e instanceof ChromaAuthError) {
+        throw new UserError(`${flag} ${this.label}: the server ${this.token ? 'refused the token' : 'wants a token'}; put it in ${tokenVariables(this.side)} (sent as the x-chroma-token header)`);
+      }
       throw new UserError(`${flag} ${this.label}: no Chroma server answers there (${e instanceof Error ? e.message : String(e)}); check the URL and that the server runs`);
     }
     if (api === 'v1') {

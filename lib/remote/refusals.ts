@@ -6,7 +6,7 @@
  * plan.sh` stops exactly there. The runbook turns the status back into the line with
  * `refusalError` (or runs the script through `runRefusing`).
  */
-import { RemoteCommandError, UserError } from '../errors.ts';
+import { describeRefusalsWith, RemoteCommandError, UserError } from '../errors.ts';
 import type { RemoteHost, RunOptions, RunResult } from '../hosts/remote-host.ts';
 import type { RemoteScript } from '../shell.ts';
 import { describeLockHolder, parseLockHolder } from '../volume/lock-holder.ts';
@@ -21,7 +21,10 @@ export type RefusalReason =
   | 'verified-in-the-way'
   | 'swap-interrupted'
   | 'swap-timeout'
-  | 'swap-reversed';
+  | 'swap-reversed'
+  | 'live-is-symlink'
+  | 'live-not-chroma'
+  | 'backup-unstable';
 
 /** The details a refusing script printed (`ferry_KEY=VALUE`, KEY without the prefix). */
 export type RefusalDetails = Readonly<Record<string, string | undefined>>;
@@ -82,6 +85,18 @@ export const REFUSALS: Readonly<Record<RefusalReason, RefusalKind>> = {
     code: 89, cliExit: 1,
     line: (d) => `a rename of the swap of run ${d.run ?? '?'} failed on the remote and the swap was reversed: old data restored; server not verified`,
   },
+  'live-is-symlink': {
+    code: 110, cliExit: 2,
+    line: (d) => `${d.path ?? 'the live dir'} is a symbolic link (to ${d.target || '?'}), not a directory: no backup taken (its archive would hold the link, not the data); make it the real directory (move the directory it points to into its place) and run again`,
+  },
+  'live-not-chroma': {
+    code: 111, cliExit: 2,
+    line: (d) => `${d.path ?? 'the live dir'} holds no chroma.sqlite3 (a regular file): it is not a Chroma persist dir, no backup taken; check --volume and --db-dir`,
+  },
+  'backup-unstable': {
+    code: 112, cliExit: 2,
+    line: (d) => `${d.path ?? 'the live dir'} kept changing while it was read (${d.attempts ?? '?'} attempts; last: ${d.why || 'changed'}): no backup kept; pause writes or stop the server for the backup, or run it when the server is idle`,
+  },
 };
 
 const BY_CODE = new Map(Object.entries(REFUSALS).map(([name, k]) => [k.code, name as RefusalReason]));
@@ -125,10 +140,17 @@ export function refusalOf(e: unknown): Refusal | undefined {
   return { reason, code: e.exitCode, details };
 }
 
-/** The one line for a refusal. */
+/** The one line for a refusal; without `where.volume`, the dir the script named (`ferry_dir`), if any. */
 export function refusalLine(r: Refusal, where: RefusalWhere = {}): string {
-  return REFUSALS[r.reason].line(r.details, { host: where.host ?? 'the remote host', volume: where.volume ?? 'the volume' });
+  return REFUSALS[r.reason].line(r.details, { host: where.host ?? 'the remote host', volume: where.volume ?? r.details.dir ?? 'the volume' });
 }
+
+// A RemoteCommandError carrying a refusal says the refusal's line, also where its caller ran the
+// script with host.run rather than runRefusing (e.g. "volume full: ..." from a deploy step).
+describeRefusalsWith((e) => {
+  const r = refusalOf(e);
+  return r && refusalLine(r);
+});
 
 /** A UserError holding the refusal's line and CLI exit status, or undefined when `e` is no refusal. */
 export function refusalError(e: unknown, where: RefusalWhere = {}): UserError | undefined {

@@ -6,12 +6,13 @@
  * (lib/remote/refusals.ts) and nothing is written; when it fails and the filesystem is then full
  * (less free than needed, under 1 MiB, or every inode used), its failure becomes the same refusal.
  * The wrapped script runs in a subshell with its own positional arguments; its status passes
- * through otherwise.
+ * through otherwise. `o.measure`: a path on the remote whose size (`du -sk`, links not followed)
+ * raises the need when it is larger (a backup needs about the size of the dir it archives).
  */
 import { remoteScript, type RemoteScript } from '../shell.ts';
 import { refusalCodes, refuseSh } from './refusals.ts';
 
-export function withSpaceGuard(script: RemoteScript, dir: string, neededBytes: number): RemoteScript {
+export function withSpaceGuard(script: RemoteScript, dir: string, neededBytes: number, o: { measure?: string } = {}): RemoteScript {
   const needKb = Math.max(1, Math.ceil(neededBytes / 1024));
   const refuse = refuseSh('volume-full', {
     free_mib: '"$((ferry_free_kb / 1024))"',
@@ -19,7 +20,11 @@ export function withSpaceGuard(script: RemoteScript, dir: string, neededBytes: n
     dir: '"$ferry_dir"',
   });
   const code = [
-    'ferry_dir=$1; ferry_need_kb=$2; shift 2',
+    'ferry_dir=$1; ferry_need_kb=$2; ferry_measure=$3; shift 3',
+    'if [ -n "$ferry_measure" ] && [ -e "$ferry_measure" ]; then',
+    '  ferry_measured_kb=$(du -sk "$ferry_measure" 2>/dev/null | { read -r kb _; printf %s "$kb"; })',
+    '  case $ferry_measured_kb in ""|*[!0-9]*) ;; *) [ "$ferry_measured_kb" -le "$ferry_need_kb" ] || ferry_need_kb=$ferry_measured_kb ;; esac',
+    'fi',
     '# df needs a path that exists: the nearest existing parent of the dir written to',
     'while [ ! -e "$ferry_dir" ] && [ "$ferry_dir" != / ] && [ "$ferry_dir" != . ]; do ferry_dir=$(dirname "$ferry_dir"); done',
     'ferry_full() {',
@@ -40,5 +45,5 @@ export function withSpaceGuard(script: RemoteScript, dir: string, neededBytes: n
     `if [ "$ferry_rc" -ne 0 ] && ferry_full after; then ${refuse}; fi`,
     'exit "$ferry_rc"',
   ].join('\n');
-  return remoteScript(script.title, code, [dir, String(needKb), ...script.args]);
+  return remoteScript(script.title, code, [dir, String(needKb), o.measure ?? '', ...script.args]);
 }

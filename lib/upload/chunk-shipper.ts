@@ -8,7 +8,8 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import type { ChunkInfo } from '../archive/pack.ts';
 import type { RemoteHost } from '../hosts/remote-host.ts';
-import { acceptChunkScript, incomingStateScript } from '../remote-scripts.ts';
+import { acceptChunkScript, discardFailedChunkScript, incomingStateScript } from '../remote-scripts.ts';
+import { refusalOf } from '../remote/refusals.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
 
 export class ChunkShipper {
@@ -56,8 +57,15 @@ export class ChunkShipper {
       } else {
         const final = path.posix.join(this.dir, ch.name);
         const partial = path.posix.join(this.dir, `.${ch.name}.partial`);
-        await this.uploader.upload(ch, partial, this.signal);
-        await this.host.run(acceptChunkScript(partial, final, ch.size, ch.sha256), { signal: this.signal });
+        try {
+          await this.uploader.upload(ch, partial, this.signal);
+          await this.host.run(acceptChunkScript(partial, final, ch.size, ch.sha256), { signal: this.signal });
+        } catch (e) {
+          // A full volume says so ("volume full: ..."), whatever the uploader reported; the partial goes.
+          if (this.signal.aborted) throw e;
+          const full = await this.host.run(discardFailedChunkScript(partial, ch.size)).then(() => undefined, (d: unknown) => (refusalOf(d) ? d : undefined));
+          throw full ?? e;
+        }
         this.chunksSent++;
         this.bytesSent += ch.size;
       }
