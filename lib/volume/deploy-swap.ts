@@ -310,10 +310,15 @@ function activeJournal(f: VolumeFacts): boolean {
   return Boolean(j && j.phase !== 'reversed' && !(j.phase === 'done' && f.verifiedId === j.ids.next));
 }
 
-/** The volume is where it was before the swap: live holds ids.live (or is missing without one), NAME.new holds ids.next. */
+/**
+ * The volume is where it was before the swap: live holds ids.live (or is missing without one),
+ * NAME.new holds ids.next; or the journal says reversed and live holds ids.live (the rejected data
+ * since kept aside).
+ */
 function atStart(f: VolumeFacts, ids: SwapIds, j: SwapJournal | undefined): boolean {
-  if (j) return matchingStates(f, j).includes(0);
-  return holds(f.next, ids.next) && (ids.live === undefined ? f.live.kind === 'missing' : holds(f.live, ids.live));
+  const liveBefore = ids.live === undefined ? f.live.kind === 'missing' : holds(f.live, ids.live);
+  if (j) return matchingStates(f, j).includes(0) || (j.phase === 'reversed' && liveBefore);
+  return holds(f.next, ids.next) && liveBefore;
 }
 
 function describeSlot(s: DataSlot): string {
