@@ -16,7 +16,8 @@ import { servedContentDigest } from '../lib/chroma/content-digest.ts';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { freePort } from '../lib/chroma/server.ts';
 import { listFiles } from '../lib/tree-digest.ts';
-import { CLI, deployArgs, makeDeployEnv, runCli, sampleDbCopy, TEST_STATE_DIR, waitHeartbeat, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
+import { REFUSALS } from '../lib/remote/refusals.ts';
+import { CLI, deployArgs, digestTree, makeDeployEnv, runCli, sampleDbCopy, TEST_STATE_DIR, waitHeartbeat, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
 import { mvWrapper, renames, type MvWrapper } from './helpers/swap-faults.ts';
 
 const OLD_SERVED = [['legacy', 40]];
@@ -162,6 +163,27 @@ describe('faults during the swap (local:)', () => {
     assert.deepEqual(await listFiles(env.live), oldFiles, 'the old data is live again');
     assert.match(un.stdout, /chroma_db: reversed an interrupted swap; clean/);
     await assertDeployedAndOldKept(await deploy());
+  });
+
+  it('sh -e plan.sh against a held lock stops at the lock: nothing changed on the volume, no local work dir', async () => {
+    const workDir = path.join(env.root, 'plan work');
+    const plan = await runCli(['deploy', '--plan', '--source', env.source, '--target', target, '--volume', '/data', '--restart-cmd', env.restartCmd,
+      '--health-url', env.url, '--work-dir', workDir]);
+    assert.equal(plan.code, 0, plan.stderr);
+    const script = path.join(env.root, 'plan.sh');
+    await fs.writeFile(script, plan.stdout);
+    const lock = path.join(env.volumeOnDisk, '.ferry', 'lock');
+    await fs.mkdir(lock, { recursive: true });
+    await fs.writeFile(path.join(lock, 'owner.json'), `${JSON.stringify({ runId: 'otherrun0001', command: 'deploy', user: 'ana', host: 'laptop', pid: 1, startedAt: 'then' })}\n`);
+    const ferryBefore = await digestTree(path.join(env.volumeOnDisk, '.ferry'));
+    const entriesBefore = (await fs.readdir(env.volumeOnDisk)).sort();
+    const ran = await execa('sh', ['-e', script], { reject: false, stdin: 'ignore', env: cliEnv(), timeout: 120_000 });
+    assert.equal(ran.exitCode, REFUSALS['lock-held'].code, `${ran.stdout}\n${ran.stderr}`);
+    assert.match(ran.stderr, /ferry_refusal=lock-held/);
+    assert.equal(await digestTree(path.join(env.volumeOnDisk, '.ferry')), ferryBefore, 'nothing written in .ferry');
+    assert.deepEqual((await fs.readdir(env.volumeOnDisk)).sort(), entriesBefore, 'no data dir made or moved');
+    assert.deepEqual(await listFiles(env.live), oldFiles);
+    await assert.rejects(fs.access(workDir), 'no local work dir either');
   });
 
   it('v1 -> v2 -> v3 with a wrong --health-url: the undo restores v2 unverified, and rollback serves v2 (not v1)', async () => {
