@@ -14,6 +14,8 @@ import { failedDirPath, restoreSwapScript, rollbackProbeScript, stageBackupScrip
 import { remoteScript, renderArgv, type RemoteScript } from '../lib/shell.ts';
 import { DEFAULT_RESTART_TIMEOUT_MS, restartLogFile } from '../lib/hosts/restart.ts';
 import { dropDeployedManifestScript } from '../lib/deployed-manifest.ts';
+import { writeDataIdScript } from '../lib/volume/data-id.ts';
+import { recordLiveVerifiedScript, retireSwapJournalScript } from '../lib/volume/deploy-swap.ts';
 import { ROLLBACK_STEPS, ROLLBACK_UNDO, stagingDir, type RollbackOptions } from './rollback-chromadb.ts';
 
 /** The rollback's own options, as far as a plan needs them. */
@@ -34,6 +36,8 @@ export function planRollback(o: RollbackPlanOptions): RunbookPlan & { targetSour
   const owner = JSON.stringify({ runId, command: 'rollback (by hand, from --plan)', user: os.userInfo().username, host: os.hostname(), startedAt: new Date().toISOString() });
   const remote = (script: RemoteScript, expect?: string): PlanCommand => planCommand(script.title, o.host.renderRun(script), o.host.label, expect);
   const cli = cliArgv();
+  // What the rollback put live, recorded as the last verified data (stamped first if it has no id).
+  const recordLive = remote(recordLiveVerifiedScript(layout, `old-before:${runId}`), 'verified=ID');
 
   const steps: Record<string, Pick<PlanStep, 'commands' | 'notes'>> = {
     preflight: {
@@ -45,19 +49,22 @@ export function planRollback(o: RollbackPlanOptions): RunbookPlan & { targetSour
       notes: [],
     },
     stage: {
-      commands: o.backup ? [remote(stageBackupScript(layout, o.backup, staging), 'files= (the archive matched its recorded sha256 and gzip -t)')] : [],
+      commands: o.backup ? [
+        remote(stageBackupScript(layout, o.backup, staging), 'files= (the archive matched its recorded sha256 and gzip -t)'),
+        remote(writeDataIdScript(source, `restored:${runId}`)),
+      ] : [],
       notes: o.backup ? [] : [`nothing to stage: rolling back to ${layout.old}`],
     },
     swap: {
-      commands: [remote(restoreSwapScript(layout, source, failed), 'had_live= (yes: the replaced data is kept in the .failed dir)')],
+      commands: [remote(retireSwapJournalScript(layout)), remote(restoreSwapScript(layout, source, failed), 'had_live= (yes: the replaced data is kept in the .failed dir)')],
       notes: [],
     },
     restart: restartPlanStep(o.host, { timeoutMs: o.restartTimeoutMs ?? DEFAULT_RESTART_TIMEOUT_MS, logFile: restartLogFile(layout, runId) }),
     verify: {
       commands: o.healthUrl
         ? [{ what: 'the server answers and lists its collections', via: 'this machine', expect: 'healthy',
-            command: renderArgv([...cli, 'verify', '--health-url', o.healthUrl, '--timeout', `${Math.round(o.healthTimeoutMs / 1000)}s`]) }]
-        : [],
+            command: renderArgv([...cli, 'verify', '--health-url', o.healthUrl, '--timeout', `${Math.round(o.healthTimeoutMs / 1000)}s`]) }, recordLive]
+        : [recordLive],
       notes: o.healthUrl ? [] : ['no --health-url: check the server by hand'],
     },
     cleanup: {

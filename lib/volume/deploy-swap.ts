@@ -20,7 +20,7 @@ import type { RemoteHost } from '../hosts/remote-host.ts';
 import { utcStamp, type RemoteLayout } from '../remote-layout.ts';
 import { refusalError, refusalOf, runRefusing } from '../remote/refusals.ts';
 import { remoteScript, type RemoteScript } from '../shell.ts';
-import { DATA_ID_FILE, liveBeforeId, oldBeforeId, recordVerifiedScript } from './data-id.ts';
+import { DATA_ID_FILE, isDataId, liveBeforeId, oldBeforeId, recordVerifiedScript, verifiedFile } from './data-id.ts';
 import { matchingStates, reconcile, type Reconciliation } from './reconcile.ts';
 import { journaledSwapScript, resumeSwapScript, swapJournalFile, type SwapIds, type SwapJournal } from './swap-journal.ts';
 import { inspectVolume, reconcileVolume, removeRemovable, type ReconcileResult } from './volume-reconciler.ts';
@@ -279,6 +279,26 @@ export async function cleanupVolume(host: RemoteHost, l: RemoteLayout, runId: st
  */
 export async function recordVerifiedData(host: RemoteHost, l: RemoteLayout, id: string, o: ReconnectOptions = {}): Promise<void> {
   await withReconnect(() => runRefusing(host, recordVerifiedScript(l, id), { volume: l.volume }, { signal: o.signal }), o);
+}
+
+/**
+ * Record what NAME holds as the last verified data (a rollback run by hand from its plan, which
+ * cannot know the id beforehand); NAME without an id is stamped `fallbackId` first.
+ */
+export function recordLiveVerifiedScript(l: RemoteLayout, fallbackId: string): RemoteScript {
+  if (!isDataId(fallbackId)) throw new Error(`not a data id: ${fallbackId}`);
+  return remoteScript('record the live data as verified', `
+    set -eu
+    live=$1 idf=$2 verified=$3 id=""
+    trap 'rm -f "$verified.tmp.$$" "$live/$idf.tmp"' EXIT
+    if [ -L "$live" ] || [ ! -d "$live" ]; then echo "$live is not a directory" >&2; exit 1; fi
+    [ -f "$live/$idf" ] && IFS= read -r id < "$live/$idf" || :
+    if [ -z "$id" ]; then id=$4; printf '%s\\n' "$id" > "$live/$idf.tmp"; mv -f "$live/$idf.tmp" "$live/$idf"; fi
+    mkdir -p "\${verified%/*}"
+    printf '%s\\n' "$id" > "$verified.tmp.$$"
+    mv -f "$verified.tmp.$$" "$verified"
+    echo "verified=$id"
+  `, [l.live, DATA_ID_FILE, verifiedFile(l), fallbackId]);
 }
 
 /**
