@@ -568,6 +568,8 @@ function pushSwapUndo(c: Ctx, swap: SwapResult): void {
     const r = await undoSwap(o.host, layout, c.runId, swap.ids);
     c.swapReversed = r.restored;
     if (r.failedDir) c.summary.failedDir = r.failedDir;
+    // From here on the renames are undone: a failure is of the old data's restart or check (the
+    // run's outcome says "old data restored; server not verified").
     if (c.restartAttempted) {
       await o.host.restart(restartOptions(c));
       if (o.healthUrl && swap.hadLive) {

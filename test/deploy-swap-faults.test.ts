@@ -128,6 +128,17 @@ describe('faults during the swap (local:)', () => {
     assert.match(un.stdout, /chroma_db: needs-verify/, 'unlock said what the volume needs');
   });
 
+  it('CLI killed right after the renames, then unlock: the deploy refused names --from restart, which as printed verifies', async () => {
+    const child = startDeploy();
+    await wrap.arm({ ...renames().newToLive, action: 'kill-pid', pid: child.pid! });
+    await child;
+    assert.equal((await runCli(['unlock', '--target', target, '--volume', '/data', '--yes'])).code, 0);
+    const refused = await deploy();
+    assert.equal(refused.code, 2, refused.stderr + refused.stdout);
+    const resumed = await runHint(oneLine(refused), /finish it with: (chroma-ferry deploy .*? --from restart);/);
+    await assertDeployedAndOldKept(resumed);
+  });
+
   it('the swap worker killed between the two renames: the run finishes its own swap and verifies', async () => {
     const child = startDeploy();
     await wrap.arm({ ...renames().liveToOld, action: 'kill-worker' });
