@@ -20,9 +20,9 @@ import type { RemoteHost } from '../hosts/remote-host.ts';
 import { utcStamp, type RemoteLayout } from '../remote-layout.ts';
 import { refusalError, refusalOf, runRefusing } from '../remote/refusals.ts';
 import { remoteScript, type RemoteScript } from '../shell.ts';
-import { DATA_ID_FILE, isDataId, liveBeforeId, oldBeforeId, recordVerifiedScript, verifiedFile } from './data-id.ts';
+import { DATA_ID_FILE, isDataId, recordVerifiedScript, verifiedFile } from './data-id.ts';
 import { matchingStates, reconcile, type Reconciliation } from './reconcile.ts';
-import { journaledSwapScript, resumeSwapScript, swapJournalFile, type SwapIds, type SwapJournal } from './swap-journal.ts';
+import { FOUND_ID, journaledSwapScript, parseSwapIds, resumeSwapScript, swapJournalFile, type SwapIds, type SwapJournal } from './swap-journal.ts';
 import { inspectVolume, reconcileVolume, removeRemovable, type ReconcileResult } from './volume-reconciler.ts';
 import type { DataSlot, VolumeFacts } from './volume-facts.ts';
 
@@ -136,8 +136,19 @@ export interface SwapOutcome {
 }
 
 export interface SwapInOptions extends ReconnectOptions {
-  /** Called once every check passed, right before the remote launcher starts (from then on the swap has started). */
-  onLaunch?: (ids: SwapIds) => void;
+  /** Called right before the remote launcher starts (from then on the swap has started; its undo goes by the journal). */
+  onLaunch?: () => void;
+  /** The journal's start time (default now). */
+  startedAt?: Date;
+}
+
+/**
+ * The one script of the swap (what `--plan` prints too): the launcher finds the ids of NAME and
+ * NAME.old itself (stamping ones without), checks NAME.new holds `nextId`, writes the intent and
+ * starts the detached worker.
+ */
+export function swapInScript(l: RemoteLayout, runId: string, nextId: string, startedAt?: Date): RemoteScript {
+  return journaledSwapScript(l, runId, { live: FOUND_ID, next: nextId, old: FOUND_ID }, { startedAt });
 }
 
 /**
@@ -147,25 +158,11 @@ export interface SwapInOptions extends ReconnectOptions {
  * finished by reconciliation.
  */
 export async function swapIn(host: RemoteHost, l: RemoteLayout, runId: string, nextId: string, o: SwapInOptions = {}): Promise<SwapOutcome> {
-  const facts = await withReconnect(() => inspectVolume(host, l), o);
-  const mine = ownJournal(facts, runId);
-  if (mine && mine.ids.next === nextId && holds(facts.live, nextId)) {
-    return { status: 'done', ids: mine.ids, note: 'already swapped on the volume (finished by reconciliation)' };
-  }
-  if (!holds(facts.next, nextId)) {
-    throw new UserError(`${l.next} does not hold the data this run reassembled (${describeSlot(facts.next)}, expected ${nextId}); reassemble it again (--from reassemble)`);
-  }
-  const ids: SwapIds = { next: nextId };
-  if (facts.live.kind !== 'missing') ids.live = facts.live.id ?? liveBeforeId(runId);
-  if (facts.old.kind !== 'missing') ids.old = facts.old.id ?? oldBeforeId(runId);
-  if (ids.live !== undefined && ids.live === ids.old) {
-    throw new UserError(`${l.live} and ${l.old} both hold ${ids.live}: move one of them out of the volume (they cannot both be the same data)`);
-  }
-  o.onLaunch?.(ids);
+  o.onLaunch?.();
   let cause: string;
   try {
-    await host.run(journaledSwapScript(l, runId, ids));
-    return { status: 'done', ids };
+    const r = await host.run(swapInScript(l, runId, nextId, o.startedAt));
+    return { status: 'done', ids: parseSwapIds(r.stdout, nextId) };
   } catch (e) {
     const refusal = refusalOf(e);
     // Refused by its checks before the intent: nothing was renamed.
@@ -174,11 +171,11 @@ export async function swapIn(host: RemoteHost, l: RemoteLayout, runId: string, n
     }
     cause = refusal ? refusalError(e, { host: host.label, volume: l.volume })!.message : e instanceof Error ? e.message : String(e);
   }
-  return settleSwap(host, l, runId, ids, cause, o);
+  return settleSwap(host, l, runId, nextId, cause, o);
 }
 
 /** After a launcher that did not report `done`: reconnect, reconcile as this run, and read the outcome from the volume. */
-async function settleSwap(host: RemoteHost, l: RemoteLayout, runId: string, ids: SwapIds, cause: string, o: ReconnectOptions): Promise<SwapOutcome> {
+async function settleSwap(host: RemoteHost, l: RemoteLayout, runId: string, nextId: string, cause: string, o: ReconnectOptions): Promise<SwapOutcome> {
   o.onReconnect?.(`the swap did not report its end (${cause}); asking the volume`);
   let res: ReconcileResult;
   try {
@@ -191,8 +188,11 @@ async function settleSwap(host: RemoteHost, l: RemoteLayout, runId: string, ids:
   }
   const f = res.facts;
   const how = res.applied === 'finish-swap' ? `; this run finished it after: ${cause}` : `; after: ${cause}`;
-  if (ownJournal(f, runId) && holds(f.live, ids.next)) return { status: 'done', ids, note: `swapped${how}` };
-  if (holds(f.next, ids.next) && (ids.live === undefined ? f.live.kind === 'missing' : holds(f.live, ids.live))) {
+  const j = ownJournal(f, runId);
+  // Without this run's journal the launcher stopped before the intent: nothing was renamed.
+  const ids: SwapIds = j?.ids ?? { next: nextId };
+  if (j && holds(f.live, nextId)) return { status: 'done', ids, note: `swapped${how}` };
+  if (holds(f.next, nextId) && (!j || (ids.live === undefined ? f.live.kind === 'missing' : holds(f.live, ids.live)))) {
     return { status: 'not-swapped', ids, note: `the live dir is unchanged${how}` };
   }
   throw new Error(`the swap of run ${runId} ended in no known state (${cause}): ${res.after.reason}; ${res.after.resolve ?? ''}`.trim());
@@ -217,8 +217,8 @@ export async function undoSwap(host: RemoteHost, l: RemoteLayout, runId: string,
   for (let attempt = 0; ; attempt++) {
     const facts = await withReconnect(() => inspectVolume(host, l), o);
     const j = ownJournal(facts, runId);
-    if (atStart(facts, ids, j)) break;
-    if (!j) throw new Error(`cannot undo the swap of run ${runId}: its journal is not on the volume (${facts.live.kind} ${facts.live.id ?? ''} in ${l.live})`);
+    // No journal of this run: its launcher stopped before the intent, so nothing was renamed.
+    if (!j || atStart(facts, ids, j)) break;
     if (attempt >= 3) throw new Error(`the swap of run ${runId} could not be reversed after ${attempt} tries; the journal ${swapJournalFile(l)} and the ids on the volume say where each dir is`);
     renamed = true;
     try {
@@ -331,16 +331,10 @@ function activeJournal(f: VolumeFacts): boolean {
 }
 
 /**
- * The volume is where it was before the swap: live holds ids.live (or is missing without one),
- * NAME.new holds ids.next; or the journal says reversed and live holds ids.live (the rejected data
- * since kept aside).
+ * The volume is where it was before the swap of journal `j`: its state 0, or the journal says
+ * reversed and live holds what it held (the rejected data since kept aside).
  */
-function atStart(f: VolumeFacts, ids: SwapIds, j: SwapJournal | undefined): boolean {
-  const liveBefore = ids.live === undefined ? f.live.kind === 'missing' : holds(f.live, ids.live);
-  if (j) return matchingStates(f, j).includes(0) || (j.phase === 'reversed' && liveBefore);
-  return holds(f.next, ids.next) && liveBefore;
-}
-
-function describeSlot(s: DataSlot): string {
-  return s.kind === 'missing' ? 'missing' : `${s.kind} ${s.id ?? 'without id'}`;
+function atStart(f: VolumeFacts, _ids: SwapIds, j: SwapJournal): boolean {
+  const liveBefore = j.ids.live === undefined ? f.live.kind === 'missing' : holds(f.live, j.ids.live);
+  return matchingStates(f, j).includes(0) || (j.phase === 'reversed' && liveBefore);
 }
