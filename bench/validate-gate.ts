@@ -11,7 +11,7 @@ import path from 'node:path';
 import { chromaClientFor } from '../lib/chroma/client.ts';
 import { addRecords } from '../lib/chroma/sample-db.ts';
 import { startChromaServer } from '../lib/chroma/server.ts';
-import { runMigrate } from '../runbooks/migrate-chromadb.ts';
+import { runMigrate } from '../runbooks/migrate/index.ts';
 import { runValidate } from '../runbooks/validate-chromadb.ts';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 10_000);

@@ -17,7 +17,7 @@ import { selectBackupsToRemove, type BackupRemoval, type RetentionPolicy } from 
 import { UserError } from './errors.ts';
 import type { RemoteHost } from './hosts/remote-host.ts';
 import { backupName, backupPath, utcStamp, type RemoteLayout } from './remote-layout.ts';
-import { backupDataIdsScript, backupScript, inspectBackupScript, parseKv, pruneBackupsScript, readFileScript, removePartialBackupScript, unlockScript } from './remote-scripts.ts';
+import { backupDataIdsScript, backupScript, inspectBackupScript, parseKv, pruneBackupsScript, removePartialBackupScript, unlockScript } from './remote-scripts.ts';
 import { commandHints, type CommandHints } from './command-hint.ts';
 import { parseDataId, verifiedFile } from './volume/data-id.ts';
 import { reconcileBeforeCommand } from './volume/deploy-swap.ts';
@@ -42,13 +42,14 @@ export interface MadeBackup {
  * tar.gz of the live dir into the backups dir, verified on the remote before it gets its name
  * (deploy's backup step and `chroma-ferry backup`). Undefined when there is no live dir.
  * `taken`: names already in use; the stamp moves to the next second rather than overwrite one.
+ * `name`: the archive's file name, when the caller chose it (deploy's backup step, also in its plan).
  */
 export async function makeRemoteBackup(
   host: RemoteHost,
   layout: RemoteLayout,
-  o: { signal?: AbortSignal; taken?: ReadonlySet<string>; onStart?: (name: string) => void } = {},
+  o: { signal?: AbortSignal; taken?: ReadonlySet<string>; onStart?: (name: string) => void; name?: string } = {},
 ): Promise<MadeBackup | undefined> {
-  let name = backupName(layout.name, utcStamp());
+  let name = o.name ?? backupName(layout.name, utcStamp());
   while (o.taken?.has(name)) {
     await new Promise((r) => setTimeout(r, 200));
     name = backupName(layout.name, utcStamp());
@@ -70,18 +71,22 @@ export async function makeRemoteBackup(
 export async function applyRetention(host: RemoteHost, layout: RemoteLayout, justMade: string, policy: RetentionPolicy, signal?: AbortSignal): Promise<BackupRemoval[]> {
   if (policy.keepCount === undefined && policy.keepDays === undefined) return [];
   const names = (await listBackups(host, layout, signal)).map((b) => b.name);
-  const keep = await newestBackupOfVerified(host, layout, names, signal);
-  const removals = selectBackupsToRemove(names, justMade, policy).filter((r) => r.name !== keep);
+  let removals = selectBackupsToRemove(names, justMade, policy);
+  if (removals.length) {
+    const keep = await newestBackupOfVerified(host, layout, names, signal);
+    removals = removals.filter((r) => r.name !== keep);
+  }
   if (removals.length) await host.run(pruneBackupsScript(layout, removals.map((r) => r.name)), { signal });
   return removals;
 }
 
 /** The newest of `newestFirst` whose recorded data id is the last verified data's, if any. */
 async function newestBackupOfVerified(host: RemoteHost, layout: RemoteLayout, newestFirst: string[], signal?: AbortSignal): Promise<string | undefined> {
-  const verified = parseDataId((await host.run(readFileScript(verifiedFile(layout), 'read the verified data id'), { signal })).stdout.split('\n')[0]);
+  const out = (await host.run(backupDataIdsScript(layout, verifiedFile(layout)), { signal })).stdout.split('\n');
+  const verified = parseDataId(out.find((l) => l.startsWith('verified='))?.slice('verified='.length));
   if (!verified) return undefined;
   const ids = new Map<string, string>();
-  for (const line of (await host.run(backupDataIdsScript(layout), { signal })).stdout.split('\n')) {
+  for (const line of out) {
     const m = /^id=(\S+) (.+)$/.exec(line);
     if (m && parseDataId(m[1]) === m[1]) ids.set(m[2]!, m[1]!);
   }

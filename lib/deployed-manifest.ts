@@ -18,8 +18,8 @@ export interface DeployedManifest extends SqliteManifest {
   verified: boolean;
 }
 
-export function keepDeployedManifestScript(l: RemoteLayout, m: SqliteManifest, runId: string, verified: boolean): RemoteScript {
-  const kept: DeployedManifest = { ...m, runId, deployedAt: new Date().toISOString(), verified };
+export function keepDeployedManifestScript(l: RemoteLayout, m: SqliteManifest, runId: string, verified: boolean, deployedAt = new Date()): RemoteScript {
+  const kept: DeployedManifest = { ...m, runId, deployedAt: deployedAt.toISOString(), verified };
   return writeFileScript(deployedManifestFile(l), JSON.stringify(kept), 'keep the deployed manifest');
 }
 

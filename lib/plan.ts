@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 /**
  * A runbook's `--plan`: its steps and, under each, the commands a person would run by hand, in
- * order. Built by each runbook's plan module from the same script builders it runs; rendered
- * here as a POSIX sh script (comments + commands) or kept as data for `--json`.
+ * order. Each step's `plan()` (lib/runbook-step.ts) builds its part with the same script calls its
+ * `run()` makes; rendered here as a POSIX sh script (comments + commands) or kept as data for `--json`.
  */
 import { fileURLToPath } from 'node:url';
 import type { RemoteHost, RenderedCommand, RestartOptions } from './hosts/remote-host.ts';
@@ -64,7 +64,7 @@ export function formatPlan(p: RunbookPlan): string {
     ...p.header.map((h) => `# ${h}`),
     '# Nothing has been executed. Run the commands in order in a POSIX shell on this machine and check',
     '# each "expect" line before going on (sh -e on this file runs it all). If a step fails, undo what',
-    `# was done as each step says, newest first (runbooks/${p.runbook}-chromadb.md).`,
+    `# was done as each step says, newest first (runbooks/${p.runbook}/README.md).`,
     'set -e',
   ];
   p.steps.forEach((s, i) => {

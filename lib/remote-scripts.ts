@@ -190,9 +190,13 @@ export function pruneBackupsScript(l: RemoteLayout, names: string[]): RemoteScri
   `, [l.backups, ...names]);
 }
 
-/** `id=ID NAME` for every backup whose data id was recorded when it was made (ids hold no spaces). */
-export function backupDataIdsScript(l: RemoteLayout): RemoteScript {
+/**
+ * `verified=ID` (the last verified data, from `verifiedFile`), then `id=ID NAME` for every backup
+ * whose data id was recorded when it was made (ids hold no spaces).
+ */
+export function backupDataIdsScript(l: RemoteLayout, verifiedFile: string): RemoteScript {
   return remoteScript('list the data ids of the backups', `
+    [ -f "$3" ] && IFS= read -r v < "$3" && printf 'verified=%s\\n' "$v"
     [ -d "$1" ] || exit 0
     cd "$1" || exit 1
     for f in "$2"-*.tar.gz.data-id; do
@@ -200,7 +204,7 @@ export function backupDataIdsScript(l: RemoteLayout): RemoteScript {
       IFS= read -r id < "./$f" || continue
       printf 'id=%s %s\\n' "$id" "\${f%.data-id}"
     done
-  `, [l.backups, l.name]);
+  `, [l.backups, l.name, verifiedFile]);
 }
 
 /**

@@ -22,8 +22,32 @@ export interface StepDef<C> {
   background?: boolean;
   /** Background steps that must have finished before this one starts. */
   waitFor?: readonly string[];
-  /** Returns a short note for the summary; a note starting with "skipped" marks the step skipped. */
-  run(c: C, progress: (line: string) => void): Promise<string | void>;
+  /**
+   * What the step did: its status (done or skipped) and a short note for the summary. A plain
+   * string is the note of a done step: the status is never read from the note's text.
+   */
+  run(c: C, progress: (line: string) => void): Promise<StepOutcome | string | void>;
+}
+
+/** How a step ended when it did not fail. */
+export interface StepOutcome {
+  status: 'done' | 'skipped';
+  note?: string;
+}
+
+/** A done step, with its note. */
+export function done(note?: string): StepOutcome {
+  return note === undefined ? { status: 'done' } : { status: 'done', note };
+}
+
+/** A skipped step; its note reads `skipped: WHY`. */
+export function skipped(why: string): StepOutcome {
+  return { status: 'skipped', note: `skipped: ${why}` };
+}
+
+function outcomeOf(r: StepOutcome | string | void): StepOutcome {
+  if (r === undefined) return { status: 'done' };
+  return typeof r === 'string' ? done(r) : r;
 }
 
 export interface StepReport {
@@ -81,17 +105,17 @@ export async function runSteps<C>(steps: StepDef<C>[], ctx: C, o: RunStepsOption
   const statusOf = (name: string) => o.reports.find((r) => r.name === name)?.status ?? 'not run';
   const run = steps.filter((s) => !o.selected || o.selected.has(s.name));
   /** Background steps started in this run: their completion, and their outcome once settled. */
-  type Outcome = { note?: string | void; error?: unknown };
+  type Outcome = { note?: string; error?: unknown };
   const background = new Map<string, { done: Promise<Outcome>; outcome?: Outcome }>();
   const failedInBackground = (): Outcome | undefined => [...background.values()].find((b) => b.outcome && 'error' in b.outcome)?.outcome;
 
-  const execute = async (step: StepDef<C>, c: C, progress: (line: string) => void): Promise<string | void> => {
+  const execute = async (step: StepDef<C>, c: C, progress: (line: string) => void): Promise<string | undefined> => {
     const report = o.reports.find((r) => r.name === step.name)!;
     const t0 = performance.now();
     await o.onStatus?.(step.name, 'running');
     try {
-      const note = await step.run(c, progress);
-      report.status = note?.startsWith('skipped') ? 'skipped' : 'done';
+      const { status, note } = outcomeOf(await step.run(c, progress));
+      report.status = status;
       if (note) report.note = note;
       report.ms = performance.now() - t0;
       await o.onStatus?.(step.name, report.status);

@@ -1,6 +1,6 @@
 import chalk from 'chalk';
-import type { DeploySummary } from '../runbooks/deploy-chromadb.ts';
-import type { RollbackSummary } from '../runbooks/rollback-chromadb.ts';
+import type { DeploySummary } from '../runbooks/deploy/index.ts';
+import type { RollbackSummary } from '../runbooks/rollback/index.ts';
 import { annotateError, appendStepSummary, runSummaryMarkdown } from './github.ts';
 import { formatBytes, formatMs } from './units.ts';
 import { formatRestartLog } from './hosts/restart.ts';

@@ -19,10 +19,10 @@ export type LockAttempt = { acquired: true } | { acquired: false; holder: LockHo
  * Try once to take the lock for `command` of run `runId`; when it is held, say by whom. Any other
  * refusal (a full volume) is a UserError with its one line.
  */
-export async function tryVolumeLock(host: RemoteHost, layout: RemoteLayout, runId: string, command: string, signal?: AbortSignal): Promise<LockAttempt> {
-  const owner = JSON.stringify({
-    runId, command, user: os.userInfo().username, host: os.hostname(), pid: process.pid, startedAt: new Date().toISOString(),
-  });
+export async function tryVolumeLock(
+  host: RemoteHost, layout: RemoteLayout, runId: string, command: string, signal?: AbortSignal,
+  owner = lockOwnerRecord(runId, command),
+): Promise<LockAttempt> {
   try {
     await host.run(lockScript(layout, owner), { signal });
     return { acquired: true };
@@ -31,6 +31,15 @@ export async function tryVolumeLock(host: RemoteHost, layout: RemoteLayout, runI
     if (refusal?.reason === 'lock-held') return { acquired: false, holder: parseLockHolder(refusal.details.holder) };
     throw refusalError(e, { host: host.label, volume: layout.volume }) ?? e;
   }
+}
+
+/**
+ * The owner record a run writes into the lock (JSON): which run and command of whom, since when.
+ * `pid` is this process by default; a plan run by hand has none.
+ */
+export function lockOwnerRecord(runId: string, command: string, o: { pid?: number | null; startedAt?: Date } = {}): string {
+  const pid = o.pid === undefined ? process.pid : (o.pid ?? undefined);
+  return JSON.stringify({ runId, command, user: os.userInfo().username, host: os.hostname(), pid, startedAt: (o.startedAt ?? new Date()).toISOString() });
 }
 
 /** The hint every refusal ends with: how to clear a lock no run holds any more. */

@@ -18,8 +18,8 @@ import { endpointKind, openTarget, type Endpoint } from '../lib/migrate/endpoint
 import { JsonlEndpoint } from '../lib/migrate/jsonl-endpoint.ts';
 import type { CollectionInfo, MigrationRecord } from '../lib/migrate/types.ts';
 import type { OutputMode } from '../lib/output.ts';
-import { describeError, initialReports, runSteps, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
-import { compareRecords } from './migrate-chromadb.ts';
+import { describeError, initialReports, runSteps, skipped, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
+import { compareRecords } from './migrate/records.ts';
 
 export interface RestoreOptions {
   backup: string;
@@ -78,7 +78,7 @@ const STEPS: StepDef<Ctx>[] = [
         await c.target!.deleteCollection(name);
         c.report.removed.push(name);
       }
-      return c.report.removed.length ? `removed ${c.report.removed.join(', ')}` : 'skipped: none to remove';
+      return c.report.removed.length ? `removed ${c.report.removed.join(', ')}` : skipped('none to remove');
     },
   },
   {

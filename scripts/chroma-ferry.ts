@@ -22,12 +22,12 @@ import {
   abortOnSignals, collect, confirmOrRefuse, parseDuration, parseHealthUrl, parsePositiveInt, parseRestartTimeout, parseSourceDir,
   parseSshKey, reportFatal, requireFlag, type TargetFlags,
 } from '../lib/cli-support.ts';
-import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy-chromadb.ts';
+import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy/index.ts';
 import { selectSteps } from '../lib/runbook-runner.ts';
 import type { TargetSpec } from '../lib/target.ts';
-import { planDeploy } from '../runbooks/deploy-plan.ts';
+import { planDeploy } from '../runbooks/deploy/plan.ts';
 import { parseWorkRoot } from '../lib/run-dir.ts';
-import { planRollback } from '../runbooks/rollback-plan.ts';
+import { planRollback } from '../runbooks/rollback/plan.ts';
 import { formatPlan } from '../lib/plan.ts';
 import { snapshotCommand, packCommand, verifyCommand, type KeptManifest, type VerifyFlags } from './local-commands.ts';
 import { readDeployedManifest } from '../lib/deployed-manifest.ts';
@@ -40,7 +40,7 @@ interface DeployFlags {
   snapshot?: boolean; step?: boolean; plan?: boolean; from?: DeployStep; only?: DeployStep;
   allowServerDown?: boolean; verify: boolean;
 }
-import { formatRollbackSummary, runRollback } from '../runbooks/rollback-chromadb.ts';
+import { formatRollbackSummary, runRollback } from '../runbooks/rollback/index.ts';
 import { UPLOAD_METHODS, type UploadMethod } from '../lib/upload/chunk-uploader.ts';
 import { createUploader } from '../lib/upload/index.ts';
 import { parseS3Flags, type S3Flags } from '../lib/upload/s3-flags.ts';
@@ -131,7 +131,7 @@ targetOptions(
       try {
         const plan = await planDeploy({
           source, host, uploader: await createUploader(flags.upload, host, { s3 }), volume, dbDir, chunkSize, healthUrl, healthTimeoutMs,
-          restartTimeoutMs, workDir: flags.workDir, snapshot: flags.snapshot, targetSource: chosen.targetSource,
+          keepBackups, restartTimeoutMs, workDir: flags.workDir, snapshot: flags.snapshot, targetSource: chosen.targetSource,
         });
         process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
       } finally {

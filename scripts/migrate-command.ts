@@ -3,8 +3,8 @@ import { abortOnSignals, confirmOrRefuse, parsePositiveInt, requireFlag } from '
 import { UserError } from '../lib/errors.ts';
 import { parseEndpoint } from '../lib/migrate/endpoints.ts';
 import { detectOutputMode } from '../lib/output.ts';
-import { formatMigrateSummary, runMigrate } from '../runbooks/migrate-chromadb.ts';
-import { formatMigratePlan, planMigrate } from '../runbooks/migrate-plan.ts';
+import { formatMigrateSummary, runMigrate } from '../runbooks/migrate/index.ts';
+import { formatMigratePlan, planMigrate } from '../runbooks/migrate/plan.ts';
 
 export interface MigrateFlags {
   sourceUrl?: string; targetUrl?: string; batchSize?: string; dryRun?: boolean; verbose?: boolean; checkpointDir: string; logDir: string;

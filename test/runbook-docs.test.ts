@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { it } from 'node:test';
-import { DEPLOY_STEPS } from '../runbooks/deploy-chromadb.ts';
-import { ROLLBACK_STEPS } from '../runbooks/rollback-chromadb.ts';
+import { DEPLOY_STEP_OBJECTS } from '../runbooks/deploy/index.ts';
+import { ROLLBACK_STEPS } from '../runbooks/rollback/index.ts';
 import { REPO } from './helpers/deploy-env.ts';
 
 async function documentedSteps(file: string): Promise<string[]> {
@@ -13,10 +13,10 @@ async function documentedSteps(file: string): Promise<string[]> {
   return [...section.matchAll(/^\d+\. \*\*([a-z-]+)\*\*/gm)].map((m) => m[1]!);
 }
 
-it('runbooks/deploy-chromadb.md lists the deploy steps of the code', async () => {
-  assert.deepEqual(await documentedSteps('deploy-chromadb.md'), [...DEPLOY_STEPS]);
+it('runbooks/deploy/README.md lists the deploy steps of the code', async () => {
+  assert.deepEqual(await documentedSteps('deploy/README.md'), DEPLOY_STEP_OBJECTS.map((s) => s.name));
 });
 
-it('runbooks/rollback-chromadb.md lists the rollback steps of the code', async () => {
-  assert.deepEqual(await documentedSteps('rollback-chromadb.md'), ROLLBACK_STEPS.map((s) => s.name));
+it('runbooks/rollback/README.md lists the rollback steps of the code', async () => {
+  assert.deepEqual(await documentedSteps('rollback/README.md'), ROLLBACK_STEPS.map((s) => s.name));
 });

@@ -10,7 +10,15 @@ import type { ChunkInfo } from '../archive/pack.ts';
 import type { RemoteHost } from '../hosts/remote-host.ts';
 import { acceptChunkScript, discardFailedChunkScript, incomingStateScript } from '../remote-scripts.ts';
 import { refusalOf } from '../remote/refusals.ts';
+import type { RemoteScript } from '../shell.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
+
+/** Where a chunk lands in the incoming dir (a partial file) and the script that checks it and gives it its name. */
+export function chunkArrival(dir: string, ch: Pick<ChunkInfo, 'name' | 'size' | 'sha256'>): { partial: string; accept: RemoteScript } {
+  const final = path.posix.join(dir, ch.name);
+  const partial = path.posix.join(dir, `.${ch.name}.partial`);
+  return { partial, accept: acceptChunkScript(partial, final, ch.size, ch.sha256) };
+}
 
 export class ChunkShipper {
   chunksSent = 0;
@@ -55,11 +63,10 @@ export class ChunkShipper {
       if (this.present.get(ch.name) === ch.sha256) {
         this.chunksSkipped++;
       } else {
-        const final = path.posix.join(this.dir, ch.name);
-        const partial = path.posix.join(this.dir, `.${ch.name}.partial`);
+        const { partial, accept } = chunkArrival(this.dir, ch);
         try {
           await this.uploader.upload(ch, partial, this.signal);
-          await this.host.run(acceptChunkScript(partial, final, ch.size, ch.sha256), { signal: this.signal });
+          await this.host.run(accept, { signal: this.signal });
         } catch (e) {
           // A full volume says so ("volume full: ..."), whatever the uploader reported; the partial goes.
           if (this.signal.aborted) throw e;

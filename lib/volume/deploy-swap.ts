@@ -22,8 +22,9 @@ import { refusalError, refusalOf, runRefusing } from '../remote/refusals.ts';
 import { remoteScript, type RemoteScript } from '../shell.ts';
 import { DATA_ID_FILE, isDataId, recordVerifiedScript, verifiedFile } from './data-id.ts';
 import { matchingStates, reconcile, type Reconciliation } from './reconcile.ts';
-import { FOUND_ID, journaledSwapScript, parseSwapIds, resumeSwapScript, swapJournalFile, type SwapIds, type SwapJournal } from './swap-journal.ts';
-import { inspectVolume, reconcileVolume, removeRemovable, type ReconcileResult } from './volume-reconciler.ts';
+import { FIRST_LINE, FOUND_ID, journaledSwapScript, parseSwapIds, resumeSwapScript, swapJournalFile, swapTrashPath, type SwapIds, type SwapJournal } from './swap-journal.ts';
+import { inspectVolumeScript } from './volume-facts.ts';
+import { inspectVolume, reconcileVolume, type ReconcileResult } from './volume-reconciler.ts';
 import type { DataSlot, VolumeFacts } from './volume-facts.ts';
 
 /** A failure of the way to the remote (not of the command there): the command may or may not have run. */
@@ -267,10 +268,38 @@ export async function removeUnusedNext(host: RemoteHost, l: RemoteLayout, nextId
   return true;
 }
 
-/** After a verified deploy: remove what reconciliation lists as removable (the run's trashed NAME.old, a stale NAME.new). */
-export async function cleanupVolume(host: RemoteHost, l: RemoteLayout, runId: string, o: ReconnectOptions = {}): Promise<string[]> {
-  const res = await withReconnect(() => reconcileVolume(host, l, { runId }), o);
-  return withReconnect(() => removeRemovable(host, l, res.facts, res.after, o.signal), o);
+/**
+ * After verify: run `runId`'s trashed NAME.old removed, only when its journal says done, NAME holds
+ * the journal's new data and that data is the verified one, and the trashed dir holds the
+ * journal's old id (never the verified data; nothing while NAME is missing). Decided on the
+ * remote from the volume itself, so a run and its plan run the same script.
+ */
+export function removeSwapTrashScript(l: RemoteLayout, runId: string): RemoteScript {
+  return remoteScript('remove the trashed previous NAME.old', `
+    journal=$1 live=$2 tro=$3 verified=$4 idf=$5 run=$6
+    ${FIRST_LINE}
+    first_line "$journal"; j=$line
+    case $j in *"\\"runId\\":\\"$run\\""*) ;; *) exit 0 ;; esac
+    case $j in *'"phase":"done"'*) ;; *) exit 0 ;; esac
+    value() { v=\${j#*\\"$1\\":\\"}; if [ "$v" = "$j" ]; then echo ""; else echo "\${v%%\\"*}"; fi; }
+    next=$(value next); old=$(value old)
+    first_line "$verified"; ver=$line
+    first_line "$live/$idf"; now=$line
+    [ -n "$next" ] && [ "$ver" = "$next" ] && [ "$now" = "$next" ] || exit 0
+    if [ -d "$tro" ] && [ ! -L "$tro" ]; then
+      first_line "$tro/$idf"; cur=$line
+      [ -n "$old" ] && [ "$cur" = "$old" ] && [ "$cur" != "$ver" ] || exit 0
+      rm -rf "$tro" || exit 1
+      echo "removed=$tro"
+    fi
+    rmdir "\${tro%/*}" 2>/dev/null
+    exit 0
+  `, [swapJournalFile(l), l.live, swapTrashPath(l, runId), verifiedFile(l), DATA_ID_FILE, runId]);
+}
+
+/** The look at the volume every command starts with (what `reconcileBeforeCommand` runs first, and a plan prints). */
+export function commandInspectScript(l: RemoteLayout): RemoteScript {
+  return inspectVolumeScript(l, 60);
 }
 
 /**
@@ -279,6 +308,16 @@ export async function cleanupVolume(host: RemoteHost, l: RemoteLayout, runId: st
  */
 export async function recordVerifiedData(host: RemoteHost, l: RemoteLayout, id: string, o: ReconnectOptions = {}): Promise<void> {
   await withReconnect(() => runRefusing(host, recordVerifiedScript(l, id), { volume: l.volume }, { signal: o.signal }), o);
+}
+
+/** Stamp `id` into `dir` when it is a real dir without a data id (never replaces one). */
+export function stampDataIdScript(dir: string, id: string): RemoteScript {
+  if (!isDataId(id)) throw new Error(`not a data id: ${id}`);
+  return remoteScript('stamp a data id where there is none', `
+    [ -d "$1" ] && [ ! -L "$1" ] && [ ! -e "$1/$2" ] || exit 0
+    trap 'rm -f "$1/$2.tmp"' EXIT
+    printf '%s\\n' "$3" > "$1/$2.tmp" && mv -f "$1/$2.tmp" "$1/$2"
+  `, [dir, DATA_ID_FILE, id]);
 }
 
 /**

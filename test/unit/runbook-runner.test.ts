@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CompensationStack } from '../../lib/compensation.ts';
 import { UserError } from '../../lib/errors.ts';
-import { initialReports, runSteps, selectSteps, StepAborted, type RunStepsOptions, type StepDef, type StepStatus } from '../../lib/runbook-runner.ts';
+import { initialReports, runSteps, selectSteps, skipped, StepAborted, type RunStepsOptions, type StepDef, type StepStatus } from '../../lib/runbook-runner.ts';
 import type { StepAnswer, StepPrompter } from '../../lib/step-prompt.ts';
 
 interface Ctx {
@@ -45,14 +45,14 @@ function prompter(answers: Record<string, StepAnswer>): StepPrompter & { asked: 
 }
 
 describe('runSteps', () => {
-  it('runs the steps in order; a note starting with "skipped" marks the step skipped; statuses are told', async () => {
-    const steps = [step('a'), step('b', async (c) => { c.log.push('b'); return 'skipped: nothing to do'; }), step('c', async () => '3 files')];
+  it('runs the steps in order; a step says whether it was skipped (never read from its note); statuses are told', async () => {
+    const steps = [step('a'), step('b', async (c) => { c.log.push('b'); return skipped('nothing to do'); }), step('c', async () => 'skipped nothing, 3 files')];
     const ctx: Ctx = { log: [] };
     const o = options(steps);
     const out = await runSteps(steps, ctx, o);
     assert.equal(out.ok, true);
     assert.deepEqual(ctx.log, ['a', 'b']);
-    assert.deepEqual(o.reports.map((r) => [r.name, r.status, r.note]), [['a', 'done', undefined], ['b', 'skipped', 'skipped: nothing to do'], ['c', 'done', '3 files']]);
+    assert.deepEqual(o.reports.map((r) => [r.name, r.status, r.note]), [['a', 'done', undefined], ['b', 'skipped', 'skipped: nothing to do'], ['c', 'done', 'skipped nothing, 3 files']]);
     assert.deepEqual(o.statuses, ['a:running', 'a:done', 'b:running', 'b:skipped', 'c:running', 'c:done']);
   });
 

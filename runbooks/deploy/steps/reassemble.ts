@@ -1,0 +1,61 @@
+/**
+ * 6. reassemble: the chunks concatenated and extracted into NAME.new while their sha256 is
+ * computed; a wrong sha256 or file list fails; then NAME.new gets its data id. Undo: remove
+ * NAME.new, only while NAME is there, no swap is unfinished and it holds this run's data.
+ */
+import { parseKv, reassembleScript } from '../../../lib/remote-scripts.ts';
+import { done } from '../../../lib/runbook-runner.ts';
+import { armUndo, type Step } from '../../../lib/runbook-step.ts';
+import { runRefusing } from '../../../lib/remote/refusals.ts';
+import { writeDataIdScript } from '../../../lib/volume/data-id.ts';
+import { removeUnusedNext } from '../../../lib/volume/deploy-swap.ts';
+import { incomingOf, nextDataIdOf, packedOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
+
+type ReassembleResult = Record<string, never>;
+
+const scripts = {
+  reassemble(f: DeployFacts) {
+    const packed = packedOf(f);
+    return reassembleScript(f.layout, incomingOf(f), packed.sha256, packed.chunks.map((ch) => ch.name));
+  },
+  /** The data's identity, once its content is checked: the swap and every later command go by it. */
+  stampId: (f: DeployFacts) => writeDataIdScript(f.layout.next, nextDataIdOf(f)),
+};
+
+export const reassemble: Step<DeployCtx, DeployPlanCtx, ReassembleResult> = {
+  name: 'reassemble',
+  title: 'reassemble: verify the archive, extract to NAME.new',
+  needs: ['package', 'upload'],
+  undoText: 'remove NAME.new',
+
+  async run(c) {
+    const { o, layout } = c;
+    const packed = packedOf(c);
+    armUndo(c.stack, reassemble, c); // a half-extracted NAME.new goes too
+    const kv = parseKv((await o.host.run(scripts.reassemble(c), { signal: o.signal })).stdout);
+    if (Number(kv.get('files')) !== packed.fileCount || kv.get('list_sha256') !== packed.fileListSha256) {
+      throw new Error(`extracted file list on the remote differs from the source snapshot (${kv.get('files')} files, expected ${packed.fileCount})`);
+    }
+    await runRefusing(o.host, scripts.stampId(c), { volume: layout.volume }, { signal: o.signal });
+    return done(`${packed.fileCount} files in ${layout.next}`);
+  },
+
+  async undo(c) {
+    if (!(await removeUnusedNext(c.o.host, c.layout, nextDataIdOf(c)))) c.summary.warnings.push(`${c.layout.next} kept: the volume still needs it`);
+  },
+
+  plan(p) {
+    return {
+      commands: [p.remote(scripts.reassemble(p), `files=${p.packed.fileCount} list_sha256=${p.packed.fileListSha256}`), p.remote(scripts.stampId(p))],
+      notes: [],
+    };
+  },
+
+  result: {
+    save: () => ({}),
+    parse: () => ({}),
+    load() {
+      // NAME.new of the recorded run: its undo is armed by the runner.
+    },
+  },
+};

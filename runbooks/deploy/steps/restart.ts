@@ -1,0 +1,49 @@
+/**
+ * 8. restart: --restart-cmd on the target, detached (output in VOLUME/.ferry/restart-RUNID.log)
+ * and bounded by --restart-timeout. Undo: part of the swap's undo (restart again on the old data).
+ */
+import { RestartError } from '../../../lib/hosts/restart.ts';
+import { restartPlanStep } from '../../../lib/plan.ts';
+import { done, skipped } from '../../../lib/runbook-runner.ts';
+import type { Step } from '../../../lib/runbook-step.ts';
+import { recordOf, restartOptions, type DeployCtx, type DeployPlanCtx } from '../context.ts';
+
+type RestartResult = { restartMs: number | null };
+
+export const restart: Step<DeployCtx, DeployPlanCtx, RestartResult> = {
+  name: 'restart',
+  title: 'restart: the Chroma server',
+  needs: ['swap'],
+  undoText: 'part of the swap undo (restart again on the old data)',
+
+  async run(c) {
+    c.restartAttempted = true;
+    const t0 = performance.now();
+    let restarted: boolean;
+    try {
+      restarted = await c.o.host.restart({ ...restartOptions(c), signal: c.o.signal });
+    } catch (e) {
+      if (e instanceof RestartError) c.summary.restartLog = { file: e.logFile, tail: e.logTail };
+      throw e;
+    }
+    c.summary.restartMs = performance.now() - t0;
+    if (!restarted) {
+      c.summary.warnings.push('no --restart-cmd: the server was not restarted and may still serve the old files');
+      return skipped('no --restart-cmd');
+    }
+    return done();
+  },
+
+  plan: (p) => restartPlanStep(p.o.host, restartOptions(p)),
+
+  result: {
+    save: (c) => ({ restartMs: c.summary.restartMs ?? null }),
+    parse(raw) {
+      const ms = recordOf(raw, 'restart').restartMs;
+      return { restartMs: typeof ms === 'number' ? ms : null };
+    },
+    load() {
+      // The restart time is this run's own.
+    },
+  },
+};

@@ -1,0 +1,77 @@
+/**
+ * 9. verify: the restarted server answers and serves every collection with the manifest's count;
+ * then the manifest is kept on the volume (.ferry/manifest-NAME.json) for `chroma-ferry verify
+ * --target`. Undo: none.
+ */
+import { keepDeployedManifestScript } from '../../../lib/deployed-manifest.ts';
+import { done, skipped } from '../../../lib/runbook-runner.ts';
+import type { Step } from '../../../lib/runbook-step.ts';
+import { waitUntilServing, type ExpectedCollection } from '../../../lib/verify-serving.ts';
+import { runRefusing } from '../../../lib/remote/refusals.ts';
+import { recordVerifiedScript } from '../../../lib/volume/data-id.ts';
+import { withReconnect } from '../../../lib/volume/deploy-swap.ts';
+import { manifestOf, nextDataIdOf, recordOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
+
+type VerifyResult = { verified: boolean };
+
+const scripts = {
+  /** The live data's manifest, kept for `chroma-ferry verify --target` (lib/deployed-manifest.ts). */
+  keepManifest: (f: DeployFacts, verified: boolean) => keepDeployedManifestScript(f.layout, manifestOf(f), f.runId, verified, f.now()),
+  /**
+   * The live data's id as the last verified one (also with --no-verify: it is what the user chose
+   * to serve, so the volume reconciles clean and NAME.old may be replaced by a later deploy).
+   */
+  record: (f: DeployFacts) => recordVerifiedScript(f.layout, nextDataIdOf(f)),
+};
+
+export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
+  name: 'verify',
+  title: 'verify: heartbeat and counts equal the manifest',
+  needs: ['manifest', 'swap'],
+  undoText: 'none',
+
+  async run(c) {
+    const { o } = c;
+    const keepManifest = async () => {
+      await o.host.run(scripts.keepManifest(c, c.summary.verified), { signal: o.signal });
+      await withReconnect(() => runRefusing(o.host, scripts.record(c), { volume: c.layout.volume }, { signal: o.signal }), { signal: o.signal });
+    };
+    if (!o.healthUrl) {
+      const why = o.noVerify ? '--no-verify' : 'no --health-url';
+      c.summary.warnings.push(`${why}: the deployed data was not verified on a running server`);
+      await keepManifest();
+      return skipped(why);
+    }
+    const expected: ExpectedCollection[] = manifestOf(c).collections;
+    const check = await waitUntilServing(o.healthUrl, expected, { timeoutMs: o.healthTimeoutMs, signal: o.signal });
+    if (check.mismatches.length) throw new Error(`the restarted server does not serve the deployed data: ${check.mismatches.join('; ')}`);
+    if (c.swapStartedAt !== undefined) c.summary.downtimeMs = performance.now() - c.swapStartedAt;
+    c.summary.verified = true;
+    await keepManifest();
+    return done(`${expected.length} collections, counts equal (API ${check.api})`);
+  },
+
+  plan(p) {
+    const verified = Boolean(p.o.healthUrl);
+    return {
+      commands: [
+        ...(p.o.healthUrl
+          ? [p.local('heartbeat and every collection count equal to the manifest', [...p.cli, 'verify', '--health-url', p.o.healthUrl, '--manifest', p.manifestFile,
+              '--timeout', `${Math.round(p.o.healthTimeoutMs / 1000)}s`, '--samples', '0'], 'healthy')]
+          : []),
+        p.remote(scripts.keepManifest(p, verified), 'nothing printed: the manifest of the live data is kept for chroma-ferry verify --target'),
+        p.remote(scripts.record(p), 'nothing printed: the live data recorded as the last verified (.ferry/verified-NAME)'),
+      ],
+      notes: verified ? [] : ['no --health-url: check the server by hand (chroma-ferry verify --health-url URL --manifest MANIFEST)'],
+    };
+  },
+
+  result: {
+    save: (c) => ({ verified: c.summary.verified }),
+    parse: (raw) => ({ verified: recordOf(raw, 'verify').verified === true }),
+    load(c, r) {
+      // Verified by the recorded run: this run (`--from cleanup`) ends a verified deploy.
+      if (r.verified) c.summary.verified = true;
+    },
+  },
+};

@@ -1,0 +1,58 @@
+/** 4. backup: the target collections about to be written, exported to the staging dir's backup.jsonl (the restore point). */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { UserError } from '../../../lib/errors.ts';
+import { JsonlEndpoint } from '../../../lib/migrate/jsonl-endpoint.ts';
+import type { Step } from '../../../lib/runbook-step.ts';
+import { done, skipped } from '../../../lib/runbook-runner.ts';
+import { fillTargets, pageSizeFor, restoredNote, sourceOf, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
+
+export const backup: Step<MigrateCtx, MigratePlanCtx> = {
+  name: 'backup',
+  title: 'backup: the target collections about to be written',
+  undoText: 'none: the backup is the restore point (chroma-ferry restore)',
+
+  async run(c) {
+    const { o, cp } = c;
+    const names = Object.keys(cp.targets);
+    c.existedBefore = await c.target!.existing(names);
+    fillTargets(c);
+    if (o.dryRun) return skipped('--dry-run');
+    if (cp.phases.backup) return restoredNote(c, 'backup');
+    // Refuse a target collection whose distance differs before anything is written.
+    for (const name of names) {
+      const have = c.existedBefore.get(name);
+      const want = c.transform!.targetCollection(name, sourceOf(c, name));
+      const dim = cp.targets[name]!.dimension;
+      if (have && (have.space !== want.space || (have.dimension !== null && dim !== null && have.dimension !== dim))) {
+        throw new UserError(
+          `collection ${name} exists on ${c.target!.label} with distance ${have.space}${have.dimension !== null ? ` and size ${have.dimension}` : ''}, ` +
+            `the migrated records need ${want.space}${dim !== null ? ` and size ${dim}` : ''}: migrate into another name (--rename ${name}=NEW) or delete it first`,
+        );
+      }
+    }
+    const file = path.join(cp.stagingDir, 'backup.jsonl');
+    await fs.rm(file, { force: true });
+    const backup = new JsonlEndpoint(file);
+    await backup.openForWriting({ resume: false, touched: names, transform: cp.transformRecord });
+    let records = 0;
+    try {
+      for (const info of c.existedBefore.values()) {
+        await backup.ensureCollection(info);
+        for await (const page of c.target!.read(info, pageSizeFor(c, info), o.signal)) {
+          await backup.upsert(info.name, page);
+          records += page.length;
+        }
+      }
+    } finally {
+      await backup.close();
+    }
+    cp.backupFile = file;
+    cp.phases.backup = 'done';
+    c.summary.backupFile = file;
+    await c.store.save(cp);
+    return done(`${c.existedBefore.size} existing collections (${records} records) saved to ${file}`);
+  },
+
+  plan: (p) => ({ commands: [], notes: [`export the target collections about to be written to ${p.checkpointDir}/<run>/backup.jsonl (the restore point)`] }),
+};

@@ -1,0 +1,102 @@
+/** 5. import: batched upserts (<= the target's max batch size), retried, the checkpoint saved after each batch. */
+import path from 'node:path';
+import pRetry from 'p-retry';
+import { CHECKPOINT_FILE } from '../../../lib/migrate/checkpoint.ts';
+import type { Step } from '../../../lib/runbook-step.ts';
+import { done as finished, skipped } from '../../../lib/runbook-runner.ts';
+import { etaOf, memoryCap, rateMeter, restoredNote, sourceOf, stagedFile, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
+import { readBatches } from '../records.ts';
+
+export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
+  name: 'import',
+  title: 'import: batched upserts, checkpoint after each batch',
+  undoText: 'chroma-ferry restore puts the backed-up target collections back',
+
+  async run(c, progress) {
+    const { o, cp } = c;
+    const targets = Object.entries(cp.targets);
+    const totalRecords = targets.reduce((n, [, t]) => n + t.expected, 0);
+    if (!cp.batchSize) cp.batchSize = chooseBatchSize(c);
+    c.summary.batchSize = cp.batchSize;
+    const batches = targets.reduce((n, [, t]) => n + Math.ceil(t.expected / cp.batchSize), 0);
+    if (o.dryRun) return skipped(`--dry-run; would import ${totalRecords} records into ${targets.length} collections in ${batches} batches of up to ${cp.batchSize}`);
+    if (cp.phases.import) return restoredNote(c, 'import');
+    await c.prepareWrite!(targets.map(([n]) => n));
+    const rate = rateMeter();
+    let done = targets.reduce((n, [, t]) => n + t.recordsDone, 0);
+    const t0 = performance.now();
+    // Up to --workers batches in flight (over all collections); staged files are read in order, so at
+    // most `workers` batches are in memory. Done batches are recorded by index (a contiguous prefix
+    // plus the ones finished out of order), so a resume sends exactly the others.
+    const workers = Math.max(1, o.workers);
+    const inflight = new Set<Promise<void>>();
+    let failure: unknown;
+    for (const [name, t] of targets) {
+      await c.target!.ensureCollection({ ...c.transform!.targetCollection(name, sourceOf(c, name)), dimension: t.dimension });
+      t.doneAbove ??= [];
+      let index = 0;
+      for await (const batch of readBatches(stagedFile(cp, name), cp.batchSize)) {
+        o.signal.throwIfAborted();
+        if (failure) throw failure;
+        const i = index++;
+        if (i < t.batchesDone || t.doneAbove.includes(i)) {
+          c.summary.import.batchesSkipped++;
+          continue;
+        }
+        while (inflight.size >= workers) await Promise.race(inflight);
+        if (failure) throw failure;
+        const p: Promise<void> = (async () => {
+          await pRetry(() => c.target!.upsert(name, batch, o.signal), {
+            retries: 4, minTimeout: 250, factor: 2, signal: o.signal,
+            onFailedAttempt: async (e) => {
+              c.summary.import.retries++;
+              await c.log.write({ event: 'retry', collection: name, batch: i, attempt: e.attemptNumber, error: e.message });
+            },
+          });
+          markBatchDone(t, i);
+          t.recordsDone += batch.length;
+          c.summary.import.batchesSent++;
+          c.summary.import.recordsSent += batch.length;
+          done += batch.length;
+          await c.store.save(cp);
+          await c.log.write({ event: 'batch', collection: name, batch: i + 1, records: batch.length });
+          progress(`${done}/${totalRecords} records, ${rate(done)}${etaOf(rate, done, totalRecords)}`);
+        })().catch((e) => { failure ??= e; }).finally(() => { inflight.delete(p); });
+        inflight.add(p);
+      }
+    }
+    await Promise.all(inflight);
+    if (failure) throw failure;
+    const secs = (performance.now() - t0) / 1000;
+    if (secs > 0 && c.summary.import.recordsSent) c.summary.import.recordsPerSecond = Math.round(c.summary.import.recordsSent / secs);
+    cp.phases.import = 'done';
+    await c.store.save(cp);
+    const { batchesSent, batchesSkipped, recordsSent } = c.summary.import;
+    return finished(`${recordsSent} records in ${batchesSent} batches of up to ${cp.batchSize}` +
+      (batchesSkipped ? `, ${batchesSkipped} batches done by the interrupted run` : '') +
+      (c.summary.import.recordsPerSecond ? ` (${c.summary.import.recordsPerSecond} records/s)` : ''));
+  },
+
+  plan: (p) => ({ commands: [], notes: [`upsert in batches of up to ${p.batchSize} (target max ${p.targetMaxBatchSize}; fewer for long embeddings, to keep memory flat), retried with backoff; checkpoint ${path.join(p.checkpointDir, CHECKPOINT_FILE)} after each batch`] }),
+};
+
+/** Batch `i` of a target is written: extend the contiguous prefix, or remember it as done out of order. */
+function markBatchDone(t: { batchesDone: number; doneAbove?: number[] }, i: number): void {
+  const above = new Set(t.doneAbove ?? []);
+  above.add(i);
+  while (above.has(t.batchesDone)) {
+    above.delete(t.batchesDone);
+    t.batchesDone++;
+  }
+  t.doneAbove = [...above].sort((a, b) => a - b);
+}
+
+/** --batch-size, else the target's max; never above the max (the server rejects larger writes). */
+function chooseBatchSize(c: MigrateCtx): number {
+  const cap = memoryCap(Math.max(1, ...Object.values(c.cp.targets).map((t) => t.dimension ?? 1536)));
+  if (c.o.batchSize && c.o.batchSize > c.maxBatch) {
+    c.summary.warnings.push(`--batch-size ${c.o.batchSize} is above the target's max batch size ${c.maxBatch}: using ${c.maxBatch}`);
+    return c.maxBatch;
+  }
+  return c.o.batchSize ?? Math.max(1, Math.min(c.maxBatch, cap));
+}

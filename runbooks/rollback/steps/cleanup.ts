@@ -1,0 +1,49 @@
+/**
+ * 6. cleanup: the staging dir, the last deploy's kept manifest (its data is no longer live), the
+ * deploy's state closed when it stopped half-way, the lock. Undo: none.
+ */
+import { dropDeployedManifestScript } from '../../../lib/deployed-manifest.ts';
+import { unlockScript } from '../../../lib/remote-scripts.ts';
+import { done } from '../../../lib/runbook-runner.ts';
+import type { Step } from '../../../lib/runbook-step.ts';
+import type { RollbackCtx, RollbackFacts, RollbackPlanCtx } from '../context.ts';
+import { removeStagingScript } from './stage.ts';
+
+const scripts = {
+  removeStaging: removeStagingScript,
+  dropManifest: (f: RollbackFacts) => dropDeployedManifestScript(f.layout),
+  unlock: (f: RollbackFacts) => unlockScript(f.layout, f.runId),
+};
+
+export const cleanup: Step<RollbackCtx, RollbackPlanCtx> = {
+  name: 'cleanup',
+  title: 'cleanup: staging dir and lock',
+  undoText: 'none',
+
+  async run(c) {
+    const { o } = c;
+    await o.host.run(scripts.removeStaging(c));
+    await closeRecordedDeploy(c);
+    // The kept manifest describes the data a deploy put live: gone unless that data is still live.
+    if (c.mode !== 'live') await o.host.run(scripts.dropManifest(c), { signal: o.signal });
+    await o.host.run(scripts.unlock(c));
+    c.stack.clear();
+    return done();
+  },
+
+  plan(p) {
+    return {
+      commands: [p.remote(scripts.removeStaging(p)), p.remote(scripts.dropManifest(p)), p.remote(scripts.unlock(p))],
+      notes: [],
+    };
+  },
+};
+
+/** A deploy that stopped half-way is over once rolled back: its state says so (a new deploy may start). */
+async function closeRecordedDeploy(c: RollbackCtx): Promise<void> {
+  const deploy = await c.deployState.load(c.o.signal).catch(() => null);
+  if (!deploy || deploy.finished) return;
+  deploy.finished = true;
+  deploy.outcome = `rolled back by rollback run ${c.runId}`;
+  await c.deployState.save(deploy, c.o.signal);
+}

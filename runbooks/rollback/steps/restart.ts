@@ -1,0 +1,30 @@
+/** 4. restart: --restart-cmd on the target, detached and bounded by --restart-timeout. Undo: part of the swap's undo. */
+import { RestartError } from '../../../lib/hosts/restart.ts';
+import { restartPlanStep } from '../../../lib/plan.ts';
+import { done, skipped } from '../../../lib/runbook-runner.ts';
+import type { Step } from '../../../lib/runbook-step.ts';
+import { restartOptions, type RollbackCtx, type RollbackPlanCtx } from '../context.ts';
+
+export const restart: Step<RollbackCtx, RollbackPlanCtx> = {
+  name: 'restart',
+  title: 'restart: the Chroma server',
+  undoText: 'part of the swap undo',
+
+  async run(c) {
+    c.restartAttempted = true;
+    let restarted: boolean;
+    try {
+      restarted = await c.o.host.restart({ ...restartOptions(c), signal: c.o.signal });
+    } catch (e) {
+      if (e instanceof RestartError) c.summary.restartLog = { file: e.logFile, tail: e.logTail };
+      throw e;
+    }
+    if (!restarted) {
+      c.summary.warnings.push('no --restart-cmd: the server was not restarted');
+      return skipped('no --restart-cmd');
+    }
+    return done();
+  },
+
+  plan: (p) => restartPlanStep(p.o.host, restartOptions(p)),
+};
