@@ -15,6 +15,8 @@ import { formatBytes } from '../../../lib/units.ts';
 import { checkVolume } from '../../../lib/volume-check.ts';
 import { describeLockHolder, tryVolumeLock } from '../../../lib/volume-lock.ts';
 import { commandInspectScript, reconcileBeforeCommand } from '../../../lib/volume/deploy-swap.ts';
+import { reconcile } from '../../../lib/volume/reconcile.ts';
+import { inspectVolume } from '../../../lib/volume/volume-reconciler.ts';
 import { DEPLOY_STEPS, recordOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
 import { adoptReconciledSwap, checkRecordedRun } from '../recorded-run.ts';
 
@@ -56,6 +58,7 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
       );
     }
     await o.uploader.preflight?.(o.signal);
+    let serverDown: UserError | undefined;
     if (o.healthUrl && !c.preDeploy) {
       try {
         c.preDeploy = await listCollectionCounts(o.healthUrl);
@@ -66,12 +69,16 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
         // nor its rollback can be verified, so refuse now, before anything changed.
         const swapsLive = probe.get('live') !== 'absent' && !c.resumed && selectSteps(DEPLOY_STEPS, { from: o.from, only: o.only }).has('swap');
         if (swapsLive && !o.allowServerDown) {
-          throw new UserError(
+          serverDown = new UserError(
             `the server at ${o.healthUrl} does not answer before the deploy (${e instanceof Error ? e.message : String(e)}): ` +
               'start it or fix --health-url, or pass --allow-server-down to deploy anyway',
           );
+          // A lock or an unsettled volume (a crash mid-deploy) explains a broken server better: the
+          // lock and the reconciliation below refuse with their own line; else refused here, nothing changed.
+          if (!(await volumeNeedsAttention(c))) throw serverDown;
+        } else {
+          c.summary.warnings.push(`the server at ${o.healthUrl} did not answer before the deploy: rollback can check only that it answers`);
         }
-        c.summary.warnings.push(`the server at ${o.healthUrl} did not answer before the deploy: rollback can check only that it answers`);
       }
     }
     const lock = await tryVolumeLock(o.host, layout, c.runId, 'deploy', o.signal, c.lockOwner);
@@ -98,6 +105,7 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     const rec = await reconcileBeforeCommand(o.host, layout, { command: 'deploy', runId: c.runId, recordedDeployRunId: recorded?.runId, hints: c.hints, signal: o.signal });
     c.summary.warnings.push(...rec.warnings);
     if (c.resumed) adoptReconciledSwap(c, rec);
+    if (serverDown) throw serverDown;
     c.lockHeld = true;
     if (!c.resumed) await checkRecordedRun(c);
     return done(`${formatBytes(c.summary.source.bytes)} source, ${formatBytes(availKb * 1024)} free on the volume${adopted ? `; lock of run ${c.runId} taken over` : ''}`);
@@ -138,6 +146,12 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     save: (c) => ({ source: c.o.source, runDir: c.runDir }),
   },
 };
+
+/** The volume holds a lock or what reconciliation would act on (read only, nothing changed). */
+async function volumeNeedsAttention(c: DeployCtx): Promise<boolean> {
+  const facts = await inspectVolume(c.o.host, c.layout, { signal: c.o.signal }).catch(() => undefined);
+  return !facts || facts.lock !== undefined || reconcile(facts, { runId: c.runId, name: c.layout.name }).action !== 'clean';
+}
 
 async function dirBytes(dir: string): Promise<number> {
   let total = 0;
