@@ -21,6 +21,8 @@ import { backupDataIdsScript, backupScript, inspectBackupScript, parseKv, pruneB
 import { commandHints, type CommandHints } from './command-hint.ts';
 import { parseDataId, verifiedFile } from './volume/data-id.ts';
 import { reconcileBeforeCommand } from './volume/deploy-swap.ts';
+import { reconcile } from './volume/reconcile.ts';
+import { inspectVolume } from './volume/volume-reconciler.ts';
 import { runRefusing } from './remote/refusals.ts';
 import { fileSha256 } from './tree-digest.ts';
 import { checkVolume } from './volume-check.ts';
@@ -118,7 +120,8 @@ export interface BackupNowResult {
 export async function backupNow(o: BackupNowOptions): Promise<BackupNowResult> {
   const { host, layout, signal } = o;
   const probe = await checkVolume(host, layout, signal);
-  if (probe.get('live') === 'absent') throw noLiveDir(host, layout);
+  // No NAME: refused, unless an interrupted swap took it away (the reconciliation below puts it back).
+  if (probe.get('live') === 'absent' && reconcile(await inspectVolume(host, layout, { signal }), { name: layout.name }).action === 'clean') throw noLiveDir(host, layout);
   if (probe.get('writable') !== 'yes') throw new UserError(`volume ${layout.volume} on ${host.label} is not writable by this user: no backup can be written there`);
   const runId = crypto.randomBytes(6).toString('hex');
   const lock = await tryVolumeLock(host, layout, runId, 'backup', signal);

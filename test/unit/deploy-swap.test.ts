@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { applyRetention } from '../../lib/backup-ops.ts';
+import { applyRetention, backupNow } from '../../lib/backup-ops.ts';
 import { commandHints } from '../../lib/command-hint.ts';
 import { HostUnreachable, UserError } from '../../lib/errors.ts';
 import type { RunOptions, RunResult } from '../../lib/hosts/remote-host.ts';
@@ -185,6 +185,37 @@ describe('before a command', () => {
     assert.ok(e instanceof UserError);
     assert.match(e.message, /is missing: .*no backup until that is resolved: chroma-ferry rollback --target local:\/t/);
     await reconcileBeforeCommand(v.host, v.layout, { command: 'rollback', runId: 'run0004', hints });
+  });
+});
+
+describe('backup after an interrupted swap', () => {
+  let tools: TempVolume;
+  const savedPath = process.env.PATH;
+  before(async () => {
+    tools = await tempVolume();
+    process.env.PATH = `${await mvWrapperDir(path.join(tools.root, 'bin'))}:${savedPath}`;
+  });
+  after(async () => {
+    process.env.PATH = savedPath;
+    await tools.dispose();
+  });
+
+  it('reverses the swap another run left half-way (no NAME), then backs up the data it puts back', async () => {
+    const v = await tempVolume();
+    try {
+      await seed(v);
+      for (const d of [v.layout.live, v.layout.old, v.layout.next]) await fs.writeFile(path.join(d, 'chroma.sqlite3'), 'db');
+      await injectMvFault(v, 5, 'kill-before'); // the worker dies after live -> old
+      await assert.rejects(v.host.run(journaledSwapScript(v.layout, RUN, { live: L, next: N, old: O })));
+      await clearMvFault(v);
+      assert.equal((await contents(v)).live, undefined, 'NAME is missing');
+      const r = await backupNow({ host: v.host, layout: v.layout, policy: {}, volumeFlag: '/vol' });
+      assert.ok(r.backup.bytes > 0);
+      assert.deepEqual(await contents(v), BEFORE, 'the old data is NAME again, the rest where it was');
+      assert.equal(await fs.readFile(path.join(v.layout.backups, `${r.backup.name}.data-id`), 'utf8'), `${L}\n`, 'the backup records the data it holds');
+    } finally {
+      await v.dispose();
+    }
   });
 });
 
