@@ -133,6 +133,8 @@ export interface DeployFacts {
   now(): Date;
   manifest?: SqliteManifest;
   packed?: PackedArchive;
+  /** The data id the reassemble stamped into NAME.new (lib/volume/data-id.ts). */
+  nextId?: string;
 }
 
 export interface DeployCtx extends DeployFacts {
@@ -209,9 +211,12 @@ export function trashOf(f: DeployFacts): string {
   return trashDir(f.layout, packedOf(f).deployId);
 }
 
-/** The id of the data this run extracts into NAME.new (unique per run: lib/volume/data-id.ts). */
+/**
+ * The id of the data in NAME.new: what this run's reassemble stamped (recorded in its result), else
+ * (a plan; a run recorded before the extraction's stamp) the archive's and the run's.
+ */
 export function nextDataIdOf(f: DeployFacts): string {
-  return archiveDataId(packedOf(f).sha256, f.runId);
+  return f.nextId ?? archiveDataId(packedOf(f).sha256, f.runId);
 }
 
 export function packedOf(f: DeployFacts): PackedArchive {

@@ -7,11 +7,14 @@ import { parseKv, reassembleScript } from '../../../lib/remote-scripts.ts';
 import { done } from '../../../lib/runbook-runner.ts';
 import { armUndo, type Step } from '../../../lib/runbook-step.ts';
 import { runRefusing } from '../../../lib/remote/refusals.ts';
-import { writeDataIdScript } from '../../../lib/volume/data-id.ts';
+import { UserError } from '../../../lib/errors.ts';
+import { utcStamp } from '../../../lib/remote-layout.ts';
+import { archiveDataId, isDataId, writeDataIdScript } from '../../../lib/volume/data-id.ts';
 import { removeUnusedNext } from '../../../lib/volume/deploy-swap.ts';
-import { incomingOf, nextDataIdOf, packedOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
+import { incomingOf, nextDataIdOf, packedOf, recordOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
 
-type ReassembleResult = Record<string, never>;
+/** The data id stamped into NAME.new (absent in a result recorded before ids). */
+type ReassembleResult = { dataId?: string };
 
 const scripts = {
   reassemble(f: DeployFacts) {
@@ -36,6 +39,9 @@ export const reassemble: Step<DeployCtx, DeployPlanCtx, ReassembleResult> = {
     if (Number(kv.get('files')) !== packed.fileCount || kv.get('list_sha256') !== packed.fileListSha256) {
       throw new Error(`extracted file list on the remote differs from the source snapshot (${kv.get('files')} files, expected ${packed.fileCount})`);
     }
+    // Unique per extraction: the same archive extracted again by the same run (a finished run's
+    // steps run again) is other data than the copy of it already live.
+    c.nextId = archiveDataId(packed.sha256, c.runId, utcStamp(c.now()));
     await runRefusing(o.host, scripts.stampId(c), { volume: layout.volume }, { signal: o.signal });
     return done(`${packed.fileCount} files in ${layout.next}`);
   },
@@ -52,10 +58,16 @@ export const reassemble: Step<DeployCtx, DeployPlanCtx, ReassembleResult> = {
   },
 
   result: {
-    save: () => ({}),
-    parse: () => ({}),
-    load() {
+    save: (c) => (c.nextId ? { dataId: c.nextId } : {}),
+    parse(raw) {
+      const r = recordOf(raw, 'reassemble');
+      if (r.dataId === undefined) return {};
+      if (!isDataId(r.dataId as string)) throw new UserError('the recorded reassemble result (the data id) is not valid; start again with --from reassemble');
+      return { dataId: r.dataId as string };
+    },
+    load(c, r) {
       // NAME.new of the recorded run: its undo is armed by the runner.
+      if (r.dataId) c.nextId = r.dataId;
     },
   },
 };
