@@ -17,7 +17,12 @@ import { selectBackupsToRemove, type BackupRemoval, type RetentionPolicy } from 
 import { UserError } from './errors.ts';
 import type { RemoteHost } from './hosts/remote-host.ts';
 import { backupName, backupPath, utcStamp, type RemoteLayout } from './remote-layout.ts';
-import { backupScript, inspectBackupScript, parseKv, pruneBackupsScript, removePartialBackupScript, unlockScript } from './remote-scripts.ts';
+import { backupDataIdsScript, backupScript, inspectBackupScript, parseKv, pruneBackupsScript, removePartialBackupScript, unlockScript } from './remote-scripts.ts';
+import { commandHints, type CommandHints } from './command-hint.ts';
+import { parseDataId, verifiedFile } from './volume/data-id.ts';
+import { reconcileBeforeCommand } from './volume/deploy-swap.ts';
+import { reconcile } from './volume/reconcile.ts';
+import { inspectVolume } from './volume/volume-reconciler.ts';
 import { runRefusing } from './remote/refusals.ts';
 import { fileSha256 } from './tree-digest.ts';
 import { checkVolume } from './volume-check.ts';
@@ -60,13 +65,34 @@ export async function makeRemoteBackup(
   };
 }
 
-/** Remove the backups the policy selects (never `justMade`); returns what was removed, with the rule. */
+/**
+ * Remove the backups the policy selects: never `justMade`, and never the newest backup of the last
+ * verified data (`.ferry/verified-NAME`, the data id each backup recorded); returns what was
+ * removed, with the rule.
+ */
 export async function applyRetention(host: RemoteHost, layout: RemoteLayout, justMade: string, policy: RetentionPolicy, signal?: AbortSignal): Promise<BackupRemoval[]> {
   if (policy.keepCount === undefined && policy.keepDays === undefined) return [];
   const names = (await listBackups(host, layout, signal)).map((b) => b.name);
-  const removals = selectBackupsToRemove(names, justMade, policy);
+  let removals = selectBackupsToRemove(names, justMade, policy);
+  if (removals.length) {
+    const keep = await newestBackupOfVerified(host, layout, names, signal);
+    removals = removals.filter((r) => r.name !== keep);
+  }
   if (removals.length) await host.run(pruneBackupsScript(layout, removals.map((r) => r.name)), { signal });
   return removals;
+}
+
+/** The newest of `newestFirst` whose recorded data id is the last verified data's, if any. */
+async function newestBackupOfVerified(host: RemoteHost, layout: RemoteLayout, newestFirst: string[], signal?: AbortSignal): Promise<string | undefined> {
+  const out = (await host.run(backupDataIdsScript(layout, verifiedFile(layout)), { signal })).stdout.split('\n');
+  const verified = parseDataId(out.find((l) => l.startsWith('verified='))?.slice('verified='.length));
+  if (!verified) return undefined;
+  const ids = new Map<string, string>();
+  for (const line of out) {
+    const m = /^id=(\S+) (.+)$/.exec(line);
+    if (m && parseDataId(m[1]) === m[1]) ids.set(m[2]!, m[1]!);
+  }
+  return newestFirst.find((n) => ids.get(n) === verified);
 }
 
 export interface BackupNowOptions {
@@ -76,6 +102,8 @@ export interface BackupNowOptions {
   /** `--volume` as the user gave it (for the unlock hint). */
   volumeFlag: string;
   signal?: AbortSignal;
+  /** The commands a refusal suggests, from the user's command line. */
+  hints?: CommandHints;
 }
 
 export interface BackupNowResult {
@@ -92,7 +120,8 @@ export interface BackupNowResult {
 export async function backupNow(o: BackupNowOptions): Promise<BackupNowResult> {
   const { host, layout, signal } = o;
   const probe = await checkVolume(host, layout, signal);
-  if (probe.get('live') === 'absent') throw noLiveDir(host, layout);
+  // No NAME: refused, unless an interrupted swap took it away (the reconciliation below puts it back).
+  if (probe.get('live') === 'absent' && reconcile(await inspectVolume(host, layout, { signal }), { name: layout.name }).action === 'clean') throw noLiveDir(host, layout);
   if (probe.get('writable') !== 'yes') throw new UserError(`volume ${layout.volume} on ${host.label} is not writable by this user: no backup can be written there`);
   const runId = crypto.randomBytes(6).toString('hex');
   const lock = await tryVolumeLock(host, layout, runId, 'backup', signal);
@@ -107,6 +136,8 @@ export async function backupNow(o: BackupNowOptions): Promise<BackupNowResult> {
   let result: BackupNowResult | undefined;
   let failure: unknown;
   try {
+    // An interrupted swap is finished or reversed first; a volume in no known state is not backed up.
+    await reconcileBeforeCommand(host, layout, { command: 'backup', runId, hints: o.hints ?? commandHints(undefined), signal });
     const taken = new Set((await listBackups(host, layout, signal)).map((b) => b.name));
     made = await makeRemoteBackup(host, layout, { signal, taken, onStart: (name) => { started = name; } });
     if (!made) throw noLiveDir(host, layout);

@@ -12,6 +12,18 @@ export class UserError extends Error {
 }
 
 /**
+ * The host could not be reached, or the connection to it dropped (ssh exit 255): the remote
+ * command may or may not have run. Before any change it is a refusal like any UserError; once a
+ * swap has started, the runbook reconnects and asks the volume what happened.
+ */
+export class HostUnreachable extends UserError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HostUnreachable';
+  }
+}
+
+/**
  * A remote command that failed: what it was doing, its exit status and the tail of stderr. A
  * status that is a refusal (lib/remote/refusals.ts registers the describer) gives the refusal's
  * one line instead of the raw tail.

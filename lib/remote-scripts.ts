@@ -150,6 +150,8 @@ export function backupScript(l: RemoteLayout, fileName: string, attempts = BACKU
     sum=$(sha256sum "$tmp"); sum=\${sum%% *}
     bytes=$(wc -c < "$tmp")
     printf '%s  %s\\n' "$sum" "$file" > "$sumtmp"
+    # the data id the live dir held (lib/volume/data-id.ts): retention keeps the newest backup of the verified data
+    did=""; [ -f "./$name/.ferry-data-id" ] && IFS= read -r did < "./$name/.ferry-data-id" || :
     echo "entries=$entries"
     echo "sha256=$sum"
     echo "bytes=$bytes"
@@ -158,6 +160,7 @@ export function backupScript(l: RemoteLayout, fileName: string, attempts = BACKU
     kill -0 $$ 2>/dev/null || exit 1
     mv "$sumtmp" "$dir/$file.sha256"
     mv "$tmp" "$dir/$file" || { rm -f "$dir/$file.sha256"; exit 1; }
+    if [ -n "$did" ]; then printf '%s\\n' "$did" > "$dir/$file.data-id" || :; fi
   `, [l.volume, l.name, l.backups, fileName, String(attempts)]);
   return withSpaceGuard(inner, l.backups, 0, { measure: l.live });
 }
@@ -183,8 +186,25 @@ export function pruneBackupsScript(l: RemoteLayout, names: string[]): RemoteScri
   return remoteScript('prune old backups', `
     set -eu
     dir=$1; shift
-    for f in "$@"; do rm -f "$dir/$f" "$dir/$f.sha256"; echo "pruned=$f"; done
+    for f in "$@"; do rm -f "$dir/$f" "$dir/$f.sha256" "$dir/$f.data-id"; echo "pruned=$f"; done
   `, [l.backups, ...names]);
+}
+
+/**
+ * `verified=ID` (the last verified data, from `verifiedFile`), then `id=ID NAME` for every backup
+ * whose data id was recorded when it was made (ids hold no spaces).
+ */
+export function backupDataIdsScript(l: RemoteLayout, verifiedFile: string): RemoteScript {
+  return remoteScript('list the data ids of the backups', `
+    [ -f "$3" ] && IFS= read -r v < "$3" && printf 'verified=%s\\n' "$v"
+    [ -d "$1" ] || exit 0
+    cd "$1" || exit 1
+    for f in "$2"-*.tar.gz.data-id; do
+      [ -f "$f" ] || continue
+      IFS= read -r id < "./$f" || continue
+      printf 'id=%s %s\\n' "$id" "\${f%.data-id}"
+    done
+  `, [l.backups, l.name, verifiedFile]);
 }
 
 /**

@@ -15,12 +15,16 @@ function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-/** Every entry below `dir` (not `dir` itself), depth first, without following symlinks. */
+/** The data id chroma-ferry stamps into each data dir it moves (lib/volume/data-id.ts): not part of the data. */
+const DATA_ID_FILE = '.ferry-data-id';
+
+/** Every entry below `dir` (not `dir` itself), depth first, without following symlinks; data id files left out. */
 async function walk(dir: string): Promise<Entry[]> {
   const out: Entry[] = [];
   const visit = async (abs: string, rel: string): Promise<void> => {
     const names = await fs.readdir(abs);
     for (const name of names) {
+      if (name === DATA_ID_FILE) continue;
       const e = { abs: path.join(abs, name), rel: `${rel}/${name}` };
       out.push(e);
       const st = await fs.lstat(e.abs);

@@ -11,7 +11,7 @@ import { listVolumeBackups } from '../lib/backup-catalog.ts';
 import { abortOnSignals, parseNonNegativeNumber, parsePositiveInt, requireFlag, type TargetFlags } from '../lib/cli-support.ts';
 import { defaultRegion, parseS3Endpoint, parseS3Url, registerAwsEnvSecrets } from '../lib/upload/s3-config.ts';
 import { formatBytes } from '../lib/units.ts';
-import { volumeOptions, withVolumeHost } from './volume-options.ts';
+import { hintsFor, volumeOptions, withVolumeHost } from './volume-options.ts';
 
 type VolumeFlags = Pick<TargetFlags, 'target' | 'volume' | 'machine' | 'config' | 'dbDir' | 'sshKey' | 'sshOption' | 'json'>;
 
@@ -53,7 +53,7 @@ async function backupCommand(flags: VolumeFlags & { keepBackups?: string; keepDa
     keepDays: flags.keepDays === undefined ? undefined : parseNonNegativeNumber('--keep-days', flags.keepDays),
   };
   await withVolumeHost(flags, cmd, (host, layout) => interruptible('no backup kept; the lock is released', async (signal) => {
-    const r = await backupNow({ host, layout, policy, volumeFlag: flags.volume, signal });
+    const r = await backupNow({ host, layout, policy, volumeFlag: flags.volume, signal, hints: hintsFor(cmd) });
     if (flags.json) printJson({ ok: true, ...r });
     else printLines([
       `backup=${r.backup.name}`, `path=${r.backup.path}`, `bytes=${r.backup.bytes}`, `sha256=${r.backup.sha256}`, `entries=${r.backup.entries}`, `attempts=${r.backup.attempts}`,

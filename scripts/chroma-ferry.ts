@@ -13,7 +13,7 @@ import { detectOutputMode } from '../lib/output.ts';
 import { annotateError } from '../lib/github.ts';
 import { terminalPrompter } from '../lib/step-prompt.ts';
 import { deployedManifestFile } from '../lib/remote-layout.ts';
-import { forceUnlockScript } from '../lib/remote-scripts.ts';
+import { formatUnlocked, unlockVolume } from '../lib/volume/unlock.ts';
 import { requireVolume } from '../lib/volume-check.ts';
 import { deployExitCode, formatDeploySummary, reportDeployToGithub, reportRollbackToGithub, withTargetSourceLine } from '../lib/summary.ts';
 import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
@@ -33,7 +33,7 @@ import { snapshotCommand, packCommand, verifyCommand, type KeptManifest, type Ve
 import { readDeployedManifest } from '../lib/deployed-manifest.ts';
 import { migrateAction, restoreAction, validateAction } from './on-use-commands.ts';
 import { registerBackupCommands } from './backup-commands.ts';
-import { DEFAULT_DB_DIR, targetOptions, volumeHostOptions, volumeOptions, withVolumeHost } from './volume-options.ts';
+import { DEFAULT_DB_DIR, hintsFor, targetOptions, volumeHostOptions, volumeOptions, withVolumeHost } from './volume-options.ts';
 
 interface DeployFlags {
   source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
@@ -152,7 +152,7 @@ targetOptions(
         source, host, uploader, volume, dbDir, chunkSize, healthUrl: fly.healthUrl, healthTimeoutMs, restartTimeoutMs,
         allowServerDown: flags.allowServerDown, noVerify, keepBackups, uploadConcurrency,
         workDir: flags.workDir, output: prompter && output !== 'json' ? 'plain' : output, signal: ac.signal, snapshot: fly.snapshot,
-        from: flags.from, only: flags.only, prompter,
+        from: flags.from, only: flags.only, prompter, hints: hintsFor(cmd),
       });
       const shown = chosen.targetSource ? { ...summary, targetSource: chosen.targetSource } : summary;
       if (output === 'json') process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
@@ -199,7 +199,7 @@ targetOptions(
     await confirmOrRefuse(`roll back ${volume}/${dbDir} on ${host.label}${chosen.targetSource ? ` (from ${chosen.targetSource})` : ''} to ${flags.backup ? `backup ${flags.backup}` : `${dbDir}.old`}?`, flags.yes);
     const ac = abortOnSignals();
     const summary = await runRollback({
-      host, volume, dbDir, backup: flags.backup, healthUrl: fly.healthUrl, healthTimeoutMs, restartTimeoutMs, output, signal: ac.signal, prompter,
+      host, volume, dbDir, backup: flags.backup, healthUrl: fly.healthUrl, healthTimeoutMs, restartTimeoutMs, output, signal: ac.signal, prompter, hints: hintsFor(cmd),
     });
     const shown = chosen.targetSource ? { ...summary, targetSource: chosen.targetSource } : summary;
     process.stdout.write(output === 'json' ? `${JSON.stringify(shown, null, 2)}\n` : `${withTargetSourceLine(formatRollbackSummary(summary), summary.target, chosen.targetSource)}\n`);
@@ -213,17 +213,16 @@ targetOptions(
 
 registerBackupCommands(program);
 
-volumeHostOptions(program.command('unlock').description('remove a stale deploy lock from the remote volume'))
+volumeHostOptions(program.command('unlock').description('remove a stale deploy lock from the remote volume, then finish or reverse an interrupted swap'))
   .option('--yes', 'do not ask; required without a terminal')
   .action((flags: Omit<VolumeFlags, 'dbDir'> & { yes?: boolean }, cmd: Command) =>
     // The lock is the volume's (VOLUME/.ferry/lock): no Chroma dir name plays a part in it.
     withVolumeHost({ ...flags, dbDir: DEFAULT_DB_DIR }, cmd, async (host, layout) => {
       await requireVolume(host, layout);
       await confirmOrRefuse(`remove the deploy lock ${layout.lock} on ${host.label}?`, flags.yes);
-      const r = await host.run(forceUnlockScript(layout));
-      process.stdout.write(r.stdout.includes('lock=removed') ? `removed ${layout.lock}
-` : `no lock at ${layout.lock}
-`);
+      const r = await unlockVolume(host, layout.volume);
+      process.stdout.write(r.removed ? `removed ${r.lock}\n` : `no lock at ${r.lock}\n`);
+      for (const d of r.dirs) process.stdout.write(`${formatUnlocked(d)}\n`);
     }));
 
 program

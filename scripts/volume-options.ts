@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { collect, parseSshKey, requireFlag, type TargetFlags } from '../lib/cli-support.ts';
+import { commandHints, type CommandHints } from '../lib/command-hint.ts';
 import { FlyHost } from '../lib/hosts/fly.ts';
 import { chooseTarget, withTargetSource } from '../lib/hosts/fly-config.ts';
 import { createHost } from '../lib/hosts/index.ts';
@@ -60,4 +61,10 @@ export async function withVolumeHost<T>(
   } finally {
     await host.close();
   }
+}
+
+/** The commands refusals suggest, from the command line the user typed (its flags that take no value from `cmd`). */
+export function hintsFor(cmd: Command): CommandHints {
+  const booleans = cmd.options.filter((o) => !o.required && !o.optional && o.long).map((o) => o.long!);
+  return commandHints(process.argv.slice(2), booleans);
 }

@@ -110,7 +110,7 @@ describe('deploy by hand (local:)', () => {
     // A new deploy is refused (lock of the stopped run) and says how to continue.
     const fresh = await runCli(deployArgs(env, target, '/data'));
     assert.equal(fresh.code, 2);
-    assert.match(fresh.stderr, /stopped before restart: continue it with --from restart/);
+    assert.match(fresh.stderr, /stopped before restart: continue it with: chroma-ferry deploy .* --from restart;/);
 
     const r = await runCli(deployArgs(env, target, '/data', ['--from', 'restart']));
     assert.equal(r.code, 0, r.stderr + r.stdout);

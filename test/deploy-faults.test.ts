@@ -129,8 +129,9 @@ describe('deploy faults (local:)', () => {
     const child = execa(process.execPath, [path.resolve('bin/chroma-ferry.js'), ...deployArgs(env, target, '/data')], {
       reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore',
     });
-    const trash = path.join(env.volumeOnDisk, '.ferry', 'trash');
-    while (!(await fs.stat(trash).catch(() => null))) await new Promise((r) => setTimeout(r, 5));
+    // The swap's intent is on the volume: the renames are about to run (or running).
+    const journal = path.join(env.volumeOnDisk, '.ferry', 'swap-journal-chroma_db.json');
+    while (!(await fs.stat(journal).catch(() => null))) await new Promise((r) => setTimeout(r, 5));
     child.kill('SIGTERM');
     const r = await child;
     assert.equal(r.exitCode, 130, String(r.stdout));

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { RemoteCommandError, UserError } from '../errors.ts';
+import { HostUnreachable, RemoteCommandError } from '../errors.ts';
 import { execArgv } from '../exec.ts';
 import { renderArgv, renderShCommand, type RemoteScript } from '../shell.ts';
 import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from './remote-host.ts';
@@ -125,8 +125,8 @@ export function sftpQuote(p: string): string {
   return `"${p.replace(/([\\"])/g, '\\$1')}"`;
 }
 
-function unreachable(label: string, stderr: string): UserError {
+function unreachable(label: string, stderr: string): HostUnreachable {
   const line = stderr.trim().split('\n').filter(Boolean).pop() ?? 'no answer';
-  return new UserError(`cannot reach ${label} over ssh: ${line}; check --target, --ssh-key and that sshd is running`);
+  return new HostUnreachable(`cannot reach ${label} over ssh: ${line}; check --target, --ssh-key and that sshd is running`);
 }
 

@@ -32,10 +32,14 @@ function checked(id: string): string {
   return id;
 }
 
-/** The data a deploy extracted from its archive (unique per run, so a re-deploy of the same archive differs). */
-export function archiveDataId(archiveSha256: string, runId: string): string {
+/**
+ * The data a deploy extracted from its archive (unique per run, so a re-deploy of the same archive
+ * differs; `attempt`, e.g. the extraction's UTC stamp, tells apart two extractions of one run: a
+ * finished run's steps run again by `--only`/`--from`).
+ */
+export function archiveDataId(archiveSha256: string, runId: string, attempt?: string): string {
   if (!/^[0-9a-f]{64}$/.test(archiveSha256)) throw new Error(`not a sha256: ${archiveSha256}`);
-  return checked(`archive:${archiveSha256}@${runId}`);
+  return checked(`archive:${archiveSha256}@${runId}${attempt ? `.${attempt}` : ''}`);
 }
 
 /** Data found live (without an id) when run `runId` started. */

@@ -18,7 +18,7 @@ import { trashDir } from '../remote-layout.ts';
 import { refuseSh } from '../remote/refusals.ts';
 import { withSpaceGuard } from '../remote/space-guard.ts';
 import { remoteScript, type RemoteScript } from '../shell.ts';
-import { DATA_ID_FILE, isDataId, isRunId, verifiedFile } from './data-id.ts';
+import { DATA_ID_FILE, isDataId, isRunId, liveBeforeId, oldBeforeId, verifiedFile } from './data-id.ts';
 
 export const SWAP_PHASES = ['intent', 'old-moved', 'live-moved', 'done', 'reversing', 'reversed'] as const;
 export type SwapPhase = (typeof SWAP_PHASES)[number];
@@ -90,7 +90,16 @@ function distinct(ids: SwapIds): boolean {
 export interface SwapOptions {
   /** How long the launcher waits for the worker before it reports `swap-timeout` (default 60 s). */
   waitSeconds?: number;
+  /** The journal's `startedAt` (default now). */
+  startedAt?: Date;
 }
+
+/**
+ * `ids.live` / `ids.old` of a fresh swap that the launcher reads on the remote: the id the dir
+ * holds, `live-before:RUN` / `old-before:RUN` stamped into one without, nothing for a missing dir.
+ * The ids found are printed (`live_id=`, `old_id=`) and written in the journal.
+ */
+export const FOUND_ID = '@found';
 
 /**
  * Start the swap of run `runId`: check the dirs hold `ids` (stamping `ids.live` / `ids.old` into
@@ -98,8 +107,18 @@ export interface SwapOptions {
  * with nothing renamed, write the intent, then run the worker and wait for it.
  */
 export function journaledSwapScript(l: RemoteLayout, runId: string, ids: SwapIds, o: SwapOptions = {}): RemoteScript {
-  const journal: SwapJournal = { v: 1, runId, phase: 'intent', ids, startedAt: new Date().toISOString() };
+  const journal: SwapJournal = { v: 1, runId, phase: 'intent', ids, startedAt: (o.startedAt ?? new Date()).toISOString() };
   return launcher(l, journal, 'fresh', o);
+}
+
+/** The ids a launcher printed (`live_id=`, `old_id=`: what it found for FOUND_ID), with `next`. */
+export function parseSwapIds(stdout: string, next: string): SwapIds {
+  const ids: SwapIds = { next };
+  const live = /^live_id=(.*)$/m.exec(stdout)?.[1];
+  const old = /^old_id=(.*)$/m.exec(stdout)?.[1];
+  if (isDataId(live)) ids.live = live;
+  if (isDataId(old)) ids.old = old;
+  return ids;
 }
 
 /**
@@ -119,14 +138,20 @@ export function parseSwapOutcome(stdout: string): { phase?: SwapPhase; workerRc?
 
 function launcher(l: RemoteLayout, j: SwapJournal, mode: 'fresh' | 'forward' | 'reverse', o: SwapOptions): RemoteScript {
   if (!isRunId(j.runId)) throw new Error(`not a run id: ${j.runId}`);
-  for (const id of [j.ids.live, j.ids.next, j.ids.old]) if (id !== undefined && !isDataId(id)) throw new Error(`not a data id: ${id}`);
-  if (!distinct(j.ids)) throw new Error(`the ids of a swap must differ: ${JSON.stringify(j.ids)}`);
-  const template = JSON.stringify({ ...j, phase: '@PHASE@' });
+  const found = (id: string | undefined) => mode === 'fresh' && id === FOUND_ID;
+  for (const id of [j.ids.live, j.ids.next, j.ids.old]) if (id !== undefined && !isDataId(id) && !found(id)) throw new Error(`not a data id: ${id}`);
+  if (found(j.ids.next)) throw new Error('the new data\'s id must be given');
+  // Ids found on the remote are added there, at @MORE@ (after "next", inside "ids").
+  const given: SwapIds = { next: j.ids.next };
+  if (j.ids.live !== undefined && !found(j.ids.live)) given.live = j.ids.live;
+  if (j.ids.old !== undefined && !found(j.ids.old)) given.old = j.ids.old;
+  if (!distinct(given)) throw new Error(`the ids of a swap must differ: ${JSON.stringify(j.ids)}`);
+  const template = JSON.stringify({ ...j, ids: given, phase: '@PHASE@' }).replace(/("ids":\{[^}]*)\}/, '$1@MORE@}');
   const wait = Math.max(1, Math.ceil(o.waitSeconds ?? 60));
   const title = mode === 'fresh' ? 'swap the new dir in (journaled)' : mode === 'forward' ? 'finish an interrupted swap' : 'reverse an interrupted swap';
   return withSpaceGuard(remoteScript(title, LAUNCHER, [
     l.live, l.old, l.next, swapTrashPath(l, j.runId), swapJournalFile(l), swapPidFile(l), swapLogFile(l), verifiedFile(l), template,
-    j.ids.live ?? '', j.ids.next, j.ids.old ?? '', mode, String(wait), WORKER, j.runId, DATA_ID_FILE,
+    j.ids.live ?? '', j.ids.next, j.ids.old ?? '', mode, String(wait), WORKER, j.runId, DATA_ID_FILE, liveBeforeId(j.runId), oldBeforeId(j.runId),
   ]), l.ferry, 64 * 1024);
 }
 
@@ -191,7 +216,7 @@ const WORKER = `
 const LAUNCHER = `
   set -u
   live=$1 old=$2 next=$3 tro=$4 journal=$5 pidf=$6 logf=$7 verified=$8 tpl=$9; shift 9
-  lid=$1 nid=$2 oid=$3 mode=$4 wait=$5 worker=$6 run=$7 idf=$8
+  lid=$1 nid=$2 oid=$3 mode=$4 wait=$5 worker=$6 run=$7 idf=$8 livebefore=$9; shift 9; oldbefore=$1
   ${COMMON}
   changed() { ${refuseSh('volume-changed', { what: '"$1"' })}; }
   phase_of() {
@@ -211,9 +236,24 @@ const LAUNCHER = `
     [ -n "$2" ] && [ -d "$1" ] && [ ! -f "$1/$idf" ] || return 0
     printf '%s\\n' "$2" > "$1/$idf.tmp" && mv -f "$1/$idf.tmp" "$1/$idf"
   }
+  # found DIR FALLBACK: the id DIR holds (FALLBACK when it has none; nothing when DIR is missing)
+  found() {
+    k=$(kind "$1")
+    case $k in
+      missing) echo "" ;;
+      dir) x=$(idof "$1") || x=""; case $x in ''|*[!A-Za-z0-9._@:-]*) echo "$2" ;; [a-z]*:?*) echo "$x" ;; *) echo "$2" ;; esac ;;
+      *) ${refuseSh('not-a-dir', { path: '"$1"', kind: '"$k"' })} ;;
+    esac
+  }
   mkdir -p "\${journal%/*}" || exit 1
   case $mode in
     fresh)
+      more="" q='"'
+      if [ "$lid" = ${FOUND_ID} ]; then lid=$(found "$live" "$livebefore") || exit $?; [ -z "$lid" ] || more="$more,\${q}live\${q}:\${q}$lid\${q}"; fi
+      if [ "$oid" = ${FOUND_ID} ]; then oid=$(found "$old" "$oldbefore") || exit $?; [ -z "$oid" ] || more="$more,\${q}old\${q}:\${q}$oid\${q}"; fi
+      if [ -n "$lid" ] && { [ "$lid" = "$oid" ] || [ "$lid" = "$nid" ]; }; then changed "NAME holds $lid, as does NAME.old or NAME.new"; fi
+      if [ -n "$oid" ] && [ "$oid" = "$nid" ]; then changed "NAME.old holds $oid, as does NAME.new"; fi
+      tpl="\${tpl%%@MORE@*}$more\${tpl#*@MORE@}"
       expect "$next" "$nid" NAME.new
       expect "$live" "$lid" NAME
       expect "$old" "$oid" NAME.old
@@ -223,8 +263,11 @@ const LAUNCHER = `
       case $(phase_of) in ''|done|reversed) ;; *) changed "an unfinished swap journal is on the volume (phase $(phase_of))" ;; esac
       stamp "$live" "$lid" && stamp "$old" "$oid" || exit 1
       journal intent || exit 1
+      echo "live_id=$lid"
+      echo "old_id=$oid"
       wmode=forward ;;
     forward|reverse)
+      tpl="\${tpl%%@MORE@*}\${tpl#*@MORE@}"
       first_line "$journal"
       case $line in *"\\"runId\\":\\"$run\\""*) ;; *) changed "the swap journal is not the one of run $run" ;; esac
       if [ "$mode" = reverse ]; then journal reversing || exit 1; fi

@@ -20,6 +20,9 @@ import type { RemoteScript } from '../../lib/shell.ts';
 import type { AnyStep } from '../../lib/runbook-step.ts';
 import type { StepPrompter } from '../../lib/step-prompt.ts';
 import type { ChunkUploader } from '../../lib/upload/chunk-uploader.ts';
+import type { CommandHints } from '../../lib/command-hint.ts';
+import { archiveDataId } from '../../lib/volume/data-id.ts';
+import type { SwapIds } from '../../lib/volume/swap-journal.ts';
 
 export const DEPLOY_STEPS = ['preflight', 'manifest', 'backup', 'package', 'upload', 'reassemble', 'swap', 'restart', 'verify', 'cleanup'] as const;
 export type DeployStep = (typeof DEPLOY_STEPS)[number];
@@ -53,6 +56,8 @@ export interface DeployOptions {
   only?: DeployStep;
   /** `--step`: asked before each step (continue / skip / abort). */
   prompter?: StepPrompter;
+  /** The commands refusals and summaries suggest, from the user's command line (lib/command-hint.ts). */
+  hints?: CommandHints;
 }
 
 export interface DeploySummary {
@@ -105,7 +110,12 @@ export interface PackedArchive {
 export interface SwapResult {
   hadLive: boolean;
   movedOld: boolean;
+  /** The data ids the swap moved (its journal on the volume has them too). */
+  ids: SwapIds;
 }
+
+/** The outcome recorded for a failed run whose undo put the old data back but could not restart or check it. */
+export const UNDONE_UNVERIFIED = 'failed; old data restored; server not verified';
 
 /** The options every step's scripts depend on, in a run and in a plan. */
 export type FactOptions = Pick<DeployOptions, 'source' | 'host' | 'uploader' | 'chunkSize' | 'healthUrl' | 'healthTimeoutMs' | 'restartTimeoutMs' | 'keepBackups'>;
@@ -123,6 +133,8 @@ export interface DeployFacts {
   now(): Date;
   manifest?: SqliteManifest;
   packed?: PackedArchive;
+  /** The data id the reassemble stamped into NAME.new (lib/volume/data-id.ts). */
+  nextId?: string;
 }
 
 export interface DeployCtx extends DeployFacts {
@@ -141,6 +153,14 @@ export interface DeployCtx extends DeployFacts {
   shipper?: ChunkShipper;
   shipProgress?: (s: ChunkShipper) => void;
   swap?: SwapResult;
+  /** The swap's remote launcher was started: from then on the run never reports "nothing changed" (exit 2). */
+  swapStarted?: boolean;
+  /** The undo put the data live before this run back as NAME (its restart or check may still have failed). */
+  swapReversed?: boolean;
+  /** The commands refusals and summaries suggest. */
+  hints: CommandHints;
+  /** The steps this run runs (`--from`, `--only`). */
+  selected: ReadonlySet<string>;
   restartAttempted: boolean;
   swapStartedAt?: number;
   /** Resuming the recorded run (`--from`/`--only`). */
@@ -189,6 +209,14 @@ export function incomingOf(f: DeployFacts): string {
 /** The remote trash dir of the deploy: .ferry/trash/<deploy id>. */
 export function trashOf(f: DeployFacts): string {
   return trashDir(f.layout, packedOf(f).deployId);
+}
+
+/**
+ * The id of the data in NAME.new: what this run's reassemble stamped (recorded in its result), else
+ * (a plan; a run recorded before the extraction's stamp) the archive's and the run's.
+ */
+export function nextDataIdOf(f: DeployFacts): string {
+  return f.nextId ?? archiveDataId(packedOf(f).sha256, f.runId);
 }
 
 export function packedOf(f: DeployFacts): PackedArchive {

@@ -30,7 +30,9 @@ import { newRunId, openRunDir, parseWorkRoot, removeRunDir, runDirOf } from '../
 import { describeError, initialReports, runSteps, selectSteps } from '../../lib/runbook-runner.ts';
 import { newState, RunbookStateStore } from '../../lib/runbook-state.ts';
 import { lockOwnerRecord } from '../../lib/volume-lock.ts';
-import { DEPLOY_STEPS, type DeployCtx, type DeployOptions, type DeployStepObject, type DeploySummary } from './context.ts';
+import { commandHints } from '../../lib/command-hint.ts';
+import { withReconnect } from '../../lib/volume/deploy-swap.ts';
+import { DEPLOY_STEPS, UNDONE_UNVERIFIED, type DeployCtx, type DeployOptions, type DeployStepObject, type DeploySummary } from './context.ts';
 import { endPartialRun, loadRecordedRun, restoreRecordedSteps } from './recorded-run.ts';
 import { backup } from './steps/backup.ts';
 import { cleanup } from './steps/cleanup.ts';
@@ -43,7 +45,7 @@ import { swap } from './steps/swap.ts';
 import { upload } from './steps/upload.ts';
 import { verify } from './steps/verify.ts';
 
-export { DEPLOY_STEPS, type DeployOptions, type DeployStep, type DeploySummary } from './context.ts';
+export { DEPLOY_STEPS, UNDONE_UNVERIFIED, type DeployOptions, type DeployStep, type DeploySummary } from './context.ts';
 
 /** The deploy, in order. */
 export const DEPLOY_STEP_OBJECTS: readonly DeployStepObject[] = [preflight, manifest, backup, packageStep, upload, reassemble, swap, restart, verify, cleanup];
@@ -53,7 +55,7 @@ if (DEPLOY_STEP_OBJECTS.map((s) => s.name).join() !== DEPLOY_STEPS.join()) throw
 /** A deploy run's context before its first step (also for tests that run single steps). */
 export function newDeployCtx(
   o: DeployOptions,
-  r: { runId: string; workRoot: string; store: RunbookStateStore; now?: () => Date; warnings?: string[]; earlyUpload: boolean },
+  r: { runId: string; workRoot: string; store: RunbookStateStore; now?: () => Date; warnings?: string[]; earlyUpload: boolean; selected?: ReadonlySet<string> },
 ): DeployCtx {
   const layout = remoteLayout(o.host.resolveVolume(o.volume), o.dbDir);
   const now = r.now ?? (() => new Date());
@@ -69,6 +71,7 @@ export function newDeployCtx(
     o, runId: r.runId, layout, stack: new CompensationStack(), workRoot: r.workRoot, runDir: runDirOf(r.workRoot, r.runId), summary,
     lockOwner: lockOwnerRecord(r.runId, 'deploy', { startedAt: now() }), now,
     restartAttempted: false, lockHeld: false, store: r.store, earlyUpload: r.earlyUpload,
+    hints: o.hints ?? commandHints(undefined), selected: r.selected ?? new Set(DEPLOY_STEPS),
   };
 }
 
@@ -83,7 +86,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
   const resumed = recorded?.state;
   const runId = resumed?.runId ?? newRunId();
   const earlyUpload = selected.has('package') && selected.has('upload') && !o.prompter;
-  const ctx = newDeployCtx(o, { runId, workRoot, store, warnings: recorded?.warnings, earlyUpload });
+  const ctx = newDeployCtx(o, { runId, workRoot, store, warnings: recorded?.warnings, earlyUpload, selected });
   const { summary, runDir } = ctx;
   ctx.resumed = resumed;
   const state = resumed ?? newState('deploy', runId, o.host.label, layout.live, DEPLOY_STEPS);
@@ -95,7 +98,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
   // One save at a time, in call order: the backup step runs alongside others and reports too.
   let saving: Promise<void> = Promise.resolve();
   const save = () => {
-    const next = saving.catch(() => undefined).then(async () => { if (ctx.lockHeld) await store.save(state); });
+    const next = saving.catch(() => undefined).then(async () => { if (ctx.lockHeld) await withReconnect(() => store.save(state)); });
     saving = next;
     return next;
   };
@@ -132,14 +135,22 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       if (note) summary.warnings.push(note);
       summary.rolledBack = r.rollback.some((u) => u.name === 'swap' && u.ok);
       for (const u of r.rollback) if (u.ok && u.name in state.steps) state.steps[u.name] = 'undone';
+      // The renames were reversed even when the old data's restart or check failed: a later
+      // rollback restarts and checks that data, never one version further back.
+      if (ctx.swapReversed) state.steps.swap = 'undone';
       state.finished = r.rollback.every((u) => u.ok) && !o.signal.aborted;
-      state.outcome = summary.rolledBack ? 'failed, rolled back' : ctx.swap ? 'failed after the swap' : 'failed before the swap; the live dir is unchanged';
+      state.outcome = summary.rolledBack ? 'failed, rolled back'
+        : ctx.swapReversed && ctx.swap ? UNDONE_UNVERIFIED
+          : ctx.swap ? 'failed after the swap' : 'failed before the swap; the live dir is unchanged';
+      if (state.outcome === UNDONE_UNVERIFIED) {
+        summary.warnings.push(`old data restored; server not verified: restart and check it with: ${ctx.hints.rollback()}`);
+      }
       await save().catch(() => undefined);
       // Chunks packed and not yet used: kept so that `--from upload` need not pack again.
       keepRunDir = !summary.rolledBack && state.steps.package === 'done';
       if (keepRunDir) summary.warnings.push(`packaged chunks kept in ${runDir} for --from upload`);
-      // Refused before the swap: nothing on the remote changed, so it is a one-line user error (exit 2).
-      if (r.error instanceof UserError && !ctx.swap) throw r.error;
+      // Refused before the swap: a one-line user error (exit 2). Once the swap started, never.
+      if (r.error instanceof UserError && !ctx.swapStarted) throw r.error;
     }
   } finally {
     if (opened && !keepRunDir) await removeRunDir(runDir, o.source).catch(() => undefined);

@@ -11,7 +11,9 @@ import { isRunId, pathInRunDir, removeRunDir, runDirOf } from '../../lib/run-dir
 import type { StepStatus } from '../../lib/runbook-runner.ts';
 import { nextStep, stateDifference, type RunbookState, type RunbookStateStore } from '../../lib/runbook-state.ts';
 import { armUndo } from '../../lib/runbook-step.ts';
-import { DEPLOY_STEPS, type DeployCtx, type DeployOptions, type DeployStepObject } from './context.ts';
+import type { BeforeCommand } from '../../lib/volume/deploy-swap.ts';
+import { DEPLOY_STEPS, nextDataIdOf, type DeployCtx, type DeployOptions, type DeployStepObject } from './context.ts';
+import { swap } from './steps/swap.ts';
 
 /** The recorded run `--from`/`--only` continues, and why this machine's local results of it are not used (if not). */
 export interface RecordedRun {
@@ -131,9 +133,10 @@ function awaitsVerify(s: RunbookState): boolean {
 }
 
 /**
- * A new deploy must not move unverified data to NAME.old and so lose the last good copy. Also
- * removes the run dir a failed earlier run of this machine kept for `--from upload` (a new run
- * packs again): only one this machine's state records, named for its run id in this work root.
+ * Warns when the two copies of the recorded state differ. Also removes the run dir a failed
+ * earlier run of this machine kept for `--from upload` (a new run packs again): only one this
+ * machine's state records, named for its run id in this work root. (A new deploy over unverified
+ * data is refused by the volume's reconciliation in the preflight, never by the state alone.)
  */
 export async function checkRecordedRun(c: DeployCtx): Promise<void> {
   const { o } = c;
@@ -142,16 +145,38 @@ export async function checkRecordedRun(c: DeployCtx): Promise<void> {
     const diff = stateDifference(remote, local);
     if (diff) c.summary.warnings.push(`the remote state of run ${remote.runId} differs from this machine's copy (${diff}); only this new run's state is kept`);
   }
-  const last = remote ?? local;
-  if (last && !last.finished && awaitsVerify(last)) {
-    throw new UserError(
-      `the last deploy (run ${last.runId}) swapped in new data and stopped before verifying it: ` +
-        `finish it with --from ${nextStep(last, DEPLOY_STEPS) ?? 'verify'} (same --source), or put the old data back with chroma-ferry rollback`,
-    );
-  }
   if (local && local.runId !== c.runId && isRunId(local.runId)) {
     const kept = runDirOf(c.workRoot, local.runId);
     if (preflightLocal(local).runDir === kept) await removeRunDir(kept, o.source).catch(() => undefined);
+  }
+}
+
+/**
+ * A resumed run after the volume's reconciliation: its swap, complete on the volume though the
+ * state does not say so (a crash right after the renames), counts as done; a swap the state calls
+ * done whose data is no longer live (rolled back since) leaves nothing to continue.
+ */
+export function adoptReconciledSwap(c: DeployCtx, rec: BeforeCommand): void {
+  const report = c.summary.steps.find((r) => r.name === 'swap')!;
+  const j = rec.ownSwap;
+  if (!c.swap && j && c.packed && j.ids.next === nextDataIdOf(c)) {
+    c.swap = { hadLive: j.ids.live !== undefined, movedOld: j.ids.old !== undefined, ids: j.ids };
+    c.swapStarted = true;
+    c.restartAttempted = true;
+    armUndo(c.stack, swap, c);
+    c.resumed!.steps.swap = 'done';
+    c.resumed!.results.swap = swap.result!.save(c);
+    if (!c.selected.has('swap')) {
+      report.status = 'earlier run';
+      report.note = `run ${c.runId} (completed on the volume)`;
+    }
+  }
+  const live = rec.result.facts.live;
+  if (c.swap && !c.selected.has('swap') && live.id !== c.swap.ids.next) {
+    throw new UserError(
+      `the recorded deploy (run ${c.runId}) swapped in ${c.swap.ids.next}, but ${c.layout.live} now holds ${live.id ?? `no data of it (${live.kind})`}: ` +
+        'nothing of that run is left to continue; run a new deploy (without --from/--only)',
+    );
   }
 }
 

@@ -16,6 +16,8 @@ import type { RunbookStateStore } from '../../lib/runbook-state.ts';
 import type { AnyStep } from '../../lib/runbook-step.ts';
 import type { RemoteScript } from '../../lib/shell.ts';
 import type { StepPrompter } from '../../lib/step-prompt.ts';
+import type { CommandHints } from '../../lib/command-hint.ts';
+import { oldBeforeId } from '../../lib/volume/data-id.ts';
 
 export interface RollbackOptions {
   host: RemoteHost;
@@ -31,6 +33,8 @@ export interface RollbackOptions {
   signal: AbortSignal;
   /** `--step`: asked before each step (continue / skip / abort). */
   prompter?: StepPrompter;
+  /** The commands refusals suggest, from the user's command line (lib/command-hint.ts). */
+  hints?: CommandHints;
 }
 
 export interface RollbackSummary {
@@ -78,6 +82,13 @@ export interface RollbackCtx extends RollbackFacts {
   restartAttempted: boolean;
   /** The deploy's runbook state, closed by the cleanup (a stopped deploy is over once rolled back). */
   deployState: RunbookStateStore;
+  /**
+   * `old`: NAME.old back as live; `backup`: a staged backup; `live`: NAME already holds the data
+   * live before the last deploy, whose swap was undone (its restart or check failed): restart and
+   * check it, never go one version further back.
+   */
+  mode?: 'old' | 'backup' | 'live';
+  hints: CommandHints;
 }
 
 export type RollbackPlanOptions = RollbackFactOptions & Pick<RollbackOptions, 'dbDir' | 'backup'> & {
@@ -101,6 +112,16 @@ export function restartOptions(f: RollbackFacts): Pick<RestartOptions, 'timeoutM
 
 export function stagingDir(layout: RemoteLayout, runId: string): string {
   return path.posix.join(layout.ferry, `restore-${runId}`);
+}
+
+/** The data id a rollback stamps where there is none: a staged backup always gets a new one (it holds its old one). */
+export function restoredIdOf(f: Pick<RollbackFacts, 'runId'>): string {
+  return `restored:${f.runId}`;
+}
+
+/** The id given to NAME.old data that has none (from before data ids). */
+export function oldDataIdOf(f: Pick<RollbackFacts, 'runId'>): string {
+  return oldBeforeId(f.runId);
 }
 
 /** The dir a rollback puts back: the extracted backup (it holds NAME/ at its top) or NAME.old. */

@@ -12,6 +12,7 @@
  *   cleanup     staging dir, lock                                     undo: none
  */
 import crypto from 'node:crypto';
+import { commandHints } from '../../lib/command-hint.ts';
 import { CompensationStack } from '../../lib/compensation.ts';
 import { UserError } from '../../lib/errors.ts';
 import { formatRestartLog } from '../../lib/hosts/restart.ts';
@@ -44,6 +45,7 @@ export function newRollbackCtx(o: RollbackOptions, r: { runId: string; deploySta
     o, runId: r.runId, layout, stack: new CompensationStack(), summary, staging: stagingDir(layout, r.runId),
     lockOwner: lockOwnerRecord(r.runId, 'rollback', { startedAt: now() }), now, restartAttempted: false,
     deployState: r.deployState ?? new RunbookStateStore(o.host, layout, 'deploy'),
+    hints: o.hints ?? commandHints(undefined),
   };
 }
 

@@ -42,10 +42,13 @@ export interface StartSshdOptions {
    * must hold the login shell and /dev/null (a Debian root from test/helpers/debian-root.ts does).
    */
   chrootDirectory?: string;
+  /** Extra sshd_config lines, e.g. `SetEnv PATH=...` to put a wrapper first on the sessions' PATH. */
+  extraConfig?: string[];
 }
 
 /**
- * Start sshd on a free high port with fresh keys. Without openssh-server: throws in CI
+ * Start sshd on a free high port with fresh keys (plus `extraConfig` lines, e.g. `SetEnv PATH=...`
+ * to put a wrapper first on the sessions' PATH). Without openssh-server: throws in CI
  * (`CI=true`), otherwise warns loudly on stderr and returns null (the tests skip).
  */
 export async function startSshd(o: StartSshdOptions = {}): Promise<TestSshd | null> {
@@ -94,6 +97,7 @@ export async function startSshd(o: StartSshdOptions = {}): Promise<TestSshd | nu
     `Subsystem sftp ${sftp}`,
     ...(o.chrootDirectory ? [`ChrootDirectory "${o.chrootDirectory}"`] : []),
     'LogLevel ERROR',
+    ...(o.extraConfig ?? []),
     '',
   ].join('\n'));
 

@@ -113,7 +113,7 @@ describe('deploy --plan is what the steps run', () => {
     const chunks = ctx.packed!.chunks.length;
     assert.equal(chunks, 2);
     assert.deepEqual(Object.fromEntries([...ran].map(([name, cmds]) => [name, cmds.length])), {
-      preflight: 2, backup: 2, package: 0, upload: 1 + 2 * chunks, reassemble: 1, swap: 1, restart: 1, verify: 1, cleanup: 2,
+      preflight: 3, backup: 2, package: 0, upload: 1 + 2 * chunks, reassemble: 2, swap: 1, restart: 1, verify: 2, cleanup: 3,
     });
     const verifyPlan = remoteCommands(DEPLOY_STEP_OBJECTS.find((s) => s.name === 'verify')!.plan(p));
     assert.match(verifyPlan.join('\n'), /\.ferry\/manifest-chroma_db\.json/, 'the plan keeps the deployed manifest as the run does');
@@ -182,7 +182,7 @@ describe('rollback --plan is what the steps run', () => {
       }
       assertPlanIsRun(ROLLBACK_STEPS, rollbackPlanCtx(ctx, o), ran);
       assert.deepEqual(Object.fromEntries([...ran].map(([name, cmds]) => [name, cmds.length])), {
-        preflight: backup ? 5 : 3, stage: backup ? 1 : 0, swap: 1, restart: 1, verify: 0, cleanup: 3,
+        preflight: backup ? 6 : 4, stage: backup ? 2 : 0, swap: 3, restart: 1, verify: 1, cleanup: 3,
       });
     });
   }

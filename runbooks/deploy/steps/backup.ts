@@ -51,7 +51,7 @@ export const backup: Step<DeployCtx, DeployPlanCtx, BackupResult> = {
       ],
       notes: [
         ...(p.o.snapshot ? ['fly --snapshot: also take a volume snapshot first: fly volumes snapshots create VOLUME_ID (fly volumes list -a APP names it)'] : []),
-        `prune: remove all but the newest ${keep} backups listed (each with its .sha256) from ${p.layout.backups}; chroma-ferry backups --target ${p.o.host.label} lists them`,
+        `prune: remove all but the newest ${keep} backups listed (each with its .sha256 and .data-id) from ${p.layout.backups}, never the newest one whose .data-id is the id in ${p.layout.ferry}/verified-${p.layout.name}; chroma-ferry backups --target ${p.o.host.label} lists them`,
       ],
     };
   },

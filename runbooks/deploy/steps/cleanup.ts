@@ -3,12 +3,15 @@ import { cleanupScript, unlockScript } from '../../../lib/remote-scripts.ts';
 import { removeRunDir } from '../../../lib/run-dir.ts';
 import { done } from '../../../lib/runbook-runner.ts';
 import type { Step } from '../../../lib/runbook-step.ts';
+import { removeSwapTrashScript } from '../../../lib/volume/deploy-swap.ts';
 import { incomingOf, trashOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
 
 type CleanupResult = Record<string, never>;
 
 const scripts = {
   cleanup: (f: DeployFacts) => cleanupScript(incomingOf(f), trashOf(f)),
+  /** The trashed previous NAME.old, only as the volume allows (lib/volume/deploy-swap.ts). */
+  trash: (f: DeployFacts) => removeSwapTrashScript(f.layout, f.runId),
   unlock: (f: DeployFacts) => unlockScript(f.layout, f.runId),
 };
 
@@ -21,6 +24,7 @@ export const cleanup: Step<DeployCtx, DeployPlanCtx, CleanupResult> = {
   async run(c) {
     const { o } = c;
     await o.host.run(scripts.cleanup(c), { signal: o.signal });
+    await o.host.run(scripts.trash(c), { signal: o.signal });
     await o.host.run(scripts.unlock(c));
     c.stack.drop('lock');
     c.stack.clear(); // the deploy is done: nothing left to undo
@@ -38,6 +42,7 @@ export const cleanup: Step<DeployCtx, DeployPlanCtx, CleanupResult> = {
     return {
       commands: [
         p.remote(scripts.cleanup(p)),
+        p.remote(scripts.trash(p), 'removed= the trashed previous NAME.old, or nothing when the volume still needs it'),
         p.remote(scripts.unlock(p)),
         p.local('remove the local work dir (this run\'s own dir only)', ['rm', '-rf', p.runDir]),
       ],

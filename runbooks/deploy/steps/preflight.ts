@@ -13,9 +13,12 @@ import { nextStep } from '../../../lib/runbook-state.ts';
 import { armUndo, type Step } from '../../../lib/runbook-step.ts';
 import { formatBytes } from '../../../lib/units.ts';
 import { checkVolume } from '../../../lib/volume-check.ts';
-import { describeLockHolder, tryVolumeLock, unlockHint } from '../../../lib/volume-lock.ts';
+import { describeLockHolder, tryVolumeLock } from '../../../lib/volume-lock.ts';
+import { commandInspectScript, reconcileBeforeCommand } from '../../../lib/volume/deploy-swap.ts';
+import { reconcile } from '../../../lib/volume/reconcile.ts';
+import { inspectVolume } from '../../../lib/volume/volume-reconciler.ts';
 import { DEPLOY_STEPS, recordOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
-import { checkRecordedRun } from '../recorded-run.ts';
+import { adoptReconciledSwap, checkRecordedRun } from '../recorded-run.ts';
 
 /** Counts served before the swap: what an undo must bring back. null: the server did not answer (or no --health-url). */
 type PreflightResult = { preDeploy: ServedCollection[] | null };
@@ -30,6 +33,8 @@ const scripts = {
   probe: (f: DeployFacts) => probeScript(f.layout),
   lock: (f: DeployFacts) => lockScript(f.layout, f.lockOwner),
   unlock: (f: DeployFacts) => unlockScript(f.layout, f.runId),
+  /** The look at the volume reconciliation starts with. */
+  inspect: (f: DeployFacts) => commandInspectScript(f.layout),
 };
 
 export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, PreflightLocal> = {
@@ -53,6 +58,7 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
       );
     }
     await o.uploader.preflight?.(o.signal);
+    let serverDown: UserError | undefined;
     if (o.healthUrl && !c.preDeploy) {
       try {
         c.preDeploy = await listCollectionCounts(o.healthUrl);
@@ -63,12 +69,16 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
         // nor its rollback can be verified, so refuse now, before anything changed.
         const swapsLive = probe.get('live') !== 'absent' && !c.resumed && selectSteps(DEPLOY_STEPS, { from: o.from, only: o.only }).has('swap');
         if (swapsLive && !o.allowServerDown) {
-          throw new UserError(
+          serverDown = new UserError(
             `the server at ${o.healthUrl} does not answer before the deploy (${e instanceof Error ? e.message : String(e)}): ` +
               'start it or fix --health-url, or pass --allow-server-down to deploy anyway',
           );
+          // A lock or an unsettled volume (a crash mid-deploy) explains a broken server better: the
+          // lock and the reconciliation below refuse with their own line; else refused here, nothing changed.
+          if (!(await volumeNeedsAttention(c))) throw serverDown;
+        } else {
+          c.summary.warnings.push(`the server at ${o.healthUrl} did not answer before the deploy: rollback can check only that it answers`);
         }
-        c.summary.warnings.push(`the server at ${o.healthUrl} did not answer before the deploy: rollback can check only that it answers`);
       }
     }
     const lock = await tryVolumeLock(o.host, layout, c.runId, 'deploy', o.signal, c.lockOwner);
@@ -82,13 +92,21 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
         const stopped = last && !last.finished && last.runId === holder.runId ? nextStep(last, DEPLOY_STEPS) : undefined;
         throw new UserError(
           `another run holds the deploy lock on ${layout.volume}${describeLockHolder(holder)}` +
-            (stopped ? `; it stopped before ${stopped}: continue it with --from ${stopped}, or if no deploy is running clear it with: ${unlockHint(o.host, o.volume)}`
-              : `; if no deploy is running, clear it with: ${unlockHint(o.host, o.volume)}`),
+            (stopped ? `; it stopped before ${stopped}: continue it with: ${c.hints.deployFrom(stopped)}; or, if no deploy is running, clear the lock with: ${c.hints.unlock()}`
+              : `; if no deploy is running, clear it with: ${c.hints.unlock()}`),
         );
       }
     }
-    c.lockHeld = true;
     armUndo(c.stack, preflight, c);
+    // The volume is the truth: an interrupted swap is finished (this run's) or reversed first, and
+    // what it cannot settle (unverified data live, a missing NAME) refuses here, before this run's
+    // state is written (so refusing cannot erase the record of the run that needs finishing).
+    const recorded = c.resumed ?? (await c.store.load(o.signal).catch(() => null));
+    const rec = await reconcileBeforeCommand(o.host, layout, { command: 'deploy', runId: c.runId, recordedDeployRunId: recorded?.runId, hints: c.hints, signal: o.signal });
+    c.summary.warnings.push(...rec.warnings);
+    if (c.resumed) adoptReconciledSwap(c, rec);
+    if (serverDown) throw serverDown;
+    c.lockHeld = true;
     if (!c.resumed) await checkRecordedRun(c);
     return done(`${formatBytes(c.summary.source.bytes)} source, ${formatBytes(availKb * 1024)} free on the volume${adopted ? `; lock of run ${c.runId} taken over` : ''}`);
   },
@@ -100,9 +118,10 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
   plan(p) {
     return {
       commands: [
-        p.local('create the local work dir (this run\'s own dir in the work root)', ['mkdir', '-p', p.runDir]),
         p.remote(scripts.probe(p), `missing= is empty, volume=dir, writable=yes; df shows free space for about ${Math.ceil((p.packed.inputBytes * 2.05) / 1048576)} MiB plus the live dir`),
-        p.remote(scripts.lock(p), 'lock=acquired (otherwise another run holds the lock: stop here)'),
+        p.remote(scripts.lock(p), 'lock=acquired (otherwise another run holds the lock: it exits non-zero, stop here)'),
+        p.remote(scripts.inspect(p), 'no journal= line, or one with "phase":"done" or "reversed"; NAME holds the verified= data (otherwise stop: chroma-ferry unlock finishes or reverses an interrupted swap)'),
+        p.local('create the local work dir (this run\'s own dir in the work root)', ['mkdir', '-p', p.runDir]),
       ],
       notes: [],
     };
@@ -127,6 +146,12 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     save: (c) => ({ source: c.o.source, runDir: c.runDir }),
   },
 };
+
+/** The volume holds a lock or what reconciliation would act on (read only, nothing changed). */
+async function volumeNeedsAttention(c: DeployCtx): Promise<boolean> {
+  const facts = await inspectVolume(c.o.host, c.layout, { signal: c.o.signal }).catch(() => undefined);
+  return !facts || facts.lock !== undefined || reconcile(facts, { runId: c.runId, name: c.layout.name }).action !== 'clean';
+}
 
 async function dirBytes(dir: string): Promise<number> {
   let total = 0;

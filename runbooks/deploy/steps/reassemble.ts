@@ -1,21 +1,28 @@
 /**
  * 6. reassemble: the chunks concatenated and extracted into NAME.new while their sha256 is
- * computed; a wrong sha256 or file list fails. Undo: remove NAME.new.
+ * computed; a wrong sha256 or file list fails; then NAME.new gets its data id. Undo: remove
+ * NAME.new, only while NAME is there, no swap is unfinished and it holds this run's data.
  */
 import { parseKv, reassembleScript } from '../../../lib/remote-scripts.ts';
 import { done } from '../../../lib/runbook-runner.ts';
 import { armUndo, type Step } from '../../../lib/runbook-step.ts';
-import { remoteScript } from '../../../lib/shell.ts';
-import { incomingOf, packedOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
+import { runRefusing } from '../../../lib/remote/refusals.ts';
+import { UserError } from '../../../lib/errors.ts';
+import { utcStamp } from '../../../lib/remote-layout.ts';
+import { archiveDataId, isDataId, writeDataIdScript } from '../../../lib/volume/data-id.ts';
+import { removeUnusedNext } from '../../../lib/volume/deploy-swap.ts';
+import { incomingOf, nextDataIdOf, packedOf, recordOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
 
-type ReassembleResult = Record<string, never>;
+/** The data id stamped into NAME.new (absent in a result recorded before ids). */
+type ReassembleResult = { dataId?: string };
 
 const scripts = {
   reassemble(f: DeployFacts) {
     const packed = packedOf(f);
     return reassembleScript(f.layout, incomingOf(f), packed.sha256, packed.chunks.map((ch) => ch.name));
   },
-  removeNext: (f: DeployFacts) => remoteScript('remove NAME.new', 'rm -rf "$1"', [f.layout.next]),
+  /** The data's identity, once its content is checked: the swap and every later command go by it. */
+  stampId: (f: DeployFacts) => writeDataIdScript(f.layout.next, nextDataIdOf(f)),
 };
 
 export const reassemble: Step<DeployCtx, DeployPlanCtx, ReassembleResult> = {
@@ -32,25 +39,35 @@ export const reassemble: Step<DeployCtx, DeployPlanCtx, ReassembleResult> = {
     if (Number(kv.get('files')) !== packed.fileCount || kv.get('list_sha256') !== packed.fileListSha256) {
       throw new Error(`extracted file list on the remote differs from the source snapshot (${kv.get('files')} files, expected ${packed.fileCount})`);
     }
+    // Unique per extraction: the same archive extracted again by the same run (a finished run's
+    // steps run again) is other data than the copy of it already live.
+    c.nextId = archiveDataId(packed.sha256, c.runId, utcStamp(c.now()));
+    await runRefusing(o.host, scripts.stampId(c), { volume: layout.volume }, { signal: o.signal });
     return done(`${packed.fileCount} files in ${layout.next}`);
   },
 
   async undo(c) {
-    await c.o.host.run(scripts.removeNext(c));
+    if (!(await removeUnusedNext(c.o.host, c.layout, nextDataIdOf(c)))) c.summary.warnings.push(`${c.layout.next} kept: the volume still needs it`);
   },
 
   plan(p) {
     return {
-      commands: [p.remote(scripts.reassemble(p), `files=${p.packed.fileCount} list_sha256=${p.packed.fileListSha256}`)],
+      commands: [p.remote(scripts.reassemble(p), `files=${p.packed.fileCount} list_sha256=${p.packed.fileListSha256}`), p.remote(scripts.stampId(p))],
       notes: [],
     };
   },
 
   result: {
-    save: () => ({}),
-    parse: () => ({}),
-    load() {
+    save: (c) => (c.nextId ? { dataId: c.nextId } : {}),
+    parse(raw) {
+      const r = recordOf(raw, 'reassemble');
+      if (r.dataId === undefined) return {};
+      if (!isDataId(r.dataId as string)) throw new UserError('the recorded reassemble result (the data id) is not valid; start again with --from reassemble');
+      return { dataId: r.dataId as string };
+    },
+    load(c, r) {
       // NAME.new of the recorded run: its undo is armed by the runner.
+      if (r.dataId) c.nextId = r.dataId;
     },
   },
 };

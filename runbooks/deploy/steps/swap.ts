@@ -1,20 +1,21 @@
 /**
- * 7. swap: NAME.old to the trash, NAME -> NAME.old, NAME.new -> NAME. Renames only, never
- * cancelled half-way. Undo: the new dir kept as NAME.failed-<stamp>, the old one back, the
- * trashed .old back; then restart and check the old counts.
+ * 7. swap: NAME.old to the trash, NAME -> NAME.old, NAME.new -> NAME: journaled on the volume and
+ * run by a worker detached from the connection (lib/volume/swap-journal.ts). Never cancelled
+ * half-way; once started, how it ended is read from the volume (a lost connection reconnects, an
+ * interrupted worker is finished by this run). Undo: by the journal, the renames reversed, the
+ * rejected dir kept as NAME.failed-<stamp>; then restart and check the old counts.
  */
 import { UserError } from '../../../lib/errors.ts';
-import { parseKv, swapScript, unswapScript } from '../../../lib/remote-scripts.ts';
-import { utcStamp } from '../../../lib/remote-layout.ts';
 import { done } from '../../../lib/runbook-runner.ts';
 import { armUndo, type Step } from '../../../lib/runbook-step.ts';
+import { isDataId } from '../../../lib/volume/data-id.ts';
+import { swapIn, swapInScript, undoSwap } from '../../../lib/volume/deploy-swap.ts';
+import type { SwapIds } from '../../../lib/volume/swap-journal.ts';
 import { waitUntilServing, type ExpectedCollection } from '../../../lib/verify-serving.ts';
-import { recordOf, restartOptions, trashOf, type DeployCtx, type DeployFacts, type DeployPlanCtx, type SwapResult } from '../context.ts';
+import { nextDataIdOf, recordOf, restartOptions, type DeployCtx, type DeployFacts, type DeployPlanCtx, type SwapResult } from '../context.ts';
 
 const scripts = {
-  swap: (f: DeployFacts) => swapScript(f.layout, trashOf(f)),
-  unswap: (f: DeployFacts, swap: SwapResult) =>
-    unswapScript(f.layout, trashOf(f), `${f.layout.name}.failed-${utcStamp(f.now())}`, swap.hadLive, swap.movedOld),
+  swap: (f: DeployFacts) => swapInScript(f.layout, f.runId, nextDataIdOf(f), f.now()),
 };
 
 export const swap: Step<DeployCtx, DeployPlanCtx, SwapResult> = {
@@ -22,25 +23,40 @@ export const swap: Step<DeployCtx, DeployPlanCtx, SwapResult> = {
   title: 'swap: NAME -> NAME.old, NAME.new -> NAME',
   needs: ['reassemble'],
   waitFor: ['backup'],
-  undoText: 'NAME -> NAME.failed-<stamp>, NAME.old -> NAME, the trashed .old back; then restart and check the old counts',
+  undoText: 'by the journal: NAME -> NAME.new -> NAME.failed-<stamp>, NAME.old -> NAME, the trashed .old back; then restart and check the old counts',
 
-  async run(c) {
+  async run(c, progress) {
     const { o, layout } = c;
     c.swapStartedAt = performance.now();
-    // Renames only, and never cancelled half-way: a signal is honoured once the undo is on the stack.
-    const kv = parseKv((await o.host.run(scripts.swap(c))).stdout);
-    c.swap = { hadLive: kv.get('had_live') === 'yes', movedOld: kv.get('moved_old') === 'yes' };
-    armUndo(c.stack, swap, c);
+    // A resumed run whose swap reconciliation found complete on the volume (preflight).
+    if (c.swap) return done('already swapped on the volume (completed by reconciliation)');
+    const nextId = nextDataIdOf(c);
+    const out = await swapIn(o.host, layout, c.runId, nextId, {
+      startedAt: c.now(),
+      onReconnect: (line) => progress(line),
+      onLaunch: () => {
+        // From here on the swap has started: its undo goes by the journal, whatever happens next.
+        c.swapStarted = true;
+        c.swap = { hadLive: true, movedOld: false, ids: { next: nextId } };
+        armUndo(c.stack, swap, c);
+      },
+    });
+    c.swap = { hadLive: out.ids.live !== undefined, movedOld: out.ids.old !== undefined, ids: out.ids };
+    if (out.note) c.summary.warnings.push(`swap: ${out.note}`);
+    if (out.status !== 'done') throw new Error(`the swap did not take place (${out.note ?? 'reversed on the remote'}): old data live; server not restarted`);
     o.signal.throwIfAborted();
     return done(c.swap.hadLive ? `${layout.live} -> ${layout.old}` : 'first deploy: no previous live dir');
   },
 
-  /** The new dir kept as NAME.failed-STAMP, the old one back, restarted and checked. */
+  /** By the journal: the old data back, the new kept as NAME.failed-STAMP; restarted and checked. */
   async undo(c) {
     const { o } = c;
     const swapped = c.swap!;
-    const r = parseKv((await o.host.run(scripts.unswap(c, swapped))).stdout);
-    c.summary.failedDir = r.get('failed');
+    const r = await undoSwap(o.host, c.layout, c.runId, swapped.ids);
+    c.swapReversed = r.restored;
+    if (r.failedDir) c.summary.failedDir = r.failedDir;
+    // From here on the renames are undone: a failure is of the old data's restart or check (the
+    // run's outcome says "old data restored; server not verified").
     if (!c.restartAttempted) return;
     await o.host.restart(restartOptions(c));
     if (o.healthUrl && swapped.hadLive) {
@@ -54,8 +70,8 @@ export const swap: Step<DeployCtx, DeployPlanCtx, SwapResult> = {
 
   plan(p) {
     return {
-      commands: [p.remote(scripts.swap(p), 'moved_old= and had_live= lines (keep them: the undo needs them)')],
-      notes: [],
+      commands: [p.remote(scripts.swap(p), 'live_id= and old_id= (what NAME and NAME.old held), then phase=done; otherwise stop: the next chroma-ferry command finishes or reverses it')],
+      notes: [`journaled: .ferry/swap-journal-${p.layout.name}.json says where each dir is at every point`],
     };
   },
 
@@ -63,13 +79,24 @@ export const swap: Step<DeployCtx, DeployPlanCtx, SwapResult> = {
     save: (c) => ({ ...c.swap! }),
     parse(raw) {
       const r = recordOf(raw, 'swap');
-      if (typeof r.hadLive !== 'boolean' || typeof r.movedOld !== 'boolean') {
-        throw new UserError('the recorded swap result (had_live, moved_old) is not valid; see what the volume holds (chroma-ferry backups), then run chroma-ferry rollback');
+      const ids = r.ids as Partial<SwapIds> | undefined;
+      const idsOk = ids === undefined || (typeof ids === 'object' && ids !== null && isDataId(ids.next)
+        && (ids.live === undefined || isDataId(ids.live)) && (ids.old === undefined || isDataId(ids.old)));
+      if (typeof r.hadLive !== 'boolean' || typeof r.movedOld !== 'boolean' || !idsOk) {
+        throw new UserError('the recorded swap result (had_live, moved_old, data ids) is not valid; see what the volume holds (chroma-ferry backups), then run chroma-ferry rollback');
       }
-      return { hadLive: r.hadLive, movedOld: r.movedOld };
+      const out: SwapResult = { hadLive: r.hadLive, movedOld: r.movedOld, ids: { next: '' } };
+      if (ids) {
+        out.ids = { next: ids.next! };
+        if (ids.live !== undefined) out.ids.live = ids.live;
+        if (ids.old !== undefined) out.ids.old = ids.old;
+      }
+      return out;
     },
     load(c, r) {
-      c.swap = r;
+      // A result recorded before ids: the new data's id is this run's.
+      c.swap = r.ids.next ? r : { ...r, ids: { next: nextDataIdOf(c) } };
+      c.swapStarted = true;
       // The recorded run may have restarted the server on the new data: an undo restarts it again.
       c.restartAttempted = true;
     },

@@ -7,13 +7,21 @@ import { keepDeployedManifestScript } from '../../../lib/deployed-manifest.ts';
 import { done, skipped } from '../../../lib/runbook-runner.ts';
 import type { Step } from '../../../lib/runbook-step.ts';
 import { waitUntilServing, type ExpectedCollection } from '../../../lib/verify-serving.ts';
-import { manifestOf, recordOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
+import { runRefusing } from '../../../lib/remote/refusals.ts';
+import { recordVerifiedScript } from '../../../lib/volume/data-id.ts';
+import { withReconnect } from '../../../lib/volume/deploy-swap.ts';
+import { manifestOf, nextDataIdOf, recordOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
 
 type VerifyResult = { verified: boolean };
 
 const scripts = {
   /** The live data's manifest, kept for `chroma-ferry verify --target` (lib/deployed-manifest.ts). */
   keepManifest: (f: DeployFacts, verified: boolean) => keepDeployedManifestScript(f.layout, manifestOf(f), f.runId, verified, f.now()),
+  /**
+   * The live data's id as the last verified one (also with --no-verify: it is what the user chose
+   * to serve, so the volume reconciles clean and NAME.old may be replaced by a later deploy).
+   */
+  record: (f: DeployFacts) => recordVerifiedScript(f.layout, nextDataIdOf(f)),
 };
 
 export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
@@ -24,7 +32,10 @@ export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
 
   async run(c) {
     const { o } = c;
-    const keepManifest = () => o.host.run(scripts.keepManifest(c, c.summary.verified), { signal: o.signal });
+    const keepManifest = async () => {
+      await o.host.run(scripts.keepManifest(c, c.summary.verified), { signal: o.signal });
+      await withReconnect(() => runRefusing(o.host, scripts.record(c), { volume: c.layout.volume }, { signal: o.signal }), { signal: o.signal });
+    };
     if (!o.healthUrl) {
       const why = o.noVerify ? '--no-verify' : 'no --health-url';
       c.summary.warnings.push(`${why}: the deployed data was not verified on a running server`);
@@ -49,6 +60,7 @@ export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
               '--timeout', `${Math.round(p.o.healthTimeoutMs / 1000)}s`, '--samples', '0'], 'healthy')]
           : []),
         p.remote(scripts.keepManifest(p, verified), 'nothing printed: the manifest of the live data is kept for chroma-ferry verify --target'),
+        p.remote(scripts.record(p), 'nothing printed: the live data recorded as the last verified (.ferry/verified-NAME)'),
       ],
       notes: verified ? [] : ['no --health-url: check the server by hand (chroma-ferry verify --health-url URL --manifest MANIFEST)'],
     };

@@ -24,7 +24,8 @@ export const cleanup: Step<RollbackCtx, RollbackPlanCtx> = {
     const { o } = c;
     await o.host.run(scripts.removeStaging(c));
     await closeRecordedDeploy(c);
-    await o.host.run(scripts.dropManifest(c), { signal: o.signal });
+    // The kept manifest describes the data a deploy put live: gone unless that data is still live.
+    if (c.mode !== 'live') await o.host.run(scripts.dropManifest(c), { signal: o.signal });
     await o.host.run(scripts.unlock(c));
     c.stack.clear();
     return done();

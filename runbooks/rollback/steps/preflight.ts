@@ -7,7 +7,9 @@ import { rollbackProbeScript } from '../../../lib/rollback-scripts.ts';
 import { done } from '../../../lib/runbook-runner.ts';
 import { armUndo, type Step } from '../../../lib/runbook-step.ts';
 import { checkVolume, volumeStateScript } from '../../../lib/volume-check.ts';
-import { describeLockHolder, tryVolumeLock, unlockHint } from '../../../lib/volume-lock.ts';
+import { describeLockHolder, tryVolumeLock } from '../../../lib/volume-lock.ts';
+import { commandInspectScript, reconcileBeforeCommand } from '../../../lib/volume/deploy-swap.ts';
+import type { VolumeFacts } from '../../../lib/volume/volume-facts.ts';
 import { rollbackSource, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';
 
 const scripts = {
@@ -15,7 +17,21 @@ const scripts = {
   look: (f: RollbackFacts) => rollbackProbeScript(f.layout),
   lock: (f: RollbackFacts) => lockScript(f.layout, f.lockOwner),
   unlock: (f: RollbackFacts) => unlockScript(f.layout, f.runId),
+  /** The look at the volume reconciliation starts with. */
+  inspect: (f: RollbackFacts) => commandInspectScript(f.layout),
 };
+
+/**
+ * The recorded deploy's run id when it did not finish and its swap was reversed on the volume (by
+ * its undo, or by reconciliation) so that NAME holds what was live before it: a rollback then
+ * restarts and checks that data instead of going one version further back.
+ */
+async function undoneDeploy(c: RollbackCtx, f: VolumeFacts): Promise<string | undefined> {
+  const deploy = await c.deployState.load(c.o.signal).catch(() => null);
+  const j = f.journal === 'corrupt' ? undefined : f.journal;
+  if (!deploy || deploy.finished || !j || j.runId !== deploy.runId || j.phase !== 'reversed') return undefined;
+  return j.ids.live !== undefined && f.live.kind === 'dir' && f.live.id === j.ids.live ? deploy.runId : undefined;
+}
 
 export const preflight: Step<RollbackCtx, RollbackPlanCtx> = {
   name: 'preflight',
@@ -27,22 +43,32 @@ export const preflight: Step<RollbackCtx, RollbackPlanCtx> = {
     const { o, layout } = c;
     await checkVolume(o.host, layout, o.signal);
     const there = parseKv((await o.host.run(scripts.look(c), { signal: o.signal })).stdout);
-    if (o.backup === undefined) {
-      if (there.get('old') !== 'yes') {
-        throw new UserError(`nothing to roll back to: ${layout.old} does not exist; list backups with chroma-ferry backups and pass --backup NAME`);
-      }
-    } else {
+    if (o.backup !== undefined) {
       const chosen = await findBackup(o.host, layout, o.backup, o.signal);
       c.backupName = chosen.name;
       c.summary.restoredFrom = path.posix.join(layout.backups, chosen.name);
     }
-    c.source = rollbackSource(c);
-    c.summary.restoredFrom ??= c.source;
     const lock = await tryVolumeLock(o.host, layout, c.runId, 'rollback', o.signal, c.lockOwner);
     if (!lock.acquired) {
-      throw new UserError(`another run holds the deploy lock on ${layout.volume}${describeLockHolder(lock.holder)}; if none is running, clear it with: ${unlockHint(o.host, o.volume)}`);
+      throw new UserError(`another run holds the deploy lock on ${layout.volume}${describeLockHolder(lock.holder)}; if none is running, clear it with: ${c.hints.unlock()}`);
     }
     armUndo(c.stack, preflight, c);
+    // The volume first: an interrupted swap finished or reversed; then what is there decides.
+    const rec = await reconcileBeforeCommand(o.host, layout, { command: 'rollback', runId: c.runId, hints: c.hints, signal: o.signal });
+    c.summary.warnings.push(...rec.warnings);
+    const undone = o.backup === undefined ? await undoneDeploy(c, rec.result.facts) : undefined;
+    if (undone) {
+      c.mode = 'live';
+      c.source = layout.live;
+      c.summary.restoredFrom = layout.live;
+      return done(`${layout.live} already holds the data live before deploy run ${undone} (its swap was undone): restart and check it`);
+    }
+    if (o.backup === undefined && there.get('old') !== 'yes' && rec.result.facts.old.kind !== 'dir') {
+      throw new UserError(`nothing to roll back to: ${layout.old} does not exist; list backups with chroma-ferry backups and pass --backup NAME`);
+    }
+    c.mode = o.backup === undefined ? 'old' : 'backup';
+    c.source = rollbackSource(c);
+    c.summary.restoredFrom ??= c.source;
     return done(`from ${c.summary.restoredFrom}; live dir ${there.get('live') === 'yes' ? 'present' : 'missing'}`);
   },
 
@@ -61,6 +87,7 @@ export const preflight: Step<RollbackCtx, RollbackPlanCtx> = {
           p.remote(listBackupsScript(p.layout), `${p.backupName} is listed (otherwise there is no such backup: stop here)`),
         ] : []),
         p.remote(scripts.lock(p), 'lock=acquired (otherwise another run holds the lock: stop here)'),
+        p.remote(scripts.inspect(p), 'no journal= line, or one with "phase":"done" or "reversed" (otherwise stop: chroma-ferry unlock finishes or reverses an interrupted swap)'),
       ],
       notes: [],
     };

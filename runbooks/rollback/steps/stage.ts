@@ -4,11 +4,15 @@ import { stageBackupScript } from '../../../lib/rollback-scripts.ts';
 import { done, skipped } from '../../../lib/runbook-runner.ts';
 import { armUndo, type Step } from '../../../lib/runbook-step.ts';
 import { remoteScript } from '../../../lib/shell.ts';
-import type { RollbackCtx, RollbackFacts, RollbackPlanCtx } from '../context.ts';
+import { runRefusing } from '../../../lib/remote/refusals.ts';
+import { writeDataIdScript } from '../../../lib/volume/data-id.ts';
+import { restoredIdOf, rollbackSource, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';
 
 const scripts = {
   stage: (f: RollbackFacts, backupName: string) => stageBackupScript(f.layout, backupName, f.staging),
   removeStaging: (f: RollbackFacts) => remoteScript('remove the staging dir', 'rm -rf "$1"', [f.staging]),
+  /** A backup holds the id its data had then, maybe still carried by another dir: a new one. */
+  newId: (f: RollbackFacts) => writeDataIdScript(rollbackSource(f), restoredIdOf(f)),
 };
 
 export const stage: Step<RollbackCtx, RollbackPlanCtx> = {
@@ -21,6 +25,7 @@ export const stage: Step<RollbackCtx, RollbackPlanCtx> = {
     if (c.backupName === undefined) return skipped('rolling back to NAME.old');
     armUndo(c.stack, stage, c);
     const kv = parseKv((await o.host.run(scripts.stage(c, c.backupName), { signal: o.signal })).stdout);
+    await runRefusing(o.host, scripts.newId(c), { volume: c.layout.volume }, { signal: o.signal });
     return done(`${kv.get('files')} files verified and extracted`);
   },
 
@@ -30,7 +35,7 @@ export const stage: Step<RollbackCtx, RollbackPlanCtx> = {
 
   plan(p) {
     return {
-      commands: p.backupName ? [p.remote(scripts.stage(p, p.backupName), 'files= (the archive matched its recorded sha256 and gzip -t)')] : [],
+      commands: p.backupName ? [p.remote(scripts.stage(p, p.backupName), 'files= (the archive matched its recorded sha256 and gzip -t)'), p.remote(scripts.newId(p))] : [],
       notes: p.backupName ? [] : [`nothing to stage: rolling back to ${p.layout.old}`],
     };
   },

@@ -2,9 +2,10 @@
 import { parseKv } from '../../../lib/remote-scripts.ts';
 import { utcStamp } from '../../../lib/remote-layout.ts';
 import { failedDirPath, restoreSwapScript, undoRestoreSwapScript } from '../../../lib/rollback-scripts.ts';
-import { done } from '../../../lib/runbook-runner.ts';
+import { done, skipped } from '../../../lib/runbook-runner.ts';
+import { retireSwapJournalScript, stampDataIdScript } from '../../../lib/volume/deploy-swap.ts';
 import { armUndo, type Step } from '../../../lib/runbook-step.ts';
-import { restartOptions, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';
+import { oldDataIdOf, restartOptions, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';
 
 function sourceOf(f: RollbackFacts): string {
   if (!f.source) throw new Error('nothing chosen to roll back to (the preflight has not run)');
@@ -15,6 +16,11 @@ const scripts = {
   failed: (f: RollbackFacts) => failedDirPath(f.layout, utcStamp(f.now())),
   swap: (f: RollbackFacts, failed: string) => restoreSwapScript(f.layout, sourceOf(f), failed),
   unswap: (f: RollbackFacts, failed: string, hadLive: boolean) => undoRestoreSwapScript(f.layout, sourceOf(f), failed, hadLive),
+  // A completed swap's journal no longer describes the volume once NAME is replaced (retired
+  // first: a crash in between leaves unverified data live, which reconciles to this rollback).
+  retire: (f: RollbackFacts) => retireSwapJournalScript(f.layout),
+  // NAME.old from before data ids gets one, so that it can be recorded as the verified data.
+  stamp: (f: RollbackFacts) => stampDataIdScript(sourceOf(f), oldDataIdOf(f)),
 };
 
 export const swap: Step<RollbackCtx, RollbackPlanCtx> = {
@@ -24,6 +30,9 @@ export const swap: Step<RollbackCtx, RollbackPlanCtx> = {
 
   async run(c) {
     const { o } = c;
+    if (c.mode === 'live') return skipped(`${c.layout.live} already holds the data to serve`);
+    await o.host.run(scripts.retire(c), { signal: o.signal });
+    await o.host.run(scripts.stamp(c), { signal: o.signal });
     const failed = scripts.failed(c);
     c.failed = failed;
     // Renames only, never cancelled half-way.
@@ -42,7 +51,7 @@ export const swap: Step<RollbackCtx, RollbackPlanCtx> = {
 
   plan(p) {
     return {
-      commands: [p.remote(scripts.swap(p, scripts.failed(p)), 'had_live= (yes: the replaced data is kept in the .failed dir)')],
+      commands: [p.remote(scripts.retire(p)), p.remote(scripts.stamp(p)), p.remote(scripts.swap(p, scripts.failed(p)), 'had_live= (yes: the replaced data is kept in the .failed dir)')],
       notes: [],
     };
   },

@@ -3,7 +3,12 @@ import { listCollectionCounts, waitForHeartbeat } from '../../../lib/chroma/http
 import { done, skipped } from '../../../lib/runbook-runner.ts';
 import type { Step } from '../../../lib/runbook-step.ts';
 import { renderArgv } from '../../../lib/shell.ts';
-import type { RollbackCtx, RollbackPlanCtx } from '../context.ts';
+import { recordLiveVerifiedScript, withReconnect } from '../../../lib/volume/deploy-swap.ts';
+import { oldDataIdOf, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';
+
+const scripts = {
+  record: (f: RollbackFacts) => recordLiveVerifiedScript(f.layout, oldDataIdOf(f)),
+};
 
 export const verify: Step<RollbackCtx, RollbackPlanCtx> = {
   name: 'verify',
@@ -12,12 +17,16 @@ export const verify: Step<RollbackCtx, RollbackPlanCtx> = {
 
   async run(c) {
     const { o } = c;
+    // What is live now recorded as the last verified data (also without a check: the user chose to serve it).
+    const record = () => withReconnect(() => o.host.run(scripts.record(c), { signal: o.signal }), { signal: o.signal });
     if (!o.healthUrl) {
       c.summary.warnings.push('no --health-url: the restored data was not checked on a running server');
+      await record();
       return skipped('no --health-url');
     }
     await waitForHeartbeat(o.healthUrl, { timeoutMs: o.healthTimeoutMs, signal: o.signal });
     c.summary.served = await listCollectionCounts(o.healthUrl);
+    await record();
     return done(`${c.summary.served.length} collections served`);
   },
 
@@ -25,8 +34,8 @@ export const verify: Step<RollbackCtx, RollbackPlanCtx> = {
     return {
       commands: p.o.healthUrl
         ? [{ what: 'the server answers and lists its collections', via: 'this machine', expect: 'healthy',
-            command: renderArgv([...p.cli, 'verify', '--health-url', p.o.healthUrl, '--timeout', `${Math.round(p.o.healthTimeoutMs / 1000)}s`]) }]
-        : [],
+            command: renderArgv([...p.cli, 'verify', '--health-url', p.o.healthUrl, '--timeout', `${Math.round(p.o.healthTimeoutMs / 1000)}s`]) }, p.remote(scripts.record(p), 'verified=ID')]
+        : [p.remote(scripts.record(p), 'verified=ID')],
       notes: p.o.healthUrl ? [] : ['no --health-url: check the server by hand'],
     };
   },

@@ -1,0 +1,88 @@
+/**
+ * Faults at a known point of a deploy's swap: an `mv` wrapper put first on the PATH of the remote
+ * side (the CLI's environment for `local:`, the test sshd's `SetEnv PATH` for `ssh://`). Armed
+ * with one rename, matched by the ends of its source and destination paths, it performs that
+ * rename and then, once: kills its caller (the swap worker), kills a given pid (the CLI), or kills
+ * the sshd process of its connection (a dropped ssh session). Every other mv runs unchanged.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+export type MvFaultAction = 'kill-worker' | 'kill-pid' | 'kill-worker-and-pid' | 'drop-ssh';
+
+export interface MvFault {
+  /** The end of the rename's source path, e.g. `/chroma_db` (no spaces). */
+  from: string;
+  /** The end of its destination path, e.g. `/chroma_db.old` (no spaces). */
+  to: string;
+  action: MvFaultAction;
+  /** For kill-pid: the process to SIGKILL right after the rename. */
+  pid?: number;
+}
+
+export interface MvWrapper {
+  /** The directory to put first on PATH. */
+  binDir: string;
+  arm(f: MvFault): Promise<void>;
+  disarm(): Promise<void>;
+  /** The fault happened (the rename ran and the kill was sent). */
+  fired(): Promise<boolean>;
+}
+
+/** The wrapper in `root/bin`, its fault file in `root/mv-fault`. */
+export async function mvWrapper(root: string): Promise<MvWrapper> {
+  const binDir = path.join(root, 'bin');
+  const fault = path.join(root, 'mv-fault');
+  const real = execFileSync('sh', ['-c', 'command -v mv'], { encoding: 'utf8' }).trim();
+  await fs.mkdir(binDir, { recursive: true });
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  await fs.writeFile(path.join(binDir, 'mv'), `#!/bin/sh
+f=${q(fault)}
+if [ -f "$f" ]; then
+  prev=""; last=""
+  for a in "$@"; do prev=$last; last=$a; done
+  read -r from to action pid < "$f"
+  case $prev in *"$from")
+    case $last in *"$to")
+      rm -f "$f"
+      ${q(real)} "$@"; rc=$?
+      echo "$rc" > "$f.fired"
+      case $action in
+        kill-worker) kill -9 "$PPID" ;;
+        kill-pid) kill -9 "$pid" ;;
+        kill-worker-and-pid) kill -9 "$pid"; kill -9 "$PPID" ;;
+        drop-ssh)
+          p=$PPID
+          while [ "$p" -gt 1 ]; do
+            read -r comm < "/proc/$p/comm"
+            case $comm in sshd*) kill -9 "$p"; break ;; esac
+            read -r st < "/proc/$p/stat"; st=\${st##*) }; set -- $st; p=$2
+          done ;;
+      esac
+      exit "$rc" ;;
+    esac ;;
+  esac
+fi
+exec ${q(real)} "$@"
+`, { mode: 0o755 });
+  return {
+    binDir,
+    async arm(f) {
+      await fs.rm(`${fault}.fired`, { force: true });
+      await fs.writeFile(fault, `${f.from} ${f.to} ${f.action} ${f.pid ?? 0}\n`);
+    },
+    async disarm() {
+      await fs.rm(fault, { force: true });
+    },
+    async fired() {
+      return Boolean(await fs.stat(`${fault}.fired`).catch(() => null));
+    },
+  };
+}
+
+/** The renames of a swap of db dir `name`, as wrapper matches. */
+export const renames = (name = 'chroma_db') => ({
+  liveToOld: { from: `/${name}`, to: `/${name}.old` },
+  newToLive: { from: `/${name}.new`, to: `/${name}` },
+});
