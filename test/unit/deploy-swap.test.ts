@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import { applyRetention, backupNow } from '../../lib/backup-ops.ts';
 import { commandHints } from '../../lib/command-hint.ts';
 import { HostUnreachable, UserError } from '../../lib/errors.ts';
@@ -18,7 +18,7 @@ import type { RemoteScript } from '../../lib/shell.ts';
 import { DATA_ID_FILE, recordVerifiedScript, verifiedFile } from '../../lib/volume/data-id.ts';
 import { reconcileBeforeCommand, removeUnusedNext, swapIn, undoSwap } from '../../lib/volume/deploy-swap.ts';
 import { journaledSwapScript, swapTrashPath } from '../../lib/volume/swap-journal.ts';
-import { clearMvFault, injectMvFault, mvWrapperDir, OwnSessionHost, tempVolume, type TempVolume } from './local-volume.ts';
+import { clearMvFault, injectMvFault, OwnSessionHost, tempVolume, withMvWrapperOnPath, type TempVolume } from './local-volume.ts';
 
 const RUN = 'run0001';
 const L = 'archive:' + 'b'.repeat(64) + '@run0000';
@@ -66,17 +66,8 @@ class FlakyHost extends LocalHost {
 }
 
 describe('swapIn and undoSwap', () => {
-  let tools: TempVolume;
   let v: TempVolume;
-  const savedPath = process.env.PATH;
-  before(async () => {
-    tools = await tempVolume();
-    process.env.PATH = `${await mvWrapperDir(path.join(tools.root, 'bin'))}:${savedPath}`;
-  });
-  after(async () => {
-    process.env.PATH = savedPath;
-    await tools.dispose();
-  });
+  withMvWrapperOnPath();
   beforeEach(async () => {
     v = await tempVolume();
     await seed(v);
@@ -189,16 +180,7 @@ describe('before a command', () => {
 });
 
 describe('backup after an interrupted swap', () => {
-  let tools: TempVolume;
-  const savedPath = process.env.PATH;
-  before(async () => {
-    tools = await tempVolume();
-    process.env.PATH = `${await mvWrapperDir(path.join(tools.root, 'bin'))}:${savedPath}`;
-  });
-  after(async () => {
-    process.env.PATH = savedPath;
-    await tools.dispose();
-  });
+  withMvWrapperOnPath();
 
   it('reverses the swap another run left half-way (no NAME), then backs up the data it puts back', async () => {
     const v = await tempVolume();

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { execChecked } from '../../lib/exec.ts';
 import { LocalHost } from '../../lib/hosts/local.ts';
 import type { RunOptions, RunResult } from '../../lib/hosts/remote-host.ts';
@@ -147,4 +148,21 @@ export async function injectMvFault(v: TempVolume, at: number, fault: MvFault): 
 /** Disarm it. */
 export async function clearMvFault(v: TempVolume): Promise<void> {
   await fs.rm(path.join(v.root, 'mv-fault'), { force: true });
+}
+
+/**
+ * For the tests of the calling `describe`: the mv wrapper (mvWrapperDir) first on PATH, put there
+ * before they run and PATH restored after them (before/after hooks of that describe).
+ */
+export function withMvWrapperOnPath(): void {
+  let tools: TempVolume | undefined;
+  const savedPath = process.env.PATH;
+  before(async () => {
+    tools = await tempVolume();
+    process.env.PATH = `${await mvWrapperDir(path.join(tools.root, 'bin'))}:${savedPath}`;
+  });
+  after(async () => {
+    process.env.PATH = savedPath;
+    await tools?.dispose();
+  });
 }

@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import { RemoteCommandError } from '../../lib/errors.ts';
 import { REFUSALS, refusalOf, type RefusalReason } from '../../lib/remote/refusals.ts';
 import { archiveDataId, DATA_ID_FILE, liveBeforeId, recordVerifiedScript, verifiedFile, writeDataIdScript } from '../../lib/volume/data-id.ts';
 import { journaledSwapScript, parseSwapJournal, parseSwapOutcome, swapJournalFile, swapLogFile, swapPidFile, swapTrashPath, type SwapIds } from '../../lib/volume/swap-journal.ts';
 import { inspectVolumeScript, parseVolumeFacts } from '../../lib/volume/volume-facts.ts';
-import { injectMvFault, mvWrapperDir, OwnSessionHost, tempVolume, type TempVolume } from './local-volume.ts';
+import { injectMvFault, OwnSessionHost, tempVolume, withMvWrapperOnPath, type TempVolume } from './local-volume.ts';
 
 const RUN = 'run0001';
 const NEW = archiveDataId('a'.repeat(64), RUN);
@@ -88,16 +88,7 @@ describe('data ids and the verified record', () => {
 
 describe('the journaled swap', () => {
   let v: TempVolume;
-  let tools: TempVolume;
-  const savedPath = process.env.PATH;
-  before(async () => {
-    tools = await tempVolume();
-    process.env.PATH = `${await mvWrapperDir(path.join(tools.root, 'bin'))}:${savedPath}`;
-  });
-  after(async () => {
-    process.env.PATH = savedPath;
-    await tools.dispose();
-  });
+  withMvWrapperOnPath();
   beforeEach(async () => { v = await tempVolume(); });
   afterEach(async () => { await v.dispose(); });
 

@@ -8,13 +8,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { UserError } from '../../lib/errors.ts';
 import { DATA_ID_FILE, recordVerifiedScript, removeDataDirScript } from '../../lib/volume/data-id.ts';
 import { reconcile } from '../../lib/volume/reconcile.ts';
 import { journaledSwapScript, swapTrashPath, type SwapIds } from '../../lib/volume/swap-journal.ts';
 import { inspectVolume, reconcileVolume, removeRemovable } from '../../lib/volume/volume-reconciler.ts';
-import { clearMvFault, injectMvFault, mvWrapperDir, tempVolume, type MvFault, type TempVolume } from './local-volume.ts';
+import { clearMvFault, injectMvFault, mvWrapperDir, tempVolume, withMvWrapperOnPath, type MvFault, type TempVolume } from './local-volume.ts';
 
 const RUN = 'run0001';
 const L = 'live-before:run0001';
@@ -45,16 +45,7 @@ const S0 = { live: 'L', next: 'N', old: 'O', trash: undefined };
 const S3 = { live: 'N', next: undefined, old: 'L', trash: 'O' };
 
 describe('a swap killed at every mv, then reconciled', { concurrency: 4 }, () => {
-  let tools: TempVolume;
-  const savedPath = process.env.PATH;
-  before(async () => {
-    tools = await tempVolume();
-    process.env.PATH = `${await mvWrapperDir(path.join(tools.root, 'bin'))}:${savedPath}`;
-  });
-  after(async () => {
-    process.env.PATH = savedPath;
-    await tools.dispose();
-  });
+  withMvWrapperOnPath();
 
   // Every boundary: before the first mv, after each mv (a kill before mv #k leaves the volume as a
   // kill after mv #k-1 does; one such case, at a rename, is kept).
