@@ -167,3 +167,18 @@ export function formatRestartLog(log: { file: string; tail: string[] } | undefin
   if (!log.tail.length) return [`  restart log: ${log.file} (empty)`];
   return [`  restart log (last ${log.tail.length} lines of ${log.file}):`, ...log.tail.map((l) => `    | ${l}`)];
 }
+
+/** What a run's restarts (the undo's too) take: `--restart-timeout` (default 120 s) and the run's log in `.ferry/`. */
+export function runRestartOptions(restartTimeoutMs: number | undefined, layout: RemoteLayout, runId: string): Pick<RestartOptions, 'timeoutMs' | 'logFile'> {
+  return { timeoutMs: restartTimeoutMs ?? DEFAULT_RESTART_TIMEOUT_MS, logFile: restartLogFile(layout, runId) };
+}
+
+/** `host.restart`; a restart command that failed leaves its log file and tail in `into.restartLog` (for the summary). */
+export async function restartKeepingLog(host: Pick<RemoteHost, 'restart'>, o: RestartOptions, into: { restartLog?: { file: string; tail: string[] } }): Promise<boolean> {
+  try {
+    return await host.restart(o);
+  } catch (e) {
+    if (e instanceof RestartError) into.restartLog = { file: e.logFile, tail: e.logTail };
+    throw e;
+  }
+}

@@ -10,7 +10,7 @@ import type { SqliteManifest } from '../../lib/chroma/sqlite-manifest.ts';
 import type { CompensationStack, UndoOutcome } from '../../lib/compensation.ts';
 import { UserError } from '../../lib/errors.ts';
 import type { RemoteHost, RestartOptions } from '../../lib/hosts/remote-host.ts';
-import { DEFAULT_RESTART_TIMEOUT_MS, restartLogFile } from '../../lib/hosts/restart.ts';
+import { runRestartOptions } from '../../lib/hosts/restart.ts';
 import type { OutputMode } from '../../lib/output.ts';
 import type { PlanCommand } from '../../lib/plan.ts';
 import { incomingDir, trashDir, type RemoteLayout } from '../../lib/remote-layout.ts';
@@ -198,7 +198,7 @@ export type DeployStepObject = AnyStep<DeployCtx, DeployPlanCtx>;
 
 /** Every restart of this run (the undo's too): bounded by `--restart-timeout`, its output in `.ferry/restart-RUNID.log`. */
 export function restartOptions(f: DeployFacts): Pick<RestartOptions, 'timeoutMs' | 'logFile'> {
-  return { timeoutMs: f.o.restartTimeoutMs ?? DEFAULT_RESTART_TIMEOUT_MS, logFile: restartLogFile(f.layout, f.runId) };
+  return runRestartOptions(f.o.restartTimeoutMs, f.layout, f.runId);
 }
 
 /** The remote incoming dir of the packed archive: .ferry/incoming/<deploy id>. */

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { ServedCollection } from '../../lib/chroma/http.ts';
 import type { CompensationStack, UndoOutcome } from '../../lib/compensation.ts';
 import type { RemoteHost, RestartOptions } from '../../lib/hosts/remote-host.ts';
-import { DEFAULT_RESTART_TIMEOUT_MS, restartLogFile } from '../../lib/hosts/restart.ts';
+import { runRestartOptions } from '../../lib/hosts/restart.ts';
 import type { OutputMode } from '../../lib/output.ts';
 import type { PlanCommand } from '../../lib/plan.ts';
 import type { RemoteLayout } from '../../lib/remote-layout.ts';
@@ -107,7 +107,7 @@ export type RollbackStepObject = AnyStep<RollbackCtx, RollbackPlanCtx>;
 
 /** Every restart of this run (the undo's too): bounded by `--restart-timeout`, its output in `.ferry/restart-RUNID.log`. */
 export function restartOptions(f: RollbackFacts): Pick<RestartOptions, 'timeoutMs' | 'logFile'> {
-  return { timeoutMs: f.o.restartTimeoutMs ?? DEFAULT_RESTART_TIMEOUT_MS, logFile: restartLogFile(f.layout, f.runId) };
+  return runRestartOptions(f.o.restartTimeoutMs, f.layout, f.runId);
 }
 
 export function stagingDir(layout: RemoteLayout, runId: string): string {

@@ -2,7 +2,7 @@
  * 8. restart: --restart-cmd on the target, detached (output in VOLUME/.ferry/restart-RUNID.log)
  * and bounded by --restart-timeout. Undo: part of the swap's undo (restart again on the old data).
  */
-import { RestartError } from '../../../lib/hosts/restart.ts';
+import { restartKeepingLog } from '../../../lib/hosts/restart.ts';
 import { restartPlanStep } from '../../../lib/plan.ts';
 import { done, skipped } from '../../../lib/runbook-runner.ts';
 import type { Step } from '../../../lib/runbook-step.ts';
@@ -19,13 +19,7 @@ export const restart: Step<DeployCtx, DeployPlanCtx, RestartResult> = {
   async run(c) {
     c.restartAttempted = true;
     const t0 = performance.now();
-    let restarted: boolean;
-    try {
-      restarted = await c.o.host.restart({ ...restartOptions(c), signal: c.o.signal });
-    } catch (e) {
-      if (e instanceof RestartError) c.summary.restartLog = { file: e.logFile, tail: e.logTail };
-      throw e;
-    }
+    const restarted = await restartKeepingLog(c.o.host, { ...restartOptions(c), signal: c.o.signal }, c.summary);
     c.summary.restartMs = performance.now() - t0;
     if (!restarted) {
       c.summary.warnings.push('no --restart-cmd: the server was not restarted and may still serve the old files');

@@ -1,5 +1,5 @@
 /** 4. restart: --restart-cmd on the target, detached and bounded by --restart-timeout. Undo: part of the swap's undo. */
-import { RestartError } from '../../../lib/hosts/restart.ts';
+import { restartKeepingLog } from '../../../lib/hosts/restart.ts';
 import { restartPlanStep } from '../../../lib/plan.ts';
 import { done, skipped } from '../../../lib/runbook-runner.ts';
 import type { Step } from '../../../lib/runbook-step.ts';
@@ -12,13 +12,7 @@ export const restart: Step<RollbackCtx, RollbackPlanCtx> = {
 
   async run(c) {
     c.restartAttempted = true;
-    let restarted: boolean;
-    try {
-      restarted = await c.o.host.restart({ ...restartOptions(c), signal: c.o.signal });
-    } catch (e) {
-      if (e instanceof RestartError) c.summary.restartLog = { file: e.logFile, tail: e.logTail };
-      throw e;
-    }
+    const restarted = await restartKeepingLog(c.o.host, { ...restartOptions(c), signal: c.o.signal }, c.summary);
     if (!restarted) {
       c.summary.warnings.push('no --restart-cmd: the server was not restarted');
       return skipped('no --restart-cmd');
