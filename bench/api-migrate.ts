@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { chromaClientFor } from '../lib/chroma/client.ts';
-import { addRecords } from '../lib/chroma/sample-db.ts';
+import { addRecords } from '../testkit/sample-db.ts';
 import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 10_000);

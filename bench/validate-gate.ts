@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chromaClientFor } from '../lib/chroma/client.ts';
-import { addRecords } from '../lib/chroma/sample-db.ts';
+import { addRecords } from '../testkit/sample-db.ts';
 import { startChromaServer } from '../lib/chroma/server.ts';
 import { runMigrate } from '../runbooks/migrate/index.ts';
 import { runValidate } from '../runbooks/validate-chromadb.ts';

@@ -16,10 +16,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { buildSampleDb } from '../lib/chroma/sample-db.ts';
+import { buildSampleDb } from '../testkit/sample-db.ts';
 import { freePort } from '../lib/chroma/server.ts';
-import { localChromaRestartCommand } from '../lib/chroma/restart-command.ts';
-import { shQuote } from '../lib/shell.ts';
+import { localChromaRestartCommand } from '../testkit/restart-command.ts';
+import { shQuote } from '../lib/remote/shell.ts';
 import { waitForHeartbeat } from '../lib/chroma/http.ts';
 import { startSshd } from '../test/helpers/sshd.ts';
 

@@ -11,14 +11,14 @@
  * A rollback report (JSON) is written next to the backup, or to `--report`.
  */
 import path from 'node:path';
-import { writeJsonAtomic } from '../lib/atomic-file.ts';
-import { CompensationStack } from '../lib/compensation.ts';
-import { UserError } from '../lib/errors.ts';
+import { writeJsonAtomic } from '../lib/engine/atomic-file.ts';
+import { CompensationStack } from '../lib/engine/compensation.ts';
+import { UserError } from '../lib/common/errors.ts';
 import { endpointKind, openTarget, type Endpoint } from '../lib/migrate/endpoints.ts';
 import { JsonlEndpoint } from '../lib/migrate/jsonl-endpoint.ts';
 import type { CollectionInfo, MigrationRecord } from '../lib/migrate/types.ts';
-import type { OutputMode } from '../lib/output.ts';
-import { describeError, initialReports, runSteps, skipped, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
+import type { OutputMode } from '../lib/report/output.ts';
+import { describeError, initialReports, runSteps, skipped, type StepDef, type StepReport } from '../lib/engine/runner.ts';
 import { compareRecords } from './migrate/records.ts';
 
 export interface RestoreOptions {

@@ -19,9 +19,9 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { writeJsonAtomic } from '../lib/atomic-file.ts';
-import { CompensationStack } from '../lib/compensation.ts';
-import { UserError } from '../lib/errors.ts';
+import { writeJsonAtomic } from '../lib/engine/atomic-file.ts';
+import { CompensationStack } from '../lib/engine/compensation.ts';
+import { UserError } from '../lib/common/errors.ts';
 import { CHECK_NAMES, GateChecker, ROLLBACK_REASONS, type CheckResult, type CheckStatus } from '../lib/gate/checks.ts';
 import { resolveGateMigration, type GateMigration } from '../lib/gate/recorded-migration.ts';
 import { endpointKind, openSource, type Endpoint } from '../lib/migrate/endpoints.ts';
@@ -30,9 +30,9 @@ import { readJsonl } from '../lib/migrate/jsonl-lines.ts';
 import { loadTransform, withRenames, type Transform } from '../lib/migrate/transform.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord } from '../lib/migrate/types.ts';
 import { RecordValidator } from '../lib/migrate/validate.ts';
-import type { OutputMode } from '../lib/output.ts';
-import { shQuote } from '../lib/shell.ts';
-import { describeError, initialReports, runSteps, type StepDef, type StepReport } from '../lib/runbook-runner.ts';
+import type { OutputMode } from '../lib/report/output.ts';
+import { shQuote } from '../lib/remote/shell.ts';
+import { describeError, initialReports, runSteps, type StepDef, type StepReport } from '../lib/engine/runner.ts';
 import { runRestore, type RestoreReport } from './restore-chromadb.ts';
 
 export interface ValidateOptions {

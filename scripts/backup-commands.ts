@@ -1,16 +1,16 @@
 /**
  * Day-2 backup commands: `backup` (a verified backup now, with retention), `backups` (the list),
  * `backups pull NAME --to DIR` and `backups push NAME --to s3://BUCKET/PREFIX`. Each parses its
- * flags, runs one operation of lib/backup-ops.ts or lib/backup-push.ts and prints key=value lines
+ * flags, runs one operation of lib/backups/operations.ts or lib/backups/push.ts and prints key=value lines
  * (or one JSON object with --json).
  */
 import type { Command } from 'commander';
-import { UserError } from '../lib/errors.ts';
-import { backupNow, pullBackup } from '../lib/backup-ops.ts';
-import { listVolumeBackups } from '../lib/backup-catalog.ts';
-import { abortOnSignals, parseNonNegativeNumber, parsePositiveInt, requireFlag, type TargetFlags } from '../lib/cli-support.ts';
-import { defaultRegion, parseS3Endpoint, parseS3Url, registerAwsEnvSecrets } from '../lib/upload/s3-config.ts';
-import { formatBytes } from '../lib/units.ts';
+import { UserError } from '../lib/common/errors.ts';
+import { backupNow, pullBackup } from '../lib/backups/operations.ts';
+import { listVolumeBackups } from '../lib/backups/catalog.ts';
+import { abortOnSignals, parseNonNegativeNumber, parsePositiveInt, requireFlag, type TargetFlags } from '../lib/cli/support.ts';
+import { defaultRegion, parseS3Endpoint, parseS3Url, registerAwsEnvSecrets } from '../lib/transfer/s3-config.ts';
+import { formatBytes } from '../lib/common/units.ts';
 import { hintsFor, volumeOptions, withVolumeHost } from './volume-options.ts';
 
 type VolumeFlags = Pick<TargetFlags, 'target' | 'volume' | 'machine' | 'config' | 'dbDir' | 'sshKey' | 'sshOption' | 'json'>;
@@ -79,7 +79,7 @@ async function pushCommand(name: string, flags: VolumeFlags & { to?: string; s3E
   const region = flags.s3Region || defaultRegion();
   await withVolumeHost(flags, cmd, (host, layout) => interruptible('the object may be incomplete: push again', async (signal) => {
     // Loaded on use: the AWS SDK is not needed by the other backup commands.
-    const { pushBackup } = await import('../lib/backup-push.ts');
+    const { pushBackup } = await import('../lib/backups/push.ts');
     const r = await pushBackup({ host, layout, name, to, endpoint, region, signal });
     if (flags.json) printJson({ ok: true, ...r, verified: ['size', 'sha256'] });
     else printLines([`pushed=${r.name}`, `object=${r.object}`, `bytes=${r.bytes}`, `sha256=${r.sha256}`, 'verified=size,sha256']);

@@ -5,32 +5,32 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { UserError } from '../lib/errors.ts';
+import { UserError } from '../lib/common/errors.ts';
 import { createHost } from '../lib/hosts/index.ts';
 import { prepareFlyDeploy } from '../lib/hosts/fly.ts';
 import { chooseTarget, describeTarget, explainTargetSource } from '../lib/hosts/fly-config.ts';
-import { detectOutputMode } from '../lib/output.ts';
-import { annotateError } from '../lib/github.ts';
-import { terminalPrompter } from '../lib/step-prompt.ts';
-import { deployedManifestFile } from '../lib/remote-layout.ts';
+import { detectOutputMode } from '../lib/report/output.ts';
+import { annotateError } from '../lib/report/github.ts';
+import { terminalPrompter } from '../lib/engine/step-prompt.ts';
+import { deployedManifestFile } from '../lib/remote/layout.ts';
 import { formatUnlocked, unlockVolume } from '../lib/volume/unlock.ts';
-import { requireVolume } from '../lib/volume-check.ts';
-import { deployExitCode, formatDeploySummary, reportDeployToGithub, reportRollbackToGithub, withTargetSourceLine } from '../lib/summary.ts';
-import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
-import { parseSize } from '../lib/units.ts';
+import { requireVolume } from '../lib/volume/check.ts';
+import { deployExitCode, formatDeploySummary, reportDeployToGithub, reportRollbackToGithub, withTargetSourceLine } from '../lib/report/summary.ts';
+import { parseDbDir, parseTarget, parseVolume } from '../lib/locations/target.ts';
+import { parseSize } from '../lib/common/units.ts';
 import {
   abortOnSignals, collect, confirmOrRefuse, parseDuration, parseHealthUrl, parsePositiveInt, parseRestartTimeout, parseSourceDir,
   parseSshKey, reportFatal, requireFlag, type TargetFlags,
-} from '../lib/cli-support.ts';
+} from '../lib/cli/support.ts';
 import { DEPLOY_STEPS, runDeploy, type DeployStep } from '../runbooks/deploy/index.ts';
-import { selectSteps } from '../lib/runbook-runner.ts';
-import type { TargetSpec } from '../lib/target.ts';
+import { selectSteps } from '../lib/engine/runner.ts';
+import type { TargetSpec } from '../lib/locations/target.ts';
 import { planDeploy } from '../runbooks/deploy/plan.ts';
-import { parseWorkRoot } from '../lib/run-dir.ts';
+import { parseWorkRoot } from '../lib/engine/run-dir.ts';
 import { planRollback } from '../runbooks/rollback/plan.ts';
-import { formatPlan } from '../lib/plan.ts';
+import { formatPlan } from '../lib/engine/plan.ts';
 import { snapshotCommand, packCommand, verifyCommand, type KeptManifest, type VerifyFlags } from './local-commands.ts';
-import { readDeployedManifest } from '../lib/deployed-manifest.ts';
+import { readDeployedManifest } from '../lib/volume/deployed-manifest.ts';
 import { migrateAction, restoreAction, validateAction } from './on-use-commands.ts';
 import { registerBackupCommands } from './backup-commands.ts';
 import { DEFAULT_DB_DIR, hintsFor, targetOptions, volumeHostOptions, volumeOptions, withVolumeHost } from './volume-options.ts';
@@ -41,9 +41,9 @@ interface DeployFlags {
   allowServerDown?: boolean; verify: boolean;
 }
 import { formatRollbackSummary, runRollback } from '../runbooks/rollback/index.ts';
-import { UPLOAD_METHODS, type UploadMethod } from '../lib/upload/chunk-uploader.ts';
-import { createUploader } from '../lib/upload/index.ts';
-import { parseS3Flags, type S3Flags } from '../lib/upload/s3-flags.ts';
+import { UPLOAD_METHODS, type UploadMethod } from '../lib/transfer/chunk-uploader.ts';
+import { createUploader } from '../lib/transfer/index.ts';
+import { parseS3Flags, type S3Flags } from '../lib/transfer/s3-flags.ts';
 
 /**
  * Exit 0 means verified: a deploy that runs the verify step needs a server to check (`--health-url`;

@@ -1,7 +1,7 @@
 /** `chroma-ferry validate` (the gate: exit 0 PASSED, 1 FAILED, 3 WARNING, 2 usage) and `chroma-ferry restore`. */
-import { abortOnSignals, confirmOrRefuse, parsePositiveInt, requireFlag } from '../lib/cli-support.ts';
+import { abortOnSignals, confirmOrRefuse, parsePositiveInt, requireFlag } from '../lib/cli/support.ts';
 import { parseEndpoint } from '../lib/migrate/endpoints.ts';
-import { detectOutputMode } from '../lib/output.ts';
+import { detectOutputMode } from '../lib/report/output.ts';
 import { formatRestoreReport, runRestore } from '../runbooks/restore-chromadb.ts';
 import { formatGateSummary, gateExitCode, prepareValidate, runValidate, type ValidateOptions } from '../runbooks/validate-chromadb.ts';
 

@@ -6,15 +6,15 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { packToChunks } from '../lib/archive/pack.ts';
 import { snapshotSource } from '../lib/archive/snapshot.ts';
-import { writeJsonAtomic } from '../lib/atomic-file.ts';
+import { writeJsonAtomic } from '../lib/engine/atomic-file.ts';
 import { readSqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
-import { parseDuration, parseHealthUrl, parsePositiveInt, parsePositiveNumber, parseSourceDir } from '../lib/cli-support.ts';
-import { UserError } from '../lib/errors.ts';
-import { parseSize } from '../lib/units.ts';
-import { expectedCollectionsOf } from '../lib/deployed-manifest.ts';
-import { annotateError, appendStepSummary } from '../lib/github.ts';
-import { checkHealth, formatHealthReport, healthReportMarkdown, type HealthCheckOptions } from '../lib/health-check.ts';
-import type { ExpectedCollection } from '../lib/verify-serving.ts';
+import { parseDuration, parseHealthUrl, parsePositiveInt, parsePositiveNumber, parseSourceDir } from '../lib/cli/support.ts';
+import { UserError } from '../lib/common/errors.ts';
+import { parseSize } from '../lib/common/units.ts';
+import { expectedCollectionsOf } from '../lib/volume/deployed-manifest.ts';
+import { annotateError, appendStepSummary } from '../lib/report/github.ts';
+import { checkHealth, formatHealthReport, healthReportMarkdown, type HealthCheckOptions } from '../lib/serving/health-check.ts';
+import type { ExpectedCollection } from '../lib/serving/verify-serving.ts';
 
 export async function snapshotCommand(flags: { source: string; out: string; manifest?: string }): Promise<void> {
   const source = parseSourceDir(flags.source);

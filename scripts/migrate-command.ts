@@ -1,8 +1,8 @@
 /** `chroma-ferry migrate`: flags -> MigrateOptions, run, summary, exit code (0 ok, 1 failed or gate, 2 bad input, 130 interrupted). */
-import { abortOnSignals, confirmOrRefuse, parsePositiveInt, requireFlag } from '../lib/cli-support.ts';
-import { UserError } from '../lib/errors.ts';
+import { abortOnSignals, confirmOrRefuse, parsePositiveInt, requireFlag } from '../lib/cli/support.ts';
+import { UserError } from '../lib/common/errors.ts';
 import { parseEndpoint } from '../lib/migrate/endpoints.ts';
-import { detectOutputMode } from '../lib/output.ts';
+import { detectOutputMode } from '../lib/report/output.ts';
 import { formatMigrateSummary, runMigrate } from '../runbooks/migrate/index.ts';
 import { formatMigratePlan, planMigrate } from '../runbooks/migrate/plan.ts';
 

@@ -4,14 +4,14 @@
  * Each command registers the group it uses, nothing more: commander refuses any other flag.
  */
 import type { Command } from 'commander';
-import { collect, parseSshKey, requireFlag, type TargetFlags } from '../lib/cli-support.ts';
-import { commandHints, type CommandHints } from '../lib/command-hint.ts';
+import { collect, parseSshKey, requireFlag, type TargetFlags } from '../lib/cli/support.ts';
+import { commandHints, type CommandHints } from '../lib/cli/command-hint.ts';
 import { FlyHost } from '../lib/hosts/fly.ts';
 import { chooseTarget, withTargetSource } from '../lib/hosts/fly-config.ts';
 import { createHost } from '../lib/hosts/index.ts';
 import type { RemoteHost } from '../lib/hosts/remote-host.ts';
-import { remoteLayout, type RemoteLayout } from '../lib/remote-layout.ts';
-import { parseDbDir, parseTarget, parseVolume } from '../lib/target.ts';
+import { remoteLayout, type RemoteLayout } from '../lib/remote/layout.ts';
+import { parseDbDir, parseTarget, parseVolume } from '../lib/locations/target.ts';
 
 /** The --db-dir default: the Chroma dir inside the volume. */
 export const DEFAULT_DB_DIR = 'chroma_db';

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
-import { UserError } from '../lib/errors.ts';
+import { UserError } from '../lib/common/errors.ts';
 import { snapshotSource, walkTree } from '../lib/archive/snapshot.ts';
 import { packToChunks, readPackManifest, verifyChunks } from '../lib/archive/pack.ts';
 
@@ -183,7 +183,7 @@ describe('packToChunks', () => {
     assert.equal(await treeDigest(x, { mtimes: 'files-s' }), await treeDigest(src, { mtimes: 'files-s' }));
     const listing = execFileSync('sh', ['-c', `cd "$1" && cat ${names} | tar tzf -`, 'sh', out], { encoding: 'utf8' })
       .trim().split('\n');
-    assert.ok(listing.every((p) => p === './' || p.startsWith('./')), listing.join(','));
+    assert.ok(listing.every((p) => p === './/' || p.startsWith('.//')), listing.join(','));
     assert.deepEqual(
       listing.filter((p) => !p.endsWith('/')),
       r.fileList,

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
-import { fileSha256 } from '../lib/tree-digest.ts';
+import { fileSha256 } from '../testkit/tree-digest.ts';
 import { deployArgs, digestTree, makeDeployEnv, OLD_SPEC, runCli, sampleDbCopy, TEST_STATE_DIR, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
 import { mountTmpfs, unmount, which } from './unit/local-volume.ts';
 

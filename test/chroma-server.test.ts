@@ -5,8 +5,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { heartbeat, listCollectionCounts, waitForHeartbeat } from '../lib/chroma/http.ts';
-import { localChromaRestartCommand } from '../lib/chroma/restart-command.ts';
-import { addRecords, buildSampleDb, type SampleCollectionSpec } from '../lib/chroma/sample-db.ts';
+import { localChromaRestartCommand } from '../testkit/restart-command.ts';
+import { addRecords, buildSampleDb, type SampleCollectionSpec } from '../testkit/sample-db.ts';
 import { freePort, startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
 
 const SPECS: SampleCollectionSpec[] = [

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromaClientFor } from '../lib/chroma/client.ts';
-import { addRecords } from '../lib/chroma/sample-db.ts';
+import { addRecords } from '../testkit/sample-db.ts';
 import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
 import { deployArgs, digestTree, makeDeployEnv, runCli, sampleDbCopy, SOURCE_SPEC, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
 import { assertSameContent } from './helpers/served-content.ts';

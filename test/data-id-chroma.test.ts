@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
-import { addRecords, buildSampleDb } from '../lib/chroma/sample-db.ts';
+import { addRecords, buildSampleDb } from '../testkit/sample-db.ts';
 import { startChromaServer } from '../lib/chroma/server.ts';
 import { LocalHost } from '../lib/hosts/local.ts';
 import { archiveDataId, DATA_ID_FILE, writeDataIdScript } from '../lib/volume/data-id.ts';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { execa } from 'execa';
-import { shQuote } from '../lib/shell.ts';
+import { shQuote } from '../lib/remote/shell.ts';
 import { parseDeb822Sources, parseOneLineSources, pickDebianMirror, debianMirror } from './helpers/apt-sources.ts';
 import { CACHE_DIR, MARKER, checkProfile, debianRoot, isComplete, mountsUnder, removeLeftovers, type DebianRoot, type RootVolume } from './helpers/debian-root.ts';
 import { APP, FAKE, MACHINE, makeFakeFly, type FakeFly } from './helpers/fake-fly.ts';

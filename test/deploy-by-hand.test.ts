@@ -9,13 +9,13 @@ import path from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
 import pkg from 'node-sqlite3-wasm';
-import { servedContentDigest } from '../lib/chroma/content-digest.ts';
+import { servedContentDigest } from '../testkit/content-digest.ts';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { LocalHost } from '../lib/hosts/local.ts';
-import { shQuote } from '../lib/shell.ts';
-import type { StepAnswer } from '../lib/step-prompt.ts';
-import { listFiles } from '../lib/tree-digest.ts';
-import { HostPutUploader } from '../lib/upload/sftp.ts';
+import { shQuote } from '../lib/remote/shell.ts';
+import type { StepAnswer } from '../lib/engine/step-prompt.ts';
+import { listFiles } from '../testkit/tree-digest.ts';
+import { HostPutUploader } from '../lib/transfer/sftp.ts';
 import { runDeploy } from '../runbooks/deploy-chromadb.ts';
 import {
   CLI, contentDigestOfDir, deployArgs, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type DeployEnv,

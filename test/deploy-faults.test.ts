@@ -8,10 +8,10 @@ import path from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
 import pkg from 'node-sqlite3-wasm';
-import { servedContentDigest } from '../lib/chroma/content-digest.ts';
+import { servedContentDigest } from '../testkit/content-digest.ts';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
-import { shQuote } from '../lib/shell.ts';
-import { listFiles } from '../lib/tree-digest.ts';
+import { shQuote } from '../lib/remote/shell.ts';
+import { listFiles } from '../testkit/tree-digest.ts';
 import { deployArgs, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type DeployEnv } from './helpers/deploy-env.ts';
 
 const { Database } = pkg;

@@ -3,8 +3,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
-import { listFiles } from '../lib/tree-digest.ts';
-import { servedContentDigest } from '../lib/chroma/content-digest.ts';
+import { listFiles } from '../testkit/tree-digest.ts';
+import { servedContentDigest } from '../testkit/content-digest.ts';
 import { contentDigestOfDir, deployArgs, digestTree, makeDeployEnv, runCli, type DeployEnv } from './helpers/deploy-env.ts';
 
 describe('deploy to local:', () => {

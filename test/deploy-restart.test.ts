@@ -16,8 +16,8 @@ import { after, beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { chromaCliPath } from '../lib/chroma/server.ts';
-import { shQuote } from '../lib/shell.ts';
-import { listFiles } from '../lib/tree-digest.ts';
+import { shQuote } from '../lib/remote/shell.ts';
+import { listFiles } from '../testkit/tree-digest.ts';
 import { CLI, deployArgs, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type DeployEnv } from './helpers/deploy-env.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';
 

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
-import { servedContentDigest } from '../lib/chroma/content-digest.ts';
+import { servedContentDigest } from '../testkit/content-digest.ts';
 import { assertInterruptedUploadResumes, assertTruncatedUploadCaught } from './helpers/interrupted-upload.ts';
 import { CLI, contentDigestOfDir, deployArgs, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, type DeployEnv } from './helpers/deploy-env.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
-import { listFiles } from '../lib/tree-digest.ts';
+import { listFiles } from '../testkit/tree-digest.ts';
 import { deployArgs, makeDeployEnv, runCli, type DeployEnv } from './helpers/deploy-env.ts';
 import { mvWrapper, renames, type MvWrapper } from './helpers/swap-faults.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';

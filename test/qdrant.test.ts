@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { v5 as uuidv5 } from 'uuid';
 import { chromaClientFor } from '../lib/chroma/client.ts';
-import { sampleRecords } from '../lib/chroma/sample-db.ts';
+import { sampleRecords } from '../testkit/sample-db.ts';
 import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
 import { CHROMA_ID_NAMESPACE } from '../lib/migrate/qdrant-endpoint.ts';
 import { runCli } from './helpers/deploy-env.ts';

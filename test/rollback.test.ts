@@ -6,10 +6,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
-import { servedContentDigest } from '../lib/chroma/content-digest.ts';
-import { listFiles } from '../lib/tree-digest.ts';
+import { servedContentDigest } from '../testkit/content-digest.ts';
+import { listFiles } from '../testkit/tree-digest.ts';
 import { LocalHost } from '../lib/hosts/local.ts';
-import type { StepAnswer } from '../lib/step-prompt.ts';
+import type { StepAnswer } from '../lib/engine/step-prompt.ts';
 import { runRollback } from '../runbooks/rollback-chromadb.ts';
 import { deployArgs, digestTree, makeDeployEnv, runCli, waitHeartbeat, type DeployEnv } from './helpers/deploy-env.ts';
 

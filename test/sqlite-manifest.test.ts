@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { AdminClient, ChromaClient } from 'chromadb';
 import pkg from 'node-sqlite3-wasm';
-import { UserError } from '../lib/errors.ts';
+import { UserError } from '../lib/common/errors.ts';
 import { readSqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
 
 const { Database } = pkg;

@@ -4,10 +4,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { UserError } from '../lib/errors.ts';
+import { UserError } from '../lib/common/errors.ts';
 import { freePort } from '../lib/chroma/server.ts';
 import { SshHost } from '../lib/hosts/ssh.ts';
-import { remoteScript } from '../lib/shell.ts';
+import { remoteScript } from '../lib/remote/shell.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';
 
 const sshd = await startSshd();

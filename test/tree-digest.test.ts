@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { digestTree, listFiles } from '../lib/tree-digest.ts';
+import { digestTree, listFiles } from '../testkit/tree-digest.ts';
 
 function makeTree(root: string): void {
   fs.mkdirSync(path.join(root, 'sub dir', 'deep'), { recursive: true });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Collection } from 'chromadb';
 import { chromaClientFor } from '../lib/chroma/client.ts';
-import { addRecords } from '../lib/chroma/sample-db.ts';
+import { addRecords } from '../testkit/sample-db.ts';
 import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
 import { execa } from 'execa';
 import { CLI, runCli } from './helpers/deploy-env.ts';

@@ -7,7 +7,7 @@
  *   CHROMA_SOURCE_API_KEY  migrate's --source-url, validate's --old-db-url (wins over CHROMA_API_KEY)
  *   CHROMA_TARGET_API_KEY  migrate's and restore's --target-url, validate's --new-db-url (wins over CHROMA_API_KEY)
  */
-import { registerSecret } from '../secrets.ts';
+import { registerSecret } from '../report/secrets.ts';
 
 export const CHROMA_TOKEN_HEADER = 'x-chroma-token';
 

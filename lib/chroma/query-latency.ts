@@ -5,7 +5,7 @@
  * sampling reads are not timed. Plain HTTP (`fetch`), v2 API or the v1 one of Chroma 0.x.
  */
 import { collectionUrl, fail, postJson, type ApiVersion, type ServedCollection } from './http.ts';
-import { collectionKey } from '../verify-serving.ts';
+import { collectionKey } from '../serving/verify-serving.ts';
 
 export interface LatencyStats {
   /** Timed queries. */

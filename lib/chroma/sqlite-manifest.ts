@@ -17,7 +17,7 @@ import path from 'node:path';
 import type pkg from 'node-sqlite3-wasm';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 
 type Db = InstanceType<typeof pkg.Database>;
 /** node-sqlite3-wasm loaded on first use: its WebAssembly instance costs ~15 MB once loaded. */

@@ -6,7 +6,7 @@
  * run through another transform FAILS a correct migration, and its rollback would delete it.
  */
 import path from 'node:path';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 import { CheckpointStore } from '../migrate/checkpoint.ts';
 import { JsonlEndpoint } from '../migrate/jsonl-endpoint.ts';
 import { fileSha256, isBuiltinTransform, transformLabel, type TransformRecord } from '../migrate/transform-record.ts';

@@ -10,8 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { parse as parseToml } from 'smol-toml';
-import { UserError } from '../errors.ts';
-import { parseFlyApp } from '../target.ts';
+import { UserError } from '../common/errors.ts';
+import { parseFlyApp } from '../locations/target.ts';
 import { FLY_MACHINE_RE } from './fly.ts';
 
 export interface FlyToml {

@@ -13,10 +13,10 @@
  */
 import readline from 'node:readline';
 import { execa, type ResultPromise } from 'execa';
-import { RemoteCommandError, UserError } from '../errors.ts';
-import { execArgv, type ExecResult } from '../exec.ts';
-import { redact, registerSecret } from '../secrets.ts';
-import { remoteScript, renderArgv, renderShCommand, type RemoteScript } from '../shell.ts';
+import { RemoteCommandError, UserError } from '../common/errors.ts';
+import { execArgv, type ExecResult } from './exec.ts';
+import { redact, registerSecret } from '../report/secrets.ts';
+import { remoteScript, renderArgv, renderShCommand, type RemoteScript } from '../remote/shell.ts';
 import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from './remote-host.ts';
 import { restartTimeoutSeconds } from './restart.ts';
 

@@ -1,5 +1,5 @@
-import { UserError } from '../errors.ts';
-import type { TargetSpec } from '../target.ts';
+import { UserError } from '../common/errors.ts';
+import type { TargetSpec } from '../locations/target.ts';
 import { FlyHost } from './fly.ts';
 import { LocalHost } from './local.ts';
 import type { RemoteHost } from './remote-host.ts';

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { execChecked } from '../exec.ts';
-import { renderArgv, renderShCommand, shArgv, type RemoteScript } from '../shell.ts';
+import { execChecked } from './exec.ts';
+import { renderArgv, renderShCommand, shArgv, type RemoteScript } from '../remote/shell.ts';
 import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from './remote-host.ts';
 import { restartScript, runRestartCommand } from './restart.ts';
 

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { RemoteScript } from '../shell.ts';
+import type { RemoteScript } from '../remote/shell.ts';
 
 export interface RunOptions {
   /** Bytes for the script's standard input (a stream is piped, a string written whole). */

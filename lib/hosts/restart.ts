@@ -11,10 +11,10 @@
  *   ends does not end the remote command by itself.
  */
 import path from 'node:path';
-import { RemoteCommandError } from '../errors.ts';
-import type { RemoteLayout } from '../remote-layout.ts';
-import { redact } from '../secrets.ts';
-import { remoteScript, type RemoteScript } from '../shell.ts';
+import { RemoteCommandError } from '../common/errors.ts';
+import type { RemoteLayout } from '../remote/layout.ts';
+import { redact } from '../report/secrets.ts';
+import { remoteScript, type RemoteScript } from '../remote/shell.ts';
 import type { RemoteHost, RestartOptions } from './remote-host.ts';
 
 /** `--restart-timeout` default. */

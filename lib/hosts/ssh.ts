@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { HostUnreachable, RemoteCommandError } from '../errors.ts';
-import { execArgv } from '../exec.ts';
-import { renderArgv, renderShCommand, type RemoteScript } from '../shell.ts';
+import { HostUnreachable, RemoteCommandError } from '../common/errors.ts';
+import { execArgv } from './exec.ts';
+import { renderArgv, renderShCommand, type RemoteScript } from '../remote/shell.ts';
 import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from './remote-host.ts';
 import { restartScript, runRestartCommand } from './restart.ts';
 

@@ -5,8 +5,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { writeJsonAtomic } from '../atomic-file.ts';
-import { UserError } from '../errors.ts';
+import { writeJsonAtomic } from '../engine/atomic-file.ts';
+import { UserError } from '../common/errors.ts';
 import type { TransformRecord } from './transform-record.ts';
 
 export const MIGRATE_PHASES = ['connect', 'export', 'transform', 'backup', 'import', 'verify'] as const;

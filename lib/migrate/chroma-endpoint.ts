@@ -9,7 +9,7 @@ import { chromaToken, tokenVariables, type ChromaSide } from '../chroma/api-toke
 import { chromaClientFor } from '../chroma/client.ts';
 import { ChromaAuthError, heartbeat } from '../chroma/http.ts';
 import pRetry from 'p-retry';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
 
 /** The source changed while it was being read (offset paging would miss or repeat records). */

@@ -12,7 +12,7 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 import type { TransformRecord } from './transform-record.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
 

@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { redact } from '../secrets.ts';
+import { redact } from '../report/secrets.ts';
 
 /** JSON lines in `--log-dir`: one object per event, with a timestamp; secrets redacted. */
 export class JsonlLog {

@@ -16,9 +16,9 @@
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { v5 as uuidv5, validate as isUuid } from 'uuid';
 import pRetry from 'p-retry';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 import { READ_RETRY } from './chroma-endpoint.ts';
-import { registerSecret } from '../secrets.ts';
+import { registerSecret } from '../report/secrets.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
 
 /** Fixed namespace of the UUID v5 point ids (documented in README; never change it: re-runs must map to the same points). */

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
-import { UserError } from '../errors.ts';
+import { UserError } from '../common/errors.ts';
 import { inferCollectionType, inferPrefix, requiredFields, toSeedSchema, type CollectionType } from './seed-schema.ts';
 import type { CollectionInfo, MigrationRecord, RecordMetadata } from './types.ts';
 

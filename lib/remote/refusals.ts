@@ -6,9 +6,9 @@
  * plan.sh` stops exactly there. The runbook turns the status back into the line with
  * `refusalError` (or runs the script through `runRefusing`).
  */
-import { describeRefusalsWith, RemoteCommandError, UserError } from '../errors.ts';
+import { describeRefusalsWith, RemoteCommandError, UserError } from '../common/errors.ts';
 import type { RemoteHost, RunOptions, RunResult } from '../hosts/remote-host.ts';
-import type { RemoteScript } from '../shell.ts';
+import type { RemoteScript } from './shell.ts';
 import { describeLockHolder, parseLockHolder } from '../volume/lock-holder.ts';
 
 export type RefusalReason =

@@ -9,7 +9,7 @@
  * through otherwise. `o.measure`: a path on the remote whose size (`du -sk`, links not followed)
  * raises the need when it is larger (a backup needs about the size of the dir it archives).
  */
-import { remoteScript, type RemoteScript } from '../shell.ts';
+import { remoteScript, type RemoteScript } from './shell.ts';
 import { refusalCodes, refuseSh } from './refusals.ts';
 
 export function withSpaceGuard(script: RemoteScript, dir: string, neededBytes: number, o: { measure?: string } = {}): RemoteScript {

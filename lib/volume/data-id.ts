@@ -6,10 +6,10 @@
  * The last data that passed verify is recorded in `VOLUME/.ferry/verified-NAME`.
  */
 import path from 'node:path';
-import type { RemoteLayout } from '../remote-layout.ts';
+import type { RemoteLayout } from '../remote/layout.ts';
 import { refuseSh } from '../remote/refusals.ts';
 import { withSpaceGuard } from '../remote/space-guard.ts';
-import { remoteScript, type RemoteScript } from '../shell.ts';
+import { remoteScript, type RemoteScript } from '../remote/shell.ts';
 
 /** The id file inside a data dir. */
 export const DATA_ID_FILE = '.ferry-data-id';

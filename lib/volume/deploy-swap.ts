@@ -14,12 +14,12 @@
  */
 import path from 'node:path';
 import pRetry from 'p-retry';
-import type { CommandHints } from '../command-hint.ts';
-import { HostUnreachable, RemoteCommandError, UserError } from '../errors.ts';
+import type { CommandHints } from '../cli/command-hint.ts';
+import { HostUnreachable, RemoteCommandError, UserError } from '../common/errors.ts';
 import type { RemoteHost } from '../hosts/remote-host.ts';
-import { utcStamp, type RemoteLayout } from '../remote-layout.ts';
+import { utcStamp, type RemoteLayout } from '../remote/layout.ts';
 import { refusalError, refusalOf, runRefusing } from '../remote/refusals.ts';
-import { remoteScript, type RemoteScript } from '../shell.ts';
+import { remoteScript, type RemoteScript } from '../remote/shell.ts';
 import { DATA_ID_FILE, isDataId, recordVerifiedScript, verifiedFile } from './data-id.ts';
 import { matchingStates, reconcile, type Reconciliation } from './reconcile.ts';
 import { FIRST_LINE, FOUND_ID, journaledSwapScript, parseSwapIds, resumeSwapScript, swapJournalFile, swapTrashPath, type SwapIds, type SwapJournal } from './swap-journal.ts';

@@ -13,11 +13,11 @@
  * a full volume refuses (`volume-full`) before the intent is written.
  */
 import path from 'node:path';
-import type { RemoteLayout } from '../remote-layout.ts';
-import { trashDir } from '../remote-layout.ts';
+import type { RemoteLayout } from '../remote/layout.ts';
+import { trashDir } from '../remote/layout.ts';
 import { refuseSh } from '../remote/refusals.ts';
 import { withSpaceGuard } from '../remote/space-guard.ts';
-import { remoteScript, type RemoteScript } from '../shell.ts';
+import { remoteScript, type RemoteScript } from '../remote/shell.ts';
 import { DATA_ID_FILE, isDataId, isRunId, liveBeforeId, oldBeforeId, verifiedFile } from './data-id.ts';
 
 export const SWAP_PHASES = ['intent', 'old-moved', 'live-moved', 'done', 'reversing', 'reversed'] as const;

@@ -5,10 +5,10 @@
  */
 import path from 'node:path';
 import type { RemoteHost } from '../hosts/remote-host.ts';
-import { remoteLayout } from '../remote-layout.ts';
-import { forceUnlockScript } from '../remote-scripts.ts';
-import { remoteScript } from '../shell.ts';
-import { parseDbDir } from '../target.ts';
+import { remoteLayout } from '../remote/layout.ts';
+import { forceUnlockScript } from '../remote/scripts.ts';
+import { remoteScript } from '../remote/shell.ts';
+import { parseDbDir } from '../locations/target.ts';
 import type { ReconcileAction } from './reconcile.ts';
 import { withReconnect } from './deploy-swap.ts';
 import { reconcileVolume } from './volume-reconciler.ts';

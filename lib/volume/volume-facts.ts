@@ -5,9 +5,9 @@
  * them into `VolumeFacts`, validating everything (ids, run ids, the journal): nothing read from
  * the remote is used as a path.
  */
-import type { RemoteLayout } from '../remote-layout.ts';
-import { parseKv } from '../remote-scripts.ts';
-import { remoteScript, type RemoteScript } from '../shell.ts';
+import type { RemoteLayout } from '../remote/layout.ts';
+import { parseKv } from '../remote/scripts.ts';
+import { remoteScript, type RemoteScript } from '../remote/shell.ts';
 import { DATA_ID_FILE, isRunId, parseDataId, verifiedFile } from './data-id.ts';
 import { parseLockHolder, type LockHolder } from './lock-holder.ts';
 import { ALIVE, FIRST_LINE, parseSwapJournal, swapJournalFile, swapPidFile, swapTrashPath, type SwapJournal } from './swap-journal.ts';

@@ -5,7 +5,7 @@
  * a volume starts here. Refusals of the remote scripts become their one line (UserError).
  */
 import type { RemoteHost } from '../hosts/remote-host.ts';
-import type { RemoteLayout } from '../remote-layout.ts';
+import type { RemoteLayout } from '../remote/layout.ts';
 import { runRefusing } from '../remote/refusals.ts';
 import { removeDataDirScript } from './data-id.ts';
 import { reconcile, type Reconciliation, type RemovableSlot } from './reconcile.ts';

@@ -4,23 +4,23 @@
  * `DeployCtx` adds the run's own machinery (compensation stack, summary, state store), and
  * `DeployPlanCtx` the plan's (the CLI's argv, the local work files it names).
  */
-import type { ChunkShipper } from '../../lib/upload/chunk-shipper.ts';
+import type { ChunkShipper } from '../../lib/transfer/chunk-shipper.ts';
 import type { ServedCollection } from '../../lib/chroma/http.ts';
 import type { SqliteManifest } from '../../lib/chroma/sqlite-manifest.ts';
-import type { CompensationStack, UndoOutcome } from '../../lib/compensation.ts';
-import { UserError } from '../../lib/errors.ts';
+import type { CompensationStack, UndoOutcome } from '../../lib/engine/compensation.ts';
+import { UserError } from '../../lib/common/errors.ts';
 import type { RemoteHost, RestartOptions } from '../../lib/hosts/remote-host.ts';
 import { runRestartOptions } from '../../lib/hosts/restart.ts';
-import type { OutputMode } from '../../lib/output.ts';
-import type { PlanCommand } from '../../lib/plan.ts';
-import { incomingDir, trashDir, type RemoteLayout } from '../../lib/remote-layout.ts';
-import type { StepReport } from '../../lib/runbook-runner.ts';
-import type { RunbookState, RunbookStateStore } from '../../lib/runbook-state.ts';
-import type { RemoteScript } from '../../lib/shell.ts';
-import type { AnyStep } from '../../lib/runbook-step.ts';
-import type { StepPrompter } from '../../lib/step-prompt.ts';
-import type { ChunkUploader } from '../../lib/upload/chunk-uploader.ts';
-import type { CommandHints } from '../../lib/command-hint.ts';
+import type { OutputMode } from '../../lib/report/output.ts';
+import type { PlanCommand } from '../../lib/engine/plan.ts';
+import { incomingDir, trashDir, type RemoteLayout } from '../../lib/remote/layout.ts';
+import type { StepReport } from '../../lib/engine/runner.ts';
+import type { RunbookState, RunbookStateStore } from '../../lib/engine/state.ts';
+import type { RemoteScript } from '../../lib/remote/shell.ts';
+import type { AnyStep } from '../../lib/engine/step.ts';
+import type { StepPrompter } from '../../lib/engine/step-prompt.ts';
+import type { ChunkUploader } from '../../lib/transfer/chunk-uploader.ts';
+import type { CommandHints } from '../../lib/cli/command-hint.ts';
 import { archiveDataId } from '../../lib/volume/data-id.ts';
 import type { SwapIds } from '../../lib/volume/swap-journal.ts';
 
@@ -56,7 +56,7 @@ export interface DeployOptions {
   only?: DeployStep;
   /** `--step`: asked before each step (continue / skip / abort). */
   prompter?: StepPrompter;
-  /** The commands refusals and summaries suggest, from the user's command line (lib/command-hint.ts). */
+  /** The commands refusals and summaries suggest, from the user's command line (lib/cli/command-hint.ts). */
   hints?: CommandHints;
 }
 

@@ -16,21 +16,21 @@
  *   cleanup     incoming chunks, work files, lock             undo: none
  *
  * Each step's status and the results later steps need are kept in the runbook state (remote
- * `.ferry/` and local, lib/runbook-state.ts), so `--from STEP` / `--only STEP` resume or repeat
+ * `.ferry/` and local, lib/engine/state.ts), so `--from STEP` / `--only STEP` resume or repeat
  * part of a run; a step whose needed results are missing refuses (runner `needs`). The remote
  * copy holds ids, checksums, counts and outcomes; the local paths (run dir, snapshot, chunks,
- * source) are in the local copy only, used only inside this run's dir (lib/run-dir.ts) and only
+ * source) are in the local copy only, used only inside this run's dir (lib/engine/run-dir.ts) and only
  * when both copies agree. Local work files live in `<work root>/chroma-ferry-<run id>` alone.
  * `--plan` (plan.ts) is the same ten steps' `plan()`.
  */
-import { CompensationStack } from '../../lib/compensation.ts';
-import { UserError } from '../../lib/errors.ts';
-import { remoteLayout } from '../../lib/remote-layout.ts';
-import { newRunId, openRunDir, parseWorkRoot, removeRunDir, runDirOf } from '../../lib/run-dir.ts';
-import { describeError, initialReports, runSteps, selectSteps } from '../../lib/runbook-runner.ts';
-import { newState, RunbookStateStore } from '../../lib/runbook-state.ts';
-import { lockOwnerRecord } from '../../lib/volume-lock.ts';
-import { commandHints } from '../../lib/command-hint.ts';
+import { CompensationStack } from '../../lib/engine/compensation.ts';
+import { UserError } from '../../lib/common/errors.ts';
+import { remoteLayout } from '../../lib/remote/layout.ts';
+import { newRunId, openRunDir, parseWorkRoot, removeRunDir, runDirOf } from '../../lib/engine/run-dir.ts';
+import { describeError, initialReports, runSteps, selectSteps } from '../../lib/engine/runner.ts';
+import { newState, RunbookStateStore } from '../../lib/engine/state.ts';
+import { lockOwnerRecord } from '../../lib/volume/lock.ts';
+import { commandHints } from '../../lib/cli/command-hint.ts';
 import { withReconnect } from '../../lib/volume/deploy-swap.ts';
 import { DEPLOY_STEPS, UNDONE_UNVERIFIED, type DeployCtx, type DeployOptions, type DeployStepObject, type DeploySummary } from './context.ts';
 import { endPartialRun, loadRecordedRun, restoreRecordedSteps } from './recorded-run.ts';

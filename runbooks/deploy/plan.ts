@@ -6,18 +6,18 @@
  * computed by packing the source in memory, so the plan can name every chunk and the checks they
  * must pass.
  *
- * The text form (lib/plan.ts) is a POSIX sh script; `sh -e PLAN` runs the deploy.
+ * The text form (lib/engine/plan.ts) is a POSIX sh script; `sh -e PLAN` runs the deploy.
  */
 import os from 'node:os';
 import path from 'node:path';
 import { packInputId, packToChunks } from '../../lib/archive/pack.ts';
 import { readSqliteManifest } from '../../lib/chroma/sqlite-manifest.ts';
-import { cliArgv, planCommand, type RunbookPlan } from '../../lib/plan.ts';
-import { remoteLayout } from '../../lib/remote-layout.ts';
-import { newRunId, parseWorkRoot, runDirOf } from '../../lib/run-dir.ts';
-import { planStep } from '../../lib/runbook-step.ts';
-import { renderArgv } from '../../lib/shell.ts';
-import { lockOwnerRecord } from '../../lib/volume-lock.ts';
+import { cliArgv, planCommand, type RunbookPlan } from '../../lib/engine/plan.ts';
+import { remoteLayout } from '../../lib/remote/layout.ts';
+import { newRunId, parseWorkRoot, runDirOf } from '../../lib/engine/run-dir.ts';
+import { planStep } from '../../lib/engine/step.ts';
+import { renderArgv } from '../../lib/remote/shell.ts';
+import { lockOwnerRecord } from '../../lib/volume/lock.ts';
 import type { DeployFacts, DeployOptions, DeployPlanCtx, PlanOptions } from './context.ts';
 import { DEPLOY_STEP_OBJECTS } from './index.ts';
 import { fileListSha256 } from './steps/package.ts';

@@ -5,12 +5,12 @@
  * unverified data, and how a partial run ends.
  */
 import path from 'node:path';
-import { UserError } from '../../lib/errors.ts';
-import { unlockScript } from '../../lib/remote-scripts.ts';
-import { isRunId, pathInRunDir, removeRunDir, runDirOf } from '../../lib/run-dir.ts';
-import type { StepStatus } from '../../lib/runbook-runner.ts';
-import { nextStep, stateDifference, type RunbookState, type RunbookStateStore } from '../../lib/runbook-state.ts';
-import { armUndo } from '../../lib/runbook-step.ts';
+import { UserError } from '../../lib/common/errors.ts';
+import { unlockScript } from '../../lib/remote/scripts.ts';
+import { isRunId, pathInRunDir, removeRunDir, runDirOf } from '../../lib/engine/run-dir.ts';
+import type { StepStatus } from '../../lib/engine/runner.ts';
+import { nextStep, stateDifference, type RunbookState, type RunbookStateStore } from '../../lib/engine/state.ts';
+import { armUndo } from '../../lib/engine/step.ts';
 import type { BeforeCommand } from '../../lib/volume/deploy-swap.ts';
 import { DEPLOY_STEPS, nextDataIdOf, type DeployCtx, type DeployOptions, type DeployStepObject } from './context.ts';
 import { swap } from './steps/swap.ts';

@@ -5,15 +5,15 @@
  */
 import crypto from 'node:crypto';
 import path from 'node:path';
-import type { UndoOutcome } from '../../lib/compensation.ts';
+import type { UndoOutcome } from '../../lib/engine/compensation.ts';
 import type { CheckpointStore, MigrateCheckpoint, MigratePhase } from '../../lib/migrate/checkpoint.ts';
 import type { Endpoint } from '../../lib/migrate/endpoints.ts';
 import type { JsonlLog } from '../../lib/migrate/log.ts';
 import type { Transform } from '../../lib/migrate/transform.ts';
 import type { CollectionInfo } from '../../lib/migrate/types.ts';
-import type { OutputMode } from '../../lib/output.ts';
-import { done, type StepOutcome, type StepReport } from '../../lib/runbook-runner.ts';
-import type { AnyStep } from '../../lib/runbook-step.ts';
+import type { OutputMode } from '../../lib/report/output.ts';
+import { done, type StepOutcome, type StepReport } from '../../lib/engine/runner.ts';
+import type { AnyStep } from '../../lib/engine/step.ts';
 
 export interface MigrateOptions {
   sourceUrl: string;

@@ -16,12 +16,12 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { CompensationStack } from '../../lib/compensation.ts';
-import { UserError } from '../../lib/errors.ts';
+import { CompensationStack } from '../../lib/engine/compensation.ts';
+import { UserError } from '../../lib/common/errors.ts';
 import { CheckpointStore, MIGRATE_PHASES, type MigrateCheckpoint } from '../../lib/migrate/checkpoint.ts';
 import { JsonlLog } from '../../lib/migrate/log.ts';
 import { recordTransform } from '../../lib/migrate/transform-record.ts';
-import { describeError, initialReports, runSteps } from '../../lib/runbook-runner.ts';
+import { describeError, initialReports, runSteps } from '../../lib/engine/runner.ts';
 import { pct, type MigrateCtx, type MigrateOptions, type MigrateStepObject, type MigrateSummary } from './context.ts';
 import { backup } from './steps/backup.ts';
 import { connect } from './steps/connect.ts';

@@ -5,18 +5,18 @@
  */
 import path from 'node:path';
 import type { ServedCollection } from '../../lib/chroma/http.ts';
-import type { CompensationStack, UndoOutcome } from '../../lib/compensation.ts';
+import type { CompensationStack, UndoOutcome } from '../../lib/engine/compensation.ts';
 import type { RemoteHost, RestartOptions } from '../../lib/hosts/remote-host.ts';
 import { runRestartOptions } from '../../lib/hosts/restart.ts';
-import type { OutputMode } from '../../lib/output.ts';
-import type { PlanCommand } from '../../lib/plan.ts';
-import type { RemoteLayout } from '../../lib/remote-layout.ts';
-import type { StepReport } from '../../lib/runbook-runner.ts';
-import type { RunbookStateStore } from '../../lib/runbook-state.ts';
-import type { AnyStep } from '../../lib/runbook-step.ts';
-import type { RemoteScript } from '../../lib/shell.ts';
-import type { StepPrompter } from '../../lib/step-prompt.ts';
-import type { CommandHints } from '../../lib/command-hint.ts';
+import type { OutputMode } from '../../lib/report/output.ts';
+import type { PlanCommand } from '../../lib/engine/plan.ts';
+import type { RemoteLayout } from '../../lib/remote/layout.ts';
+import type { StepReport } from '../../lib/engine/runner.ts';
+import type { RunbookStateStore } from '../../lib/engine/state.ts';
+import type { AnyStep } from '../../lib/engine/step.ts';
+import type { RemoteScript } from '../../lib/remote/shell.ts';
+import type { StepPrompter } from '../../lib/engine/step-prompt.ts';
+import type { CommandHints } from '../../lib/cli/command-hint.ts';
 import { oldBeforeId } from '../../lib/volume/data-id.ts';
 
 export interface RollbackOptions {
@@ -33,7 +33,7 @@ export interface RollbackOptions {
   signal: AbortSignal;
   /** `--step`: asked before each step (continue / skip / abort). */
   prompter?: StepPrompter;
-  /** The commands refusals suggest, from the user's command line (lib/command-hint.ts). */
+  /** The commands refusals suggest, from the user's command line (lib/cli/command-hint.ts). */
   hints?: CommandHints;
 }
 

@@ -12,14 +12,14 @@
  *   cleanup     staging dir, lock                                     undo: none
  */
 import crypto from 'node:crypto';
-import { commandHints } from '../../lib/command-hint.ts';
-import { CompensationStack } from '../../lib/compensation.ts';
-import { UserError } from '../../lib/errors.ts';
+import { commandHints } from '../../lib/cli/command-hint.ts';
+import { CompensationStack } from '../../lib/engine/compensation.ts';
+import { UserError } from '../../lib/common/errors.ts';
 import { formatRestartLog } from '../../lib/hosts/restart.ts';
-import { remoteLayout } from '../../lib/remote-layout.ts';
-import { describeError, initialReports, runSteps } from '../../lib/runbook-runner.ts';
-import { RunbookStateStore } from '../../lib/runbook-state.ts';
-import { lockOwnerRecord } from '../../lib/volume-lock.ts';
+import { remoteLayout } from '../../lib/remote/layout.ts';
+import { describeError, initialReports, runSteps } from '../../lib/engine/runner.ts';
+import { RunbookStateStore } from '../../lib/engine/state.ts';
+import { lockOwnerRecord } from '../../lib/volume/lock.ts';
 import { stagingDir, type RollbackCtx, type RollbackOptions, type RollbackStepObject, type RollbackSummary } from './context.ts';
 import { cleanup } from './steps/cleanup.ts';
 import { preflight } from './steps/preflight.ts';
@@ -29,7 +29,7 @@ import { swap } from './steps/swap.ts';
 import { verify } from './steps/verify.ts';
 
 export { stagingDir, type RollbackOptions, type RollbackSummary } from './context.ts';
-export { listBackups, type BackupEntry } from '../../lib/backup-catalog.ts';
+export { listBackups, type BackupEntry } from '../../lib/backups/catalog.ts';
 
 /** The rollback, in order. */
 export const ROLLBACK_STEPS: readonly RollbackStepObject[] = [preflight, stage, swap, restart, verify, cleanup];

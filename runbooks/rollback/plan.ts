@@ -4,11 +4,11 @@
  * `--backup` the plan needs the backup's name (`latest` would need a look at the remote).
  */
 import crypto from 'node:crypto';
-import { UserError } from '../../lib/errors.ts';
-import { cliArgv, planCommand, type RunbookPlan } from '../../lib/plan.ts';
-import { remoteLayout } from '../../lib/remote-layout.ts';
-import { planStep } from '../../lib/runbook-step.ts';
-import { lockOwnerRecord } from '../../lib/volume-lock.ts';
+import { UserError } from '../../lib/common/errors.ts';
+import { cliArgv, planCommand, type RunbookPlan } from '../../lib/engine/plan.ts';
+import { remoteLayout } from '../../lib/remote/layout.ts';
+import { planStep } from '../../lib/engine/step.ts';
+import { lockOwnerRecord } from '../../lib/volume/lock.ts';
 import { rollbackSource, stagingDir, type RollbackFacts, type RollbackPlanCtx, type RollbackPlanOptions } from './context.ts';
 import { ROLLBACK_STEPS } from './index.ts';
 import { failedDirOf } from './steps/swap.ts';

@@ -8,11 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { localChromaRestartCommand } from '../../lib/chroma/restart-command.ts';
-import { buildSampleDb, type SampleCollectionSpec } from '../../lib/chroma/sample-db.ts';
+import { localChromaRestartCommand } from '../../testkit/restart-command.ts';
+import { buildSampleDb, type SampleCollectionSpec } from '../../testkit/sample-db.ts';
 import { freePort, startChromaServer } from '../../lib/chroma/server.ts';
-import { servedContentDigest } from '../../lib/chroma/content-digest.ts';
-import { digestTree } from '../../lib/tree-digest.ts';
+import { servedContentDigest } from '../../testkit/content-digest.ts';
+import { digestTree } from '../../testkit/tree-digest.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(REPO, 'bin', 'chroma-ferry.js');

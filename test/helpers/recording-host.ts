@@ -8,7 +8,7 @@
 import { LocalHost } from '../../lib/hosts/local.ts';
 import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from '../../lib/hosts/remote-host.ts';
 import { runRestartCommand } from '../../lib/hosts/restart.ts';
-import type { RemoteScript } from '../../lib/shell.ts';
+import type { RemoteScript } from '../../lib/remote/shell.ts';
 
 export interface RecordedCommand {
   kind: 'run' | 'put';

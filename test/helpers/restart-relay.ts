@@ -7,7 +7,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { shQuote } from '../../lib/shell.ts';
+import { shQuote } from '../../lib/remote/shell.ts';
 import type { DebianRoot } from './debian-root.ts';
 
 export interface RestartRelay {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { execArgv, execChecked } from '../../lib/exec.ts';
+import { execArgv, execChecked } from '../../lib/hosts/exec.ts';
 import { freePort } from '../../lib/chroma/server.ts';
 import { chrootProblem } from './debian-root.ts';
 

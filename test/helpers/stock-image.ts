@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { execa } from 'execa';
-import { shQuote } from '../../lib/shell.ts';
+import { shQuote } from '../../lib/remote/shell.ts';
 import { chromaCliPath, freePort } from '../../lib/chroma/server.ts';
 import { REPO, waitHeartbeat } from './deploy-env.ts';
 

@@ -11,13 +11,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { writeJsonAtomic } from '../../lib/atomic-file.ts';
-import { listBackups } from '../../lib/backup-catalog.ts';
-import { RemoteCommandError, UserError } from '../../lib/errors.ts';
+import { writeJsonAtomic } from '../../lib/engine/atomic-file.ts';
+import { listBackups } from '../../lib/backups/catalog.ts';
+import { RemoteCommandError, UserError } from '../../lib/common/errors.ts';
 import { REFUSALS, refusalOf } from '../../lib/remote/refusals.ts';
-import { remoteLayout } from '../../lib/remote-layout.ts';
-import { discardFailedChunkScript, reassembleScript, writeFileScript } from '../../lib/remote-scripts.ts';
-import { newState, RunbookStateStore } from '../../lib/runbook-state.ts';
+import { remoteLayout } from '../../lib/remote/layout.ts';
+import { discardFailedChunkScript, reassembleScript, writeFileScript } from '../../lib/remote/scripts.ts';
+import { newState, RunbookStateStore } from '../../lib/engine/state.ts';
 import { fillUp, injectMvFault, mountTmpfs, mvWrapperDir, tempVolume, unmount, withEnv, type TempVolume } from './local-volume.ts';
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {

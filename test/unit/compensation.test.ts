@@ -1,10 +1,10 @@
 /**
- * The compensation stack (lib/compensation.ts): undos run newest first, once; a failing undo
+ * The compensation stack (lib/engine/compensation.ts): undos run newest first, once; a failing undo
  * does not stop the others; drop and clear forget undos.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CompensationStack } from '../../lib/compensation.ts';
+import { CompensationStack } from '../../lib/engine/compensation.ts';
 
 describe('CompensationStack', () => {
   it('unwinds newest first, reports each undo, and keeps going past a failing one', async () => {

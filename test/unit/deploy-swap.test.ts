@@ -3,18 +3,18 @@
  * volume: the swap's end is read from the volume whatever happened to the launcher (its session
  * killed, its worker killed, the connection lost before and after), the undo goes by the journal,
  * NAME.new is removed only when safe, what a command is refused with names runnable commands, and
- * retention keeps the newest backup of the verified data. Plus the hints (lib/command-hint.ts).
+ * retention keeps the newest backup of the verified data. Plus the hints (lib/cli/command-hint.ts).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { applyRetention, backupNow } from '../../lib/backup-ops.ts';
-import { commandHints } from '../../lib/command-hint.ts';
-import { HostUnreachable, UserError } from '../../lib/errors.ts';
+import { applyRetention, backupNow } from '../../lib/backups/operations.ts';
+import { commandHints } from '../../lib/cli/command-hint.ts';
+import { HostUnreachable, UserError } from '../../lib/common/errors.ts';
 import type { RunOptions, RunResult } from '../../lib/hosts/remote-host.ts';
 import { LocalHost } from '../../lib/hosts/local.ts';
-import type { RemoteScript } from '../../lib/shell.ts';
+import type { RemoteScript } from '../../lib/remote/shell.ts';
 import { DATA_ID_FILE, recordVerifiedScript, verifiedFile } from '../../lib/volume/data-id.ts';
 import { reconcileBeforeCommand, removeUnusedNext, swapIn, undoSwap } from '../../lib/volume/deploy-swap.ts';
 import { journaledSwapScript, swapTrashPath } from '../../lib/volume/swap-journal.ts';

@@ -7,11 +7,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before } from 'node:test';
-import { execChecked } from '../../lib/exec.ts';
+import { execChecked } from '../../lib/hosts/exec.ts';
 import { LocalHost } from '../../lib/hosts/local.ts';
 import type { RunOptions, RunResult } from '../../lib/hosts/remote-host.ts';
-import { shArgv, type RemoteScript } from '../../lib/shell.ts';
-import { remoteLayout, type RemoteLayout } from '../../lib/remote-layout.ts';
+import { shArgv, type RemoteScript } from '../../lib/remote/shell.ts';
+import { remoteLayout, type RemoteLayout } from '../../lib/remote/layout.ts';
 
 export interface TempVolume {
   root: string;

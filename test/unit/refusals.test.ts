@@ -8,16 +8,16 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { RemoteCommandError, UserError } from '../../lib/errors.ts';
+import { RemoteCommandError, UserError } from '../../lib/common/errors.ts';
 import { REFUSALS, refusalError, refusalOf, refuseSh, runRefusing } from '../../lib/remote/refusals.ts';
 import { withSpaceGuard } from '../../lib/remote/space-guard.ts';
-import { REQUIRED_REMOTE_TOOLS, lockScript, probeScript, writeFileScript } from '../../lib/remote-scripts.ts';
-import { remoteScript, renderShCommand } from '../../lib/shell.ts';
-import { remoteLayout } from '../../lib/remote-layout.ts';
+import { REQUIRED_REMOTE_TOOLS, lockScript, probeScript, writeFileScript } from '../../lib/remote/scripts.ts';
+import { remoteScript, renderShCommand } from '../../lib/remote/shell.ts';
+import { remoteLayout } from '../../lib/remote/layout.ts';
 import { archiveDataId, DATA_ID_FILE, liveBeforeId } from '../../lib/volume/data-id.ts';
 import { journaledSwapScript } from '../../lib/volume/swap-journal.ts';
-import { checkVolume } from '../../lib/volume-check.ts';
-import { tryVolumeLock } from '../../lib/volume-lock.ts';
+import { checkVolume } from '../../lib/volume/check.ts';
+import { tryVolumeLock } from '../../lib/volume/lock.ts';
 import { fakeTools, fillUp, mountTmpfs, tempVolume, unmount, which, withEnv, type TempVolume } from './local-volume.ts';
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {

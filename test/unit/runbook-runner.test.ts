@@ -1,15 +1,15 @@
 /**
- * The runbook runner (lib/runbook-runner.ts) with plain in-memory steps: order and notes, needs,
+ * The runbook runner (lib/engine/runner.ts) with plain in-memory steps: order and notes, needs,
  * background steps (really alongside, joined before the steps that wait for them, their failure
  * at the next boundary), `--step` prompts, status callbacks, step selection, and the
  * compensation stack unwound exactly once on failure.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CompensationStack } from '../../lib/compensation.ts';
-import { UserError } from '../../lib/errors.ts';
-import { initialReports, runSteps, selectSteps, skipped, StepAborted, type RunStepsOptions, type StepDef, type StepStatus } from '../../lib/runbook-runner.ts';
-import type { StepAnswer, StepPrompter } from '../../lib/step-prompt.ts';
+import { CompensationStack } from '../../lib/engine/compensation.ts';
+import { UserError } from '../../lib/common/errors.ts';
+import { initialReports, runSteps, selectSteps, skipped, StepAborted, type RunStepsOptions, type StepDef, type StepStatus } from '../../lib/engine/runner.ts';
+import type { StepAnswer, StepPrompter } from '../../lib/engine/step-prompt.ts';
 
 interface Ctx {
   log: string[];

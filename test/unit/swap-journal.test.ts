@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { RemoteCommandError } from '../../lib/errors.ts';
+import { RemoteCommandError } from '../../lib/common/errors.ts';
 import { REFUSALS, refusalOf, type RefusalReason } from '../../lib/remote/refusals.ts';
 import { archiveDataId, DATA_ID_FILE, liveBeforeId, recordVerifiedScript, verifiedFile, writeDataIdScript } from '../../lib/volume/data-id.ts';
 import { journaledSwapScript, parseSwapJournal, parseSwapOutcome, swapJournalFile, swapLogFile, swapPidFile, swapTrashPath, type SwapIds } from '../../lib/volume/swap-journal.ts';

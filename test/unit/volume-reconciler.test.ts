@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { UserError } from '../../lib/errors.ts';
+import { UserError } from '../../lib/common/errors.ts';
 import { DATA_ID_FILE, recordVerifiedScript, removeDataDirScript } from '../../lib/volume/data-id.ts';
 import { reconcile } from '../../lib/volume/reconcile.ts';
 import { journaledSwapScript, swapTrashPath, type SwapIds } from '../../lib/volume/swap-journal.ts';

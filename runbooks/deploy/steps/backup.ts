@@ -3,13 +3,13 @@
  * name; retention after it. Runs alongside package..reassemble (it needs nothing local) and is
  * joined before the swap. Undo: none, the backup is kept.
  */
-import { applyRetention, makeRemoteBackup } from '../../../lib/backup-ops.ts';
-import { UserError } from '../../../lib/errors.ts';
-import { backupName, utcStamp } from '../../../lib/remote-layout.ts';
-import { backupScript, listBackupsScript } from '../../../lib/remote-scripts.ts';
-import { done, skipped } from '../../../lib/runbook-runner.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
-import { formatBytes } from '../../../lib/units.ts';
+import { applyRetention, makeRemoteBackup } from '../../../lib/backups/operations.ts';
+import { UserError } from '../../../lib/common/errors.ts';
+import { backupName, utcStamp } from '../../../lib/remote/layout.ts';
+import { backupScript, listBackupsScript } from '../../../lib/remote/scripts.ts';
+import { done, skipped } from '../../../lib/engine/runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
+import { formatBytes } from '../../../lib/common/units.ts';
 import { recordOf, type BackupTaken, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
 
 type BackupResult = { backup: BackupTaken | null; snapshotId: string | null };

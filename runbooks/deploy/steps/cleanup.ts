@@ -1,8 +1,8 @@
 /** 10. cleanup: the remote work files (incoming chunks, the trashed .old), the lock, this run's dir. Undo: none, the deploy is done. */
-import { cleanupScript, unlockScript } from '../../../lib/remote-scripts.ts';
-import { removeRunDir } from '../../../lib/run-dir.ts';
-import { done } from '../../../lib/runbook-runner.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
+import { cleanupScript, unlockScript } from '../../../lib/remote/scripts.ts';
+import { removeRunDir } from '../../../lib/engine/run-dir.ts';
+import { done } from '../../../lib/engine/runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
 import { removeSwapTrashScript } from '../../../lib/volume/deploy-swap.ts';
 import { incomingOf, trashOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
 

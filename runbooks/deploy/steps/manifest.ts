@@ -6,11 +6,11 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { snapshotSource } from '../../../lib/archive/snapshot.ts';
 import { readSqliteManifestInWorker, type SqliteManifest } from '../../../lib/chroma/sqlite-manifest.ts';
-import { writeJsonAtomic } from '../../../lib/atomic-file.ts';
-import { expectedCollectionsOf } from '../../../lib/deployed-manifest.ts';
-import { UserError } from '../../../lib/errors.ts';
-import { done } from '../../../lib/runbook-runner.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
+import { writeJsonAtomic } from '../../../lib/engine/atomic-file.ts';
+import { expectedCollectionsOf } from '../../../lib/volume/deployed-manifest.ts';
+import { UserError } from '../../../lib/common/errors.ts';
+import { done } from '../../../lib/engine/runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
 import { recordOf, type DeployCtx, type DeployPlanCtx } from '../context.ts';
 
 type ManifestResult = { manifest: SqliteManifest };

@@ -6,10 +6,10 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { packInputId, packToChunks } from '../../../lib/archive/pack.ts';
-import { UserError } from '../../../lib/errors.ts';
-import { done } from '../../../lib/runbook-runner.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
-import { formatBytes } from '../../../lib/units.ts';
+import { UserError } from '../../../lib/common/errors.ts';
+import { done } from '../../../lib/engine/runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
+import { formatBytes } from '../../../lib/common/units.ts';
 import { usePackedArchive, type DeployCtx, type DeployPlanCtx, type PackedArchive } from '../context.ts';
 import { openShipper } from './upload.ts';
 

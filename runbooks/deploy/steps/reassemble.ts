@@ -3,12 +3,12 @@
  * computed; a wrong sha256 or file list fails; then NAME.new gets its data id. Undo: remove
  * NAME.new, only while NAME is there, no swap is unfinished and it holds this run's data.
  */
-import { parseKv, reassembleScript } from '../../../lib/remote-scripts.ts';
-import { done } from '../../../lib/runbook-runner.ts';
-import { armUndo, type Step } from '../../../lib/runbook-step.ts';
+import { parseKv, reassembleScript } from '../../../lib/remote/scripts.ts';
+import { done } from '../../../lib/engine/runner.ts';
+import { armUndo, type Step } from '../../../lib/engine/step.ts';
 import { runRefusing } from '../../../lib/remote/refusals.ts';
-import { UserError } from '../../../lib/errors.ts';
-import { utcStamp } from '../../../lib/remote-layout.ts';
+import { UserError } from '../../../lib/common/errors.ts';
+import { utcStamp } from '../../../lib/remote/layout.ts';
 import { archiveDataId, isDataId, writeDataIdScript } from '../../../lib/volume/data-id.ts';
 import { removeUnusedNext } from '../../../lib/volume/deploy-swap.ts';
 import { incomingOf, nextDataIdOf, packedOf, recordOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';

@@ -3,9 +3,9 @@
  * and bounded by --restart-timeout. Undo: part of the swap's undo (restart again on the old data).
  */
 import { restartKeepingLog } from '../../../lib/hosts/restart.ts';
-import { restartPlanStep } from '../../../lib/plan.ts';
-import { done, skipped } from '../../../lib/runbook-runner.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
+import { restartPlanStep } from '../../../lib/engine/plan.ts';
+import { done, skipped } from '../../../lib/engine/runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
 import { recordOf, restartOptions, type DeployCtx, type DeployPlanCtx } from '../context.ts';
 
 type RestartResult = { restartMs: number | null };

@@ -5,13 +5,13 @@
  * interrupted worker is finished by this run). Undo: by the journal, the renames reversed, the
  * rejected dir kept as NAME.failed-<stamp>; then restart and check the old counts.
  */
-import { UserError } from '../../../lib/errors.ts';
-import { done } from '../../../lib/runbook-runner.ts';
-import { armUndo, type Step } from '../../../lib/runbook-step.ts';
+import { UserError } from '../../../lib/common/errors.ts';
+import { done } from '../../../lib/engine/runner.ts';
+import { armUndo, type Step } from '../../../lib/engine/step.ts';
 import { isDataId } from '../../../lib/volume/data-id.ts';
 import { swapIn, swapInScript, undoSwap } from '../../../lib/volume/deploy-swap.ts';
 import type { SwapIds } from '../../../lib/volume/swap-journal.ts';
-import { waitUntilServing, type ExpectedCollection } from '../../../lib/verify-serving.ts';
+import { waitUntilServing, type ExpectedCollection } from '../../../lib/serving/verify-serving.ts';
 import { nextDataIdOf, recordOf, restartOptions, type DeployCtx, type DeployFacts, type DeployPlanCtx, type SwapResult } from '../context.ts';
 
 const scripts = {

@@ -5,14 +5,14 @@
  */
 import path from 'node:path';
 import { readPackManifest } from '../../../lib/archive/pack.ts';
-import { UserError } from '../../../lib/errors.ts';
-import { planCommand } from '../../../lib/plan.ts';
-import { incomingDir } from '../../../lib/remote-layout.ts';
-import { incomingStateScript } from '../../../lib/remote-scripts.ts';
-import { done } from '../../../lib/runbook-runner.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
-import { formatBytes } from '../../../lib/units.ts';
-import { ChunkShipper, chunkArrival } from '../../../lib/upload/chunk-shipper.ts';
+import { UserError } from '../../../lib/common/errors.ts';
+import { planCommand } from '../../../lib/engine/plan.ts';
+import { incomingDir } from '../../../lib/remote/layout.ts';
+import { incomingStateScript } from '../../../lib/remote/scripts.ts';
+import { done } from '../../../lib/engine/runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
+import { formatBytes } from '../../../lib/common/units.ts';
+import { ChunkShipper, chunkArrival } from '../../../lib/transfer/chunk-shipper.ts';
 import { incomingOf, recordOf, type DeployCtx, type DeployPlanCtx, type PackedArchive } from '../context.ts';
 
 type UploadResult = { method: string; chunksSent: number; chunksSkipped: number; bytesSent: number };

@@ -3,10 +3,10 @@
  * then the manifest is kept on the volume (.ferry/manifest-NAME.json) for `chroma-ferry verify
  * --target`. Undo: none.
  */
-import { keepDeployedManifestScript } from '../../../lib/deployed-manifest.ts';
-import { done, skipped } from '../../../lib/runbook-runner.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
-import { waitUntilServing, type ExpectedCollection } from '../../../lib/verify-serving.ts';
+import { keepDeployedManifestScript } from '../../../lib/volume/deployed-manifest.ts';
+import { done, skipped } from '../../../lib/engine/runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
+import { waitUntilServing, type ExpectedCollection } from '../../../lib/serving/verify-serving.ts';
 import { runRefusing } from '../../../lib/remote/refusals.ts';
 import { recordVerifiedScript } from '../../../lib/volume/data-id.ts';
 import { withReconnect } from '../../../lib/volume/deploy-swap.ts';
@@ -15,7 +15,7 @@ import { manifestOf, nextDataIdOf, recordOf, type DeployCtx, type DeployFacts, t
 type VerifyResult = { verified: boolean };
 
 const scripts = {
-  /** The live data's manifest, kept for `chroma-ferry verify --target` (lib/deployed-manifest.ts). */
+  /** The live data's manifest, kept for `chroma-ferry verify --target` (lib/volume/deployed-manifest.ts). */
   keepManifest: (f: DeployFacts, verified: boolean) => keepDeployedManifestScript(f.layout, manifestOf(f), f.runId, verified, f.now()),
   /**
    * The live data's id as the last verified one (also with --no-verify: it is what the user chose

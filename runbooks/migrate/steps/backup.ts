@@ -1,10 +1,10 @@
 /** 4. backup: the target collections about to be written, exported to the staging dir's backup.jsonl (the restore point). */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { UserError } from '../../../lib/errors.ts';
+import { UserError } from '../../../lib/common/errors.ts';
 import { JsonlEndpoint } from '../../../lib/migrate/jsonl-endpoint.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
-import { done, skipped } from '../../../lib/runbook-runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
+import { done, skipped } from '../../../lib/engine/runner.ts';
 import { fillTargets, pageSizeFor, restoredNote, sourceOf, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
 
 export const backup: Step<MigrateCtx, MigratePlanCtx> = {

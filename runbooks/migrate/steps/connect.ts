@@ -1,9 +1,9 @@
 /** 1. connect: the source opened read-only, the target, its max batch size, the transform; the checkpoint dir is writable. */
-import { UserError } from '../../../lib/errors.ts';
+import { UserError } from '../../../lib/common/errors.ts';
 import { openSource, openTarget } from '../../../lib/migrate/endpoints.ts';
 import { loadTransform, withRenames } from '../../../lib/migrate/transform.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
-import { done } from '../../../lib/runbook-runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
+import { done } from '../../../lib/engine/runner.ts';
 import type { MigrateCtx, MigratePlanCtx } from '../context.ts';
 
 export const connect: Step<MigrateCtx, MigratePlanCtx> = {

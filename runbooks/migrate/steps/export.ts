@@ -2,10 +2,10 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { UserError } from '../../../lib/errors.ts';
+import { UserError } from '../../../lib/common/errors.ts';
 import { SourceChangedError } from '../../../lib/migrate/chroma-endpoint.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
-import { done as finished } from '../../../lib/runbook-runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
+import { done as finished } from '../../../lib/engine/runner.ts';
 import { exportFile, pageSizeFor, rateMeter, restoredNote, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
 import { writeJsonl } from '../records.ts';
 

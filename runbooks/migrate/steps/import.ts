@@ -2,8 +2,8 @@
 import path from 'node:path';
 import pRetry from 'p-retry';
 import { CHECKPOINT_FILE } from '../../../lib/migrate/checkpoint.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
-import { done as finished, skipped } from '../../../lib/runbook-runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
+import { done as finished, skipped } from '../../../lib/engine/runner.ts';
 import { etaOf, memoryCap, rateMeter, restoredNote, sourceOf, stagedFile, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
 import { readBatches } from '../records.ts';
 

@@ -2,12 +2,12 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { UserError } from '../../../lib/errors.ts';
+import { UserError } from '../../../lib/common/errors.ts';
 import { readJsonl } from '../../../lib/migrate/jsonl-lines.ts';
 import type { MigrationRecord } from '../../../lib/migrate/types.ts';
 import { RecordValidator } from '../../../lib/migrate/validate.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
-import { done } from '../../../lib/runbook-runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
+import { done } from '../../../lib/engine/runner.ts';
 import { exportFile, fillTargets, pct, restoredNote, stagedFile, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
 
 export const transform: Step<MigrateCtx, MigratePlanCtx> = {

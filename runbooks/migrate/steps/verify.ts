@@ -1,6 +1,6 @@
 /** 6. verify: counts per target collection, and a sample compared field by field with the staged records. */
-import type { Step } from '../../../lib/runbook-step.ts';
-import { done, skipped } from '../../../lib/runbook-runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
+import { done, skipped } from '../../../lib/engine/runner.ts';
 import { stagedFile, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
 import { compareRecords, sampleStaged } from '../records.ts';
 

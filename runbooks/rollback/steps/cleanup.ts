@@ -2,10 +2,10 @@
  * 6. cleanup: the staging dir, the last deploy's kept manifest (its data is no longer live), the
  * deploy's state closed when it stopped half-way, the lock. Undo: none.
  */
-import { dropDeployedManifestScript } from '../../../lib/deployed-manifest.ts';
-import { unlockScript } from '../../../lib/remote-scripts.ts';
-import { done } from '../../../lib/runbook-runner.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
+import { dropDeployedManifestScript } from '../../../lib/volume/deployed-manifest.ts';
+import { unlockScript } from '../../../lib/remote/scripts.ts';
+import { done } from '../../../lib/engine/runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
 import type { RollbackCtx, RollbackFacts, RollbackPlanCtx } from '../context.ts';
 import { removeStagingScript } from './stage.ts';
 

@@ -1,13 +1,13 @@
 /** 1. preflight: target, tools, lock, something to roll back to. Undo: release the lock. */
 import path from 'node:path';
-import { findBackup } from '../../../lib/backup-catalog.ts';
-import { UserError } from '../../../lib/errors.ts';
-import { listBackupsScript, lockScript, parseKv, probeScript, unlockScript } from '../../../lib/remote-scripts.ts';
-import { rollbackProbeScript } from '../../../lib/rollback-scripts.ts';
-import { done } from '../../../lib/runbook-runner.ts';
-import { armUndo, type Step } from '../../../lib/runbook-step.ts';
-import { checkVolume, volumeStateScript } from '../../../lib/volume-check.ts';
-import { describeLockHolder, tryVolumeLock } from '../../../lib/volume-lock.ts';
+import { findBackup } from '../../../lib/backups/catalog.ts';
+import { UserError } from '../../../lib/common/errors.ts';
+import { listBackupsScript, lockScript, parseKv, probeScript, unlockScript } from '../../../lib/remote/scripts.ts';
+import { rollbackProbeScript } from '../../../lib/remote/rollback-scripts.ts';
+import { done } from '../../../lib/engine/runner.ts';
+import { armUndo, type Step } from '../../../lib/engine/step.ts';
+import { checkVolume, volumeStateScript } from '../../../lib/volume/check.ts';
+import { describeLockHolder, tryVolumeLock } from '../../../lib/volume/lock.ts';
 import { commandInspectScript, reconcileBeforeCommand } from '../../../lib/volume/deploy-swap.ts';
 import type { VolumeFacts } from '../../../lib/volume/volume-facts.ts';
 import { rollbackSource, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';

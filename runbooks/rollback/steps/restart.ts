@@ -1,8 +1,8 @@
 /** 4. restart: --restart-cmd on the target, detached and bounded by --restart-timeout. Undo: part of the swap's undo. */
 import { restartKeepingLog } from '../../../lib/hosts/restart.ts';
-import { restartPlanStep } from '../../../lib/plan.ts';
-import { done, skipped } from '../../../lib/runbook-runner.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
+import { restartPlanStep } from '../../../lib/engine/plan.ts';
+import { done, skipped } from '../../../lib/engine/runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
 import { restartOptions, type RollbackCtx, type RollbackPlanCtx } from '../context.ts';
 
 export const restart: Step<RollbackCtx, RollbackPlanCtx> = {

@@ -1,9 +1,9 @@
 /** 2. stage (backup mode): the archive checked (recorded sha256, gzip -t) and extracted into the staging dir. Undo: remove it. */
-import { parseKv } from '../../../lib/remote-scripts.ts';
-import { stageBackupScript } from '../../../lib/rollback-scripts.ts';
-import { done, skipped } from '../../../lib/runbook-runner.ts';
-import { armUndo, type Step } from '../../../lib/runbook-step.ts';
-import { remoteScript } from '../../../lib/shell.ts';
+import { parseKv } from '../../../lib/remote/scripts.ts';
+import { stageBackupScript } from '../../../lib/remote/rollback-scripts.ts';
+import { done, skipped } from '../../../lib/engine/runner.ts';
+import { armUndo, type Step } from '../../../lib/engine/step.ts';
+import { remoteScript } from '../../../lib/remote/shell.ts';
 import { runRefusing } from '../../../lib/remote/refusals.ts';
 import { writeDataIdScript } from '../../../lib/volume/data-id.ts';
 import { restoredIdOf, rollbackSource, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';

@@ -1,10 +1,10 @@
 /** 3. swap: live -> NAME.failed-<stamp>, the chosen data -> live. Renames only. Undo: the reverse renames, then a restart. */
-import { parseKv } from '../../../lib/remote-scripts.ts';
-import { utcStamp } from '../../../lib/remote-layout.ts';
-import { failedDirPath, restoreSwapScript, undoRestoreSwapScript } from '../../../lib/rollback-scripts.ts';
-import { done, skipped } from '../../../lib/runbook-runner.ts';
+import { parseKv } from '../../../lib/remote/scripts.ts';
+import { utcStamp } from '../../../lib/remote/layout.ts';
+import { failedDirPath, restoreSwapScript, undoRestoreSwapScript } from '../../../lib/remote/rollback-scripts.ts';
+import { done, skipped } from '../../../lib/engine/runner.ts';
 import { retireSwapJournalScript, stampDataIdScript } from '../../../lib/volume/deploy-swap.ts';
-import { armUndo, type Step } from '../../../lib/runbook-step.ts';
+import { armUndo, type Step } from '../../../lib/engine/step.ts';
 import { oldDataIdOf, restartOptions, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';
 
 function sourceOf(f: RollbackFacts): string {

@@ -1,8 +1,8 @@
 /** 5. verify: the server answers and lists its collections, with counts. Undo: none. */
 import { listCollectionCounts, waitForHeartbeat } from '../../../lib/chroma/http.ts';
-import { done, skipped } from '../../../lib/runbook-runner.ts';
-import type { Step } from '../../../lib/runbook-step.ts';
-import { renderArgv } from '../../../lib/shell.ts';
+import { done, skipped } from '../../../lib/engine/runner.ts';
+import type { Step } from '../../../lib/engine/step.ts';
+import { renderArgv } from '../../../lib/remote/shell.ts';
 import { recordLiveVerifiedScript, withReconnect } from '../../../lib/volume/deploy-swap.ts';
 import { oldDataIdOf, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';
 

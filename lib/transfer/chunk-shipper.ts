@@ -1,0 +1,90 @@
+/**
+ * Sends chunks into the remote incoming dir, each verified there (size + sha256) before it gets
+ * its final name; chunks already there with the right sha256 are not sent again. Chunks can be
+ * handed over one by one while packing goes on (`ship`), up to `concurrency` in flight; `finish`
+ * waits for all of them and throws the first failure.
+ */
+import path from 'node:path';
+import pLimit from 'p-limit';
+import type { ChunkInfo } from '../archive/pack.ts';
+import type { RemoteHost } from '../hosts/remote-host.ts';
+import { acceptChunkScript, discardFailedChunkScript, incomingStateScript } from '../remote/scripts.ts';
+import { refusalOf } from '../remote/refusals.ts';
+import type { RemoteScript } from '../remote/shell.ts';
+import type { ChunkUploader } from './chunk-uploader.ts';
+
+/** Where a chunk lands in the incoming dir (a partial file) and the script that checks it and gives it its name. */
+export function chunkArrival(dir: string, ch: Pick<ChunkInfo, 'name' | 'size' | 'sha256'>): { partial: string; accept: RemoteScript } {
+  const final = path.posix.join(dir, ch.name);
+  const partial = path.posix.join(dir, `.${ch.name}.partial`);
+  return { partial, accept: acceptChunkScript(partial, final, ch.size, ch.sha256) };
+}
+
+export class ChunkShipper {
+  chunksSent = 0;
+  chunksSkipped = 0;
+  bytesSent = 0;
+  private readonly present = new Map<string, string>();
+  private readonly limit: ReturnType<typeof pLimit>;
+  private readonly jobs: Promise<void>[] = [];
+  /** The first failure (boxed: any value may be thrown); later chunks are not sent after it. */
+  private failure: { error: unknown } | undefined;
+
+  constructor(
+    private readonly host: RemoteHost,
+    private readonly uploader: ChunkUploader,
+    /** The remote incoming dir, `.ferry/incoming/<deployId>`. */
+    readonly dir: string,
+    private readonly deployId: string,
+    concurrency: number,
+    private readonly signal: AbortSignal,
+    private readonly onChunkDone?: (shipper: ChunkShipper) => void,
+  ) {
+    this.limit = pLimit(Math.max(1, concurrency));
+  }
+
+  /** Creates the incoming dir, lists the verified chunks already there, and begins the uploader. */
+  async open(): Promise<void> {
+    for (const line of (await this.host.run(incomingStateScript(this.dir), { signal: this.signal })).stdout.split('\n')) {
+      const [sha, name] = line.trim().split(/\s+/);
+      if (sha && name) this.present.set(name, sha);
+    }
+    await this.uploader.begin?.(this.deployId, this.signal);
+  }
+
+  get done(): number {
+    return this.chunksSent + this.chunksSkipped;
+  }
+
+  ship(ch: ChunkInfo): void {
+    const job = this.limit(async () => {
+      if (this.failure) return;
+      this.signal.throwIfAborted();
+      if (this.present.get(ch.name) === ch.sha256) {
+        this.chunksSkipped++;
+      } else {
+        const { partial, accept } = chunkArrival(this.dir, ch);
+        try {
+          await this.uploader.upload(ch, partial, this.signal);
+          await this.host.run(accept, { signal: this.signal });
+        } catch (e) {
+          // A full volume says so ("volume full: ..."), whatever the uploader reported; the partial goes.
+          if (this.signal.aborted) throw e;
+          const full = await this.host.run(discardFailedChunkScript(partial, ch.size)).then(() => undefined, (d: unknown) => (refusalOf(d) ? d : undefined));
+          throw full ?? e;
+        }
+        this.chunksSent++;
+        this.bytesSent += ch.size;
+      }
+      this.onChunkDone?.(this);
+    }).catch((error: unknown) => {
+      this.failure ??= { error };
+    });
+    this.jobs.push(job);
+  }
+
+  async finish(): Promise<void> {
+    await Promise.all(this.jobs);
+    if (this.failure) throw this.failure.error;
+  }
+}
