@@ -12,7 +12,7 @@ import { chromaClientFor } from '../lib/chroma/client.ts';
 import { addRecords } from '../testkit/sample-db.ts';
 import { startChromaServer } from '../lib/chroma/server.ts';
 import { runMigrate } from '../runbooks/migrate/index.ts';
-import { runValidate } from '../runbooks/validate-chromadb.ts';
+import { runValidate } from '../runbooks/validate/index.ts';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 10_000);
 const DIM = 768;

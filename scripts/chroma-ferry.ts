@@ -264,6 +264,7 @@ program
   .option('--auto-rollback', 'restore the new database from --backup when the gate FAILS')
   .option('--backup <file>', 'the pre-migration backup (migrate writes it in its checkpoint dir; its header records the transform)')
   .option('--yes', 'do not ask; required without a terminal')
+  .option('--plan', 'print the steps, what each would read here and what a FAILED gate would restore (read-only look at both databases); with --json as data')
   .option('--json', 'print the report as one JSON object')
   .action(validateAction);
 
@@ -274,6 +275,7 @@ program
   .option('--target-url <url>', 'Chroma server or persist dir to restore')
   .option('--report <file>', 'rollback report (default: BACKUP.restore-report.json)')
   .option('--sample <n>', 'records per collection compared after the restore', '200')
+  .option('--plan', 'print the steps and the collections each would delete, re-create and fill here (read-only look at the backup and the target); with --json as data')
   .option('--yes', 'do not ask; required without a terminal')
   .option('--json', 'print the report as one JSON object')
   .action(restoreAction);

@@ -2,15 +2,17 @@
 import { abortOnSignals, confirmOrRefuse, parsePositiveInt, requireFlag } from '../lib/cli/support.ts';
 import { parseEndpoint } from '../lib/migrate/endpoints.ts';
 import { detectOutputMode } from '../lib/report/output.ts';
-import { formatRestoreReport, runRestore } from '../runbooks/restore-chromadb.ts';
-import { formatGateSummary, gateExitCode, prepareValidate, runValidate, type ValidateOptions } from '../runbooks/validate-chromadb.ts';
+import { formatRestoreReport, runRestore } from '../runbooks/restore/index.ts';
+import { formatRestorePlan, planRestore } from '../runbooks/restore/plan.ts';
+import { formatGateSummary, gateExitCode, prepareValidate, runValidate, type ValidateOptions } from '../runbooks/validate/index.ts';
+import { formatValidatePlan, planValidate } from '../runbooks/validate/plan.ts';
 
 /** migrate's default --checkpoint-dir: read when it holds the checkpoint of these two databases. */
 const DEFAULT_CHECKPOINT_DIR = 'migration_checkpoints';
 
 export interface ValidateFlags {
   oldDbUrl?: string; newDbUrl?: string; transform?: string; prefix?: string; checkpointDir?: string; testQueries?: string; sample?: string; queries: string; topK: string;
-  output: string; autoRollback?: boolean; backup?: string; json?: boolean; yes?: boolean;
+  output: string; autoRollback?: boolean; backup?: string; json?: boolean; yes?: boolean; plan?: boolean;
 }
 
 export async function validateCommand(flags: ValidateFlags): Promise<void> {
@@ -29,13 +31,18 @@ export async function validateCommand(flags: ValidateFlags): Promise<void> {
     output: flags.output, autoRollback: Boolean(flags.autoRollback), backup: flags.backup, outputMode, signal: ac.signal,
   };
   const migration = await prepareValidate(options);
+  if (flags.plan) {
+    const plan = await planValidate(options, migration);
+    process.stdout.write(outputMode === 'json' ? `${JSON.stringify(plan, null, 2)}\n` : `${formatValidatePlan(plan)}\n`);
+    return;
+  }
   if (flags.autoRollback) await confirmOrRefuse(`restore ${newUrl} from ${migration.backup} if the gate fails?`, flags.yes);
   const report = await runValidate(options, migration);
   process.stdout.write(outputMode === 'json' ? `${JSON.stringify(report, null, 2)}\n` : `${formatGateSummary(report)}\n`);
   process.exitCode = ac.signal.aborted ? 130 : gateExitCode(report);
 }
 
-export interface RestoreFlags { backup?: string; targetUrl?: string; report?: string; sample: string; yes?: boolean; json?: boolean }
+export interface RestoreFlags { backup?: string; targetUrl?: string; report?: string; sample: string; yes?: boolean; json?: boolean; plan?: boolean }
 
 export async function restoreCommand(flags: RestoreFlags): Promise<void> {
   const backup = requireFlag('--backup', flags.backup);
@@ -43,6 +50,11 @@ export async function restoreCommand(flags: RestoreFlags): Promise<void> {
   parseEndpoint('--target-url', targetUrl, { side: 'target', mayCreate: true });
   const sample = parsePositiveInt('--sample', flags.sample, 0);
   const output = detectOutputMode(Boolean(flags.json));
+  if (flags.plan) {
+    const plan = await planRestore({ backup, targetUrl, sample });
+    process.stdout.write(output === 'json' ? `${JSON.stringify(plan, null, 2)}\n` : `${formatRestorePlan(plan)}\n`);
+    return;
+  }
   await confirmOrRefuse(`replace the backed-up collections on ${targetUrl} with ${backup} (and remove those the migration created)?`, flags.yes);
   const ac = abortOnSignals();
   const r = await runRestore({ backup, targetUrl, report: flags.report, sample, output, signal: ac.signal });

@@ -1,0 +1,26 @@
+/**
+ * The rollback a FAILED gate carries out with --auto-rollback: `restore` of the migration's backup
+ * onto the new database (runbooks/restore/), its outcome kept in the gate's report. It runs after
+ * the steps, whatever they did (a gate that could not finish is FAILED too), so it is not one of them.
+ */
+import { runRestore } from '../restore/index.ts';
+import { planRestore, type RestorePlan } from '../restore/plan.ts';
+import type { ValidateOptions } from './context.ts';
+import type { RollbackResult } from './report.ts';
+
+/** Records per collection the rollback's restore compares after writing. */
+export const ROLLBACK_SAMPLE = 200;
+
+export async function rollBack(backup: string, o: ValidateOptions): Promise<RollbackResult> {
+  try {
+    const r = await runRestore({ backup, targetUrl: o.newUrl, sample: ROLLBACK_SAMPLE, output: o.outputMode, signal: o.signal });
+    return { ok: r.ok, backup: r.backup, removed: r.removed, restored: r.restored, mismatches: r.mismatches, report_file: r.reportFile, error: r.error };
+  } catch (e) {
+    return { ok: false, backup, removed: [], restored: [], mismatches: [], report_file: null, error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** What the rollback would do now (`validate --plan`): the restore's own plan. */
+export function planRollBack(backup: string, o: Pick<ValidateOptions, 'newUrl' | 'signal'>): Promise<RestorePlan> {
+  return planRestore({ backup, targetUrl: o.newUrl, sample: ROLLBACK_SAMPLE, signal: o.signal });
+}
