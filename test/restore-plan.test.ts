@@ -77,6 +77,21 @@ describe('restore onto Qdrant: --plan, and what the target cannot store', () => 
     assert.equal(qdrant.collections.get('books')!.points.size, 3);
   });
 
+  it('validate --plan --auto-rollback shows the restore a FAILED gate would run, and writes nothing', async () => {
+    const backup = await backupFile('gate-backup.jsonl', records('book', 3));
+    const oldDb = await backupFile('old.jsonl', records('book', 3));
+    const r = await runCli(['validate', '--plan', '--json', '--auto-rollback', '--old-db-url', oldDb, '--new-db-url', `qdrant+${qdrant.url}`, '--backup', backup,
+      '--output', path.join(root, 'gate', 'report.md')]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.deepEqual(r.json.steps.map((s: { name: string }) => s.name), ['connect', 'expected', 'compare']);
+    assert.deepEqual(r.json.steps[1].does[0], `read books (3 records) from ${oldDb} through the transform`);
+    const restoreSteps = Object.fromEntries(r.json.rollback.restore.steps.map((s: { name: string; does: string[] }) => [s.name, s.does]));
+    assert.match(restoreSteps.remove[0], /^delete collection books_v2 on qdrant\+http/);
+    assert.equal(restoreSteps.recreate.length, 3);
+    assert.deepEqual(qdrant.calls.filter((c) => WRITES.has(c)), [], 'the plan wrote nothing');
+    await assert.rejects(fs.access(path.join(root, 'gate', 'report.json')), 'no report written');
+  });
+
   it('a backed-up record the target cannot store: refused before any write (exit 2, one line), the migrated data still there', async () => {
     // "document" is a payload key chroma-ferry reserves on Qdrant: such a record cannot be stored unchanged.
     const backup = await backupFile('clash.jsonl', records('book', 3, (i): Record<string, string> => (i === 1 ? { document: 'a field of its own' } : {})));
