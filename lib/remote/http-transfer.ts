@@ -94,7 +94,8 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
 url = sys.stdin.readline().rstrip("\r\n")
-if not url.startswith(("http://", "https://")):
+scheme, _, rest = url.partition(":")
+if scheme not in ("http", "https") or not rest.startswith("//"):
     quit(2, "the URL on stdin is not an absolute http(s) URL")
 where = url.split("/")[2]
 opener = urllib.request.build_opener(NoRedirect)
