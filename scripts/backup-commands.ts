@@ -82,7 +82,7 @@ async function pushCommand(name: string, flags: VolumeFlags & { to?: string; s3E
     const { pushBackup } = await import('../lib/backups/push.ts');
     const r = await pushBackup({ host, layout, name, to, endpoint, region, signal });
     if (flags.json) printJson({ ok: true, ...r, verified: ['size', 'sha256'] });
-    else printLines([`pushed=${r.name}`, `object=${r.object}`, `bytes=${r.bytes}`, `sha256=${r.sha256}`, 'verified=size,sha256']);
+    else printLines([`pushed=${r.name}`, `object=${r.object}`, `bytes=${r.bytes}`, `sha256=${r.sha256}`, 'verified=size,sha256', `tool=${r.tool}`]);
   }));
 }
 

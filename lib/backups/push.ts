@@ -1,7 +1,8 @@
 /**
  * `backups push NAME --to s3://BUCKET/PREFIX`: the remote host uploads a backup archive itself
- * (curl, or GNU wget) to a presigned PUT URL that lives a few minutes; the URL reaches the tool on
- * its stdin, so it is in no argv, `ps` listing or rendered command, and the remote never holds
+ * (the first of curl, GNU wget, python3, perl + openssl it has: lib/remote/http-transfer.ts) to a
+ * presigned PUT URL that lives a few minutes; the URL reaches the tool on its stdin, so it is in
+ * no argv, environment, `ps` listing or rendered command, and the remote never holds
  * credentials. This machine then verifies the object: HeadObject size, and the sha256 of the
  * object's bytes read back through the SDK, against the sha256 computed on the remote.
  *
@@ -15,10 +16,10 @@ import { checksumRemoteBackup } from './operations.ts';
 import { RemoteCommandError, UserError } from '../common/errors.ts';
 import type { RemoteHost } from '../hosts/remote-host.ts';
 import { backupPath, type RemoteLayout } from '../remote/layout.ts';
-import { putFileToUrlScript, type FetchTool } from '../remote/scripts.ts';
+import { putFileToUrlScript, urlStdin, type HttpTool } from '../remote/http-transfer.ts';
 import { redact } from '../report/secrets.ts';
 import {
-  checkBucket, createS3Client, describeBucket, describeS3Error, detectHttpTool, fetchStdin, presignPut, registerAwsEnvSecrets,
+  checkBucket, createS3Client, describeBucket, describeS3Error, detectHttpTool, presignPut, registerAwsEnvSecrets,
 } from '../transfer/s3.ts';
 import type { S3Destination } from '../transfer/s3-config.ts';
 
@@ -44,8 +45,8 @@ export interface PushResult {
   object: string;
   bytes: number;
   sha256: string;
-  /** How the remote uploaded it. */
-  tool: FetchTool;
+  /** How the remote uploaded it: curl, wget, python3, perl (http) or perl-openssl (https). */
+  tool: HttpTool;
 }
 
 export async function pushBackup(o: PushOptions): Promise<PushResult> {
@@ -57,7 +58,7 @@ export async function pushBackup(o: PushOptions): Promise<PushResult> {
   try {
     await checkBucket(client, to.bucket, o.endpoint, signal);
     const entry = await findBackup(host, layout, o.name, signal);
-    const tool = await detectHttpTool(host, '--body-file', 'backups push', signal);
+    const tool = await detectHttpTool(host, 'put', o.endpoint, 'backups push', signal);
     const remote = await checksumRemoteBackup(host, layout, entry.name, signal);
     const key = `${to.prefix}${entry.name}`;
     let url: string;
@@ -67,7 +68,7 @@ export async function pushBackup(o: PushOptions): Promise<PushResult> {
       throw new Error(`presigning ${key} in ${where} failed: ${describeS3Error(e)}`);
     }
     try {
-      await host.run(putFileToUrlScript(backupPath(layout, entry.name), tool), { stdin: fetchStdin(tool, url), signal });
+      await host.run(putFileToUrlScript(backupPath(layout, entry.name), tool), { stdin: urlStdin(tool, url), signal });
     } catch (e) {
       if (signal?.aborted) throw e;
       const detail = e instanceof RemoteCommandError ? `${tool} exit ${e.exitCode}${e.stderr.trim() ? `: ${e.stderr.trim().split('\n').pop()}` : ''}` : String(e);

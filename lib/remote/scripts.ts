@@ -256,52 +256,6 @@ export function receiveStdinScript(partial: string): RemoteScript {
   return remoteScript('receive a chunk on stdin', `cat > "$1"`, [partial]);
 }
 
-export type FetchTool = 'curl' | 'wget';
-
-/**
- * Which HTTP tool the remote has: curl, else a wget whose --help lists `wgetOption` (a GNU wget;
- * `--input-file` to fetch a URL read from stdin, `--body-file` to PUT a file).
- */
-export function probeHttpToolScript(wgetOption: '--input-file' | '--body-file'): RemoteScript {
-  return remoteScript('check for curl or wget', `
-    if command -v curl >/dev/null 2>&1; then echo "tool=curl"
-    elif command -v wget >/dev/null 2>&1 && wget --help 2>&1 | grep -q -- "$1"; then echo "tool=wget"
-    else echo "tool=none"; fi
-  `, [wgetOption]);
-}
-
-/**
- * Download one URL into a partial file. The URL arrives on stdin (a curl config line for
- * `curl -K -`, a URL list for `wget -i -`), never as an argument: it is a presigned URL and must
- * not show in `ps` or in any rendered command.
- */
-export function fetchUrlScript(partial: string, tool: FetchTool): RemoteScript {
-  return remoteScript('fetch a chunk from the bucket', `
-    rm -f "$1"
-    case "$2" in
-      curl) exec curl -fsS --connect-timeout 20 --retry 2 -K - -o "$1" ;;
-      wget) exec wget -q -T 60 -t 3 -i - -O "$1" ;;
-      *) echo "unknown fetch tool" >&2; exit 2 ;;
-    esac
-  `, [partial, tool]);
-}
-
-/**
- * HTTP PUT of one remote file to a URL that arrives on stdin (a curl config line for `curl -K -`,
- * a URL list for `wget -i -`), never as an argument: it is a presigned URL and must not show in
- * `ps` or in any rendered command.
- */
-export function putFileToUrlScript(file: string, tool: FetchTool): RemoteScript {
-  return remoteScript('upload a file to the bucket', `
-    [ -f "$1" ] || { echo "$1 not found" >&2; exit 22; }
-    case "$2" in
-      curl) exec curl -fsS --connect-timeout 20 --retry 2 -K - -T "$1" -o /dev/null ;;
-      wget) exec wget -q -T 60 -t 3 --method=PUT --body-file="$1" -i - -O /dev/null ;;
-      *) echo "unknown upload tool" >&2; exit 2 ;;
-    esac
-  `, [file, tool]);
-}
-
 /**
  * One pass over the concatenated chunks: extract into NAME.new while hashing them (tee into a
  * fifo read by sha256sum); a sha256 other than the archive's removes NAME.new and fails. Each

@@ -1,9 +1,10 @@
 /**
  * `--upload s3`: the S3/R2 bridge. Each chunk goes from this machine to a bucket (multipart for
  * chunks larger than one part, skipped when an object with the same size and sha256 is already
- * there), then the remote host fetches it from a short-lived presigned GET URL with curl or
- * wget, the URL passed on the tool's stdin so that it never appears on a command line, in `ps`
- * or in a rendered command. The runbook then verifies size and sha256 remotely as for every
+ * there), then the remote host fetches it from a short-lived presigned GET URL with the first of
+ * curl, wget, python3 or perl (+ openssl for https) it has (lib/remote/http-transfer.ts), picked
+ * once per run, the URL passed on the tool's stdin so that it never appears on a command line,
+ * in `ps` or in a rendered command. The runbook then verifies size and sha256 remotely as for every
  * method. After a verified deploy the deploy's objects are deleted; after a failure they are
  * kept so that a re-run does not upload them again.
  *
@@ -21,7 +22,9 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { ChunkInfo } from '../archive/pack.ts';
 import { RemoteCommandError, UserError } from '../common/errors.ts';
 import type { RemoteHost, RenderedCommand } from '../hosts/remote-host.ts';
-import { fetchUrlScript, probeHttpToolScript, type FetchTool } from '../remote/scripts.ts';
+import {
+  fetchUrlScript, noHttpToolMessage, parseHttpToolProbe, probeHttpToolScript, schemeOf, urlStdin, type HttpTool,
+} from '../remote/http-transfer.ts';
 import { redact, registerSecret } from '../report/secrets.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
 import { DEFAULT_PART_SIZE, defaultRegion, normalizePrefix, PRESIGN_EXPIRES_S, registerAwsEnvSecrets, type S3UploaderOptions } from './s3-config.ts';
@@ -72,11 +75,18 @@ export async function presignPut(client: S3Client, bucket: string, key: string, 
   return url;
 }
 
-/** The remote's curl, else its GNU wget with `wgetOption`; a UserError naming `forWhat` when it has neither. */
-export async function detectHttpTool(host: RemoteHost, wgetOption: '--input-file' | '--body-file', forWhat: string, signal?: AbortSignal): Promise<FetchTool> {
-  const tool = /tool=(\w+)/.exec((await host.run(probeHttpToolScript(wgetOption), { signal })).stdout)?.[1];
-  if (tool === 'curl' || tool === 'wget') return tool;
-  throw new UserError(`${host.label} has neither curl nor a wget with ${wgetOption}; install curl on the remote host for ${forWhat}`);
+/**
+ * The remote's HTTP client for `direction` to `endpoint` (its scheme; none: AWS, https), the first
+ * of curl, GNU wget, python3, perl (+ openssl for https); a one-line UserError naming what to
+ * install when it has none, for `forWhat`.
+ */
+export async function detectHttpTool(
+  host: RemoteHost, direction: 'get' | 'put', endpoint: string | undefined, forWhat: string, signal?: AbortSignal,
+): Promise<HttpTool> {
+  const scheme = schemeOf(endpoint);
+  const probe = parseHttpToolProbe((await host.run(probeHttpToolScript(direction, scheme), { signal })).stdout);
+  if (probe.tool) return probe.tool;
+  throw new UserError(noHttpToolMessage(host.label, scheme, forWhat, probe.hasPerl));
 }
 
 /** "bucket NAME" or "bucket NAME at HOST": where objects go, for messages (never with credentials). */
@@ -101,7 +111,7 @@ export class S3Uploader implements ChunkUploader {
   private readonly client: S3Client;
   private readonly partSize: number;
   private deployId?: string;
-  private fetchTool?: FetchTool;
+  private fetchTool?: HttpTool;
   /** Objects this run put in the bucket and objects found already there (resume). */
   readonly stats = { objectsUploaded: 0, objectsReused: 0, objectsDeleted: 0 };
 
@@ -133,7 +143,7 @@ export class S3Uploader implements ChunkUploader {
 
   async preflight(signal: AbortSignal): Promise<void> {
     await checkBucket(this.client, this.bucket, this.o.endpoint, signal);
-    this.fetchTool = await detectHttpTool(this.host, '--input-file', '--upload s3', signal);
+    this.fetchTool = await detectHttpTool(this.host, 'get', this.o.endpoint, '--upload s3', signal);
   }
 
   async begin(deployId: string): Promise<void> {
@@ -164,7 +174,7 @@ export class S3Uploader implements ChunkUploader {
       throw new Error(`presigning ${chunk.name} in ${this.where} failed: ${describeS3Error(e)}`);
     }
     try {
-      await this.host.run(fetchUrlScript(partialPath, this.fetchTool!), { stdin: fetchStdin(this.fetchTool!, url), signal });
+      await this.host.run(fetchUrlScript(partialPath, this.fetchTool!), { stdin: urlStdin(this.fetchTool!, url), signal });
     } catch (e) {
       if (signal.aborted) throw e;
       const detail = e instanceof RemoteCommandError
@@ -234,7 +244,8 @@ export class S3Uploader implements ChunkUploader {
 
   uploadNote(): string | undefined {
     const { objectsUploaded, objectsReused } = this.stats;
-    return `via s3://${this.bucket}/${this.deployId ? this.deployPrefix() : this.prefix}: ${objectsUploaded} objects uploaded, ${objectsReused} already in the bucket`;
+    return `via s3://${this.bucket}/${this.deployId ? this.deployPrefix() : this.prefix}: ${objectsUploaded} objects uploaded, ${objectsReused} already in the bucket`
+      + `${this.fetchTool ? `, fetch_tool=${this.fetchTool}` : ''}`;
   }
 
   noteAfterFailure(): string | undefined {
@@ -243,12 +254,6 @@ export class S3Uploader implements ChunkUploader {
     return `${n ? `${n} uploaded chunks are` : 'any uploaded chunks are'} kept in s3://${this.bucket}/${this.deployPrefix()}` +
       `${this.o.endpoint ? ` (${new URL(this.o.endpoint).host})` : ''} for the resume: re-run the same deploy to reuse them; a verified deploy deletes them`;
   }
-}
-
-/** What the fetch tool reads on stdin: a curl config line (`-K -`) or a wget URL list (`-i -`). */
-export function fetchStdin(tool: FetchTool, url: string): string {
-  if (tool === 'curl') return `url = "${url.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"\n`;
-  return `${url}\n`;
 }
 
 /**

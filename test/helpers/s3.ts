@@ -2,7 +2,10 @@
  * An in-process S3 server (s3rver) on 127.0.0.1 with a temp directory, for `--upload s3`.
  * s3rver does not verify v4 signatures, but it does require a known access key id: the fake
  * credentials below are registered with it. It records object writes (events) and, per object
- * key, the time span of its write requests, so that tests can see parallel uploads.
+ * key, the time span of its write requests, so that tests can see parallel uploads. With
+ * `watchProcesses`, every request of a presigned URL (X-Amz-Signature in its query) is checked
+ * while it is in flight: no process on this machine may show that signature in its command line
+ * or environment (test/helpers/proc-scan.ts).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -11,6 +14,7 @@ import path from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import AWSAccount from 's3rver/lib/models/account.js';
+import { processesShowing, type ProcessHit } from './proc-scan.ts';
 
 export const FAKE_AWS = {
   AWS_ACCESS_KEY_ID: 'AKIAFERRYTESTKEY0001',
@@ -26,6 +30,8 @@ export interface TestS3 {
   events: { name: string; key: string }[];
   /** Per key: first and last time a write request (PUT/POST) for it started/ended. */
   writeSpans: Map<string, { start: number; end: number; requests: number }>;
+  /** With `watchProcesses`: each request of a presigned URL, and the processes that showed its signature meanwhile. */
+  presigned: { method: string; key: string; shownBy: ProcessHit[] }[];
   /** Env for the CLI: fake credentials, no shared config. */
   env: Record<string, string>;
   listKeys(prefix?: string): Promise<string[]>;
@@ -33,19 +39,23 @@ export interface TestS3 {
   stop(): Promise<void>;
 }
 
-export async function startS3(bucket = 'ferry-test'): Promise<TestS3> {
+export async function startS3(bucket = 'ferry-test', o: { watchProcesses?: boolean } = {}): Promise<TestS3> {
   AWSAccount.DUMMY_ACCOUNT.createKeyPair(FAKE_AWS.AWS_ACCESS_KEY_ID, FAKE_AWS.AWS_SECRET_ACCESS_KEY);
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-s3-'));
   const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: dir, configureBuckets: [{ name: bucket }] });
   const { port } = await server.run();
   const events: TestS3['events'] = [];
   const writeSpans: TestS3['writeSpans'] = new Map();
+  const presigned: TestS3['presigned'] = [];
   server.on('event', (e) => {
     for (const r of e.Records) events.push({ name: r.eventName, key: decodeURIComponent(r.s3.object.key) });
   });
   server.httpServer.prependListener('request', (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const key = decodeURIComponent(url.pathname.split('/').slice(2).join('/'));
+    const signature = url.searchParams.get('X-Amz-Signature');
+    if (o.watchProcesses && signature) presigned.push({ method: req.method ?? '', key, shownBy: processesShowing(signature) });
     if (req.method !== 'PUT' && req.method !== 'POST') return;
-    const key = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname.split('/').slice(2).join('/'));
     const t = performance.now();
     const span = writeSpans.get(key) ?? { start: t, end: t, requests: 0 };
     span.requests++;
@@ -59,7 +69,7 @@ export async function startS3(bucket = 'ferry-test'): Promise<TestS3> {
     credentials: { accessKeyId: FAKE_AWS.AWS_ACCESS_KEY_ID, secretAccessKey: FAKE_AWS.AWS_SECRET_ACCESS_KEY },
   });
   return {
-    endpoint, port, bucket, events, writeSpans,
+    endpoint, port, bucket, events, writeSpans, presigned,
     env: { ...FAKE_AWS, AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', AWS_EC2_METADATA_DISABLED: 'true' },
     async listKeys(prefix = '') {
       const r = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
@@ -68,6 +78,7 @@ export async function startS3(bucket = 'ferry-test'): Promise<TestS3> {
     reset() {
       events.length = 0;
       writeSpans.clear();
+      presigned.length = 0;
     },
     async stop() {
       client.destroy();

@@ -1,0 +1,44 @@
+/**
+ * Which processes on this machine show a string in their command line or environment, read from
+ * /proc/PID/cmdline and /proc/PID/environ (root reads every process's; the chrooted sessions of
+ * the test sshd share this PID namespace). A server calls it while a request is in flight: the
+ * client that sent it is then alive, so a URL it got as an argument or a variable is seen.
+ */
+import fs from 'node:fs';
+
+export interface ProcessHit {
+  pid: number;
+  where: 'cmdline' | 'environ';
+  /** The command line, NULs as spaces, at most 200 characters. */
+  command: string;
+}
+
+export function processesShowing(needle: string): ProcessHit[] {
+  const hits: ProcessHit[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    const read = (file: string): string => {
+      try {
+        return fs.readFileSync(`/proc/${name}/${file}`, 'latin1');
+      } catch {
+        return ''; // gone meanwhile, or a kernel thread
+      }
+    };
+    const cmdline = read('cmdline');
+    const command = cmdline.replace(/\0/g, ' ').slice(0, 200);
+    if (cmdline.includes(needle)) hits.push({ pid, where: 'cmdline', command });
+    if (read('environ').includes(needle)) hits.push({ pid, where: 'environ', command });
+  }
+  return hits;
+}
+
+/** Whether this process can read other processes' environment (root): else a scan proves nothing. */
+export function canScanProcesses(): boolean {
+  try {
+    fs.readFileSync('/proc/1/environ');
+    return true;
+  } catch {
+    return false;
+  }
+}
