@@ -133,13 +133,15 @@ describe('deploy by hand (local:)', () => {
   });
 
   it('--from after the kill, when the new data cannot be served: rolled back cleanly', async () => {
-    const db = new Database(path.join(env.source, 'chroma.sqlite3'));
-    db.run("insert into migrations (dir, version, filename, sql, hash) values ('sysdb', 99, '00099-future.sqlite.sql', 'select 1', 'x')");
-    db.close();
-    await fs.rm(path.join(env.source, 'chroma.sqlite3.lock'), { recursive: true, force: true });
     const liveFiles = await listFiles(env.live);
     const contentBefore = await servedContentDigest(env.url);
     await deployKilledAfterSwap();
+    // The swapped-in data turns out to be unservable (a migration the server does not know; a
+    // source like that is refused by the preflight, so it is planted after the swap).
+    const db = new Database(path.join(env.live, 'chroma.sqlite3'));
+    db.run("insert into migrations (dir, version, filename, sql, hash) values ('sysdb', 99, '00099-future.sqlite.sql', 'select 1', 'x')");
+    db.close();
+    await fs.rm(path.join(env.live, 'chroma.sqlite3.lock'), { recursive: true, force: true });
     const r = await runCli(deployArgs(env, target, '/data', ['--from', 'restart', '--health-timeout', '8s']));
     assert.equal(r.code, 1, r.stderr + r.stdout);
     assert.equal(r.json.rolledBack, true);

@@ -56,22 +56,25 @@ describe('deploy faults (local:)', () => {
     await assert.rejects(fs.access(path.join(env.volumeOnDisk, '.ferry', 'lock')));
   });
 
-  it('a deployed dir the server cannot open (built by a newer Chroma): rolled back', async () => {
-    // A migration the server does not know: the local manifest reads fine, the server refuses to start.
+  it('a source built by a newer Chroma: refused before anything is uploaded or changed', async () => {
+    // A migration the server does not know: the server would open the dir without complaint and
+    // fail later, at runtime. The preflight compares the migrations first.
     const db = new Database(path.join(env.source, 'chroma.sqlite3'));
     db.run("insert into migrations (dir, version, filename, sql, hash) values ('sysdb', 99, '00099-future.sqlite.sql', 'select 1', 'x')");
     db.close();
     await fs.rm(path.join(env.source, 'chroma.sqlite3.lock'), { recursive: true, force: true });
-    const liveFiles = await listFiles(env.live);
+    const volumeBefore = await digestTree(env.volumeOnDisk);
     const contentBefore = await servedContentDigest(env.url);
-    const r = await runCli(deployArgs(env, target, '/data', ['--health-timeout', '8s']));
-    assert.equal(r.code, 1, r.stderr);
-    assert.equal(r.json.rolledBack, true);
-    assert.equal(r.json.steps.find((x: { name: string }) => x.name === 'verify').status, 'failed');
-    await waitHeartbeat(env.url, 20_000);
+    const r = await runCli(deployArgs(env, target, '/data'));
+    assert.equal(r.code, 2, r.stderr + r.stdout);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    // The server's side: its live dir's migrations (python3 on this machine) or its /api/v2/version.
+    assert.match(lines[0]!, /^chroma-ferry: the source needs a newer Chroma than the server: source written by a Chroma newer than 1\.5\.0 \(sysdb 99\), server Chroma (>= 1\.0\.0, < 1\.3\.0|1\.0\.0) \(.*sysdb 9\); upgrade the server to the Chroma that wrote the source first, or build the data with Chroma (>= 1\.0\.0, < 1\.3\.0|1\.0\.0)$/);
+    assert.equal(await digestTree(env.volumeOnDisk), volumeBefore, 'the refused deploy changed the volume (nothing uploaded, no lock, no .ferry)');
+    await assert.rejects(fs.access(path.join(env.volumeOnDisk, '.ferry')));
     assert.deepEqual(await served(), OLD_SERVED);
-    assert.deepEqual(await listFiles(env.live), liveFiles);
-    assert.equal(await servedContentDigest(env.url), contentBefore, 'served records after rollback');
+    assert.equal(await servedContentDigest(env.url), contentBefore, 'served records');
   });
 
   it('the backup, running alongside the package and upload, fails: the run stops before the swap', async () => {

@@ -116,6 +116,18 @@ function sleepSync(ms: number): void {
 
 /** Read the per-collection manifest of `persistDir/chroma.sqlite3`, read-only, never writing in persistDir. */
 export function readSqliteManifest(persistDir: string): SqliteManifest {
+  return readChromaSqlite(persistDir, query);
+}
+
+/** An open, read-only connection to a persist dir's chroma.sqlite3 (node-sqlite3-wasm). */
+export type SqliteDb = Db;
+
+/**
+ * Run `read` on `persistDir/chroma.sqlite3` opened read-only, as described at the top of this file
+ * (never writing in persistDir; retried while a commit lands during the read). `read` gets the
+ * connection and the file's path, for its messages.
+ */
+export function readChromaSqlite<T>(persistDir: string, read: (db: Db, file: string) => T): T {
   const dir = path.resolve(persistDir);
   try {
     if (!statSync(dir).isDirectory()) throw new UserError(`${persistDir} is not a directory: point at a Chroma persist directory`);
@@ -135,9 +147,9 @@ export function readSqliteManifest(persistDir: string): SqliteManifest {
       throw new UserError(`${wal} holds un-checkpointed writes: stop the Chroma server using ${persistDir} (it checkpoints on close) and retry`);
     }
     if (nonEmpty(journal)) { lastError = new Error('write transaction in progress'); continue; }
-    let result: SqliteManifest;
+    let result: T;
     try {
-      result = readOnce(file, before.walMode);
+      result = readOnce(file, before.walMode, read);
     } catch (e) {
       if (e instanceof UserError) {
         // Only believe "not a Chroma db" if the file did not change under us.
@@ -156,7 +168,7 @@ export function readSqliteManifest(persistDir: string): SqliteManifest {
   );
 }
 
-function readOnce(file: string, walMode: boolean): SqliteManifest {
+function readOnce<T>(file: string, walMode: boolean, read: (db: Db, file: string) => T): T {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'chroma-ferry-sqlite-'));
   try {
     const link = path.join(tmp, SQLITE_FILE);
@@ -180,7 +192,7 @@ function readOnce(file: string, walMode: boolean): SqliteManifest {
       throw new UserError(`${file} could not be opened as SQLite (${(e as Error).message}): check the file is a readable Chroma database`);
     }
     try {
-      return query(db, file);
+      return read(db, file);
     } finally {
       db.close();
     }
@@ -327,16 +339,25 @@ function query(db: Db, file: string): SqliteManifest {
  * 25 MB) is released when the thread ends instead of staying in this process for the rest of the
  * run (deploy's peak memory is then that of packing alone).
  */
-export async function readSqliteManifestInWorker(persistDir: string): Promise<SqliteManifest> {
-  const worker = new Worker(new URL('./sqlite-manifest-worker.js', import.meta.url), { workerData: { dir: persistDir } });
+export function readSqliteManifestInWorker(persistDir: string): Promise<SqliteManifest> {
+  return readInSqliteWorker<SqliteManifest>(import.meta.url, 'readSqliteManifest', persistDir);
+}
+
+/**
+ * Call `exported(persistDir)` of the module at `moduleUrl` (a reader built on readChromaSqlite:
+ * synchronous, its result plain data) on a worker thread, for the same reason as above. A
+ * UserError it throws is a UserError here.
+ */
+export async function readInSqliteWorker<T>(moduleUrl: string, exported: string, persistDir: string): Promise<T> {
+  const worker = new Worker(new URL('./sqlite-manifest-worker.js', import.meta.url), { workerData: { module: moduleUrl, exported, dir: persistDir } });
   try {
-    const msg = await new Promise<{ manifest?: SqliteManifest; error?: string; user?: boolean }>((resolve, reject) => {
+    const msg = await new Promise<{ result?: T; error?: string; user?: boolean }>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`the manifest reader thread exited (code ${code}) without an answer`)));
+      worker.once('exit', (code) => reject(new Error(`the sqlite reader thread exited (code ${code}) without an answer`)));
     });
     if (msg.error !== undefined) throw msg.user ? new UserError(msg.error) : new Error(msg.error);
-    return msg.manifest!;
+    return msg.result as T;
   } finally {
     await worker.terminate();
   }

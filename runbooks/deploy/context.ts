@@ -6,6 +6,7 @@
  */
 import type { ChunkShipper } from '../../lib/transfer/chunk-shipper.ts';
 import type { ServedCollection } from '../../lib/chroma/http.ts';
+import type { ChromaVersionCheck } from '../../lib/chroma/version-check.ts';
 import type { SqliteManifest } from '../../lib/chroma/sqlite-manifest.ts';
 import type { CompensationStack, UndoOutcome } from '../../lib/engine/compensation.ts';
 import { UserError } from '../../lib/common/errors.ts';
@@ -72,6 +73,8 @@ export interface DeploySummary {
   archive?: { bytes: number; sha256: string; chunks: number; compressionRatio: number };
   upload: { method: string; chunksSent: number; chunksSkipped: number; bytesSent: number };
   backup?: BackupTaken;
+  /** The preflight's comparison of the source's Chroma with the server's (lib/chroma/version-check.ts). */
+  chromaVersion?: ChromaVersionCheck;
   /** Volume snapshot taken before the backup (fly: `--snapshot`): a second restore point. */
   snapshotId?: string;
   restartMs?: number;

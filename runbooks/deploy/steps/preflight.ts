@@ -5,6 +5,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ChromaAuthError, listCollectionCounts, type ServedCollection } from '../../../lib/chroma/http.ts';
+import { chromaVersionPlan, preflightChromaVersion } from '../../../lib/chroma/version-check.ts';
 import { expectedCollectionsOf } from '../../../lib/volume/deployed-manifest.ts';
 import { UserError } from '../../../lib/common/errors.ts';
 import { lockScript, probeScript, unlockScript } from '../../../lib/remote/scripts.ts';
@@ -81,6 +82,8 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
         }
       }
     }
+    // Can the server open the source's data? Refused here, before the lock (nothing changed yet).
+    await preflightChromaVersion(c, progress);
     const lock = await tryVolumeLock(o.host, layout, c.runId, 'deploy', o.signal, c.lockOwner);
     let adopted = false;
     if (!lock.acquired) {
@@ -116,14 +119,16 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
   },
 
   plan(p) {
+    const version = chromaVersionPlan(p);
     return {
       commands: [
         p.remote(scripts.probe(p), `missing= is empty, volume=dir, writable=yes; df shows free space for about ${Math.ceil((p.packed.inputBytes * 2.05) / 1048576)} MiB plus the live dir`),
+        ...version.commands,
         p.remote(scripts.lock(p), 'lock=acquired (otherwise another run holds the lock: it exits non-zero, stop here)'),
         p.remote(scripts.inspect(p), 'no journal= line, or one with "phase":"done" or "reversed"; NAME holds the verified= data (otherwise stop: chroma-ferry unlock finishes or reverses an interrupted swap)'),
         p.local('create the local work dir (this run\'s own dir in the work root)', ['mkdir', '-p', p.runDir]),
       ],
-      notes: [],
+      notes: version.notes,
     };
   },
 
