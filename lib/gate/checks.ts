@@ -54,6 +54,8 @@ function note(list: string[], line: string): void {
 export class GateChecker {
   // 1. counts
   readonly counts = new Map<string, { expected: number; actual: number; missing: number; extra: number }>();
+  /** Expected collections the new database does not have at all (an empty one included). */
+  readonly absentCollections: string[] = [];
   // 2. embeddings
   embeddingsCompared = 0;
   embeddingsBad = 0;
@@ -138,6 +140,11 @@ export class GateChecker {
     for (const x of searches) this.addQuery(x.q.label, x.old.ids(), x.neu.ids());
     const extra = [...actual.keys()].filter((id) => !seen.has(id)).length;
     this.counts.set(name, { expected: expectedCount, actual: actual.size, missing, extra });
+  }
+
+  /** An expected target collection is not on the new database (its records, if any, count as missing too). */
+  collectionAbsent(name: string): void {
+    if (!this.absentCollections.includes(name)) this.absentCollections.push(name);
   }
 
   private compareEmbedding(name: string, want: MigrationRecord, got: MigrationRecord): void {
@@ -232,10 +239,11 @@ export class GateChecker {
       if (c.missing || c.extra) countDetails.push(`${name}: expected ${c.expected}, actual ${c.actual} (${c.missing} missing, ${c.extra} unexpected)`);
     }
     const loss = expected ? (100 * missing) / expected : 0;
+    for (const name of this.absentCollections) countDetails.unshift(`${name}: expected on the new database (${this.counts.get(name)?.expected ?? 0} records), absent`);
     out.push({
       id: 1, name: 'count_verification',
-      status: loss > 5 ? 'FAILED' : missing > 0 || extra > 0 ? 'WARNING' : 'PASSED',
-      figures: { expected, actual: expected - missing + extra, missing, unexpected: extra, data_loss_percentage: round(loss) },
+      status: loss > 5 || this.absentCollections.length ? 'FAILED' : missing > 0 || extra > 0 ? 'WARNING' : 'PASSED',
+      figures: { expected, actual: expected - missing + extra, missing, unexpected: extra, data_loss_percentage: round(loss), missing_collections: this.absentCollections.length },
       details: countDetails,
     });
     // 2. embeddings

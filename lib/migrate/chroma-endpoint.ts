@@ -10,6 +10,7 @@ import { chromaClientFor } from '../chroma/client.ts';
 import { ChromaAuthError, heartbeat } from '../chroma/http.ts';
 import pRetry from 'p-retry';
 import { UserError } from '../common/errors.ts';
+import { chromaRules, versionAtLeast, type TargetRules } from './target-rules.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
 
 /** The source changed while it was being read (offset paging would miss or repeat records). */
@@ -19,6 +20,9 @@ export class SourceChangedError extends Error {
     this.name = 'SourceChangedError';
   }
 }
+
+/** The first Chroma release that stores lists as metadata values (metadb migration 6, `embedding_metadata_array`). */
+export const CHROMA_LISTS_SINCE = '1.5.0';
 
 /** Reads are retried too: a page that fails on a transient error is fetched again. */
 export const READ_RETRY = { retries: 3, minTimeout: 200, factor: 2 } as const;
@@ -117,6 +121,12 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
 
   async maxBatchSize(): Promise<number> {
     return this.client.getMaxBatchSize();
+  }
+
+  /** Chroma's rules for names and metadata; lists as metadata values from server 1.5 on (lib/migrate/target-rules.ts). */
+  async targetRules(): Promise<TargetRules> {
+    const version = await this.client.version();
+    return chromaRules({ lists: versionAtLeast(version, CHROMA_LISTS_SINCE), version });
   }
 
   async existing(names: string[]): Promise<Map<string, CollectionInfo>> {

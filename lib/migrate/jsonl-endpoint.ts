@@ -2,7 +2,10 @@
  * A portable export file as a migration source and sink (`file.jsonl`): one JSON object per line,
  *
  *   {"type":"chroma-ferry-export","version":1,"createdAt":"...","touched":[...]}    header, first line
- *   {"type":"collection","name":"books","space":"cosine","metadata":{...}}          before its records
+ *   {"type":"collection","name":"books","space":"cosine","metadata":{...},"dimension":768}   before its records
+ *
+ * Every collection has its line, an empty one too (it has no records); `dimension` (the vector
+ * size, when known) is absent in files written before it was added, which read as before.
  *   {"type":"record","collection":"books","id":"..","embedding":[..],"document":"..","metadata":{..}}
  *
  * Read as a stream, never whole. Appending is the only write; an id repeated by a resumed run is
@@ -13,6 +16,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import { UserError } from '../common/errors.ts';
+import { ANY_JSON, type TargetRules } from './target-rules.ts';
 import type { TransformRecord } from './transform-record.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
 
@@ -30,7 +34,7 @@ export interface ExportHeader {
 
 type Line =
   | ExportHeader
-  | { type: 'collection'; name: string; space: DistanceSpace; hnsw?: Record<string, number>; metadata: RecordMetadata | null }
+  | { type: 'collection'; name: string; space: DistanceSpace; hnsw?: Record<string, number>; metadata: RecordMetadata | null; dimension?: number | null }
   | { type: 'record'; collection: string; id: string; embedding: number[] | null; document: string | null; metadata: RecordMetadata | null };
 
 export class JsonlEndpoint implements MigrationSource, MigrationSink {
@@ -70,7 +74,7 @@ export class JsonlEndpoint implements MigrationSource, MigrationSink {
     const ids = new Map<string, Set<string>>();
     for await (const line of this.lines()) {
       if (line.type === 'collection' && !infos.has(line.name)) {
-        infos.set(line.name, { name: line.name, space: line.space ?? 'l2', hnsw: line.hnsw, metadata: line.metadata ?? null, count: 0, dimension: null });
+        infos.set(line.name, { name: line.name, space: line.space ?? 'l2', hnsw: line.hnsw, metadata: line.metadata ?? null, count: 0, dimension: line.dimension ?? null });
         ids.set(line.name, new Set());
       } else if (line.type === 'record') {
         const info = infos.get(line.collection);
@@ -110,6 +114,11 @@ export class JsonlEndpoint implements MigrationSource, MigrationSink {
     return 10_000;
   }
 
+  /** An export holds any JSON; the database it is imported into applies its own rules then. */
+  async targetRules(): Promise<TargetRules> {
+    return ANY_JSON;
+  }
+
   async existing(names: string[]): Promise<Map<string, CollectionInfo>> {
     const exists = await fs.stat(this.file).then(() => true, () => false);
     if (!exists) return new Map();
@@ -120,7 +129,7 @@ export class JsonlEndpoint implements MigrationSource, MigrationSink {
   async ensureCollection(info: Omit<CollectionInfo, 'count'>): Promise<void> {
     if (this.declared.has(info.name)) return;
     this.declared.add(info.name);
-    await this.write({ type: 'collection', name: info.name, space: info.space, hnsw: info.hnsw, metadata: info.metadata });
+    await this.write({ type: 'collection', name: info.name, space: info.space, hnsw: info.hnsw, metadata: info.metadata, ...(info.dimension ? { dimension: info.dimension } : {}) });
   }
 
   async upsert(collection: string, records: MigrationRecord[]): Promise<void> {

@@ -19,6 +19,7 @@ import pRetry from 'p-retry';
 import { UserError } from '../common/errors.ts';
 import { READ_RETRY } from './chroma-endpoint.ts';
 import { registerSecret } from '../report/secrets.ts';
+import { QDRANT_RULES, type TargetRules } from './target-rules.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
 
 /** Fixed namespace of the UUID v5 point ids (documented in README; never change it: re-runs must map to the same points). */
@@ -152,6 +153,10 @@ export class QdrantEndpoint implements MigrationSource, MigrationSink {
 
   refuseRecord(r: MigrationRecord): string | null {
     return reservedKeyClash(r);
+  }
+
+  async targetRules(): Promise<TargetRules> {
+    return QDRANT_RULES;
   }
 
   async close(): Promise<void> {}

@@ -32,6 +32,11 @@ export interface Transform {
   targetCollection(name: string, source: CollectionInfo): Pick<CollectionInfo, 'name' | 'metadata' | 'space' | 'hnsw'>;
   /** Required metadata fields of a target collection's records, when the transform has a schema. */
   schemaOf(target: string): ReturnType<typeof requiredFields> | null;
+  /**
+   * The target collection of a source collection that has no records (created empty), or null
+   * when the transform cannot say (a module without `emptyCollection`: the collection is left out).
+   */
+  emptyTarget(source: CollectionInfo): string | null;
 }
 
 export const noneTransform: Transform = {
@@ -41,6 +46,7 @@ export const noneTransform: Transform = {
   },
   targetCollection: (name, source) => ({ name, metadata: source.metadata, space: source.space, hnsw: source.hnsw }),
   schemaOf: () => null,
+  emptyTarget: (source) => source.name,
 };
 
 export function seedSchemaTransform(prefix?: string): Transform {
@@ -61,6 +67,12 @@ export function seedSchemaTransform(prefix?: string): Transform {
     schemaOf: (target) => {
       const t = typeOf.get(target);
       return t ? requiredFields(t) : null;
+    },
+    emptyTarget: (source) => {
+      const type = inferCollectionType(null, source.name);
+      const target = `${prefix ?? inferPrefix(source.name)}_${type}`;
+      if (!typeOf.has(target)) typeOf.set(target, type);
+      return target;
     },
   };
 }
@@ -85,6 +97,8 @@ export async function loadTransform(spec: string, o: { prefix?: string } = {}): 
   const inner = mod.default && typeof mod.default === 'object' ? (mod.default as Record<string, unknown>) : undefined;
   const fn = (exportsOf(mod) ?? (inner ? exportsOf(inner) : undefined)) as RecordTransform | undefined;
   if (typeof fn !== 'function') throw new UserError(`--transform ${spec}: the module exports no function (export default function transform(record, ctx) { ... })`);
+  // Optional: `export function emptyCollection(ctx)` names the target of a source collection without records.
+  const emptyFn = (mod.emptyCollection ?? inner?.emptyCollection) as ((ctx: TransformContext) => string | null) | undefined;
   return {
     name: path.basename(spec),
     async apply(record, source) {
@@ -105,6 +119,11 @@ export async function loadTransform(spec: string, o: { prefix?: string } = {}): 
     },
     targetCollection: (name, source) => ({ name, metadata: source.metadata, space: source.space, hnsw: source.hnsw }),
     schemaOf: () => null,
+    emptyTarget: (source) => {
+      if (typeof emptyFn !== 'function') return null;
+      const name = emptyFn({ collection: source });
+      return typeof name === 'string' && name ? name : null;
+    },
   };
 }
 
@@ -129,5 +148,9 @@ export function withRenames(t: Transform, renames: Record<string, string>): Tran
     },
     targetCollection: (name, source) => ({ ...t.targetCollection(from(name), source), name }),
     schemaOf: (target) => t.schemaOf(from(target)),
+    emptyTarget: (source) => {
+      const name = t.emptyTarget(source);
+      return name === null ? null : to(name);
+    },
   };
 }

@@ -2,6 +2,8 @@
  * The records and collections the migration pipeline moves (source -> transform -> validate ->
  * sink), independent of where they come from: a Chroma server, a persist dir or a .jsonl export.
  */
+import type { TargetRules } from './target-rules.ts';
+
 export type MetadataValue = string | number | boolean | null;
 export type RecordMetadata = Record<string, MetadataValue>;
 
@@ -53,5 +55,7 @@ export interface MigrationSink {
   deleteCollection(collection: string): Promise<void>;
   /** Why this sink cannot store the record as it is (checked before any write), or null. */
   refuseRecord?(record: MigrationRecord): string | null;
+  /** What the sink accepts (collection names, metadata, sizes), applied in the validate phase; absent: anything. */
+  targetRules?(): Promise<TargetRules>;
   close(): Promise<void>;
 }

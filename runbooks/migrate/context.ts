@@ -52,7 +52,7 @@ export interface MigrateSummary {
   steps: StepReport[];
   collections: { source: string; exported: number }[];
   targets: { name: string; from: string; expected: number; actual?: number; existedBefore: boolean }[];
-  validation?: { total: number; valid: number; validShare: number; issues: { issue: string; records: number }[] };
+  validation?: { total: number; valid: number; validShare: number; issues: { issue: string; records: number; ids?: string[] }[] };
   import: { batchesSent: number; batchesSkipped: number; recordsSent: number; retries: number; recordsPerSecond?: number };
   verify?: { sampled: number; mismatches: string[] };
   checkpointFile: string;

@@ -105,10 +105,12 @@ export function formatMigrateSummary(s: MigrateSummary): string {
     lines.push(`    ${st.name.padEnd(10)} ${st.status.padEnd(7)} ${`${Math.round(st.ms)} ms`.padStart(9)}${st.note ? `  ${st.note}` : ''}`);
   }
   for (const c of s.collections) lines.push(`  source ${c.source}: ${c.exported} exported`);
+  const empty = s.targets.filter((t) => t.expected === 0).length;
+  if (s.targets.length) lines.push(`  collections: ${s.targets.length}${empty ? ` (${empty} empty)` : ''}`);
   for (const t of s.targets) lines.push(`  target ${t.name} (from ${t.from}): ${t.expected} expected${t.actual !== undefined ? `, ${t.actual} on the target` : ''}${t.existedBefore ? ' (existed before)' : ''}`);
   if (s.validation) {
     lines.push(`  validation: ${s.validation.valid}/${s.validation.total} valid (${pct(s.validation.validShare)})`);
-    for (const i of s.validation.issues.slice(0, 8)) lines.push(`    ${i.issue}: ${i.records}`);
+    for (const i of s.validation.issues.slice(0, 8)) lines.push(`    ${i.issue}: ${i.records}${i.ids?.length ? ` (e.g. ${i.ids.join(', ')})` : ''}`);
   }
   if (!s.dryRun) {
     lines.push(`  import: ${s.import.recordsSent} records in ${s.import.batchesSent} batches (batch size ${s.batchSize}), ${s.import.batchesSkipped} batches already done, ${s.import.retries} retries` +

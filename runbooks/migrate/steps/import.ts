@@ -34,6 +34,7 @@ export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
     for (const [name, t] of targets) {
       await c.target!.ensureCollection({ ...c.transform!.targetCollection(name, sourceOf(c, name)), dimension: t.dimension });
       t.doneAbove ??= [];
+      if (t.expected === 0) continue; // an empty collection: created, nothing staged
       let index = 0;
       for await (const batch of readBatches(stagedFile(cp, name), cp.batchSize)) {
         o.signal.throwIfAborted();

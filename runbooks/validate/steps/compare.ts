@@ -20,6 +20,7 @@ export const compare: Step<ValidateCtx, ValidatePlanCtx> = {
       const actual = new Map<string, MigrationRecord>();
       const info = existing.find((x) => x.name === name);
       if (info) for await (const page of c.neu!.read(info, 500, c.o.signal)) for (const r of page) actual.set(r.id, r);
+      else c.gate.collectionAbsent(name);
       const queries = c.queries.filter((q) => q.target === name);
       await c.gate.compareCollection(name, readJsonl<MigrationRecord>(stagedFile(c, name)), t.count, actual, c.transform!.schemaOf(name), { space: t.space, queries });
     }

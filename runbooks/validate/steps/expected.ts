@@ -29,6 +29,8 @@ export const expected: Step<ValidateCtx, ValidatePlanCtx> = {
 
   async run(c, progress) {
     const validator = new RecordValidator();
+    // The target's rules, as migrate applied them: a record it could not store was never expected there.
+    const rules = (await c.neu!.targetRules?.()) ?? null;
     const writers = new Map<string, WriteStream>();
     let n = 0;
     for (const read of oldReads(c.collections)) {
@@ -38,7 +40,7 @@ export const expected: Step<ValidateCtx, ValidatePlanCtx> = {
       for await (const page of c.old!.read(col, 500, c.o.signal)) {
         for (const r of page) {
           for (const t of await c.transform!.apply(r, col)) {
-            if (validator.check(t.collection, t.record, c.transform!.schemaOf(t.collection)).length) continue;
+            if (validator.check(t.collection, t.record, c.transform!.schemaOf(t.collection), rules).length) continue;
             let w = writers.get(t.collection);
             if (!w) {
               w = createWriteStream(stagedFile(c, t.collection));
@@ -59,6 +61,13 @@ export const expected: Step<ValidateCtx, ValidatePlanCtx> = {
         }
         progress(`${n} records`);
       }
+    }
+    // An old collection without records is expected as an empty collection (migrate creates it).
+    for (const col of c.collections) {
+      const name = col.count === 0 ? c.transform!.emptyTarget(col) : null;
+      if (name === null || c.targets.has(name)) continue;
+      c.targets.set(name, { count: 0, ids: new Set(), from: new Map(), space: c.transform!.targetCollection(name, col).space });
+      writers.set(name, createWriteStream(stagedFile(c, name)));
     }
     await Promise.all([...writers.values()].map((w) => new Promise<void>((res) => w.end(res))));
     if (c.o.testQueries) c.queries = await loadTestQueries(c.o.testQueries, c.targets, c.o.topK);
