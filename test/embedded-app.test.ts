@@ -87,7 +87,8 @@ for (const profile of ['python', 'stock'] as const) describe(`an app that embeds
       }
       assert.ok((await fs.stat(`${p.live}.old`)).isDirectory(), 'the old data kept as .old');
 
-      const verify = (extra: string[]) => runCli(['verify', '--app-health-url', app!.healthUrl, ...targetFlags(p.vol), '--timeout', '5s', ...extra]);
+      const appUrl = app.healthUrl;
+      const verify = (extra: string[]) => runCli(['verify', '--app-health-url', appUrl, ...targetFlags(p.vol), '--timeout', '5s', ...extra]);
       const v = await verify([]);
       assert.equal(v.code, 0, v.stderr + v.stdout);
       assert.match(v.stdout, /^healthy {2}http:\/\/127\.0\.0\.1:\d+\/health \(app\)$/m);

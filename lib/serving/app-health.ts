@@ -166,14 +166,17 @@ export async function checkAppServes(o: AppServingOptions): Promise<AppServingRe
   return report;
 }
 
-/** whoHoldsFile until the file is held, or `settleMs` is up (then its last answer). */
+/**
+ * whoHoldsFile until the file is held, or `settleMs` is up: then its last answer. An app may answer
+ * before it opens its data, and while nobody holds any chroma.sqlite3 /proc may not be able to
+ * tell (unknown), so neither answer is final before the time is up.
+ */
 async function waitUntilHeld(host: RemoteHost, file: string, o: { settleMs: number; signal?: AbortSignal }): Promise<HeldCheck> {
   const deadline = Date.now() + o.settleMs;
   for (;;) {
     const r = await whoHoldsFile(host, file, { signal: o.signal });
     if (r.state === 'held') return { state: 'held', pids: r.pids };
-    if (r.state === 'unknown') return { state: 'skipped', why: r.why };
-    if (Date.now() + 250 > deadline) return { state: 'not-held', heldSqlite: r.heldSqlite };
+    if (Date.now() + 250 > deadline) return r.state === 'unknown' ? { state: 'skipped', why: r.why } : { state: 'not-held', heldSqlite: r.heldSqlite };
     await sleep(250, o.signal);
   }
 }

@@ -11,7 +11,7 @@ import type { Step } from '../../../lib/engine/step.ts';
 import { waitUntilServing, type ExpectedCollection } from '../../../lib/serving/verify-serving.ts';
 import { APP_HEALTH_FLAG, appServingNote, checkAppServes, liveSqliteFile } from '../../../lib/serving/app-health.ts';
 import { countCollectionsScript } from '../../../lib/remote/sqlite-counts.ts';
-import { servedFileScript } from '../../../lib/volume/served-file.ts';
+import { servedFilesScript } from '../../../lib/volume/served-file.ts';
 import { runRefusing } from '../../../lib/remote/refusals.ts';
 import { recordVerifiedScript } from '../../../lib/volume/data-id.ts';
 import { withReconnect } from '../../../lib/volume/deploy-swap.ts';
@@ -30,7 +30,7 @@ const scripts = {
   /** `--app-health-url`: the live collections counted on the remote (python3 sqlite3, read-only). */
   countLive: (f: DeployFacts) => countCollectionsScript(liveSqliteFile(f.layout)),
   /** `--app-health-url`: the processes that hold the live chroma.sqlite3 open (by device and inode, through /proc). */
-  heldLive: (f: DeployFacts) => servedFileScript(liveSqliteFile(f.layout)),
+  heldLive: (f: DeployFacts) => servedFilesScript([liveSqliteFile(f.layout)]),
 };
 
 export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
