@@ -10,7 +10,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { sampleDbCopy, OLD_SPEC, runCli, SOURCE_SPEC } from './helpers/deploy-env.ts';
+import { shQuote } from '../lib/remote/shell.ts';
+import { sampleDbCopy, OLD_SPEC, REPO, runCli, SOURCE_SPEC } from './helpers/deploy-env.ts';
+import { APP, makeFakeFly, type FakeFly } from './helpers/fake-fly.ts';
 import { debianRoot, type DebianRoot, type RootVolume } from './helpers/debian-root.ts';
 import { installEmbeddedApp, type EmbeddedApp } from './helpers/embedded-app.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';
@@ -132,6 +134,36 @@ for (const profile of ['python', 'stock'] as const) describe(`an app that embeds
   });
 
   if (profile === 'python') {
+    it('fly: with examples/fly.embedded-app.toml the app is verified at its check path (/health) through fly proxy', async (t) => {
+      if (!ready(t)) return;
+      const p = await playground(root!);
+      let app: EmbeddedApp | undefined;
+      let fly: FakeFly | undefined;
+      try {
+        app = await installEmbeddedApp(root!, { db: p.db });
+        await app.start();
+        // The fake machine: its file system is the root, its port 8080 (the example's internal_port) the app.
+        fly = await makeFakeFly({ port: app.port, restartCmd: `chroot ${shQuote(root!.path)} sh -c ${shQuote(app.restartCmd)}` }, { chrootRoot: root!.path });
+        await fly.patch((st) => { st.internalPort = 8080; });
+        const r = await runCli(['deploy', '--source', p.source, '--target', `fly:${APP}`, '--config', path.join(REPO, 'examples', 'fly.embedded-app.toml'),
+          '--volume', p.vol.inside, '--health-timeout', '20s', '--yes', '--json'], { env: fly.env });
+        assert.equal(r.code, 0, r.stderr + r.stdout + await app.log());
+        assert.equal(r.json?.verified, true);
+        assert.match(r.json.appServing.url, /^http:\/\/127\.0\.0\.1:\d+\/health$/);
+        assert.notEqual(r.json.appServing.url, app.healthUrl, 'reached through fly proxy, not directly');
+        assert.deepEqual(r.json.appServing.held, { state: 'held', pids: [await app.pid()] });
+        assert.deepEqual(r.json.appServing.counts, { state: 'equal', collections: 2 });
+        const calls = await fly.calls();
+        assert.ok(calls.some((c) => c[0] === 'proxy' && c[1] === '0:8080'), JSON.stringify(calls.filter((c) => c[0] === 'proxy')));
+        assert.ok(calls.some((c) => c[0] === 'machine' && c[1] === 'restart'));
+        assert.deepEqual((await app.health())?.collections, ['books', 'laws']);
+      } finally {
+        await app?.remove();
+        if (fly) await fs.rm(fly.dir, { recursive: true, force: true });
+        await p.remove();
+      }
+    });
+
     it('data the app refuses to open: verify fails, rolled back, the app serves the old data again (the old file, by inode)', async (t) => {
       if (!ready(t)) return;
       const p = await playground(root!);
