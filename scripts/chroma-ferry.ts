@@ -208,7 +208,8 @@ targetOptions(
   const output = prompter && !flags.json ? 'plain' : detectOutputMode(Boolean(flags.json));
   const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
   try {
-    const fly = await prepareFlyDeploy(host, { healthUrl });
+    // An app that embeds Chroma (fly.toml checks it at its own path) has no Chroma API to proxy to: not checked here.
+    const fly = await prepareFlyDeploy(host, { healthUrl, noVerify: !healthUrl && chosen.appHealthPath !== undefined });
     await confirmOrRefuse(`roll back ${volume}/${dbDir} on ${host.label}${chosen.targetSource ? ` (from ${chosen.targetSource})` : ''} to ${flags.backup ? `backup ${flags.backup}` : `${dbDir}.old`}?`, flags.yes);
     const ac = abortOnSignals();
     const summary = await runRollback({

@@ -134,7 +134,7 @@ for (const profile of ['python', 'stock'] as const) describe(`an app that embeds
   });
 
   if (profile === 'python') {
-    it('fly: with examples/fly.embedded-app.toml the app is verified at its check path (/health) through fly proxy', async (t) => {
+    it('fly: with examples/fly.embedded-app.toml the app is verified at its check path (/health) through fly proxy; rollback does not take it for a Chroma server', async (t) => {
       if (!ready(t)) return;
       const p = await playground(root!);
       let app: EmbeddedApp | undefined;
@@ -157,6 +157,17 @@ for (const profile of ['python', 'stock'] as const) describe(`an app that embeds
         assert.ok(calls.some((c) => c[0] === 'proxy' && c[1] === '0:8080'), JSON.stringify(calls.filter((c) => c[0] === 'proxy')));
         assert.ok(calls.some((c) => c[0] === 'machine' && c[1] === 'restart'));
         assert.deepEqual((await app.health())?.collections, ['books', 'laws']);
+
+        // rollback has no app check: it restores and restarts, says the data was not checked, and
+        // does not take the app for a Chroma server; verify --app-health-url then checks it.
+        const flyFlags = ['--target', `fly:${APP}`, '--config', path.join(REPO, 'examples', 'fly.embedded-app.toml'), '--volume', p.vol.inside];
+        const rb = await runCli(['rollback', ...flyFlags, '--health-timeout', '20s', '--yes', '--json'], { env: fly.env });
+        assert.equal(rb.code, 0, rb.stderr + rb.stdout);
+        assert.ok(rb.json.warnings.some((w: string) => /not checked on a running server/.test(w)), rb.json.warnings.join('\n'));
+        assert.deepEqual((await app.health())?.collections, ['legacy']);
+        const v = await runCli(['verify', '--app-health-url', app.healthUrl, ...flyFlags, '--timeout', '10s', '--json'], { env: fly.env });
+        assert.equal(v.code, 0, v.stderr + v.stdout);
+        assert.deepEqual(v.json.held, { state: 'held', pids: [await app.pid()] });
       } finally {
         await app?.remove();
         if (fly) await fs.rm(fly.dir, { recursive: true, force: true });
