@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { parseDuration } from '../lib/cli/support.ts';
 import { UserError } from '../lib/common/errors.ts';
 import { deployedManifestFile } from '../lib/remote/layout.ts';
-import { annotateError, appendStepSummary, markdownCell } from '../lib/report/github.ts';
+import { annotateError, appendStepSummary } from '../lib/report/github.ts';
 import { APP_HEALTH_FLAG, appHealthMarkdown, checkAppServes, formatAppHealthReport, parseAppHealthUrl, type AppServingReport } from '../lib/serving/app-health.ts';
 import type { ExpectedCollection } from '../lib/serving/verify-serving.ts';
 import { requireVolume } from '../lib/volume/check.ts';
@@ -60,7 +60,7 @@ export async function verifyAppCommand(
     report = await checkAppServes({ url, timeoutMs });
   }
   process.stdout.write(flags.json ? `${JSON.stringify({ ...report, manifest }, null, 2)}\n` : `${formatAppHealthReport(report, manifest)}\n`);
-  appendStepSummary(appHealthMarkdown(report, manifest, markdownCell));
+  appendStepSummary(appHealthMarkdown(report, manifest));
   if (!report.healthy && !flags.json) annotateError(`the app at ${url} is unhealthy: ${report.problems.join('; ')}`, 'chroma-ferry verify');
   process.exitCode = report.healthy ? 0 : 1;
 }

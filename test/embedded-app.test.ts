@@ -91,8 +91,12 @@ for (const profile of ['python', 'stock'] as const) describe(`an app that embeds
 
       const appUrl = app.healthUrl;
       const verify = (extra: string[]) => runCli(['verify', '--app-health-url', appUrl, ...targetFlags(p.vol), '--timeout', '5s', ...extra]);
-      const v = await verify([]);
+      const jobSummary = path.join(p.tmp, 'step-summary.md');
+      const v = await runCli(['verify', '--app-health-url', appUrl, ...targetFlags(p.vol), '--timeout', '5s'], { env: { GITHUB_STEP_SUMMARY: jobSummary } });
       assert.equal(v.code, 0, v.stderr + v.stdout);
+      const md = await fs.readFile(jobSummary, 'utf8');
+      assert.match(md, /^## ✅ app healthy$/m);
+      assert.match(md, new RegExp(`^\\| held \\| ${p.db.replace(/[/.]/g, '\\$&')} is open in pid ${now} \\(this file, by inode\\) \\|$`, 'm'));
       assert.match(v.stdout, /^healthy {2}http:\/\/127\.0\.0\.1:\d+\/health \(app\)$/m);
       assert.match(v.stdout, new RegExp(`^ {2}held: ${p.db.replace(/[/.]/g, '\\$&')} is open in pid ${now} \\(this file, by inode\\)$`, 'm'));
       assert.match(v.stdout, profile === 'python'

@@ -17,6 +17,7 @@ import { UserError } from '../common/errors.ts';
 import { formatMs } from '../common/units.ts';
 import type { RemoteHost } from '../hosts/remote-host.ts';
 import { parseHttpUrl } from '../locations/server-url.ts';
+import { markdownCell as cell } from '../report/github.ts';
 import type { RemoteLayout } from '../remote/layout.ts';
 import { countCollectionsScript, parseRemoteCounts } from '../remote/sqlite-counts.ts';
 import { whoHoldsFile } from '../volume/served-file.ts';
@@ -99,7 +100,7 @@ export async function waitForAppAnswer(url: string, o: { timeoutMs: number; inte
       const timeout = AbortSignal.timeout(Math.max(100, Math.min(left, 5000)));
       const r = await fetch(url, { redirect: 'manual', signal: o.signal ? AbortSignal.any([o.signal, timeout]) : timeout });
       await r.body?.cancel();
-      if (r.status >= 200 && r.status < 300) return { ok: true, status: r.status, ms: performance.now() - started };
+      if (r.status >= 200 && r.status < 300) return { ok: true, status: r.status, ms: Math.round(performance.now() - started) };
       last = `HTTP ${r.status}`;
     } catch (e) {
       o.signal?.throwIfAborted();
@@ -219,7 +220,7 @@ export function formatAppHealthReport(r: AppServingReport, manifest: string | nu
 }
 
 /** The verify report as Markdown for a GitHub job summary. */
-export function appHealthMarkdown(r: AppServingReport, manifest: string | null, cell: (s: string) => string): string {
+export function appHealthMarkdown(r: AppServingReport, manifest: string | null): string {
   const lines = [`## ${r.healthy ? '✅ app healthy' : '❌ app unhealthy'}`, ''];
   for (const p of r.problems) lines.push(`- **problem:** ${cell(p)}`);
   for (const n of r.notes) lines.push(`- note: ${cell(n)}`);
