@@ -30,6 +30,7 @@ import { parseWorkRoot } from '../lib/engine/run-dir.ts';
 import { planRollback } from '../runbooks/rollback/plan.ts';
 import { formatPlan } from '../lib/engine/plan.ts';
 import { snapshotCommand, packCommand, verifyCommand, type KeptManifest, type VerifyFlags } from './local-commands.ts';
+import { verifyAppCommand } from './verify-app-command.ts';
 import { readDeployedManifest } from '../lib/volume/deployed-manifest.ts';
 import { migrateAction, restoreAction, validateAction } from './on-use-commands.ts';
 import { registerBackupCommands } from './backup-commands.ts';
@@ -38,25 +39,31 @@ import { DEFAULT_DB_DIR, hintsFor, targetOptions, volumeHostOptions, volumeOptio
 interface DeployFlags {
   source?: string; chunkSize: string; keepBackups: string; uploadConcurrency: string; workDir?: string; upload: UploadMethod;
   snapshot?: boolean; step?: boolean; plan?: boolean; from?: DeployStep; only?: DeployStep;
-  allowServerDown?: boolean; verify: boolean;
+  allowServerDown?: boolean; verify: boolean; appHealthUrl?: string;
 }
 import { formatRollbackSummary, runRollback } from '../runbooks/rollback/index.ts';
 import { UPLOAD_METHODS, type UploadMethod } from '../lib/transfer/chunk-uploader.ts';
 import { createUploader } from '../lib/transfer/index.ts';
 import { parseS3Flags, type S3Flags } from '../lib/transfer/s3-flags.ts';
+import { APP_HEALTH_FLAG, parseAppHealthUrl } from '../lib/serving/app-health.ts';
 
 /**
  * Exit 0 means verified: a deploy that runs the verify step needs a server to check (`--health-url`;
- * fly: targets reach theirs through `fly proxy`), or `--no-verify` to deploy unverified (exit 3).
- * Returns whether the run is unverified by choice.
+ * fly: targets reach theirs through `fly proxy`) or an app (`--app-health-url`), or `--no-verify`
+ * to deploy unverified (exit 3). Returns whether the run is unverified by choice.
  */
-function checkVerifyPolicy(target: TargetSpec, healthUrl: string | undefined, flags: DeployFlags): boolean {
+function checkVerifyPolicy(target: TargetSpec, healthUrl: string | undefined, appHealthUrl: string | undefined, flags: DeployFlags): boolean {
   const noVerify = flags.verify === false;
+  if (healthUrl && appHealthUrl) {
+    throw new UserError(`--health-url and ${APP_HEALTH_FLAG} do not go together: give --health-url for a Chroma server, ${APP_HEALTH_FLAG} for an app that embeds Chroma`);
+  }
   if (noVerify && healthUrl) throw new UserError('--no-verify and --health-url do not go together: drop --no-verify to verify the deploy on that server');
+  if (noVerify && appHealthUrl) throw new UserError(`--no-verify and ${APP_HEALTH_FLAG} do not go together: drop --no-verify to verify the deploy on that app`);
   if (noVerify && flags.allowServerDown) throw new UserError('--allow-server-down applies to a verified deploy (--health-url): drop it with --no-verify');
+  if (appHealthUrl && flags.allowServerDown) throw new UserError(`--allow-server-down applies to --health-url (the Chroma server checked before the deploy): drop it with ${APP_HEALTH_FLAG}`);
   const verifies = selectSteps(DEPLOY_STEPS, { from: flags.from, only: flags.only }).has('verify');
-  if (!noVerify && !healthUrl && target.kind !== 'fly' && verifies) {
-    throw new UserError('no --health-url: a deploy must be verified; give --health-url URL, or --no-verify to deploy unverified');
+  if (!noVerify && !healthUrl && !appHealthUrl && target.kind !== 'fly' && verifies) {
+    throw new UserError(`no --health-url: a deploy must be verified; give --health-url URL (a Chroma server) or ${APP_HEALTH_FLAG} URL (an app that embeds Chroma), or --no-verify to deploy unverified`);
   }
   return noVerify;
 }
@@ -100,6 +107,7 @@ targetOptions(
   .option('--s3-prefix <prefix>', '--upload s3: key prefix', 'chroma-ferry/')
   .option('--s3-region <region>', '--upload s3: region (default: AWS_REGION, AWS_DEFAULT_REGION or auto)')
   .option('--snapshot', 'fly: also take a Fly volume snapshot before the backup (a second restore point)')
+  .option('--app-health-url <url>', 'an app that embeds Chroma, instead of --health-url: its URL must answer 2xx, a process must hold the new chroma.sqlite3 open, the counts read on the remote must match (fly: default from fly.toml [[http_service.checks]] path)')
   .option('--allow-server-down', 'deploy although the server at --health-url does not answer before the deploy')
   .option('--no-verify', 'deploy without --health-url: nothing checks the deployed data (exit 3, DEPLOYED, NOT VERIFIED)')
   .option('--step', 'ask before each step: continue, skip or abort')
@@ -118,19 +126,22 @@ targetOptions(
     const keepBackups = parsePositiveInt('--keep-backups', flags.keepBackups);
     const uploadConcurrency = parsePositiveInt('--upload-concurrency', flags.uploadConcurrency);
     const healthUrl = parseHealthUrl(flags.healthUrl);
+    const appHealthUrl = parseAppHealthUrl(flags.appHealthUrl);
     const healthTimeoutMs = parseDuration('--health-timeout', flags.healthTimeout);
     const restartTimeoutMs = parseRestartTimeout(flags.restartTimeout);
     const sshKey = parseSshKey(flags.sshKey);
     const output = detectOutputMode(Boolean(flags.json));
     const s3 = parseS3Flags(flags.upload, flags);
     if (flags.from && flags.only) throw new UserError('--from and --only do not go together: pick one');
-    const noVerify = checkVerifyPolicy(target, healthUrl, flags);
+    const noVerify = checkVerifyPolicy(target, healthUrl, appHealthUrl, flags);
+    // fly: a fly.toml whose service is checked at an app's path (not a Chroma endpoint) is an app that embeds Chroma.
+    const appPath = target.kind === 'fly' && !healthUrl && !appHealthUrl && !noVerify ? chosen.appHealthPath : undefined;
     if (flags.plan) {
       if (flags.from || flags.only || flags.step) throw new UserError('--plan prints the whole runbook: leave out --from, --only and --step');
       const host = createHost(target, { sshKey, sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
       try {
         const plan = await planDeploy({
-          source, host, uploader: await createUploader(flags.upload, host, { s3 }), volume, dbDir, chunkSize, healthUrl, healthTimeoutMs,
+          source, host, uploader: await createUploader(flags.upload, host, { s3 }), volume, dbDir, chunkSize, healthUrl, appHealthUrl, healthTimeoutMs,
           keepBackups, restartTimeoutMs, workDir: flags.workDir, snapshot: flags.snapshot, targetSource: chosen.targetSource,
         });
         process.stdout.write(flags.json ? `${JSON.stringify(plan, null, 2)}\n` : formatPlan(plan));
@@ -147,9 +158,11 @@ targetOptions(
     const uploader = await createUploader(flags.upload, host, { s3 });
     const ac = abortOnSignals();
     try {
-      const fly = await prepareFlyDeploy(host, { healthUrl, snapshot: flags.snapshot, signal: ac.signal, noVerify });
+      // An app is checked at its own URL: no proxy to a Chroma server unless fly.toml names the app's health path.
+      const fly = await prepareFlyDeploy(host, { healthUrl, snapshot: flags.snapshot, signal: ac.signal, noVerify: noVerify || appHealthUrl !== undefined });
+      const served = appPath && fly.healthUrl ? { appHealthUrl: `${fly.healthUrl}${appPath}` } : { healthUrl: fly.healthUrl, appHealthUrl };
       const summary = await runDeploy({
-        source, host, uploader, volume, dbDir, chunkSize, healthUrl: fly.healthUrl, healthTimeoutMs, restartTimeoutMs,
+        source, host, uploader, volume, dbDir, chunkSize, ...served, healthTimeoutMs, restartTimeoutMs,
         allowServerDown: flags.allowServerDown, noVerify, keepBackups, uploadConcurrency,
         workDir: flags.workDir, output: prompter && output !== 'json' ? 'plain' : output, signal: ac.signal, snapshot: fly.snapshot,
         from: flags.from, only: flags.only, prompter, hints: hintsFor(cmd),
@@ -195,7 +208,8 @@ targetOptions(
   const output = prompter && !flags.json ? 'plain' : detectOutputMode(Boolean(flags.json));
   const host = createHost(target, { sshKey: parseSshKey(flags.sshKey), sshOptions: flags.sshOption, restartCmd: flags.restartCmd, machine: chosen.machine, flyInternalPort: chosen.internalPort });
   try {
-    const fly = await prepareFlyDeploy(host, { healthUrl });
+    // An app that embeds Chroma (fly.toml checks it at its own path) has no Chroma API to proxy to: not checked here.
+    const fly = await prepareFlyDeploy(host, { healthUrl, noVerify: !healthUrl && chosen.appHealthPath !== undefined });
     await confirmOrRefuse(`roll back ${volume}/${dbDir} on ${host.label}${chosen.targetSource ? ` (from ${chosen.targetSource})` : ''} to ${flags.backup ? `backup ${flags.backup}` : `${dbDir}.old`}?`, flags.yes);
     const ac = abortOnSignals();
     const summary = await runRollback({
@@ -299,15 +313,18 @@ program
 volumeOptions(
   program
     .command('verify')
-    .description('check a Chroma server: heartbeat, collections and counts (against a manifest), query latency p95; exit 0 healthy, 1 unhealthy')
-    .requiredOption('--health-url <url>', 'Chroma server URL')
+    .description('check a Chroma server: heartbeat, collections and counts (against a manifest), query latency p95; or an app that embeds Chroma (--app-health-url); exit 0 healthy, 1 unhealthy')
+    .option('--health-url <url>', 'Chroma server URL')
+    .option('--app-health-url <url>', 'an app that embeds Chroma, instead of --health-url: answers 2xx; with --target also holds VOLUME/NAME/chroma.sqlite3 open and its counts, read there, match')
     .option('--manifest <file>', 'expected collections and counts (default with --target: the one the last deploy kept in VOLUME/.ferry)'),
 )
   .option('--timeout <duration>', 'how long to wait for the server to answer', '60s')
   .option('--samples <n>', 'stored records sampled per collection and queried by their vectors (0: no latency check)', '20')
   .option('--top-k <n>', 'n_results of each timed query', '10')
   .option('--max-latency-ms <ms>', 'unhealthy when a query latency p95 is over this', '300')
-  .action(async (flags: VerifyFlags & VolumeFlags, cmd: Command) => {
+  .action(async (flags: Omit<VerifyFlags, 'healthUrl'> & { healthUrl?: string; appHealthUrl?: string } & VolumeFlags, cmd: Command) => {
+    if (flags.appHealthUrl !== undefined) return verifyAppCommand({ ...flags, appHealthUrl: flags.appHealthUrl }, cmd);
+    const healthUrl = requireFlag(`--health-url (a Chroma server) or ${APP_HEALTH_FLAG} (an app that embeds Chroma)`, flags.healthUrl);
     // The target is read only when named: a ./fly.toml alone does not send verify to Fly.
     const named = flags.manifest === undefined && (flags.target !== undefined || flags.config !== undefined);
     const kept: KeptManifest | undefined = named ? async () => {
@@ -318,7 +335,7 @@ volumeOptions(
       });
       return found!;
     } : undefined;
-    await verifyCommand(flags, kept);
+    await verifyCommand({ ...flags, healthUrl }, kept);
   });
 
 // Benchmarks read the process's peak memory from here (bench/*.ts).

@@ -45,6 +45,19 @@ export interface VerifyFlags {
 /** Without --manifest: reads the manifest the last deploy kept on the target (collections null: none kept). */
 export type KeptManifest = () => Promise<{ where: string; collections: ExpectedCollection[] | null }>;
 
+/** `--manifest FILE`: its expected collections; a file that is no manifest is bad input (exit 2). */
+export async function readManifestFile(file: string): Promise<ExpectedCollection[]> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (e) {
+    throw new UserError(`--manifest ${file}: cannot read it as a manifest (${(e as Error).message}); pass the file written by \`chroma-ferry snapshot --manifest\``);
+  }
+  const collections = expectedCollectionsOf(json);
+  if (!collections) throw new UserError(`--manifest ${file}: no "collections" list of { tenant, database, name, count }`);
+  return collections;
+}
+
 /** `verify`: flags checked first (exit 2), then the health check; exit 0 healthy, 1 unhealthy. */
 export async function verifyCommand(flags: VerifyFlags, kept?: KeptManifest): Promise<void> {
   const url = parseHealthUrl(flags.healthUrl)!;
@@ -55,15 +68,7 @@ export async function verifyCommand(flags: VerifyFlags, kept?: KeptManifest): Pr
   let manifest: HealthCheckOptions['manifest'];
   const notes: string[] = [];
   if (flags.manifest) {
-    let json: unknown;
-    try {
-      json = JSON.parse(await fs.readFile(flags.manifest, 'utf8'));
-    } catch (e) {
-      throw new UserError(`--manifest ${flags.manifest}: cannot read it as a manifest (${(e as Error).message}); pass the file written by \`chroma-ferry snapshot --manifest\``);
-    }
-    const collections = expectedCollectionsOf(json);
-    if (!collections) throw new UserError(`--manifest ${flags.manifest}: no "collections" list of { tenant, database, name, count }`);
-    manifest = { source: flags.manifest, collections };
+    manifest = { source: flags.manifest, collections: await readManifestFile(flags.manifest) };
   } else if (kept) {
     const { where, collections } = await kept();
     if (collections) manifest = { source: where, collections };

@@ -259,7 +259,7 @@ describe('restart and preflight (local:)', () => {
     const noUrl = withFlag(deployArgs(env, target, '/data'), '--health-url', null);
     const refused = await runCli(noUrl);
     assert.equal(refused.code, 2, refused.stderr + refused.stdout);
-    assert.equal(refused.stderr, 'chroma-ferry: no --health-url: a deploy must be verified; give --health-url URL, or --no-verify to deploy unverified');
+    assert.equal(refused.stderr, 'chroma-ferry: no --health-url: a deploy must be verified; give --health-url URL (a Chroma server) or --app-health-url URL (an app that embeds Chroma), or --no-verify to deploy unverified');
     const bare = await runCli(withFlag(noUrl, '--restart-cmd', null));
     assert.equal(bare.code, 2, 'without --restart-cmd either');
     const both = await runCli([...deployArgs(env, target, '/data'), '--no-verify']);

@@ -5,6 +5,11 @@
  * health checks. Flags always win. A target taken from fly.toml is never silent: the choice
  * carries the file it came from, said in plans, summaries and error lines
  * (`target fly:APP from ./fly.toml`).
+ *
+ * `[[http_service.checks]] path` says what the app is: Chroma's own endpoints (`/api/v2/heartbeat`,
+ * ...) a Chroma server, verified through its API; any other path (`/health`) an app that embeds
+ * Chroma, verified as `--app-health-url` at that path through `fly proxy` when neither
+ * `--health-url` nor `--app-health-url` is given.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,6 +26,16 @@ export interface FlyToml {
   volume?: string;
   /** `[http_service] internal_port`. */
   internalPort?: number;
+  /** The first `[[http_service.checks]]` with a `path` (an HTTP check of the service). */
+  checkPath?: string;
+}
+
+/** Chroma's own health endpoints: a service checked at one of them is a Chroma server. */
+const CHROMA_CHECK_PATHS = new Set(['/api/v1', '/api/v2', '/api/v1/heartbeat', '/api/v2/heartbeat', '/api/v1/healthcheck', '/api/v2/healthcheck', '/api/v1/version', '/api/v2/version']);
+
+/** Whether a fly.toml check path is one of Chroma's own endpoints (else it is an app's health path). */
+export function isChromaCheckPath(p: string): boolean {
+  return CHROMA_CHECK_PATHS.has(p.replace(/\/+$/, ''));
 }
 
 /** Read fly.toml; `explicit` is --config (must exist), else ./fly.toml (absent: undefined). */
@@ -57,6 +72,16 @@ export function readFlyToml(explicit: string | undefined, cwd = process.cwd()): 
     }
     out.internalPort = port;
   }
+  const service = doc.http_service as Record<string, unknown> | undefined;
+  const checks = Array.isArray(service?.checks) ? service.checks : service?.checks !== undefined ? [service.checks] : [];
+  for (const check of checks as Record<string, unknown>[]) {
+    const p = check?.path;
+    if (p === undefined) continue;
+    if (typeof p !== 'string' || !p.startsWith('/') || /\s/.test(p)) throw new UserError(`${file}: [[http_service.checks]] path must be a path such as /health`);
+    // A query is not carried over: a URL the tool prints holds none (it could carry a token).
+    out.checkPath = p.replace(/[?#].*$/, '');
+    break;
+  }
   return out;
 }
 
@@ -69,6 +94,8 @@ export interface TargetChoice {
   volume: string;
   machine?: string;
   internalPort?: number;
+  /** fly.toml's `[[http_service.checks]] path` when it is not a Chroma endpoint: the app's health path (`/health`). */
+  appHealthPath?: string;
 }
 
 /**
@@ -102,6 +129,7 @@ export function chooseTarget(
     volume: !volumeExplicit && applies && toml.volume !== undefined ? toml.volume : flags.volume,
     machine: flags.machine,
     internalPort: applies ? toml.internalPort : undefined,
+    ...(applies && toml.checkPath !== undefined && !isChromaCheckPath(toml.checkPath) ? { appHealthPath: toml.checkPath } : {}),
   };
 }
 

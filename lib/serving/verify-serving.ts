@@ -19,7 +19,7 @@ export function collectionKey(c: { tenant: string; database: string; name: strin
 }
 
 /** Compare what a server serves with what it should serve: same collections, same counts. */
-export function compareCounts(expected: ExpectedCollection[], served: ServedCollection[]): string[] {
+export function compareCounts(expected: ExpectedCollection[], served: ExpectedCollection[]): string[] {
   const key = collectionKey;
   const have = new Map(served.map((c) => [key(c), c.count]));
   const want = new Map(expected.map((c) => [key(c), c.count]));

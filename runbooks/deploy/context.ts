@@ -7,6 +7,7 @@
 import type { ChunkShipper } from '../../lib/transfer/chunk-shipper.ts';
 import type { ServedCollection } from '../../lib/chroma/http.ts';
 import type { ChromaVersionCheck } from '../../lib/chroma/version-check.ts';
+import type { AppServingReport } from '../../lib/serving/app-health.ts';
 import type { SqliteManifest } from '../../lib/chroma/sqlite-manifest.ts';
 import type { CompensationStack, UndoOutcome } from '../../lib/engine/compensation.ts';
 import { UserError } from '../../lib/common/errors.ts';
@@ -37,6 +38,8 @@ export interface DeployOptions {
   dbDir: string;
   chunkSize: number;
   healthUrl?: string;
+  /** `--app-health-url`: an app that embeds Chroma (instead of healthUrl): verified by lib/serving/app-health.ts. */
+  appHealthUrl?: string;
   healthTimeoutMs: number;
   /** `--restart-timeout`: the limit of each restart, the undo's too (default 120 s). */
   restartTimeoutMs?: number;
@@ -82,6 +85,8 @@ export interface DeploySummary {
   restartLog?: { file: string; tail: string[] };
   downtimeMs?: number;
   verified: boolean;
+  /** `--app-health-url`: the three checks of the app (answer, the live file held, counts on the remote). */
+  appServing?: AppServingReport;
   warnings: string[];
   error?: string;
   rolledBack: boolean;
@@ -121,7 +126,7 @@ export interface SwapResult {
 export const UNDONE_UNVERIFIED = 'failed; old data restored; server not verified';
 
 /** The options every step's scripts depend on, in a run and in a plan. */
-export type FactOptions = Pick<DeployOptions, 'source' | 'host' | 'uploader' | 'chunkSize' | 'healthUrl' | 'healthTimeoutMs' | 'restartTimeoutMs' | 'keepBackups'>;
+export type FactOptions = Pick<DeployOptions, 'source' | 'host' | 'uploader' | 'chunkSize' | 'healthUrl' | 'appHealthUrl' | 'healthTimeoutMs' | 'restartTimeoutMs' | 'keepBackups'>;
 
 /** What a step's remote scripts are built from (by its run and by its plan, with the same calls). */
 export interface DeployFacts {

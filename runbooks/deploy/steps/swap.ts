@@ -3,7 +3,8 @@
  * run by a worker detached from the connection (lib/volume/swap-journal.ts). Never cancelled
  * half-way; once started, how it ended is read from the volume (a lost connection reconnects, an
  * interrupted worker is finished by this run). Undo: by the journal, the renames reversed, the
- * rejected dir kept as NAME.failed-<stamp>; then restart and check the old counts.
+ * rejected dir kept as NAME.failed-<stamp>; then restart and check the old counts (an app: it
+ * answers and holds the old data's file).
  */
 import { UserError } from '../../../lib/common/errors.ts';
 import { done } from '../../../lib/engine/runner.ts';
@@ -12,6 +13,7 @@ import { isDataId } from '../../../lib/volume/data-id.ts';
 import { swapIn, swapInScript, undoSwap } from '../../../lib/volume/deploy-swap.ts';
 import type { SwapIds } from '../../../lib/volume/swap-journal.ts';
 import { waitUntilServing, type ExpectedCollection } from '../../../lib/serving/verify-serving.ts';
+import { checkAppServes } from '../../../lib/serving/app-health.ts';
 import { nextDataIdOf, recordOf, restartOptions, type DeployCtx, type DeployFacts, type DeployPlanCtx, type SwapResult } from '../context.ts';
 
 const scripts = {
@@ -65,6 +67,10 @@ export const swap: Step<DeployCtx, DeployPlanCtx, SwapResult> = {
       if (c.preDeploy && check.mismatches.length) {
         throw new Error(`old data is back but the server does not serve it as before: ${check.mismatches.join('; ')}`);
       }
+    } else if (o.appHealthUrl && swapped.hadLive) {
+      // An app that embeds Chroma: it answers again and holds the old data's file (no manifest of it to count against).
+      const r = await checkAppServes({ url: o.appHealthUrl, remote: { host: o.host, layout: c.layout }, timeoutMs: o.healthTimeoutMs, noCountsWhy: 'the old data has no manifest' });
+      if (!r.healthy) throw new Error(`old data is back but the app does not serve it: ${r.problems.join('; ')}`);
     }
   },
 

@@ -1,12 +1,17 @@
 /**
- * 9. verify: the restarted server answers and serves every collection with the manifest's count;
- * then the manifest is kept on the volume (.ferry/manifest-NAME.json) for `chroma-ferry verify
- * --target`. Undo: none.
+ * 9. verify: the restarted server answers and serves every collection with the manifest's count
+ * (`--health-url`); or, for an app that embeds Chroma (`--app-health-url`), the app answers 2xx, a
+ * process on the remote holds the new VOLUME/NAME/chroma.sqlite3 open, and the counts read there
+ * equal the manifest (lib/serving/app-health.ts). Then the manifest is kept on the volume
+ * (.ferry/manifest-NAME.json) for `chroma-ferry verify --target`. Undo: none.
  */
 import { keepDeployedManifestScript } from '../../../lib/volume/deployed-manifest.ts';
 import { done, skipped } from '../../../lib/engine/runner.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import { waitUntilServing, type ExpectedCollection } from '../../../lib/serving/verify-serving.ts';
+import { APP_HEALTH_FLAG, appServingNote, checkAppServes, liveSqliteFile } from '../../../lib/serving/app-health.ts';
+import { countCollectionsScript } from '../../../lib/remote/sqlite-counts.ts';
+import { servedFilesScript } from '../../../lib/volume/served-file.ts';
 import { runRefusing } from '../../../lib/remote/refusals.ts';
 import { recordVerifiedScript } from '../../../lib/volume/data-id.ts';
 import { withReconnect } from '../../../lib/volume/deploy-swap.ts';
@@ -22,11 +27,15 @@ const scripts = {
    * to serve, so the volume reconciles clean and NAME.old may be replaced by a later deploy).
    */
   record: (f: DeployFacts) => recordVerifiedScript(f.layout, nextDataIdOf(f)),
+  /** `--app-health-url`: the live collections counted on the remote (python3 sqlite3, read-only). */
+  countLive: (f: DeployFacts) => countCollectionsScript(liveSqliteFile(f.layout)),
+  /** `--app-health-url`: the processes that hold the live chroma.sqlite3 open (by device and inode, through /proc). */
+  heldLive: (f: DeployFacts) => servedFilesScript([liveSqliteFile(f.layout)]),
 };
 
 export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
   name: 'verify',
-  title: 'verify: heartbeat and counts equal the manifest',
+  title: 'verify: the server (or app) answers and its counts equal the manifest',
   needs: ['manifest', 'swap'],
   undoText: 'none',
 
@@ -36,6 +45,18 @@ export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
       await o.host.run(scripts.keepManifest(c, c.summary.verified), { signal: o.signal });
       await withReconnect(() => runRefusing(o.host, scripts.record(c), { volume: c.layout.volume }, { signal: o.signal }), { signal: o.signal });
     };
+    if (o.appHealthUrl) {
+      const report = await checkAppServes({
+        url: o.appHealthUrl, remote: { host: o.host, layout: c.layout }, expected: manifestOf(c).collections, timeoutMs: o.healthTimeoutMs, signal: o.signal,
+      });
+      c.summary.appServing = report;
+      if (!report.healthy) throw new Error(`the restarted app does not serve the deployed data: ${report.problems.join('; ')}`);
+      for (const n of report.notes) c.summary.warnings.push(`verify: ${n}`);
+      if (c.swapStartedAt !== undefined) c.summary.downtimeMs = performance.now() - c.swapStartedAt;
+      c.summary.verified = true;
+      await keepManifest();
+      return done(appServingNote(report));
+    }
     if (!o.healthUrl) {
       const why = o.noVerify ? '--no-verify' : 'no --health-url';
       c.summary.warnings.push(`${why}: the deployed data was not verified on a running server`);
@@ -52,12 +73,18 @@ export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
   },
 
   plan(p) {
-    const verified = Boolean(p.o.healthUrl);
+    const verified = Boolean(p.o.healthUrl || p.o.appHealthUrl);
+    const timeout = `${Math.round(p.o.healthTimeoutMs / 1000)}s`;
     return {
       commands: [
+        ...(p.o.appHealthUrl
+          ? [p.local('the app answers 2xx', [...p.cli, 'verify', APP_HEALTH_FLAG, p.o.appHealthUrl, '--timeout', timeout], 'healthy'),
+              p.remote(scripts.heldLive(p), 'held=PID: a process holds the new chroma.sqlite3 open (unknown=WHY: not checked)'),
+              p.remote(scripts.countLive(p), 'counted=[...] with the manifest\'s counts (skipped=WHY where the remote has no python3 with sqlite3)')]
+          : []),
         ...(p.o.healthUrl
           ? [p.local('heartbeat and every collection count equal to the manifest', [...p.cli, 'verify', '--health-url', p.o.healthUrl, '--manifest', p.manifestFile,
-              '--timeout', `${Math.round(p.o.healthTimeoutMs / 1000)}s`, '--samples', '0'], 'healthy')]
+              '--timeout', timeout, '--samples', '0'], 'healthy')]
           : []),
         p.remote(scripts.keepManifest(p, verified), 'nothing printed: the manifest of the live data is kept for chroma-ferry verify --target'),
         p.remote(scripts.record(p), 'nothing printed: the live data recorded as the last verified (.ferry/verified-NAME)'),
