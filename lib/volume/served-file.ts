@@ -7,8 +7,9 @@
  * The probe is one constant POSIX sh script (coreutils `stat`, findutils `find`, nothing else: it
  * runs in the stock Chroma image's userland, which has no python3 and no lsof). What it cannot
  * see is `unknown`, never `not-held`: /proc not mounted, /proc hiding other users' processes
- * (hidepid), or processes whose open files this user may not read while none of the readable ones
- * holds FILE.
+ * (hidepid), processes whose open files a user other than root may not read, or (as root, whom
+ * only a few special processes refuse, e.g. a sandbox's pid 1) such processes while no readable
+ * one holds any chroma.sqlite3. A process holding FILE that can be read is always `held`.
  */
 import type { RemoteHost } from '../hosts/remote-host.ts';
 import { remoteScript, type RemoteScript } from '../remote/shell.ts';
@@ -24,9 +25,9 @@ export type ServedFileProbe = ServedFile | { state: 'absent'; heldSqlite: string
 /**
  * The probe of FILES (one walk of /proc for all of them). Prints `key=value` lines:
  * `unknown=WHY` (and nothing else) when /proc cannot tell; else `absent=I` for the I-th file
- * (from 1) that does not exist, `held=I:PID` per holder of it, `denied=N` (processes whose open
- * files could not be read), `user=NAME` and `sqlite=PATH` per open file named chroma.sqlite3 (as
- * /proc shows the link: display only).
+ * (from 1) that does not exist, `held=I:PID` per holder of it, `denied_pid=PID COMM` (the first 5
+ * processes whose open files could not be read), `denied=N` (how many), `user=NAME`, `uid=N` and
+ * `sqlite=PATH` per open file named chroma.sqlite3 (as /proc shows the link: display only).
  */
 export function servedFilesScript(files: readonly string[]): RemoteScript {
   return remoteScript(`find the processes that hold ${files.length === 1 ? 'the file' : 'the files'} open`, `

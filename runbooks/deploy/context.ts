@@ -25,6 +25,7 @@ import type { ChunkUploader } from '../../lib/transfer/chunk-uploader.ts';
 import type { CommandHints } from '../../lib/cli/command-hint.ts';
 import { archiveDataId } from '../../lib/volume/data-id.ts';
 import type { SwapIds } from '../../lib/volume/swap-journal.ts';
+import type { ServedDirRecord } from '../../lib/volume/served-dir-check.ts';
 
 export const DEPLOY_STEPS = ['preflight', 'manifest', 'backup', 'package', 'upload', 'reassemble', 'swap', 'restart', 'verify', 'cleanup'] as const;
 export type DeployStep = (typeof DEPLOY_STEPS)[number];
@@ -84,6 +85,8 @@ export interface DeploySummary {
   /** The restart command's output on the host, and its last lines when the restart failed. */
   restartLog?: { file: string; tail: string[] };
   downtimeMs?: number;
+  /** Preflight's proof that the replaced dir is the served one (lib/volume/served-dir-check.ts). */
+  servedDir?: ServedDirRecord;
   verified: boolean;
   /** `--app-health-url`: the three checks of the app (answer, the live file held, counts on the remote). */
   appServing?: AppServingReport;

@@ -18,6 +18,7 @@ import { describeLockHolder, tryVolumeLock } from '../../../lib/volume/lock.ts';
 import { commandInspectScript, reconcileBeforeCommand } from '../../../lib/volume/deploy-swap.ts';
 import { reconcile } from '../../../lib/volume/reconcile.ts';
 import { inspectVolume } from '../../../lib/volume/volume-reconciler.ts';
+import { checkServedDir, servedDirExpectation, servedDirScript } from '../../../lib/volume/served-dir-check.ts';
 import { DEPLOY_STEPS, recordOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
 import { adoptReconciledSwap, checkRecordedRun } from '../recorded-run.ts';
 
@@ -82,6 +83,8 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
         }
       }
     }
+    // The dir to be replaced is the dir being served (a process holds its chroma.sqlite3 open).
+    const servedDir = await checkServedDir({ host: o.host, layout, healthUrl: o.healthUrl, serverDown: !c.preDeploy, swaps: !c.resumed && c.selected.has('swap'), summary: c.summary, needsAttention: () => volumeNeedsAttention(c), signal: o.signal });
     // Can the server open the source's data? Refused here, before the lock (nothing changed yet).
     await preflightChromaVersion(c, progress);
     const lock = await tryVolumeLock(o.host, layout, c.runId, 'deploy', o.signal, c.lockOwner);
@@ -109,6 +112,7 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     c.summary.warnings.push(...rec.warnings);
     if (c.resumed) adoptReconciledSwap(c, rec);
     if (serverDown) throw serverDown;
+    await servedDir.afterReconcile();
     c.lockHeld = true;
     if (!c.resumed) await checkRecordedRun(c);
     return done(`${formatBytes(c.summary.source.bytes)} source, ${formatBytes(availKb * 1024)} free on the volume${adopted ? `; lock of run ${c.runId} taken over` : ''}`);
@@ -123,6 +127,7 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     return {
       commands: [
         p.remote(scripts.probe(p), `missing= is empty, volume=dir, writable=yes; df shows free space for about ${Math.ceil((p.packed.inputBytes * 2.05) / 1048576)} MiB plus the live dir`),
+        ...(p.o.healthUrl ? [p.remote(servedDirScript(p.layout), servedDirExpectation(p.layout))] : []),
         ...version.commands,
         p.remote(scripts.lock(p), 'lock=acquired (otherwise another run holds the lock: it exits non-zero, stop here)'),
         p.remote(scripts.inspect(p), 'no journal= line, or one with "phase":"done" or "reversed"; NAME holds the verified= data (otherwise stop: chroma-ferry unlock finishes or reverses an interrupted swap)'),
