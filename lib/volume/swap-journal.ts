@@ -173,7 +173,7 @@ const COMMON = `
   idof() { [ -d "$1" ] && [ ! -L "$1" ] && [ -f "$1/$idf" ] && read -r x < "$1/$idf" && echo "$x"; }
   has() { [ -n "$2" ] && [ -d "$1" ] && [ ! -L "$1" ] && [ -f "$1/$idf" ] && read -r x < "$1/$idf" && [ "$x" = "$2" ]; }
   gone() { [ ! -e "$1" ] && [ ! -L "$1" ]; }
-  journal() { printf '%s\\n' "\${tpl%%@PHASE@*}$1\${tpl#*@PHASE@}" > "$journal.tmp" && mv -f "$journal.tmp" "$journal"; }
+  journal() { printf '%s\\n' "\${tpl%%@PHASE@*}$1\${tpl#*@PHASE@}" > "$journal.tmp" && mv -f "$journal.tmp" "$journal" || { rm -f "$journal.tmp"; return 1; }; }
 `;
 
 const WORKER = `
@@ -234,7 +234,7 @@ const LAUNCHER = `
   }
   stamp() {
     [ -n "$2" ] && [ -d "$1" ] && [ ! -f "$1/$idf" ] || return 0
-    printf '%s\\n' "$2" > "$1/$idf.tmp" && mv -f "$1/$idf.tmp" "$1/$idf"
+    printf '%s\\n' "$2" > "$1/$idf.tmp" && mv -f "$1/$idf.tmp" "$1/$idf" || { rm -f "$1/$idf.tmp"; return 1; }
   }
   # found DIR FALLBACK: the id DIR holds (FALLBACK when it has none; nothing when DIR is missing)
   found() {
