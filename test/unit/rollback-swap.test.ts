@@ -22,6 +22,8 @@ import {
 } from '../../lib/volume/swap-journal.ts';
 import { inspectVolumeScript, parseVolumeFacts, swapSlotsOf, type DataSlot, type VolumeFacts } from '../../lib/volume/volume-facts.ts';
 import { inspectVolume, reconcileVolume } from '../../lib/volume/volume-reconciler.ts';
+import { newRollbackCtx } from '../../runbooks/rollback/index.ts';
+import { stage } from '../../runbooks/rollback/steps/stage.ts';
 import { clearMvFault, injectMvFault, tempVolume, withMvWrapperOnPath, type MvFault, type TempVolume } from './local-volume.ts';
 
 const RUN = 'rb0001';
@@ -272,5 +274,27 @@ describe('after a rollback that put data back and never checked it', () => {
     const f = parseVolumeFacts((await v.host.run(inspectVolumeScript(v.layout))).stdout);
     assert.deepEqual(swapSlotsOf(f), { live: dir(P), next: { kind: 'missing' }, old: dir(L), trash: { kind: 'missing' } });
     assert.deepEqual(await contents(v, 'old'), AFTER);
+  });
+});
+
+describe('the stage step\'s undo', () => {
+  let v: TempVolume;
+  beforeEach(async () => { v = await tempVolume(); });
+  afterEach(async () => v.dispose());
+
+  it('keeps the staged backup while this rollback\'s swap journal is unfinished (it names that dir); removes it once the swap is reversed', async () => {
+    const ctx = newRollbackCtx({ host: v.host, volume: '/vol', dbDir: 'chroma_db', backup: 'x', healthTimeoutMs: 1000, output: 'json', signal: new AbortController().signal }, { runId: RUN });
+    const staged = swapPlaces(v.layout, rbJournal('intent', 'backup')).next;
+    await dataDir(staged, 'P', P);
+    await dataDir(v.layout.live, 'L', L);
+    await fs.mkdir(v.layout.ferry, { recursive: true });
+    // Reversing stopped half-way: NAME is back, the data put back is staged again, the journal says reversing.
+    await fs.writeFile(swapJournalFile(v.layout), `${JSON.stringify(rbJournal('reversing', 'backup'))}\n`);
+    await stage.undo!(ctx);
+    assert.equal((await contents(v, 'backup')).source, 'P', 'kept');
+    assert.ok(ctx.summary.warnings.some((w) => /kept: the unfinished swap journal of this rollback needs it/.test(w)), ctx.summary.warnings.join('\n'));
+    await fs.writeFile(swapJournalFile(v.layout), `${JSON.stringify(rbJournal('reversed', 'backup'))}\n`);
+    await stage.undo!(ctx);
+    await assert.rejects(fs.access(ctx.staging), 'removed');
   });
 });
