@@ -24,7 +24,7 @@ import { inspectVolumeScript, parseVolumeFacts, swapSlotsOf, type DataSlot, type
 import { inspectVolume, reconcileVolume } from '../../lib/volume/volume-reconciler.ts';
 import { newRollbackCtx } from '../../runbooks/rollback/index.ts';
 import { stage } from '../../runbooks/rollback/steps/stage.ts';
-import { clearMvFault, injectMvFault, tempVolume, withMvWrapperOnPath, type MvFault, type TempVolume } from './local-volume.ts';
+import { clearMvFault, fillUp, injectMvFault, mountTmpfs, tempVolume, unmount, withMvWrapperOnPath, type MvFault, type TempVolume } from './local-volume.ts';
 
 const RUN = 'rb0001';
 const STAMP = '20260304T050607Z';
@@ -296,5 +296,33 @@ describe('the stage step\'s undo', () => {
     await fs.writeFile(swapJournalFile(v.layout), `${JSON.stringify(rbJournal('reversed', 'backup'))}\n`);
     await stage.undo!(ctx);
     await assert.rejects(fs.access(ctx.staging), 'removed');
+  });
+});
+
+describe('reversing a swap on a full volume (a small tmpfs)', () => {
+  it('says "volume full: N MiB free, needed M MiB" at once (not "could not be reversed after 3 tries"), renames nothing; with room it reverses', async (t) => {
+    const v = await tempVolume();
+    const skip = await mountTmpfs(v.layout.volume, 2048);
+    if (skip && process.env.CI === 'true' && process.getuid?.() === 0) throw new Error(`cannot mount a tmpfs under CI=true as root: ${skip}`);
+    if (skip) {
+      process.stderr.write(`\n!!! SKIPPING the full-volume reversal test: ${skip}\n\n`);
+      await v.dispose();
+      return t.skip(skip);
+    }
+    try {
+      await seed(v, 'old');
+      assert.equal((await rollbackSwapIn(v.host, v.layout, RUN, { from: 'old', stamp: STAMP }, FALLBACK)).status, 'done');
+      await fillUp(v.layout.volume);
+      const e = await reverseSwap(v.host, v.layout, RUN).catch((x: unknown) => x);
+      assert.ok(e instanceof UserError, String(e));
+      assert.match(e.message, /^volume full: 0 MiB free, needed 1 MiB \(.*\/vol on local:.*\); free space there and run again$/);
+      assert.deepEqual(await contents(v, 'old'), AFTER);
+      await fs.rm(path.join(v.layout.volume, 'filler'));
+      assert.deepEqual(await reverseSwap(v.host, v.layout, RUN), { renamed: true });
+      assert.deepEqual(await contents(v, 'old'), BEFORE);
+    } finally {
+      unmount(v.layout.volume);
+      await v.dispose();
+    }
   });
 });
