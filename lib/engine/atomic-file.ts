@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { UserError } from '../common/errors.ts';
+import { freeMib, neededMib, VolumeFullError, volumeFullLine } from '../common/volume-full.ts';
 
 let sequence = 0;
 
@@ -28,13 +28,15 @@ export async function writeJsonAtomic(file: string, value: unknown): Promise<voi
   }
 }
 
-/** The one line for a write that failed because the filesystem is full; undefined for other failures. */
-export async function volumeFullError(e: unknown, dir: string, neededBytes: number): Promise<UserError | undefined> {
+/**
+ * The one line for a write that failed because the filesystem is full (a VolumeFullError: the run
+ * still ends with its summary); undefined for other failures.
+ */
+export async function volumeFullError(e: unknown, dir: string, neededBytes: number): Promise<VolumeFullError | undefined> {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
   const st = await fs.statfs(dir).catch(() => undefined);
-  const free = st ? Math.floor((st.bavail * st.bsize) / 2 ** 20) : '?';
-  return new UserError(`volume full: ${free} MiB free, needed ${Math.max(1, Math.ceil(neededBytes / 2 ** 20))} MiB (${dir}); free space there and run again`, 1);
+  return new VolumeFullError(volumeFullLine(st ? freeMib(st.bavail * st.bsize) : '?', neededMib(neededBytes), dir));
 }
 
 /**

@@ -3,7 +3,8 @@
  * `--from STEP` after a crash knows what was done. One small JSON file on the remote volume
  * (`.ferry/state-<runbook>-<NAME>.json`, next to the data it describes) and a copy on this
  * machine. Both are written atomically (temp file + rename; no temp file stays behind, and a full
- * volume or state dir says "volume full: ..."). The remote copy holds ids,
+ * volume or state dir says "volume full: ..." as a VolumeFullError: a run that meets it part-way
+ * still ends with its summary). The remote copy holds ids,
  * checksums, counts and step outcomes only: results naming paths on this machine (`local`) are
  * kept in the local copy alone, and never read from the remote one.
  */
@@ -13,7 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { writeJsonAtomic } from './atomic-file.ts';
 import type { RemoteHost } from '../hosts/remote-host.ts';
-import { runRefusing } from '../remote/refusals.ts';
+import { refusalError, refusalLine, refusalOf } from '../remote/refusals.ts';
+import { VolumeFullError } from '../common/volume-full.ts';
 import { readFileScript, writeFileScript } from '../remote/scripts.ts';
 import type { RemoteLayout } from '../remote/layout.ts';
 import type { StepStatus } from './runner.ts';
@@ -97,7 +99,15 @@ export class RunbookStateStore {
       if (mine?.local && mine.runId === state.runId) local = { ...state, local: mine.local };
     }
     await writeJsonAtomic(this.localFile, local);
-    await runRefusing(this.host, writeFileScript(this.remoteFile, JSON.stringify({ ...state, local: undefined })), { volume: this.volume }, { signal });
+    const where = { host: this.host.label, volume: this.volume };
+    try {
+      await this.host.run(writeFileScript(this.remoteFile, JSON.stringify({ ...state, local: undefined })), { signal });
+    } catch (e) {
+      // A full volume part-way through a run: the run ends with its summary (not a refusal).
+      const r = refusalOf(e);
+      if (r?.reason === 'volume-full') throw new VolumeFullError(refusalLine(r, where));
+      throw refusalError(e, where) ?? e;
+    }
   }
 }
 

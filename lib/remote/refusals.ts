@@ -7,6 +7,7 @@
  * `refusalError` (or runs the script through `runRefusing`).
  */
 import { describeRefusalsWith, RemoteCommandError, UserError } from '../common/errors.ts';
+import { volumeFullLine } from '../common/volume-full.ts';
 import type { RemoteHost, RunOptions, RunResult } from '../hosts/remote-host.ts';
 import type { RemoteScript } from './shell.ts';
 import { describeLockHolder, parseLockHolder } from '../volume/lock-holder.ts';
@@ -59,7 +60,7 @@ export const REFUSALS: Readonly<Record<RefusalReason, RefusalKind>> = {
   },
   'volume-full': {
     code: 83, cliExit: 2,
-    line: (d, w) => `volume full: ${d.free_mib ?? '?'} MiB free, needed ${d.need_mib ?? '?'} MiB (${w.volume} on ${w.host}); free space there and run again`,
+    line: (d, w) => volumeFullLine(d.free_mib ?? '?', d.need_mib ?? '?', `${w.volume} on ${w.host}`),
   },
   'not-a-dir': {
     code: 84, cliExit: 2,

@@ -33,27 +33,15 @@ export function stageBackupScript(l: RemoteLayout, backupName: string, staging: 
   `, [l.backups, backupName, staging, l.name]);
 }
 
-/** Put SRC in place as the live dir; the current live dir (if any) is kept as FAILED. Renames only. */
-export function restoreSwapScript(l: RemoteLayout, src: string, failedPath: string): RemoteScript {
-  return remoteScript('put the previous data back as live', `
-    live=$1; src=$2; failed=$3
-    [ -d "$src" ] || { echo "$src does not exist: nothing to roll back to" >&2; exit 20; }
-    had_live=no
-    if [ -e "$live" ]; then mv "$live" "$failed" || exit 21; had_live=yes; fi
-    if ! mv "$src" "$live"; then [ $had_live = yes ] && mv "$failed" "$live"; exit 21; fi
-    echo "had_live=$had_live"
-  `, [l.live, src, failedPath]);
-}
-
-/** Undo restoreSwapScript. */
-export function undoRestoreSwapScript(l: RemoteLayout, src: string, failedPath: string, hadLive: boolean): RemoteScript {
-  return remoteScript('undo the rollback swap', `
-    set -eu
-    if [ -e "$1" ]; then mv "$1" "$2"; fi
-    if [ "$4" = yes ]; then mv "$3" "$1"; fi
-  `, [l.live, src, failedPath, hadLive ? 'yes' : 'no']);
-}
-
+/**
+ * Where a rollback's swap puts the data it replaces: VOLUME/NAME.failed-<stamp>. The swap itself
+ * is the journaled one of lib/volume/swap-journal.ts (rollbackSwapScript).
+ */
 export function failedDirPath(l: RemoteLayout, stamp: string): string {
   return path.posix.join(l.volume, `${l.name}.failed-${stamp}`);
+}
+
+/** VOLUME/.ferry/restore-<run id>: where rollback run `runId` extracts a backup (it holds NAME/ at its top). */
+export function restoreStagingDir(l: RemoteLayout, runId: string): string {
+  return path.posix.join(l.ferry, `restore-${runId}`);
 }

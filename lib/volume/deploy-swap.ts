@@ -5,10 +5,12 @@
  * - `reconcileBeforeCommand`: every command that changes a volume starts here. An interrupted swap
  *   is finished (by its own run) or reversed (by anyone else); what cannot be settled refuses,
  *   naming the one command that resolves it (built from the user's own command line).
- * - `swapIn`: the deploy's swap. Once the remote launcher was started, whatever happens to the
+ * - `swapIn`, `rollbackSwapIn`: the deploy's swap, and the rollback's (the same journaled
+ *   transaction at its own places). Once the remote launcher was started, whatever happens to the
  *   connection, the volume says how it ended: a transport error reconnects (bounded retries with
  *   backoff) and reconciles; the run's own interrupted swap is finished.
- * - `undoSwap`: the swap reversed by its journal (ids decide each rename, never a guess).
+ * - `undoSwap`, `reverseSwap`: a run's swap reversed by its journal (ids decide each rename, never
+ *   a guess); the deploy's undo then keeps the rejected data as NAME.failed-<stamp>.
  * - `removeUnusedNext`, `cleanupVolume`: only what reconciliation allows is removed: never while
  *   NAME is missing, never the last verified data, never a dir the tool did not stamp.
  */
@@ -22,8 +24,11 @@ import { refusalError, refusalOf, runRefusing } from '../remote/refusals.ts';
 import { remoteScript, type RemoteScript } from '../remote/shell.ts';
 import { DATA_ID_FILE, isDataId, recordVerifiedScript, verifiedFile } from './data-id.ts';
 import { matchingStates, reconcile, type Reconciliation } from './reconcile.ts';
-import { FIRST_LINE, FOUND_ID, journaledSwapScript, parseSwapIds, resumeSwapScript, swapJournalFile, swapTrashPath, type SwapIds, type SwapJournal } from './swap-journal.ts';
-import { inspectVolumeScript } from './volume-facts.ts';
+import {
+  FIRST_LINE, FOUND_ID, journaledSwapScript, parseSwapIds, resumeSwapScript, rollbackSwapScript, swapJournalFile, swapTrashPath,
+  type RollbackSwap, type SwapIds, type SwapJournal,
+} from './swap-journal.ts';
+import { inspectVolumeScript, swapSlotsOf } from './volume-facts.ts';
 import { inspectVolume, reconcileVolume, type ReconcileResult } from './volume-reconciler.ts';
 import type { DataSlot, VolumeFacts } from './volume-facts.ts';
 
@@ -108,6 +113,9 @@ export async function reconcileBeforeCommand(host: RemoteHost, l: RemoteLayout, 
 /** A deploy refused because unverified data is live: finish that deploy, or put the previous data back. */
 function unverifiedLine(l: RemoteLayout, r: Reconciliation, f: VolumeFacts, j: SwapJournal | undefined, o: BeforeCommandOptions): string {
   const back = f.old.kind === 'dir' ? o.hints.rollback() : o.hints.rollback(['--backup', 'latest']);
+  if (j?.rollback && f.live.id === j.ids.next) {
+    return `the last rollback (run ${j.runId}) put ${j.ids.next} back into ${l.live} and never checked it: finish it with: ${o.hints.rollback()}`;
+  }
   if (j && f.live.id === j.ids.next) {
     const resume = j.runId === o.recordedDeployRunId ? `finish it with: ${o.hints.deployFrom('restart')}; or ` : '';
     return `the last deploy (run ${j.runId}) swapped new data into ${l.live} and never verified it: ${resume}put the previous data back with: ${back}`;
@@ -159,10 +167,25 @@ export function swapInScript(l: RemoteLayout, runId: string, nextId: string, sta
  * finished by reconciliation.
  */
 export async function swapIn(host: RemoteHost, l: RemoteLayout, runId: string, nextId: string, o: SwapInOptions = {}): Promise<SwapOutcome> {
+  return runJournaledSwap(host, l, swapInScript(l, runId, nextId, o.startedAt), runId, nextId, o);
+}
+
+/**
+ * The rollback's swap, journaled like the deploy's (lib/volume/swap-journal.ts rollbackSwapScript):
+ * NAME -> NAME.failed-STAMP, the data put back -> NAME. Its ids are found on the volume (the data
+ * put back without one gets `nextFallbackId`); the outcome's `ids` are what the launcher (or the
+ * journal) says. Never cancelled half-way; settled from the volume like a deploy's.
+ */
+export async function rollbackSwapIn(host: RemoteHost, l: RemoteLayout, runId: string, rb: RollbackSwap, nextFallbackId: string, o: SwapInOptions = {}): Promise<SwapOutcome> {
+  return runJournaledSwap(host, l, rollbackSwapScript(l, runId, rb, nextFallbackId, { startedAt: o.startedAt }), runId, undefined, o);
+}
+
+/** Run a swap launcher; `nextId`: the new data's id when the caller knows it (else the launcher's or the journal's). */
+async function runJournaledSwap(host: RemoteHost, l: RemoteLayout, script: RemoteScript, runId: string, nextId: string | undefined, o: SwapInOptions): Promise<SwapOutcome> {
   o.onLaunch?.();
   let cause: string;
   try {
-    const r = await host.run(swapInScript(l, runId, nextId, o.startedAt));
+    const r = await host.run(script);
     return { status: 'done', ids: parseSwapIds(r.stdout, nextId) };
   } catch (e) {
     const refusal = refusalOf(e);
@@ -176,7 +199,7 @@ export async function swapIn(host: RemoteHost, l: RemoteLayout, runId: string, n
 }
 
 /** After a launcher that did not report `done`: reconnect, reconcile as this run, and read the outcome from the volume. */
-async function settleSwap(host: RemoteHost, l: RemoteLayout, runId: string, nextId: string, cause: string, o: ReconnectOptions): Promise<SwapOutcome> {
+async function settleSwap(host: RemoteHost, l: RemoteLayout, runId: string, nextId: string | undefined, cause: string, o: ReconnectOptions): Promise<SwapOutcome> {
   o.onReconnect?.(`the swap did not report its end (${cause}); asking the volume`);
   let res: ReconcileResult;
   try {
@@ -190,10 +213,12 @@ async function settleSwap(host: RemoteHost, l: RemoteLayout, runId: string, next
   const f = res.facts;
   const how = res.applied === 'finish-swap' ? `; this run finished it after: ${cause}` : `; after: ${cause}`;
   const j = ownJournal(f, runId);
+  const s = swapSlotsOf(f);
   // Without this run's journal the launcher stopped before the intent: nothing was renamed.
-  const ids: SwapIds = j?.ids ?? { next: nextId };
-  if (j && holds(f.live, nextId)) return { status: 'done', ids, note: `swapped${how}` };
-  if (holds(f.next, nextId) && (!j || (ids.live === undefined ? f.live.kind === 'missing' : holds(f.live, ids.live)))) {
+  const ids: SwapIds = j?.ids ?? { next: nextId ?? '' };
+  if (j && holds(s.live, j.ids.next)) return { status: 'done', ids, note: `swapped${how}` };
+  const waiting = j ? holds(s.next, j.ids.next) : nextId === undefined || holds(s.next, nextId);
+  if (waiting && (!j || (ids.live === undefined ? f.live.kind === 'missing' : holds(f.live, ids.live)))) {
     return { status: 'not-swapped', ids, note: `the live dir is unchanged${how}` };
   }
   throw new Error(`the swap of run ${runId} ended in no known state (${cause}): ${res.after.reason}; ${res.after.resolve ?? ''}`.trim());
@@ -214,24 +239,34 @@ export interface UndoSwapResult {
  * it out of NAME). A swap that never happened is left as it is.
  */
 export async function undoSwap(host: RemoteHost, l: RemoteLayout, runId: string, ids: SwapIds, o: ReconnectOptions = {}): Promise<UndoSwapResult> {
+  const { renamed } = await reverseSwap(host, l, runId, o);
+  if (!renamed) return { restored: true, renamed };
+  const failedDir = path.posix.join(l.volume, `${l.name}.failed-${utcStamp()}`);
+  const kept = await withReconnect(() => host.run(keepRejectedScript(l.next, failedDir, ids.next)), o);
+  return { restored: true, renamed, failedDir: /^kept=yes$/m.test(kept.stdout) ? failedDir : undefined };
+}
+
+/**
+ * Reverse run `runId`'s swap (a deploy's or a rollback's) by its journal, to where the volume was
+ * before it: the worker renames back, each rename decided by the ids found. Nothing when the run
+ * has no journal (its launcher stopped before the intent) or its swap never moved anything. A full
+ * volume says so ("volume full: ..."): trying again would not help.
+ */
+export async function reverseSwap(host: RemoteHost, l: RemoteLayout, runId: string, o: ReconnectOptions = {}): Promise<{ renamed: boolean }> {
   let renamed = false;
   for (let attempt = 0; ; attempt++) {
     const facts = await withReconnect(() => inspectVolume(host, l), o);
     const j = ownJournal(facts, runId);
-    // No journal of this run: its launcher stopped before the intent, so nothing was renamed.
-    if (!j || atStart(facts, ids, j)) break;
+    if (!j || atStart(facts, j)) return { renamed };
     if (attempt >= 3) throw new Error(`the swap of run ${runId} could not be reversed after ${attempt} tries; the journal ${swapJournalFile(l)} and the ids on the volume say where each dir is`);
     renamed = true;
     try {
       await host.run(resumeSwapScript(l, j, 'reverse'));
     } catch (e) {
+      if (refusalOf(e)?.reason === 'volume-full') throw refusalError(e, { host: host.label, volume: l.volume })!;
       if (!isTransportError(e) && !refusalOf(e)) throw e; // otherwise: look again (the worker may have ended it)
     }
   }
-  if (!renamed) return { restored: true, renamed };
-  const failedDir = path.posix.join(l.volume, `${l.name}.failed-${utcStamp()}`);
-  const kept = await withReconnect(() => host.run(keepRejectedScript(l.next, failedDir, ids.next)), o);
-  return { restored: true, renamed, failedDir: /^kept=yes$/m.test(kept.stdout) ? failedDir : undefined };
 }
 
 /** NAME.new moved to FAILED, only while it holds the rejected data's id. */
@@ -310,16 +345,6 @@ export async function recordVerifiedData(host: RemoteHost, l: RemoteLayout, id: 
   await withReconnect(() => runRefusing(host, recordVerifiedScript(l, id), { volume: l.volume }, { signal: o.signal }), o);
 }
 
-/** Stamp `id` into `dir` when it is a real dir without a data id (never replaces one). */
-export function stampDataIdScript(dir: string, id: string): RemoteScript {
-  if (!isDataId(id)) throw new Error(`not a data id: ${id}`);
-  return remoteScript('stamp a data id where there is none', `
-    [ -d "$1" ] && [ ! -L "$1" ] && [ ! -e "$1/$2" ] || exit 0
-    trap 'rm -f "$1/$2.tmp"' EXIT
-    printf '%s\\n' "$3" > "$1/$2.tmp" && mv -f "$1/$2.tmp" "$1/$2"
-  `, [dir, DATA_ID_FILE, id]);
-}
-
 /**
  * Record what NAME holds as the last verified data (a rollback run by hand from its plan, which
  * cannot know the id beforehand); NAME without an id is stamped `fallbackId` first.
@@ -338,19 +363,6 @@ export function recordLiveVerifiedScript(l: RemoteLayout, fallbackId: string): R
     mv -f "$verified.tmp.$$" "$verified"
     echo "verified=$id"
   `, [l.live, DATA_ID_FILE, verifiedFile(l), fallbackId]);
-}
-
-/**
- * A rollback replaces NAME by other data: a completed swap's journal is history from then on
- * (else it would no longer match the volume). Reversed journals stay: they say what an undo did.
- */
-export function retireSwapJournalScript(l: RemoteLayout): RemoteScript {
-  return remoteScript('retire the completed swap journal', `
-    [ -f "$1" ] || exit 0
-    IFS= read -r line < "$1" || line=""
-    case $line in *'"phase":"done"'*) rm -f "$1" ;; esac
-    exit 0
-  `, [swapJournalFile(l)]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -373,7 +385,7 @@ function activeJournal(f: VolumeFacts): boolean {
  * The volume is where it was before the swap of journal `j`: its state 0, or the journal says
  * reversed and live holds what it held (the rejected data since kept aside).
  */
-function atStart(f: VolumeFacts, _ids: SwapIds, j: SwapJournal): boolean {
+function atStart(f: VolumeFacts, j: SwapJournal): boolean {
   const liveBefore = j.ids.live === undefined ? f.live.kind === 'missing' : holds(f.live, j.ids.live);
   return matchingStates(f, j).includes(0) || (j.phase === 'reversed' && liveBefore);
 }

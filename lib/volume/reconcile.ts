@@ -2,7 +2,9 @@
  * Reconciliation: from what is really on the volume (VolumeFacts) to what to do about it. Pure.
  *
  * With an unfinished swap journal, the ids say where each of its data is. The swap is at one of
- * four states (S0 nothing moved .. S3 all moved); the journal's phase only says the direction.
+ * four states (S0 nothing moved .. S3 all moved); the journal's phase only says the direction. A
+ * rollback's journal is the same transaction at its own places (the data it puts back, and
+ * NAME.failed-STAMP for what it replaces; nothing to the trash, so S0 and S1 coincide).
  * - `finish-swap`: take it forward to S3 (the journal's own run continues; or only the journal
  *   lags behind the renames).
  * - `reverse-swap`: take it back to S0 (anyone else; or a reversal was under way).
@@ -14,7 +16,7 @@
  *   (not made by the tool), never NAME itself nor NAME.old (the rollback copy).
  */
 import type { SwapJournal } from './swap-journal.ts';
-import type { DataSlot, VolumeFacts } from './volume-facts.ts';
+import { swapSlotsOf, type DataSlot, type VolumeFacts } from './volume-facts.ts';
 
 export type ReconcileAction = 'clean' | 'finish-swap' | 'reverse-swap' | 'needs-verify' | 'unknown';
 
@@ -52,17 +54,21 @@ export function swapStates(j: SwapJournal): Record<'live' | 'next' | 'old' | 'tr
   ];
 }
 
-const MISSING: DataSlot = { kind: 'missing' };
 const holds = (slot: DataSlot, id: string | undefined) => (id === undefined ? slot.kind === 'missing' : slot.kind === 'dir' && slot.id === id);
 
 /** Indexes of the states the facts are at exactly (several when ids are absent: then states coincide). */
 export function matchingStates(f: VolumeFacts, j: SwapJournal): number[] {
   const out: number[] = [];
-  const trash = f.trash ?? MISSING;
+  const s = swapSlotsOf(f);
   swapStates(j).forEach((st, k) => {
-    if (holds(f.live, st.live) && holds(f.next, st.next) && holds(f.old, st.old) && holds(trash, st.trash)) out.push(k);
+    if (holds(s.live, st.live) && holds(s.next, st.next) && holds(s.old, st.old) && holds(s.trash, st.trash)) out.push(k);
   });
   return out;
+}
+
+/** "the swap of run R" or "the rollback swap of run R". */
+function swapOf(j: SwapJournal): string {
+  return `the ${j.rollback ? 'rollback swap' : 'swap'} of run ${j.runId}`;
 }
 
 export function reconcile(f: VolumeFacts, o: ReconcileOptions = {}): Reconciliation {
@@ -84,9 +90,19 @@ export function reconcile(f: VolumeFacts, o: ReconcileOptions = {}): Reconciliat
   if (j && active) {
     const states = matchingStates(f, j);
     if (!states.length) {
-      return { action: 'unknown', reason: `the swap journal of run ${j.runId} (phase ${j.phase}) matches no step of its swap: ${seen}`, resolve: rollbackHint(f), removable: [] };
+      return { action: 'unknown', reason: `the ${j.rollback ? 'rollback ' : ''}swap journal of run ${j.runId} (phase ${j.phase}) matches no step of its swap: ${seen}`, resolve: rollbackHint(f), removable: [] };
     }
     const k = Math.max(...states);
+    if (k === 3 && j.phase === 'done' && j.rollback) {
+      // A rollback that put data back and never checked it: a rollback restarts and checks that data.
+      return {
+        action: 'needs-verify',
+        reason: `${name} holds the data rollback run ${j.runId} put back (${j.ids.next}), not checked yet`,
+        resolve: 'chroma-ferry rollback',
+        removable: [],
+        journal: j,
+      };
+    }
     if (k === 3 && j.phase === 'done') {
       return {
         action: 'needs-verify',
@@ -102,12 +118,12 @@ export function reconcile(f: VolumeFacts, o: ReconcileOptions = {}): Reconciliat
     if (f.lock && f.lock.runId !== o.runId) {
       return {
         action: 'unknown',
-        reason: `run ${f.lock.runId ?? '?'} holds the lock and the swap of run ${j.runId} stopped at step ${k} of 3 (phase ${j.phase}): ${seen}`,
+        reason: `run ${f.lock.runId ?? '?'} holds the lock and ${swapOf(j)} stopped at step ${k} of 3 (phase ${j.phase}): ${seen}`,
         resolve: 'chroma-ferry unlock (when no run is active: it removes the lock, then finishes or reverses the swap)',
         removable: [],
       };
     }
-    return { action, reason: `the swap of run ${j.runId} stopped at step ${k} of 3 (phase ${j.phase}): ${seen}`, removable: [], journal: j };
+    return { action, reason: `${swapOf(j)} stopped at step ${k} of 3 (phase ${j.phase}): ${seen}`, removable: [], journal: j };
   }
   // No unfinished swap: a journal left is history (reversed, or done and verified).
   if (f.live.kind === 'missing') {
@@ -141,6 +157,11 @@ function rollbackHint(f: VolumeFacts): string {
 function describe(f: VolumeFacts, name: string): string {
   const one = (label: string, s: DataSlot | undefined) => `${label} ${s ? `${s.kind}${s.kind !== 'missing' ? ` ${s.id ?? 'without id'}` : ''}` : 'missing'}`;
   const parts = [one(name, f.live), one(`${name}.new`, f.next), one(`${name}.old`, f.old)];
+  const j = f.journal !== 'corrupt' ? f.journal : undefined;
+  if (j?.rollback && f.rollbackSlots) {
+    if (j.rollback.from === 'backup') parts.push(one(`staged backup of run ${j.runId}`, f.rollbackSlots.next));
+    parts.push(one(`${name}.failed-${j.rollback.stamp}`, f.rollbackSlots.old));
+  }
   if (f.trash && f.trash.kind !== 'missing') parts.push(one('trashed old', f.trash));
   if (f.verifiedId) parts.push(`verified ${f.verifiedId}`);
   return parts.join(', ');

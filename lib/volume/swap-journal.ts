@@ -11,10 +11,17 @@
  * reverse; a failed rename makes it reverse itself. The launcher waits a bounded time for the
  * worker and exits 0 when the swap is done, else with a refusal status (lib/remote/refusals.ts);
  * a full volume refuses (`volume-full`) before the intent is written.
+ *
+ * A rollback's swap is the same transaction in other places (`SwapJournal.rollback`): NAME ->
+ * NAME.failed-STAMP (the journal's `old` place), the data put back (NAME.old, or the backup
+ * staged in .ferry/restore-RUN/NAME: the `next` place) -> NAME, nothing to the trash. The places
+ * are computed here from the layout and the journal's checked fields (`swapPlaces`), never read as
+ * paths from the remote, so reconciliation finishes or reverses it like a deploy's.
  */
 import path from 'node:path';
 import type { RemoteLayout } from '../remote/layout.ts';
 import { trashDir } from '../remote/layout.ts';
+import { failedDirPath, restoreStagingDir } from '../remote/rollback-scripts.ts';
 import { refuseSh } from '../remote/refusals.ts';
 import { withSpaceGuard } from '../remote/space-guard.ts';
 import { remoteScript, type RemoteScript } from '../remote/shell.ts';
@@ -33,6 +40,16 @@ export interface SwapIds {
   old?: string;
 }
 
+/**
+ * A rollback's swap: NAME goes to NAME.failed-`stamp`, the data put back comes from NAME.old
+ * (`from: 'old'`) or from the backup staged in .ferry/restore-RUN/NAME (`from: 'backup'`).
+ */
+export interface RollbackSwap {
+  from: 'old' | 'backup';
+  /** The UTC stamp of the NAME.failed-<stamp> dir (20260304T050607Z). */
+  stamp: string;
+}
+
 /** `.ferry/swap-journal-NAME.json`: one line of JSON. */
 export interface SwapJournal {
   v: 1;
@@ -40,6 +57,32 @@ export interface SwapJournal {
   phase: SwapPhase;
   ids: SwapIds;
   startedAt: string;
+  /** Present for a rollback's swap: its places (see swapPlaces). */
+  rollback?: RollbackSwap;
+}
+
+/** Where a swap's data is moved: the places of its ids `live`, `next` and `old`, and the trash. */
+export interface SwapPlaces {
+  /** NAME. */
+  live: string;
+  /** Where the data that becomes NAME waits: NAME.new (deploy), NAME.old or the staged backup (rollback). */
+  next: string;
+  /** Where NAME goes: NAME.old (deploy), NAME.failed-STAMP (rollback). */
+  old: string;
+  /** Where the previous NAME.old goes (deploy; a rollback moves nothing there). */
+  trash: string;
+}
+
+const UTC_STAMP_RE = /^\d{8}T\d{6}Z$/;
+
+/** The places of journal `j`'s swap, from the layout and the journal's checked fields only. */
+export function swapPlaces(l: RemoteLayout, j: Pick<SwapJournal, 'runId' | 'rollback'>): SwapPlaces {
+  const trash = swapTrashPath(l, j.runId);
+  const rb = j.rollback;
+  if (!rb) return { live: l.live, next: l.next, old: l.old, trash };
+  if (!UTC_STAMP_RE.test(rb.stamp)) throw new Error(`not a UTC stamp: ${rb.stamp}`);
+  const next = rb.from === 'old' ? l.old : path.posix.join(restoreStagingDir(l, j.runId), l.name);
+  return { live: l.live, next, old: failedDirPath(l, rb.stamp), trash };
 }
 
 export function swapJournalFile(l: RemoteLayout): string {
@@ -79,7 +122,16 @@ export function parseSwapJournal(text: string): SwapJournal | 'corrupt' {
   const parsed: SwapIds = { next: ids.next as string };
   if (ids.live !== undefined) parsed.live = ids.live as string;
   if (ids.old !== undefined) parsed.old = ids.old as string;
-  return { v: 1, runId: j.runId as string, phase: j.phase as SwapPhase, ids: parsed, startedAt: j.startedAt };
+  const journal: SwapJournal = { v: 1, runId: j.runId as string, phase: j.phase as SwapPhase, ids: parsed, startedAt: j.startedAt };
+  const rb = (v as { rollback?: unknown }).rollback;
+  if (rb !== undefined) {
+    const r = rb as Partial<Record<keyof RollbackSwap, unknown>> | null;
+    if (!r || typeof r !== 'object' || (r.from !== 'old' && r.from !== 'backup') || typeof r.stamp !== 'string' || !UTC_STAMP_RE.test(r.stamp)) return 'corrupt';
+    // A rollback moves nothing to the trash.
+    if (parsed.old !== undefined) return 'corrupt';
+    journal.rollback = { from: r.from, stamp: r.stamp };
+  }
+  return journal;
 }
 
 function distinct(ids: SwapIds): boolean {
@@ -95,9 +147,10 @@ export interface SwapOptions {
 }
 
 /**
- * `ids.live` / `ids.old` of a fresh swap that the launcher reads on the remote: the id the dir
- * holds, `live-before:RUN` / `old-before:RUN` stamped into one without, nothing for a missing dir.
- * The ids found are printed (`live_id=`, `old_id=`) and written in the journal.
+ * `ids.live` / `ids.old` (and a rollback's `ids.next`) of a fresh swap that the launcher reads on
+ * the remote: the id the dir holds, `live-before:RUN` / `old-before:RUN` (the rollback's given
+ * fallback) stamped into one without, nothing for a missing dir. The ids found are printed
+ * (`live_id=`, `old_id=`, `next_id=`) and written in the journal.
  */
 export const FOUND_ID = '@found';
 
@@ -111,9 +164,21 @@ export function journaledSwapScript(l: RemoteLayout, runId: string, ids: SwapIds
   return launcher(l, journal, 'fresh', o);
 }
 
-/** The ids a launcher printed (`live_id=`, `old_id=`: what it found for FOUND_ID), with `next`. */
-export function parseSwapIds(stdout: string, next: string): SwapIds {
-  const ids: SwapIds = { next };
+/**
+ * Start rollback run `runId`'s swap `rb`: NAME (its id found, or stamped `live-before:RUN`) to
+ * NAME.failed-STAMP, the data put back (its id found, or stamped `nextFallbackId`) to NAME;
+ * journaled and run by the same detached worker as a deploy's swap, refused the same way.
+ */
+export function rollbackSwapScript(l: RemoteLayout, runId: string, rb: RollbackSwap, nextFallbackId: string, o: SwapOptions = {}): RemoteScript {
+  if (!isDataId(nextFallbackId)) throw new Error(`not a data id: ${nextFallbackId}`);
+  const journal: SwapJournal = { v: 1, runId, phase: 'intent', ids: { live: FOUND_ID, next: FOUND_ID }, startedAt: (o.startedAt ?? new Date()).toISOString(), rollback: rb };
+  return launcher(l, journal, 'fresh', o, nextFallbackId);
+}
+
+/** The ids a launcher printed (`live_id=`, `old_id=`, `next_id=`: what it found for FOUND_ID); `next` when given. */
+export function parseSwapIds(stdout: string, next?: string): SwapIds {
+  const found = /^next_id=(.*)$/m.exec(stdout)?.[1];
+  const ids: SwapIds = { next: next ?? (isDataId(found) ? found : '') };
   const live = /^live_id=(.*)$/m.exec(stdout)?.[1];
   const old = /^old_id=(.*)$/m.exec(stdout)?.[1];
   if (isDataId(live)) ids.live = live;
@@ -136,22 +201,27 @@ export function parseSwapOutcome(stdout: string): { phase?: SwapPhase; workerRc?
   return { phase: SWAP_PHASES.includes(phase as SwapPhase) ? (phase as SwapPhase) : undefined, workerRc: rc === undefined ? undefined : Number(rc) };
 }
 
-function launcher(l: RemoteLayout, j: SwapJournal, mode: 'fresh' | 'forward' | 'reverse', o: SwapOptions): RemoteScript {
+function launcher(l: RemoteLayout, j: SwapJournal, mode: 'fresh' | 'forward' | 'reverse', o: SwapOptions, nextFallbackId = ''): RemoteScript {
   if (!isRunId(j.runId)) throw new Error(`not a run id: ${j.runId}`);
   const found = (id: string | undefined) => mode === 'fresh' && id === FOUND_ID;
   for (const id of [j.ids.live, j.ids.next, j.ids.old]) if (id !== undefined && !isDataId(id) && !found(id)) throw new Error(`not a data id: ${id}`);
-  if (found(j.ids.next)) throw new Error('the new data\'s id must be given');
-  // Ids found on the remote are added there, at @MORE@ (after "next", inside "ids").
-  const given: SwapIds = { next: j.ids.next };
+  if (found(j.ids.next) && !nextFallbackId) throw new Error('the new data\'s id must be given');
+  if (j.rollback && j.ids.old !== undefined) throw new Error('a rollback moves nothing to the trash');
+  const places = swapPlaces(l, j);
+  // Ids found on the remote are added there, at @MORE@ (inside "ids", after the given ones).
+  const given: Partial<SwapIds> = {};
+  if (!found(j.ids.next)) given.next = j.ids.next;
   if (j.ids.live !== undefined && !found(j.ids.live)) given.live = j.ids.live;
   if (j.ids.old !== undefined && !found(j.ids.old)) given.old = j.ids.old;
-  if (!distinct(given)) throw new Error(`the ids of a swap must differ: ${JSON.stringify(j.ids)}`);
+  if (!distinct(given as SwapIds)) throw new Error(`the ids of a swap must differ: ${JSON.stringify(j.ids)}`);
   const template = JSON.stringify({ ...j, ids: given, phase: '@PHASE@' }).replace(/("ids":\{[^}]*)\}/, '$1@MORE@}');
   const wait = Math.max(1, Math.ceil(o.waitSeconds ?? 60));
-  const title = mode === 'fresh' ? 'swap the new dir in (journaled)' : mode === 'forward' ? 'finish an interrupted swap' : 'reverse an interrupted swap';
+  const what = j.rollback ? 'rollback swap' : 'swap';
+  const title = mode === 'fresh' ? (j.rollback ? 'put the previous data back (journaled)' : 'swap the new dir in (journaled)') : `${mode === 'forward' ? 'finish' : 'reverse'} an interrupted ${what}`;
   return withSpaceGuard(remoteScript(title, LAUNCHER, [
-    l.live, l.old, l.next, swapTrashPath(l, j.runId), swapJournalFile(l), swapPidFile(l), swapLogFile(l), verifiedFile(l), template,
+    places.live, places.old, places.next, places.trash, swapJournalFile(l), swapPidFile(l), swapLogFile(l), verifiedFile(l), template,
     j.ids.live ?? '', j.ids.next, j.ids.old ?? '', mode, String(wait), WORKER, j.runId, DATA_ID_FILE, liveBeforeId(j.runId), oldBeforeId(j.runId),
+    found(j.ids.next) ? nextFallbackId : '',
   ]), l.ferry, 64 * 1024);
 }
 
@@ -173,7 +243,7 @@ const COMMON = `
   idof() { [ -d "$1" ] && [ ! -L "$1" ] && [ -f "$1/$idf" ] && read -r x < "$1/$idf" && echo "$x"; }
   has() { [ -n "$2" ] && [ -d "$1" ] && [ ! -L "$1" ] && [ -f "$1/$idf" ] && read -r x < "$1/$idf" && [ "$x" = "$2" ]; }
   gone() { [ ! -e "$1" ] && [ ! -L "$1" ]; }
-  journal() { printf '%s\\n' "\${tpl%%@PHASE@*}$1\${tpl#*@PHASE@}" > "$journal.tmp" && mv -f "$journal.tmp" "$journal"; }
+  journal() { printf '%s\\n' "\${tpl%%@PHASE@*}$1\${tpl#*@PHASE@}" > "$journal.tmp" && mv -f "$journal.tmp" "$journal" || { rm -f "$journal.tmp"; return 1; }; }
 `;
 
 const WORKER = `
@@ -216,7 +286,7 @@ const WORKER = `
 const LAUNCHER = `
   set -u
   live=$1 old=$2 next=$3 tro=$4 journal=$5 pidf=$6 logf=$7 verified=$8 tpl=$9; shift 9
-  lid=$1 nid=$2 oid=$3 mode=$4 wait=$5 worker=$6 run=$7 idf=$8 livebefore=$9; shift 9; oldbefore=$1
+  lid=$1 nid=$2 oid=$3 mode=$4 wait=$5 worker=$6 run=$7 idf=$8 livebefore=$9; shift 9; oldbefore=$1 nextfallback=$2
   ${COMMON}
   changed() { ${refuseSh('volume-changed', { what: '"$1"' })}; }
   phase_of() {
@@ -234,7 +304,7 @@ const LAUNCHER = `
   }
   stamp() {
     [ -n "$2" ] && [ -d "$1" ] && [ ! -f "$1/$idf" ] || return 0
-    printf '%s\\n' "$2" > "$1/$idf.tmp" && mv -f "$1/$idf.tmp" "$1/$idf"
+    printf '%s\\n' "$2" > "$1/$idf.tmp" && mv -f "$1/$idf.tmp" "$1/$idf" || { rm -f "$1/$idf.tmp"; return 1; }
   }
   # found DIR FALLBACK: the id DIR holds (FALLBACK when it has none; nothing when DIR is missing)
   found() {
@@ -248,23 +318,31 @@ const LAUNCHER = `
   mkdir -p "\${journal%/*}" || exit 1
   case $mode in
     fresh)
-      more="" q='"'
+      more="" q='"' nwhat=NAME.new
+      if [ "$nid" = ${FOUND_ID} ]; then
+        # a rollback: the data put back has its id, or gets the fallback (stamped below)
+        nid=$(found "$next" "$nextfallback") || exit $?; nwhat="the data to put back"
+        [ -n "$nid" ] || changed "$next is missing: nothing to put back"
+        more="$more,\${q}next\${q}:\${q}$nid\${q}"
+      fi
       if [ "$lid" = ${FOUND_ID} ]; then lid=$(found "$live" "$livebefore") || exit $?; [ -z "$lid" ] || more="$more,\${q}live\${q}:\${q}$lid\${q}"; fi
       if [ "$oid" = ${FOUND_ID} ]; then oid=$(found "$old" "$oldbefore") || exit $?; [ -z "$oid" ] || more="$more,\${q}old\${q}:\${q}$oid\${q}"; fi
       if [ -n "$lid" ] && { [ "$lid" = "$oid" ] || [ "$lid" = "$nid" ]; }; then changed "NAME holds $lid, as does NAME.old or NAME.new"; fi
       if [ -n "$oid" ] && [ "$oid" = "$nid" ]; then changed "NAME.old holds $oid, as does NAME.new"; fi
+      case $tpl in *'{@MORE@'*) more=\${more#,} ;; esac
       tpl="\${tpl%%@MORE@*}$more\${tpl#*@MORE@}"
-      expect "$next" "$nid" NAME.new
+      expect "$next" "$nid" "$nwhat"
       expect "$live" "$lid" NAME
       expect "$old" "$oid" NAME.old
       gone "$tro" || changed "$tro exists"
       first_line "$verified"; ver=$line
       if [ -n "$oid" ] && [ "$ver" = "$oid" ]; then ${refuseSh('verified-in-the-way', { path: '"$old"', id: '"$oid"' })}; fi
       case $(phase_of) in ''|done|reversed) ;; *) changed "an unfinished swap journal is on the volume (phase $(phase_of))" ;; esac
-      stamp "$live" "$lid" && stamp "$old" "$oid" || exit 1
+      stamp "$live" "$lid" && stamp "$old" "$oid" && stamp "$next" "$nid" || exit 1
       journal intent || exit 1
       echo "live_id=$lid"
       echo "old_id=$oid"
+      echo "next_id=$nid"
       wmode=forward ;;
     forward|reverse)
       tpl="\${tpl%%@MORE@*}\${tpl#*@MORE@}"

@@ -1,6 +1,7 @@
 /**
  * What is really on a volume, read in one script: NAME, NAME.new, NAME.old (kind and data id),
- * the swap journal and the trashed NAME.old of its run, the last verified id, the lock holder and
+ * the swap journal and the trashed NAME.old of its run (for a rollback's journal: the places of
+ * its swap, the data put back and NAME.failed-STAMP), the last verified id, the lock holder and
  * whether a swap worker still runs. The script prints key=value lines; `parseVolumeFacts` turns
  * them into `VolumeFacts`, validating everything (ids, run ids, the journal): nothing read from
  * the remote is used as a path.
@@ -10,6 +11,7 @@ import { parseKv } from '../remote/scripts.ts';
 import { remoteScript, type RemoteScript } from '../remote/shell.ts';
 import { DATA_ID_FILE, isRunId, parseDataId, verifiedFile } from './data-id.ts';
 import { parseLockHolder, type LockHolder } from './lock-holder.ts';
+import { restoreStagingDir } from '../remote/rollback-scripts.ts';
 import { ALIVE, FIRST_LINE, parseSwapJournal, swapJournalFile, swapPidFile, swapTrashPath, type SwapJournal } from './swap-journal.ts';
 
 export type EntryKind = 'dir' | 'symlink' | 'file' | 'missing';
@@ -35,12 +37,32 @@ export interface VolumeFacts {
   lock?: LockHolder;
   /** A swap worker still running after the script's wait (alive), one that ran (gone), or none. */
   worker: 'alive' | 'gone' | 'none';
+  /**
+   * A rollback's journal: its `next` place (the data it puts back: NAME.old or the staged backup)
+   * and its `old` place (NAME.failed-STAMP). Absent for a deploy's journal (NAME.new, NAME.old).
+   */
+  rollbackSlots?: { next: DataSlot; old: DataSlot };
+}
+
+/** The slots of the journal's swap, at its places (lib/volume/swap-journal.ts swapPlaces). */
+export interface SwapSlots {
+  live: DataSlot;
+  next: DataSlot;
+  old: DataSlot;
+  trash: DataSlot;
+}
+
+const MISSING: DataSlot = { kind: 'missing' };
+
+/** What the places of the journal's swap hold: NAME.new and NAME.old for a deploy's, a rollback's own places for its. */
+export function swapSlotsOf(f: VolumeFacts): SwapSlots {
+  return { live: f.live, next: f.rollbackSlots?.next ?? f.next, old: f.rollbackSlots?.old ?? f.old, trash: f.trash ?? MISSING };
 }
 
 /** Read the facts; a running swap worker is waited for up to `waitSeconds` first (default 30). */
 export function inspectVolumeScript(l: RemoteLayout, waitSeconds = 30): RemoteScript {
   return remoteScript('inspect the volume', `
-    live=$1 next=$2 old=$3 journal=$4 verified=$5 lock=$6 pidf=$7 trashroot=$8 idf=$9; shift 9; wait=$1
+    live=$1 next=$2 old=$3 journal=$4 verified=$5 lock=$6 pidf=$7 trashroot=$8 idf=$9; shift 9; wait=$1 restoreprefix=$2 name=$3
     ${FIRST_LINE}
     kind() { if [ -L "$1" ]; then echo symlink; elif [ -d "$1" ]; then echo dir; elif [ -e "$1" ]; then echo file; else echo missing; fi; }
     fact() {
@@ -68,12 +90,27 @@ export function inspectVolumeScript(l: RemoteLayout, waitSeconds = 30): RemoteSc
       first_line "$journal"; j=$line
       echo "journal=$j"
       run=\${j#*\\"runId\\":\\"}; run=\${run%%\\"*}
-      case $run in ''|*[!A-Za-z0-9_-]*) ;; *) [ "$run" = "$j" ] || { echo "trash.run=$run"; fact trash "$trashroot/$run/old"; } ;; esac
+      case $run in ''|*[!A-Za-z0-9_-]*) run="" ;; *) if [ "$run" = "$j" ]; then run=""; else echo "trash.run=$run"; fact trash "$trashroot/$run/old"; fi ;; esac
+      # a rollback's journal: its places from its checked run id and stamp (never a path read here)
+      case $j in *'"rollback":{'*)
+        lb='{' rbr='}'
+        rb=\${j#*\\"rollback\\":$lb}; rb=\${rb%%$rbr*}
+        from=\${rb#*\\"from\\":\\"}; from=\${from%%\\"*}
+        stamp=\${rb#*\\"stamp\\":\\"}; stamp=\${stamp%%\\"*}
+        case $stamp in [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) ;; *) stamp="" ;; esac
+        if [ -n "$run" ] && [ -n "$stamp" ]; then
+          case $from in
+            old) echo "rb.from=old"; echo "rb.stamp=$stamp"; fact rbnext "$old"; fact rbold "$live.failed-$stamp" ;;
+            backup) echo "rb.from=backup"; echo "rb.stamp=$stamp"; fact rbnext "$restoreprefix$run/$name"; fact rbold "$live.failed-$stamp" ;;
+          esac
+        fi ;;
+      esac
     fi
     [ -f "$verified" ] && first_line "$verified" && echo "verified=$line"
     if [ -d "$lock" ]; then first_line "$lock/owner.json"; echo "lock=held"; echo "lock.owner=$line"; else echo "lock=free"; fi
     exit 0
-  `, [l.live, l.next, l.old, swapJournalFile(l), verifiedFile(l), l.lock, swapPidFile(l), l.trashRoot, DATA_ID_FILE, String(Math.max(0, Math.ceil(waitSeconds)))]);
+  `, [l.live, l.next, l.old, swapJournalFile(l), verifiedFile(l), l.lock, swapPidFile(l), l.trashRoot, DATA_ID_FILE, String(Math.max(0, Math.ceil(waitSeconds))),
+    restoreStagingDir(l, ''), l.name]);
 }
 
 /** The facts from the inspect script's output. */
@@ -89,7 +126,13 @@ export function parseVolumeFacts(stdout: string): VolumeFacts {
   const w = kv.get('worker');
   if (w === 'alive' || w === 'gone') facts.worker = w;
   if (kv.has('journal')) {
-    const j = parseSwapJournal(kv.get('journal')!);
+    let j = parseSwapJournal(kv.get('journal')!);
+    if (j !== 'corrupt' && j.rollback) {
+      // The script looked at the places of the journal it read: the same run, source and stamp, or it is no journal of ours.
+      const same = kv.get('trash.run') === j.runId && kv.get('rb.from') === j.rollback.from && kv.get('rb.stamp') === j.rollback.stamp;
+      if (same) facts.rollbackSlots = { next: slot('rbnext'), old: slot('rbold') };
+      else j = 'corrupt';
+    }
     facts.journal = j;
     if (j !== 'corrupt' && kv.get('trash.run') === j.runId && isRunId(j.runId)) facts.trash = slot('trash');
   }

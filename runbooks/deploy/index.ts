@@ -25,6 +25,7 @@
  */
 import { CompensationStack } from '../../lib/engine/compensation.ts';
 import { UserError } from '../../lib/common/errors.ts';
+import { VolumeFullError } from '../../lib/common/volume-full.ts';
 import { remoteLayout } from '../../lib/remote/layout.ts';
 import { newRunId, openRunDir, parseWorkRoot, removeRunDir, runDirOf } from '../../lib/engine/run-dir.ts';
 import { describeError, initialReports, runSteps, selectSteps } from '../../lib/engine/runner.ts';
@@ -102,6 +103,11 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
     saving = next;
     return next;
   };
+  /** The closing state write failed: the summary says so (once: not again when it is the run's error). */
+  const notSaved = (e: unknown) => {
+    const why = describeError(e, o.signal);
+    if (why !== summary.error) summary.warnings.push(`the runbook state was not saved: ${why}`);
+  };
   let opened = false;
   let keepRunDir = false;
   try {
@@ -126,7 +132,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       state.finished = finished;
       if (finished) state.outcome = summary.verified ? 'deployed and verified' : 'deployed, not verified';
       else await endPartialRun(ctx, state);
-      await save();
+      await save().catch(notSaved);
       // Not finished (`--only`, `--from` stopping early): later steps may need the snapshot or chunks.
       keepRunDir = !finished;
     } else {
@@ -145,12 +151,13 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       if (state.outcome === UNDONE_UNVERIFIED) {
         summary.warnings.push(`old data restored; server not verified: restart and check it with: ${ctx.hints.rollback()}`);
       }
-      await save().catch(() => undefined);
+      await save().catch(notSaved);
       // Chunks packed and not yet used: kept so that `--from upload` need not pack again.
       keepRunDir = !summary.rolledBack && state.steps.package === 'done';
       if (keepRunDir) summary.warnings.push(`packaged chunks kept in ${runDir} for --from upload`);
       // Refused before the swap: a one-line user error (exit 2). Once the swap started, never.
-      if (r.error instanceof UserError && !ctx.swapStarted) throw r.error;
+      // A full volume part-way (VolumeFullError) is no refusal: the run ends with its summary.
+      if (r.error instanceof UserError && !(r.error instanceof VolumeFullError) && !ctx.swapStarted) throw r.error;
     }
   } finally {
     if (opened && !keepRunDir) await removeRunDir(runDir, o.source).catch(() => undefined);

@@ -18,6 +18,7 @@ import type { RemoteScript } from '../../lib/remote/shell.ts';
 import type { StepPrompter } from '../../lib/engine/step-prompt.ts';
 import type { CommandHints } from '../../lib/cli/command-hint.ts';
 import { oldBeforeId } from '../../lib/volume/data-id.ts';
+import { restoreStagingDir } from '../../lib/remote/rollback-scripts.ts';
 
 export interface RollbackOptions {
   host: RemoteHost;
@@ -76,7 +77,7 @@ export interface RollbackCtx extends RollbackFacts {
   o: RollbackOptions;
   stack: CompensationStack;
   summary: RollbackSummary;
-  /** Where the replaced live dir went (set by the swap; its undo needs it). */
+  /** Where the replaced live dir goes (NAME.failed-<stamp>, set by the swap). */
   failed?: string;
   hadLive?: boolean;
   restartAttempted: boolean;
@@ -111,7 +112,7 @@ export function restartOptions(f: RollbackFacts): Pick<RestartOptions, 'timeoutM
 }
 
 export function stagingDir(layout: RemoteLayout, runId: string): string {
-  return path.posix.join(layout.ferry, `restore-${runId}`);
+  return restoreStagingDir(layout, runId);
 }
 
 /** The data id a rollback stamps where there is none: a staged backup always gets a new one (it holds its old one). */

@@ -6,7 +6,7 @@
  *
  *   preflight   target, tools, lock, what is there to roll back to   undo: release the lock
  *   stage       (backup mode) sha256 + gzip check, extract            undo: remove the staging dir
- *   swap        live -> NAME.failed-<stamp>, source -> live           undo: reverse the renames
+ *   swap        live -> NAME.failed-<stamp>, source -> live (journaled) undo: by the journal
  *   restart     --restart-cmd                                         undo: in swap's undo
  *   verify      heartbeat and the collections listed                  undo: none
  *   cleanup     staging dir, lock                                     undo: none

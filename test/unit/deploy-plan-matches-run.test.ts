@@ -170,7 +170,7 @@ describe('rollback --plan is what the steps run', () => {
         'list remote backups': `backup 2048 ${SHA} ${BACKUP}\0`,
         'take the deploy lock': 'lock=acquired\n',
         'verify and extract the backup': 'files=3\n',
-        'put the previous data back as live': 'had_live=yes\n',
+        'put the previous data back (journaled)': 'live_id=archive:deployed@r1\nold_id=\nnext_id=old-before:r0\nphase=done\nworker_rc=0\n',
       }, { restartCmd: 'systemctl restart chroma' });
       const o: RollbackOptions = { host, volume: '/data', dbDir: 'chroma_db', backup, healthTimeoutMs: 1000, output: 'json', signal: new AbortController().signal };
       const ctx: RollbackCtx = newRollbackCtx(o, { runId: 'abcdef012345', now: () => CLOCK, deployState: new RunbookStateStore(new RecordingHost(), layoutOf(host), 'deploy') });
@@ -182,7 +182,7 @@ describe('rollback --plan is what the steps run', () => {
       }
       assertPlanIsRun(ROLLBACK_STEPS, rollbackPlanCtx(ctx, o), ran);
       assert.deepEqual(Object.fromEntries([...ran].map(([name, cmds]) => [name, cmds.length])), {
-        preflight: backup ? 6 : 4, stage: backup ? 2 : 0, swap: 3, restart: 1, verify: 1, cleanup: 3,
+        preflight: backup ? 6 : 4, stage: backup ? 2 : 0, swap: 1, restart: 1, verify: 1, cleanup: 3,
       });
     });
   }

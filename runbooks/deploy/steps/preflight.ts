@@ -13,6 +13,7 @@ import { done, selectSteps } from '../../../lib/engine/runner.ts';
 import { nextStep } from '../../../lib/engine/state.ts';
 import { armUndo, type Step } from '../../../lib/engine/step.ts';
 import { formatBytes } from '../../../lib/common/units.ts';
+import { freeMib, neededMib, volumeFullLine } from '../../../lib/common/volume-full.ts';
 import { checkVolume } from '../../../lib/volume/check.ts';
 import { describeLockHolder, tryVolumeLock } from '../../../lib/volume/lock.ts';
 import { commandInspectScript, reconcileBeforeCommand } from '../../../lib/volume/deploy-swap.ts';
@@ -54,10 +55,9 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     const availKb = Number((probe.get('df') ?? '').split(/\s+/)[3]);
     const needKb = neededKb(c.summary.source.bytes, kbOf(probe.get('live')));
     if (Number.isFinite(availKb) && availKb < needKb) {
-      throw new UserError(
-        `not enough free space on ${layout.volume}: ${formatBytes(availKb * 1024)} free, about ${formatBytes(needKb * 1024)} needed ` +
-          `(archive + extraction + backup); free space or lower --keep-backups`,
-      );
+      // The one wording of a full volume (lib/common/volume-full.ts); refused before any change (exit 2).
+      const where = `${layout.volume} on ${o.host.label}: archive + extraction + backup`;
+      throw new UserError(volumeFullLine(freeMib(availKb * 1024), neededMib(needKb * 1024), where, 'free space or lower --keep-backups'));
     }
     await o.uploader.preflight?.(o.signal);
     let serverDown: UserError | undefined;

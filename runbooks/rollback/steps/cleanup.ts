@@ -5,6 +5,7 @@
 import { dropDeployedManifestScript } from '../../../lib/volume/deployed-manifest.ts';
 import { unlockScript } from '../../../lib/remote/scripts.ts';
 import { done } from '../../../lib/engine/runner.ts';
+import { redact } from '../../../lib/report/secrets.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import type { RollbackCtx, RollbackFacts, RollbackPlanCtx } from '../context.ts';
 import { removeStagingScript } from './stage.ts';
@@ -45,5 +46,9 @@ async function closeRecordedDeploy(c: RollbackCtx): Promise<void> {
   if (!deploy || deploy.finished) return;
   deploy.finished = true;
   deploy.outcome = `rolled back by rollback run ${c.runId}`;
-  await c.deployState.save(deploy, c.o.signal);
+  // The rollback is done and checked: a state that cannot be written (a full volume) is a warning,
+  // never a reason to undo it (the volume's ids, not this state, say what is live).
+  await c.deployState.save(deploy, c.o.signal).catch((e: unknown) => {
+    c.summary.warnings.push(`the stopped deploy's runbook state was not closed: ${redact(e instanceof Error ? e.message : String(e))}`);
+  });
 }

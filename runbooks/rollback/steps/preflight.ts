@@ -33,6 +33,17 @@ async function undoneDeploy(c: RollbackCtx, f: VolumeFacts): Promise<string | un
   return j.ids.live !== undefined && f.live.kind === 'dir' && f.live.id === j.ids.live ? deploy.runId : undefined;
 }
 
+/**
+ * The run id of a rollback whose swap completed (by itself, or finished by reconciliation) but
+ * whose data was never checked (its CLI died after the renames): NAME holds what it put back, so
+ * this rollback restarts and checks that data instead of going one version further back.
+ */
+function uncheckedRollback(f: VolumeFacts): string | undefined {
+  const j = f.journal === 'corrupt' ? undefined : f.journal;
+  if (!j?.rollback || j.phase !== 'done' || f.verifiedId === j.ids.next) return undefined;
+  return f.live.kind === 'dir' && f.live.id === j.ids.next ? j.runId : undefined;
+}
+
 export const preflight: Step<RollbackCtx, RollbackPlanCtx> = {
   name: 'preflight',
   title: 'preflight: target, lock, something to roll back to',
@@ -62,6 +73,13 @@ export const preflight: Step<RollbackCtx, RollbackPlanCtx> = {
       c.source = layout.live;
       c.summary.restoredFrom = layout.live;
       return done(`${layout.live} already holds the data live before deploy run ${undone} (its swap was undone): restart and check it`);
+    }
+    const unchecked = o.backup === undefined ? uncheckedRollback(rec.result.facts) : undefined;
+    if (unchecked) {
+      c.mode = 'live';
+      c.source = layout.live;
+      c.summary.restoredFrom = layout.live;
+      return done(`${layout.live} already holds the data rollback run ${unchecked} put back (never checked): restart and check it`);
     }
     if (o.backup === undefined && there.get('old') !== 'yes' && rec.result.facts.old.kind !== 'dir') {
       throw new UserError(`nothing to roll back to: ${layout.old} does not exist; list backups with chroma-ferry backups and pass --backup NAME`);

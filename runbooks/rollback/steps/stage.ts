@@ -1,4 +1,8 @@
-/** 2. stage (backup mode): the archive checked (recorded sha256, gzip -t) and extracted into the staging dir. Undo: remove it. */
+/**
+ * 2. stage (backup mode): the archive checked (recorded sha256, gzip -t) and extracted into the
+ * staging dir. Undo: remove it, unless this run's swap journal still needs it (a swap neither done
+ * nor reversed: the next command finishes or reverses it from there).
+ */
 import { parseKv } from '../../../lib/remote/scripts.ts';
 import { stageBackupScript } from '../../../lib/remote/rollback-scripts.ts';
 import { done, skipped } from '../../../lib/engine/runner.ts';
@@ -6,6 +10,7 @@ import { armUndo, type Step } from '../../../lib/engine/step.ts';
 import { remoteScript } from '../../../lib/remote/shell.ts';
 import { runRefusing } from '../../../lib/remote/refusals.ts';
 import { writeDataIdScript } from '../../../lib/volume/data-id.ts';
+import { inspectVolume } from '../../../lib/volume/volume-reconciler.ts';
 import { restoredIdOf, rollbackSource, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';
 
 const scripts = {
@@ -30,6 +35,11 @@ export const stage: Step<RollbackCtx, RollbackPlanCtx> = {
   },
 
   async undo(c) {
+    const j = (await inspectVolume(c.o.host, c.layout)).journal;
+    if (j === 'corrupt' || (j?.runId === c.runId && j.phase !== 'done' && j.phase !== 'reversed')) {
+      c.summary.warnings.push(`${c.staging} kept: the unfinished swap journal of this rollback needs it`);
+      return;
+    }
     await c.o.host.run(scripts.removeStaging(c));
   },
 
