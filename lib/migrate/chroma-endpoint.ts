@@ -6,7 +6,7 @@
  */
 import type { ChromaClient, Collection, Metadata } from 'chromadb';
 import { chromaToken, tokenVariables, type ChromaSide } from '../chroma/api-token.ts';
-import { chromaClientFor } from '../chroma/client.ts';
+import { chromaClientFor, type ChromaScope } from '../chroma/client.ts';
 import { ChromaAuthError, heartbeat } from '../chroma/http.ts';
 import pRetry from 'p-retry';
 import { UserError } from '../common/errors.ts';
@@ -33,14 +33,18 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
   /** Sent as x-chroma-token; null for a server the tool started itself. */
   private readonly token: string | null;
 
-  /** `side`: a server the user named, with that side's token (lib/chroma/api-token.ts); absent: one the tool started. */
+  /**
+   * `side`: a server the user named, with that side's token (lib/chroma/api-token.ts); absent: one the tool started.
+   * `scope`: the tenant and database (lib/chroma/database-scope.ts resolves and checks them).
+   */
   constructor(
     readonly url: string,
     readonly label = url,
     private readonly side?: ChromaSide,
+    scope?: ChromaScope,
   ) {
     this.token = side ? chromaToken(side) ?? null : null;
-    this.client = chromaClientFor(url, this.token);
+    this.client = chromaClientFor(url, this.token, scope);
   }
 
   /** Reachable, and speaks the v2 API; a Chroma 0.x (v1) server is named as such. */

@@ -14,14 +14,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { snapshotSource } from '../archive/snapshot.ts';
-import { tokenVariables, type ChromaSide } from '../chroma/api-token.ts';
+import { chromaToken, tokenVariables, type ChromaSide } from '../chroma/api-token.ts';
+import { chromaAdminFor, chromaClientFor, type ChromaScope } from '../chroma/client.ts';
+import { createScope, describeScope, isDefaultScope, missingPart, missingScopeError, resolveScope, scopeFlags, type ScopeChoice } from '../chroma/database-scope.ts';
 import { startChromaServer, type ChromaServer } from '../chroma/server.ts';
 import { UserError } from '../common/errors.ts';
 import { redactUrlCredentials } from '../report/secrets.ts';
 import { bareHostPort, looksLikeServerName, parseHttpUrl } from '../locations/server-url.ts';
 import { ChromaEndpoint } from './chroma-endpoint.ts';
+import { limitsFor, withServerLimits } from './chroma-cloud.ts';
 import { JsonlEndpoint } from './jsonl-endpoint.ts';
-import { isQdrantUrl, QdrantEndpoint } from './qdrant-endpoint.ts';
+import { isQdrantUrl, QdrantEndpoint, type QdrantOptions } from './qdrant-endpoint.ts';
 import type { MigrationSink, MigrationSource } from './types.ts';
 
 export type Endpoint = MigrationSource & MigrationSink;
@@ -99,15 +102,15 @@ function localSpec(flag: string, value: string, p: string): EndpointSpec {
 }
 
 /** Open the source read-only (validate opens the new database as a source too: `side` 'target'). */
-export async function openSource(value: string, o: { signal?: AbortSignal; side?: ChromaSide } = {}): Promise<Endpoint> {
+export async function openSource(value: string, o: { signal?: AbortSignal; side?: ChromaSide; scope?: ScopeChoice } = {}): Promise<Endpoint> {
   const flag = '--source-url';
   const side = o.side ?? 'source';
   const spec = parseEndpoint(flag, value, { side });
   switch (spec.kind) {
     case 'chroma': {
-      const e = new ChromaEndpoint(spec.location, spec.location, side);
-      await e.connect(flag);
-      return e;
+      const c = await openChroma(flag, spec.location, spec.location, { side, scope: o.scope, flags: scopeFlags(side) });
+      if (c.missing) throw missingScopeError(c.endpoint.label, c.scope, c.missing, scopeFlags(side), false);
+      return c.endpoint;
     }
     case 'qdrant': {
       const e = new QdrantEndpoint(value);
@@ -126,7 +129,12 @@ export async function openSource(value: string, o: { signal?: AbortSignal; side?
       const copy = await fs.mkdtemp(path.join(os.tmpdir(), 'chroma-ferry-source-'));
       try {
         await snapshotSource(dir, path.join(copy, 'db'), { signal: o.signal });
-        return await servedDir(path.join(copy, 'db'), `${value} (a copy, served locally)`, copy);
+        const c = await servedDir(path.join(copy, 'db'), `${value} (a copy, served locally)`, { removeAfter: copy, scope: o.scope, side });
+        if (c.missing) {
+          await c.endpoint.close();
+          throw missingScopeError(c.endpoint.label, c.scope, c.missing, scopeFlags(side), false);
+        }
+        return c.endpoint;
       } catch (e) {
         await fs.rm(copy, { recursive: true, force: true });
         throw e;
@@ -142,18 +150,30 @@ export interface OpenedTarget {
   createdDir?: string;
 }
 
+export interface TargetOptions {
+  resume: boolean;
+  dryRun: boolean;
+  /** `--target-tenant` / `--target-database` (Chroma servers and persist dirs). */
+  scope?: ScopeChoice;
+  /** `--create-database`: a missing tenant or database is created just before the first write. */
+  createDatabase?: boolean;
+  /** Told what `--create-database` created (e.g. "database prod in tenant acme"), for the summary. */
+  onCreated?: (what: string) => void;
+  /** `--qdrant-shards`, `--qdrant-replication`, `--qdrant-ordering` (a Qdrant target). */
+  qdrant?: QdrantOptions;
+}
+
 /** Open the target; a new directory (named as an explicit path) is created and served by an embedded Chroma server. */
-export async function openTarget(value: string, o: { resume: boolean; dryRun: boolean }): Promise<OpenedTarget> {
+export async function openTarget(value: string, o: TargetOptions): Promise<OpenedTarget> {
   const flag = '--target-url';
   const spec = parseEndpoint(flag, value, { side: 'target', mayCreate: true });
   switch (spec.kind) {
     case 'chroma': {
-      const e = new ChromaEndpoint(spec.location, spec.location, 'target');
-      await e.connect(flag);
-      return { endpoint: e, prepareWrite: async () => {} };
+      const c = await openChroma(flag, spec.location, spec.location, { side: 'target', scope: o.scope, flags: scopeFlags('target') });
+      return { endpoint: c.endpoint, prepareWrite: scopeCreator(c, o) };
     }
     case 'qdrant': {
-      const e = new QdrantEndpoint(value);
+      const e = new QdrantEndpoint(value, undefined, o.qdrant);
       await e.connect(flag);
       return { endpoint: e, prepareWrite: async () => {} };
     }
@@ -170,27 +190,96 @@ export async function openTarget(value: string, o: { resume: boolean; dryRun: bo
       if (o.dryRun && !exists) {
         // Nothing to start for a dry run on a new directory: an empty in-memory view.
         const empty = await fs.mkdtemp(path.join(os.tmpdir(), 'chroma-ferry-dry-target-'));
-        return { endpoint: await servedDir(empty, `${value} (new; dry run)`, empty), prepareWrite: async () => {} };
+        const c = await servedDir(empty, `${value} (new; dry run)`, { removeAfter: empty, scope: o.scope, side: 'target' });
+        return { endpoint: c.endpoint, prepareWrite: await closedOnRefusal(c, () => scopeCreator(c, o)) };
+      }
+      if (!exists && !o.createDatabase && (o.scope?.tenant ?? 'default_tenant') !== 'default_tenant') {
+        // A new persist dir holds only default_tenant: refused before the directory is made.
+        throw missingScopeError(`${flag} ${value}`, { tenant: o.scope!.tenant!, database: o.scope?.database ?? 'default_database' }, 'tenant', scopeFlags('target'), true);
+      }
+      if (!exists && !o.createDatabase && (o.scope?.database ?? 'default_database') !== 'default_database') {
+        throw missingScopeError(`${flag} ${value}`, { tenant: 'default_tenant', database: o.scope!.database! }, 'database', scopeFlags('target'), true);
       }
       if (!exists) await fs.mkdir(dir, { recursive: true });
-      return { endpoint: await servedDir(dir, `${value} (served locally)`), prepareWrite: async () => {}, createdDir: exists ? undefined : dir };
+      const c = await servedDir(dir, `${value} (served locally)`, { scope: o.scope, side: 'target' });
+      return { endpoint: c.endpoint, prepareWrite: await closedOnRefusal(c, () => scopeCreator(c, o)), createdDir: exists ? undefined : dir };
     }
   }
 }
 
-async function servedDir(dir: string, label: string, removeAfter?: string): Promise<Endpoint> {
+/** A Chroma endpoint in its tenant and database, and what of them is missing there. */
+interface OpenedChroma {
+  endpoint: Endpoint;
+  scope: ChromaScope;
+  missing: 'tenant' | 'database' | null;
+  /** Creates the missing tenant and database. */
+  create(): Promise<string>;
+}
+
+/**
+ * A Chroma server (a user's, or one the tool serves a persist dir with) in the chosen tenant and
+ * database: reachable with the side's token, scope resolved and checked, the server's limits applied.
+ */
+async function openChroma(
+  flag: string, url: string, label: string,
+  o: { side?: ChromaSide; scope?: ScopeChoice; flags: ReturnType<typeof scopeFlags> },
+): Promise<OpenedChroma> {
+  const probe = new ChromaEndpoint(url, label, o.side);
+  await probe.connect(flag);
+  const token = o.side ? chromaToken(o.side) ?? null : null;
+  const scope = await resolveScope(chromaClientFor(url, token), o.scope ?? {}, o.flags, `${flag} ${label}`);
+  const scoped = isDefaultScope(scope) ? label : `${label} (${describeScope(scope)})`;
+  const admin = chromaAdminFor(url, token);
+  const missing = await missingPart(admin, scope);
+  const inner = new ChromaEndpoint(url, scoped, o.side, scope);
+  const endpoint = withServerLimits(inner, limitsFor(url, await inner.maxBatchSize()));
+  return { endpoint, scope, missing, create: () => createScope(admin, scope, missing ?? 'database', `${flag} ${scoped}`) };
+}
+
+/** prepareWrite for a Chroma target: refused when its tenant or database is missing, unless --create-database (then created). */
+function scopeCreator(c: OpenedChroma, o: TargetOptions): OpenedTarget['prepareWrite'] {
+  if (c.missing && !o.createDatabase) throw missingScopeError(c.endpoint.label, c.scope, c.missing, scopeFlags('target'), true);
+  let created = false;
+  return async () => {
+    if (!c.missing || created) return;
+    o.onCreated?.(await c.create());
+    created = true;
+  };
+}
+
+/** `f()`, the served endpoint closed (its server stopped) when it throws. */
+async function closedOnRefusal<T>(c: OpenedChroma, f: () => T): Promise<T> {
+  try {
+    return f();
+  } catch (e) {
+    await c.endpoint.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+async function servedDir(dir: string, label: string, o: { removeAfter?: string; scope?: ScopeChoice; side: ChromaSide }): Promise<OpenedChroma> {
   let server: ChromaServer;
   try {
     server = await startChromaServer({ path: dir });
   } catch (e) {
     throw new UserError(`${label}: the embedded Chroma server did not start on it (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`);
   }
-  const e = new ChromaEndpoint(server.url, label);
+  const stop = async () => {
+    await server.stop();
+    if (o.removeAfter) await fs.rm(o.removeAfter, { recursive: true, force: true });
+  };
+  let c: OpenedChroma;
+  try {
+    c = await openChroma(`--${o.side}-url`, server.url, label, { scope: o.scope, flags: scopeFlags(o.side) });
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const e = c.endpoint;
   const close = e.close.bind(e);
   e.close = async () => {
     await close();
-    await server.stop();
-    if (removeAfter) await fs.rm(removeAfter, { recursive: true, force: true });
+    await stop();
   };
-  return e;
+  return c;
 }

@@ -42,12 +42,26 @@ export function pointIdFor(chromaId: string): string {
   return isUuid(chromaId) ? chromaId.toLowerCase() : uuidv5(chromaId, CHROMA_ID_NAMESPACE);
 }
 
+/** Write ordering of a Qdrant cluster (README "Qdrant clusters"); Qdrant's default is weak. */
+export const QDRANT_ORDERINGS = ['weak', 'medium', 'strong'] as const;
+export type QdrantOrdering = (typeof QDRANT_ORDERINGS)[number];
+
+/** Cluster settings: used when a collection is created, and on every write. */
+export interface QdrantOptions {
+  /** `--qdrant-shards`: shard_number of collections the migration creates (Qdrant's default: one per node). */
+  shards?: number;
+  /** `--qdrant-replication`: replication_factor of collections the migration creates (Qdrant's default: 1). */
+  replication?: number;
+  /** `--qdrant-ordering`: the `ordering` of every upsert (absent: Qdrant's default, weak). */
+  ordering?: QdrantOrdering;
+}
+
 export class QdrantEndpoint implements MigrationSource, MigrationSink {
   readonly label: string;
   private readonly client: QdrantClient;
   private readonly spaces = new Map<string, DistanceSpace>();
 
-  constructor(value: string, apiKey = process.env.QDRANT_API_KEY) {
+  constructor(value: string, apiKey = process.env.QDRANT_API_KEY, private readonly cluster: QdrantOptions = {}) {
     const url = value.replace(/^qdrant\+/i, '').replace(/\/+$/, '');
     this.label = `qdrant+${url}`;
     if (apiKey) registerSecret(apiKey);
@@ -128,14 +142,19 @@ export class QdrantEndpoint implements MigrationSource, MigrationSink {
       return;
     }
     if (!info.dimension) throw new Error(`collection ${info.name}: the vector size is unknown (no record with an embedding)`);
-    await this.client.createCollection(info.name, { vectors: { size: info.dimension, distance } });
+    await this.client.createCollection(info.name, {
+      vectors: { size: info.dimension, distance },
+      ...(this.cluster.shards ? { shard_number: this.cluster.shards } : {}),
+      ...(this.cluster.replication ? { replication_factor: this.cluster.replication } : {}),
+    });
     this.spaces.set(info.name, info.space);
   }
 
   async upsert(collection: string, records: MigrationRecord[]): Promise<void> {
     const space = this.spaces.get(collection) ?? (await this.info(collection)).space;
     const points = records.map((r) => toPoint(r, space));
-    await this.client.upsert(collection, { wait: true, points });
+    // wait: the answer comes once the points are applied, so a checkpointed batch is stored.
+    await this.client.upsert(collection, { wait: true, points, ...(this.cluster.ordering ? { ordering: this.cluster.ordering } : {}) });
   }
 
   async count(collection: string): Promise<number> {

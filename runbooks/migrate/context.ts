@@ -7,7 +7,9 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import type { UndoOutcome } from '../../lib/engine/compensation.ts';
 import type { CheckpointStore, MigrateCheckpoint, MigratePhase } from '../../lib/migrate/checkpoint.ts';
+import type { ScopeChoice } from '../../lib/chroma/database-scope.ts';
 import type { Endpoint } from '../../lib/migrate/endpoints.ts';
+import type { QdrantOptions } from '../../lib/migrate/qdrant-endpoint.ts';
 import type { JsonlLog } from '../../lib/migrate/log.ts';
 import type { Transform } from '../../lib/migrate/transform.ts';
 import type { CollectionInfo } from '../../lib/migrate/types.ts';
@@ -38,6 +40,14 @@ export interface MigrateOptions {
   verifySample: number;
   output: OutputMode;
   signal: AbortSignal;
+  /** `--source-tenant` / `--source-database` (exact names; one not given: from the server). */
+  sourceScope?: ScopeChoice;
+  /** `--target-tenant` / `--target-database`. */
+  targetScope?: ScopeChoice;
+  /** `--create-database`: a missing target tenant or database is created before the first write. */
+  createDatabase?: boolean;
+  /** `--qdrant-shards`, `--qdrant-replication`, `--qdrant-ordering`. */
+  qdrant?: QdrantOptions;
 }
 
 export interface MigrateSummary {
@@ -58,6 +68,8 @@ export interface MigrateSummary {
   checkpointFile: string;
   /** The persist dir this run created as the target (absolute), when --target-url named a new one. */
   createdDir?: string;
+  /** What --create-database created on the target (e.g. "database prod in tenant acme"). */
+  createdDatabase?: string;
   backupFile?: string;
   logFile: string;
   warnings: string[];

@@ -98,6 +98,7 @@ export async function runMigrate(o: MigrateOptions): Promise<MigrateSummary> {
 export function formatMigrateSummary(s: MigrateSummary): string {
   const lines = [`${s.ok ? (s.dryRun ? 'DRY RUN OK' : 'MIGRATED') : 'MIGRATION FAILED'}  ${s.source} -> ${s.target} (transform ${s.transform})`];
   if (s.createdDir) lines.push(`  created new persist dir ${s.createdDir}`);
+  if (s.createdDatabase) lines.push(`  created ${s.createdDatabase} on the target (--create-database)`);
   if (s.error) lines.push(`  error: ${s.error}`);
   lines.push('  steps:');
   for (const st of s.steps) {

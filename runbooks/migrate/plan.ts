@@ -4,6 +4,7 @@
  * each phase's own `plan()`. Nothing is written: no checkpoint, no staging file, nothing on the target.
  */
 import path from 'node:path';
+import type { ScopeChoice } from '../../lib/chroma/database-scope.ts';
 import { CHECKPOINT_FILE } from '../../lib/migrate/checkpoint.ts';
 import { openSource, openTarget } from '../../lib/migrate/endpoints.ts';
 import { loadTransform } from '../../lib/migrate/transform.ts';
@@ -24,9 +25,10 @@ export interface MigratePlan {
 
 export async function planMigrate(o: {
   sourceUrl: string; targetUrl: string; transform: string; prefix?: string; filterCollections: string[]; batchSize?: number; checkpointDir: string;
+  sourceScope?: ScopeChoice; targetScope?: ScopeChoice; createDatabase?: boolean;
 }): Promise<MigratePlan> {
-  const source = await openSource(o.sourceUrl);
-  const { endpoint: target } = await openTarget(o.targetUrl, { resume: false, dryRun: true }).catch(async (e) => {
+  const source = await openSource(o.sourceUrl, { scope: o.sourceScope });
+  const { endpoint: target } = await openTarget(o.targetUrl, { resume: false, dryRun: true, scope: o.targetScope, createDatabase: o.createDatabase }).catch(async (e) => {
     await source.close();
     throw e;
   });

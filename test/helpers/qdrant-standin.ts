@@ -22,7 +22,13 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 type Distance = 'Cosine' | 'Euclid' | 'Dot' | 'Manhattan';
 type PointId = number | string;
 interface Point { id: PointId; vector: number[]; payload: Record<string, unknown> }
-interface Collection { size: number; distance: Distance; points: Map<string, Point> }
+interface Collection {
+  size: number; distance: Distance; points: Map<string, Point>;
+  /** Cluster settings it was created with (Qdrant's defaults: 1 and 1). */
+  shardNumber?: number; replicationFactor?: number;
+  /** The `ordering` of each upsert received (absent: undefined). */
+  orderings?: (string | undefined)[];
+}
 
 interface Operation {
   method: string;
@@ -132,6 +138,7 @@ export async function startQdrantStandin(o: { apiKey?: string } = {}): Promise<Q
       const name = op.params.length ? decodeURIComponent(m[1]!) : '';
       calls.push(op.operationId);
       try {
+        if (op.operationId === 'upsert_points') resolve(name)?.orderings?.push(query.ordering as string | undefined);
         const out = handle(op.operationId, name, body as Record<string, unknown>, query.wait === true);
         if ('error' in out) send(out.status, null, out.error);
         else send(200, out.result);
@@ -159,7 +166,7 @@ export async function startQdrantStandin(o: { apiKey?: string } = {}): Promise<Q
           result: {
             status: 'green', optimizer_status: 'ok', indexed_vectors_count: col.points.size, points_count: col.points.size, segments_count: 1,
             config: {
-              params: { vectors: { size: col.size, distance: col.distance }, shard_number: 1, replication_factor: 1, write_consistency_factor: 1, on_disk_payload: true },
+              params: { vectors: { size: col.size, distance: col.distance }, shard_number: col.shardNumber ?? 1, replication_factor: col.replicationFactor ?? 1, write_consistency_factor: 1, on_disk_payload: true },
               hnsw_config: { m: 16, ef_construct: 100, full_scan_threshold: 10000, max_indexing_threads: 0, on_disk: false },
               optimizer_config: { deleted_threshold: 0.2, vacuum_min_vector_number: 1000, default_segment_number: 0, max_segment_size: null, memmap_threshold: null, indexing_threshold: 20000, flush_interval_sec: 5, max_optimization_threads: null },
               wal_config: { wal_capacity_mb: 32, wal_segments_ahead: 0 },
@@ -172,7 +179,10 @@ export async function startQdrantStandin(o: { apiKey?: string } = {}): Promise<Q
         if (aliases.has(name)) return { status: 400, error: `Wrong input: Alias with name \`${name}\` already exists` };
         const v = body.vectors as { size?: number; distance?: Distance } | undefined;
         if (typeof v?.size !== 'number' || !v.distance) return { status: 400, error: 'stand-in supports one unnamed vector per collection' };
-        collections.set(name, { size: v.size, distance: v.distance, points: new Map() });
+        collections.set(name, {
+          size: v.size, distance: v.distance, points: new Map(), orderings: [],
+          shardNumber: (body.shard_number as number | undefined) ?? 1, replicationFactor: (body.replication_factor as number | undefined) ?? 1,
+        });
         return { result: true };
       }
       case 'delete_collection': {

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
-import { chromaClientFor } from '../../lib/chroma/client.ts';
+import { chromaClientFor, type ChromaScope } from '../../lib/chroma/client.ts';
 
 interface Served {
   space: string;
   records: Map<string, { document: string | null; metadata: unknown; embedding: number[] }>;
 }
 
-/** Everything a server serves, by collection and id. */
-export async function dumpServed(url: string): Promise<Map<string, Served>> {
-  const client = chromaClientFor(url);
+/** Everything a server serves (in `scope`: a tenant and database), by collection and id. */
+export async function dumpServed(url: string, scope?: ChromaScope): Promise<Map<string, Served>> {
+  const client = chromaClientFor(url, null, scope);
   const out = new Map<string, Served>();
   for (const c of await client.listCollections()) {
     const col = await client.getCollection({ name: c.name, embeddingFunction: undefined } as never);
@@ -28,8 +28,8 @@ export async function dumpServed(url: string): Promise<Map<string, Served>> {
  * embeddings equal within 1e-6: Chroma's JSON prints float32 values with 8 significant digits,
  * so a value read back through the API can differ from the stored one by one float32 ulp.
  */
-export async function assertSameContent(a: string, b: string): Promise<void> {
-  const [x, y] = [await dumpServed(a), await dumpServed(b)];
+export async function assertSameContent(a: string, b: string, scopes: { a?: ChromaScope; b?: ChromaScope } = {}): Promise<void> {
+  const [x, y] = [await dumpServed(a, scopes.a), await dumpServed(b, scopes.b)];
   assert.deepEqual([...x.keys()].sort(), [...y.keys()].sort(), 'collections');
   for (const [name, cx] of x) {
     const cy = y.get(name)!;

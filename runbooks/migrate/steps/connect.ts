@@ -13,8 +13,11 @@ export const connect: Step<MigrateCtx, MigratePlanCtx> = {
 
   async run(c) {
     const { o } = c;
-    c.source = await openSource(o.sourceUrl, { signal: o.signal });
-    const t = await openTarget(o.targetUrl, { resume: o.resume, dryRun: o.dryRun });
+    c.source = await openSource(o.sourceUrl, { signal: o.signal, scope: o.sourceScope });
+    const t = await openTarget(o.targetUrl, {
+      resume: o.resume, dryRun: o.dryRun, scope: o.targetScope, createDatabase: o.createDatabase, qdrant: o.qdrant,
+      onCreated: (what) => { c.summary.createdDatabase = what; },
+    });
     c.target = t.endpoint;
     c.prepareWrite = t.prepareWrite;
     c.summary.createdDir = t.createdDir;
