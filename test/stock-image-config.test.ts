@@ -69,14 +69,17 @@ describe("the repo's fly.toml on the stock Chroma image", () => {
     assert.ok(!(await exists(path.join(volume, 'chroma.sqlite3'))));
   });
 
-  it('control: with the old [env] the same deploy does not succeed (it replaces a dir nobody serves) and what is served stays', async () => {
+  it('control: with the old [env] the same deploy is refused in preflight (it would replace a dir nobody serves): exit 2, nothing changed', async () => {
     const { server, root, volume } = await start('deploy-old', OLD_FLY_ENV, true);
     assert.deepEqual(await counts(server.url), [], 'the seeded chroma_db is not what it serves');
     const source = path.join(root, 'source');
     await sampleDbCopy(source, SOURCE_SPEC, 11);
     const r = await runCli(['deploy', '--source', source, '--target', `local:${path.join(root, 'target')}`,
       '--restart-cmd', server.restartCmd, '--health-url', server.url, '--health-timeout', '30s', '--yes', '--json']);
-    assert.notEqual(r.code, 0, r.stdout);
+    assert.equal(r.code, 2, r.stderr + r.stdout);
+    assert.match(r.stderr, /serves the volume root|CHROMA_PERSIST_PATH/, r.stderr);
+    assert.ok(!(await exists(path.join(volume, '.ferry'))), 'nothing written to the volume');
+    assert.ok(!(await exists(path.join(volume, 'chroma_db.old'))), 'no swap');
     assert.deepEqual(await counts(server.url), []);
     assert.ok(await holdsOpen(await server.pid(), path.join(volume, 'chroma.sqlite3')));
   });
