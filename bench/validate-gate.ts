@@ -1,9 +1,9 @@
 /**
  * bench: the validation gate against a plain paged read of both databases, measured in the same
  * run (issue 17's target: within 2.5x). Real Chroma servers, RECORDS x 768 (default 10,000),
- * Chroma -> Chroma, `none`. The migration that fills the new database runs in a child process, so
- * this process's peak RSS is the paged read's, then the gate's (compare 10,000 with 40,000: the
- * gate holds a bucket of each side, not a database). Prints `name value unit` lines, then
+ * Chroma -> Chroma, `none`. The records are added and migrated by child processes (this file with
+ * `--fill`, then the CLI), so this process's peak RSS is the paged read's, then the gate's (compare
+ * 10,000 with 40,000: the gate holds a bucket of each side, not a database). Prints `name value unit` lines, then
  * `ratio <name> <value>`; exits 0 whatever the numbers.
  *
  *   npm run bench:gate            BENCH_RECORDS=40000 npm run bench:gate
@@ -21,16 +21,25 @@ import { runValidate } from '../runbooks/validate/index.ts';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 10_000);
 const DIM = 768;
+const names = ['bench_a', 'bench_b'];
+
+if (process.argv[2] === '--fill') {
+  // Child: the old database's collections and records.
+  const url = process.argv[3]!;
+  for (const name of names) {
+    await chromaClientFor(url).createCollection({ name, embeddingFunction: null, configuration: { hnsw: { space: 'cosine' } } });
+    await addRecords(url, name, { start: 0, count: RECORDS / names.length, dim: DIM, seed: 1 });
+  }
+  process.exit(0);
+}
+
 const root = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-bench-gate-'));
 const oldDb = await startChromaServer({ path: path.join(root, 'old') });
 const newDb = await startChromaServer({ path: path.join(root, 'new') });
 const signal = new AbortController().signal;
 try {
-  const names = ['bench_a', 'bench_b'];
-  for (const name of names) {
-    await chromaClientFor(oldDb.url).createCollection({ name, embeddingFunction: null, configuration: { hnsw: { space: 'cosine' } } });
-    await addRecords(oldDb.url, name, { start: 0, count: RECORDS / names.length, dim: DIM, seed: 1 });
-  }
+  const fill = await execa(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--fill', oldDb.url], { reject: false, stdin: 'ignore' });
+  if (fill.exitCode !== 0) throw new Error(`filling the old database failed: ${fill.stderr || fill.stdout}`);
   const cli = fileURLToPath(new URL('../bin/chroma-ferry.js', import.meta.url));
   const m = await execa(process.execPath, [cli, 'migrate', '--yes', '--json', '--source-url', oldDb.url, '--target-url', newDb.url, '--transform', 'none',
     '--checkpoint-dir', path.join(root, 'cp'), '--log-dir', path.join(root, 'logs')], { reject: false, stdin: 'ignore', env: { CI: 'true' } });
