@@ -272,7 +272,7 @@ program
 
 program
   .command('validate')
-  .description('the validation gate: eight checks of the new database against the old one; report.md + report.json; exit 0 PASSED, 1 FAILED, 3 WARNING')
+  .description('the validation gate: nine checks of the new database against the old one, every record compared; report.md + report.json; exit 0 PASSED, 1 FAILED, 3 WARNING')
   .option('--old-db-url <url>', 'the database migrated from (any form migrate accepts)')
   .option('--new-db-url <url>', 'the database migrated to')
   .option('--transform <spec>', 'the transform the migration used: none | seed-schema | ./file.ts (default: the one the migration recorded, else none)')

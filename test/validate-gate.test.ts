@@ -1,6 +1,6 @@
 /**
  * The validation gate and restore against real Chroma servers: a clean seed-schema migration
- * passes all eight checks; each seeded fault is caught by its check with the right figure, and the
+ * passes all nine checks (seed 004's eight and record_equality); each seeded fault is caught by its check with the right figure, and the
  * report says rollback_triggered (the decision) apart from rollback_executed (what this run did);
  * `--auto-rollback` restores the pre-migration state exactly; the migration's recorded transform is
  * used when --transform is omitted and a contradicting one is refused before anything changes.
@@ -74,11 +74,12 @@ describe('validate and restore', () => {
     assert.equal(r.code, 0, r.stderr + r.stdout);
   };
 
-  it('a clean migration passes all eight checks; reports in Markdown and JSON', async () => {
+  it('a clean migration passes all nine checks; reports in Markdown and JSON', async () => {
     const r = await gate();
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.equal(r.json.overall_status, 'PASSED');
-    assert.deepEqual(r.json.checks.map((c: { status: string }) => c.status), Array(8).fill('PASSED'));
+    assert.deepEqual(r.json.checks.map((c: { status: string }) => c.status), Array(9).fill('PASSED'));
+    assert.equal(check(r, 'record_equality').figures.compared, 700);
     assert.equal(r.json.data_loss_percentage, 0);
     assert.equal(r.json.rollback_triggered, false);
     assert.equal(r.json.rollback_executed, false);
@@ -87,7 +88,7 @@ describe('validate and restore', () => {
     assert.equal(check(r, 'citation_references').figures.required, 700);
     const json = JSON.parse(await fs.readFile(r.out.replace(/\.md$/, '.json'), 'utf8'));
     assert.equal(json.overall_status, 'PASSED');
-    assert.match(await fs.readFile(r.out, 'utf8'), /# Validation report: PASSED[\s\S]*\| 8 \| citation_references \| ✅ PASSED/);
+    assert.match(await fs.readFile(r.out, 'utf8'), /# Validation report: PASSED[\s\S]*\| 8 \| citation_references \| ✅ PASSED[\s\S]*\| 9 \| record_equality \| ✅ PASSED/);
   });
 
   const faults: { name: string; check: string; figure: [string, number]; apply: () => Promise<void> }[] = [

@@ -1,11 +1,18 @@
 /**
- * The eight checks of the validation gate (seed 004), fed record by record while the expected
- * records (the old database through the migration's transform) are compared with the new
- * database, one target collection at a time. Each ends PASSED, WARNING or FAILED with figures.
+ * The checks of the validation gate: seed 004's eight, and a ninth (record_equality) that every
+ * document and metadata value is the expected one. Fed record by record by the hash join of the
+ * expected records (the old database through the migration's transform) with the new database's
+ * (record-join.ts). Each ends PASSED, WARNING or FAILED with figures; every difference is also
+ * tallied by kind with its first ids (differences.ts).
  */
 import { fieldProblem, type requiredFields } from '../migrate/seed-schema.ts';
-import type { DistanceSpace, MetadataValue, MigrationRecord } from '../migrate/types.ts';
+import type { DistanceSpace, MetadataValue } from '../migrate/types.ts';
+import { Differences } from './differences.ts';
 import { offerRecord, TopK } from './exact-search.ts';
+import { contentDifferences, embeddingDifference, EMBEDDING_TOLERANCE, type ComparedRecord, type Difference } from './record-diff.ts';
+
+/** A record as the checks see it (expected, or read from the new database). */
+export type GateRecord = ComparedRecord;
 
 /** A query vector of the semantic check, run on the records of one target collection. */
 export interface GateQuery {
@@ -29,7 +36,7 @@ export type Schema = ReturnType<typeof requiredFields>;
 
 export const CHECK_NAMES = [
   'count_verification', 'embedding_integrity', 'metadata_completeness', 'semantic_search_equivalence',
-  'collection_distribution', 'duplicate_detection', 'field_type_validation', 'citation_references',
+  'collection_distribution', 'duplicate_detection', 'field_type_validation', 'citation_references', 'record_equality',
 ] as const;
 
 /** Seed 004's rollback reasons, by check. */
@@ -42,6 +49,7 @@ export const ROLLBACK_REASONS: Record<string, string> = {
   duplicate_detection: 'Duplicate IDs Found',
   field_type_validation: 'Field Type Mismatch',
   citation_references: 'Citation References Invalid',
+  record_equality: 'Record Content Changed',
 };
 
 export const CITATION_RE = /^if:\/\/[A-Za-z0-9._-]+\/\S+$/;
@@ -51,11 +59,43 @@ function note(list: string[], line: string): void {
   if (list.length < MAX_DETAILS) list.push(line);
 }
 
+/** A target collection of the gate: its tag in the record buckets, space, queries and schema. */
+export interface GateTarget {
+  name: string;
+  tag: number;
+  space: DistanceSpace;
+  queries: GateQuery[];
+  /** Expected records as staged (before de-duplication by id): paces --sample. */
+  staged: number;
+  schema: Schema | null;
+}
+
+interface TargetState {
+  t: GateTarget;
+  expected: number;
+  actual: number;
+  missing: number;
+  extra: number;
+  compared: number;
+  searches: { q: GateQuery; old: TopK; neu: TopK }[];
+  dist: Map<string, [number, number]>;
+  step: number;
+}
+
+/**
+ * The checks, fed record by record by the hash join (record-join.ts): each expected record once,
+ * each record of the new database once, and each pair with the same id in the same collection.
+ * It holds figures, top-k lists and a few details per check, never the records.
+ */
 export class GateChecker {
-  // 1. counts
-  readonly counts = new Map<string, { expected: number; actual: number; missing: number; extra: number }>();
   /** Expected collections the new database does not have at all (an empty one included). */
   readonly absentCollections: string[] = [];
+  private readonly targets = new Map<number, TargetState>();
+  // every difference by kind, with its first ids
+  readonly differences = new Differences();
+  contentCompared = 0;
+  contentChanged = 0;
+  readonly contentDetails: string[] = [];
   // 2. embeddings
   embeddingsCompared = 0;
   embeddingsBad = 0;
@@ -70,10 +110,7 @@ export class GateChecker {
   citationsBad = 0;
   readonly metadataDetails: string[] = [];
   readonly citationDetails: string[] = [];
-  // 5. distribution: target -> category -> [expected, actual]
-  readonly distribution = new Map<string, Map<string, [number, number]>>();
   // 6. duplicates
-  private readonly idOwner = new Map<string, string>();
   duplicateIdsAcross = 0;
   readonly duplicateDetails: string[] = [];
   duplicateDocsExpected = 0;
@@ -85,61 +122,12 @@ export class GateChecker {
 
   constructor(private readonly sample: number | undefined) {}
 
-  /**
-   * One target collection: its expected records (streamed) against the records the new database
-   * holds (`actual`, by id). `schema`: the transform's schema, else the expected records' own keys.
-   */
-  async compareCollection(
-    name: string, expected: AsyncIterable<MigrationRecord>, expectedCount: number, actual: Map<string, MigrationRecord>, schema: Schema | null,
-    search: { space: DistanceSpace; queries: GateQuery[] } = { space: 'l2', queries: [] },
-  ): Promise<void> {
-    const seen = new Set<string>();
-    const searches = search.queries.map((q) => ({ q, old: new TopK(q.k), neu: new TopK(q.k) }));
-    const step = this.sample ? Math.max(1, Math.floor(expectedCount / this.sample)) : 1;
-    let i = 0;
-    const dist = this.distribution.get(name) ?? new Map<string, [number, number]>();
-    this.distribution.set(name, dist);
-    const docsExpected = new Map<string, number>();
-    for await (const want of expected) {
-      seen.add(want.id);
-      for (const x of searches) offerRecord(x.old, search.space, x.q.embedding, want, x.q.where);
-      const cat = categoryOf(want.metadata?.category);
-      const d = dist.get(cat) ?? [0, 0];
-      d[0]++;
-      dist.set(cat, d);
-      if (want.document) docsExpected.set(want.document, (docsExpected.get(want.document) ?? 0) + 1);
-      const got = actual.get(want.id);
-      if (!got) continue;
-      if (i++ % step === 0) this.compareEmbedding(name, want, got);
-      if (!schema) this.compareFields(name, want, got);
-    }
-    for (const n of docsExpected.values()) if (n > 1) this.duplicateDocsExpected += n - 1;
-    let missing = 0;
-    for (const id of seen) if (!actual.has(id)) missing++;
-    const docsActual = new Map<string, number>();
-    for (const got of actual.values()) {
-      for (const x of searches) offerRecord(x.neu, search.space, x.q.embedding, got, x.q.where);
-      const cat = categoryOf(got.metadata?.category);
-      const d = dist.get(cat) ?? [0, 0];
-      d[1]++;
-      dist.set(cat, d);
-      this.checkMetadata(name, got, schema);
-      if (got.document) docsActual.set(got.document, (docsActual.get(got.document) ?? 0) + 1);
-      const owner = this.idOwner.get(got.id);
-      if (owner !== undefined) {
-        this.duplicateIdsAcross++;
-        note(this.duplicateDetails, `id ${got.id} is in ${owner} and in ${name}`);
-      } else this.idOwner.set(got.id, name);
-    }
-    for (const [doc, n] of docsActual) {
-      if (n > 1) {
-        this.duplicateDocsActual += n - 1;
-        if ((docsExpected.get(doc) ?? 0) < n) note(this.duplicateDetails, `${name}: a document appears ${n} times: ${JSON.stringify(doc.slice(0, 60))}`);
-      }
-    }
-    for (const x of searches) this.addQuery(x.q.label, x.old.ids(), x.neu.ids());
-    const extra = [...actual.keys()].filter((id) => !seen.has(id)).length;
-    this.counts.set(name, { expected: expectedCount, actual: actual.size, missing, extra });
+  addTarget(t: GateTarget): void {
+    this.targets.set(t.tag, {
+      t, expected: 0, actual: 0, missing: 0, extra: 0, compared: 0, dist: new Map(),
+      searches: t.queries.map((q) => ({ q, old: new TopK(q.k), neu: new TopK(q.k) })),
+      step: this.sample ? Math.max(1, Math.floor(t.staged / this.sample)) : 1,
+    });
   }
 
   /** An expected target collection is not on the new database (its records, if any, count as missing too). */
@@ -147,38 +135,88 @@ export class GateChecker {
     if (!this.absentCollections.includes(name)) this.absentCollections.push(name);
   }
 
-  private compareEmbedding(name: string, want: MigrationRecord, got: MigrationRecord): void {
-    this.embeddingsCompared++;
-    const a = want.embedding ?? [];
-    const b = got.embedding ?? [];
-    let problem: string | null = null;
-    if (a.length !== b.length) problem = `dimension ${b.length}, expected ${a.length}`;
-    else {
-      for (let k = 0; k < b.length; k++) {
-        if (!Number.isFinite(b[k]!)) { problem = `value ${k} is ${b[k]}`; break; }
-        if (Math.abs(b[k]! - a[k]!) > 1e-6 * Math.max(1, Math.abs(a[k]!))) { problem = `value ${k} is ${b[k]}, the source has ${a[k]}`; break; }
+  private target(tag: number): TargetState {
+    const s = this.targets.get(tag);
+    if (!s) throw new Error(`gate: record of unknown collection tag ${tag}`);
+    return s;
+  }
+
+  /** An expected record (once per collection and id). */
+  expectedRecord(tag: number, want: GateRecord): void {
+    const s = this.target(tag);
+    s.expected++;
+    for (const x of s.searches) offerRecord(x.old, s.t.space, x.q.embedding, want, x.q.where);
+    bump(s.dist, categoryOf(want.metadata?.category), 0);
+  }
+
+  /** A record of the new database; `otherTag`: the collection already holding its id, if any. */
+  actualRecord(tag: number, got: GateRecord, otherTag: number | undefined): void {
+    const s = this.target(tag);
+    s.actual++;
+    for (const x of s.searches) offerRecord(x.neu, s.t.space, x.q.embedding, got, x.q.where);
+    bump(s.dist, categoryOf(got.metadata?.category), 1);
+    this.checkMetadata(s.t.name, got, s.t.schema);
+    if (otherTag !== undefined) {
+      this.duplicateIdsAcross++;
+      note(this.duplicateDetails, `id ${got.id} is in ${this.target(otherTag).t.name} and in ${s.t.name}`);
+    }
+  }
+
+  missing(tag: number, want: GateRecord): void {
+    const s = this.target(tag);
+    s.missing++;
+    this.differences.add('missing', s.t.name, want.id);
+  }
+
+  extra(tag: number, got: GateRecord): void {
+    const s = this.target(tag);
+    s.extra++;
+    this.differences.add('extra', s.t.name, got.id);
+  }
+
+  /** The expected record and the new database's record with its id, in the same collection. */
+  matched(tag: number, want: GateRecord, got: GateRecord): void {
+    const s = this.target(tag);
+    const name = s.t.name;
+    if (s.compared++ % s.step === 0) {
+      this.embeddingsCompared++;
+      const problem = embeddingDifference(want.embedding, got.embedding);
+      if (problem) {
+        this.embeddingsBad++;
+        this.differences.add('embedding_changed', name, got.id);
+        note(this.embeddingDetails, `${name}/${want.id}: ${problem}`);
       }
     }
-    if (problem) {
-      this.embeddingsBad++;
-      note(this.embeddingDetails, `${name}/${want.id}: ${problem}`);
+    this.contentCompared++;
+    const diffs = contentDifferences(want, got);
+    if (diffs.length) {
+      this.contentChanged++;
+      for (const kind of new Set(diffs.map((d) => d.kind))) this.differences.add(kind, name, got.id);
+      note(this.contentDetails, `${name}/${got.id}: ${diffs.map((d) => d.what).join('; ')}`);
+    }
+    if (!s.t.schema) this.compareFields(name, want, got, diffs);
+  }
+
+  /** Duplicate documents of a collection: `expected` and `actual` copies of one document, `ids` some of the new database's. */
+  documentCopies(tag: number, expected: number, actual: number, ids: string[]): void {
+    if (expected > 1) this.duplicateDocsExpected += expected - 1;
+    if (actual > 1) {
+      this.duplicateDocsActual += actual - 1;
+      if (expected < actual) note(this.duplicateDetails, `${this.target(tag).t.name}: a document appears ${actual} times (ids ${ids.join(', ')}${actual > ids.length ? ', ...' : ''})`);
     }
   }
 
   /** Without a schema: every field of the expected record is on the new one, with the same type. */
-  private compareFields(name: string, want: MigrationRecord, got: MigrationRecord): void {
-    const m = got.metadata ?? {};
+  private compareFields(name: string, want: GateRecord, got: GateRecord, diffs: Difference[]): void {
     let missing = false;
-    for (const [field, v] of Object.entries(want.metadata ?? {})) {
-      if (!(field in m) || m[field] === null) {
-        if (v !== null) {
-          missing = true;
-          this.missingFieldRecords.set(field, (this.missingFieldRecords.get(field) ?? 0) + 1);
-        }
-      } else if (typeof m[field] !== typeof v) {
+    for (const d of diffs) {
+      if (d.kind === 'metadata_key_removed') {
+        missing = true;
+        this.missingFieldRecords.set(d.key!, (this.missingFieldRecords.get(d.key!) ?? 0) + 1);
+      } else if (d.kind === 'metadata_type_changed') {
         this.wrongTypes++;
-        this.wrongTypeFields.set(field, (this.wrongTypeFields.get(field) ?? 0) + 1);
-        note(this.metadataDetails, `${name}/${got.id}: ${field} = ${JSON.stringify(m[field])} (the source has a ${typeof v})`);
+        this.wrongTypeFields.set(d.key!, (this.wrongTypeFields.get(d.key!) ?? 0) + 1);
+        note(this.metadataDetails, `${name}/${want.id}: ${d.what}`);
       }
     }
     if (missing) this.missingFields++;
@@ -186,7 +224,7 @@ export class GateChecker {
   }
 
   /** A record required to carry `if_citation_uri`: present and `if://kind/...`. */
-  private checkCitation(name: string, got: MigrationRecord): void {
+  private checkCitation(name: string, got: GateRecord): void {
     this.citationsRequired++;
     const uri = got.metadata?.if_citation_uri;
     if (typeof uri !== 'string' || !CITATION_RE.test(uri)) {
@@ -195,7 +233,7 @@ export class GateChecker {
     }
   }
 
-  private checkMetadata(name: string, got: MigrationRecord, schema: Schema | null): void {
+  private checkMetadata(name: string, got: GateRecord, schema: Schema | null): void {
     this.recordsChecked++;
     const m = got.metadata ?? {};
     if (!schema) return;
@@ -225,7 +263,18 @@ export class GateChecker {
     if (divergence > 0) note(this.semanticDetails, `${label}: ${overlap}/${oldIds.length} of the old top-${oldIds.length} in the new top-${newIds.length}`);
   }
 
+  /** Per target collection: expected records (one per id), records of the new database, missing, extra. */
+  get counts(): Map<string, { expected: number; actual: number; missing: number; extra: number }> {
+    return new Map([...this.targets.values()].map((s) => [s.t.name, { expected: s.expected, actual: s.actual, missing: s.missing, extra: s.extra }]));
+  }
+
+  /** The semantic check's queries, answered once every record has been offered (then results()). */
+  private finishQueries(): void {
+    for (const s of this.targets.values()) for (const x of s.searches.splice(0)) this.addQuery(x.q.label, x.old.ids(), x.neu.ids());
+  }
+
   results(): CheckResult[] {
+    this.finishQueries();
     const out: CheckResult[] = [];
     // 1. counts
     let expected = 0;
@@ -249,7 +298,7 @@ export class GateChecker {
     // 2. embeddings
     out.push({
       id: 2, name: 'embedding_integrity', status: this.embeddingsBad ? 'FAILED' : 'PASSED',
-      figures: { compared: this.embeddingsCompared, mismatched: this.embeddingsBad, tolerance: 1e-6 },
+      figures: { compared: this.embeddingsCompared, mismatched: this.embeddingsBad, tolerance: EMBEDDING_TOLERANCE },
       details: this.embeddingDetails,
     });
     // 3. completeness
@@ -269,8 +318,8 @@ export class GateChecker {
     // 5. distribution
     const distDetails: string[] = [];
     let off = 0;
-    for (const [name, cats] of this.distribution) {
-      for (const [cat, [e, a]] of cats) {
+    for (const { t: { name }, dist } of this.targets.values()) {
+      for (const [cat, [e, a]] of dist) {
         if (e !== a) {
           off += Math.abs(e - a);
           note(distDetails, `${name} / category ${cat}: ${a} records, expected ${e}`);
@@ -279,7 +328,7 @@ export class GateChecker {
     }
     out.push({
       id: 5, name: 'collection_distribution', status: off ? 'FAILED' : 'PASSED',
-      figures: { collections: this.distribution.size, records_off: off }, details: distDetails,
+      figures: { collections: this.targets.size, records_off: off }, details: distDetails,
     });
     // 6. duplicates
     const extraDocs = Math.max(0, this.duplicateDocsActual - this.duplicateDocsExpected);
@@ -300,8 +349,25 @@ export class GateChecker {
       figures: { required: this.citationsRequired, invalid: this.citationsBad },
       details: this.citationsRequired ? this.citationDetails : ['no record is required to carry if_citation_uri'],
     });
+    // 9. every document and metadata value as expected
+    const d = this.differences;
+    out.push({
+      id: 9, name: 'record_equality', status: this.contentChanged ? 'FAILED' : 'PASSED',
+      figures: {
+        compared: this.contentCompared, records_changed: this.contentChanged, document_changed: d.count('document_changed'),
+        metadata_value_changed: d.count('metadata_value_changed'), metadata_type_changed: d.count('metadata_type_changed'),
+        metadata_key_removed: d.count('metadata_key_removed'), metadata_key_added: d.count('metadata_key_added'),
+      },
+      details: this.contentDetails,
+    });
     return out;
   }
+}
+
+function bump(dist: Map<string, [number, number]>, cat: string, side: 0 | 1): void {
+  const d = dist.get(cat) ?? [0, 0];
+  d[side]++;
+  dist.set(cat, d);
 }
 
 function categoryOf(v: unknown): string {

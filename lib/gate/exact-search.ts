@@ -3,9 +3,9 @@
  * databases holding the same vectors give the same answer, whatever their HNSW graphs look like.
  * Distances as Chroma defines them for its spaces; ties broken by id.
  */
-import type { DistanceSpace, MigrationRecord, RecordMetadata } from '../migrate/types.ts';
+import type { DistanceSpace, RecordMetadata } from '../migrate/types.ts';
 
-export function distance(space: DistanceSpace, a: number[], b: number[]): number {
+export function distance(space: DistanceSpace, a: ArrayLike<number>, b: ArrayLike<number>): number {
   let dot = 0;
   let na = 0;
   let nb = 0;
@@ -85,7 +85,7 @@ function matchesField(v: unknown, cond: unknown): boolean {
 }
 
 /** One query's top-k over a stream of records. */
-export function offerRecord(top: TopK, space: DistanceSpace, query: number[], r: MigrationRecord, where?: Where): void {
+export function offerRecord(top: TopK, space: DistanceSpace, query: number[], r: { id: string; embedding: ArrayLike<number> | null; metadata: RecordMetadata | null }, where?: Where): void {
   if (!r.embedding || r.embedding.length !== query.length || !matchesWhere(r.metadata, where)) return;
   top.offer(r.id, distance(space, query, r.embedding));
 }

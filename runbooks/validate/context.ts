@@ -1,13 +1,13 @@
 /**
  * What the gate's steps work on: the options, the migration's record, the two databases, the
- * staging dir of the expected records and the checker (`ValidateCtx`), and what `validate --plan`
+ * staging dir of both sides' record buckets and the checker (`ValidateCtx`), and what `validate --plan`
  * knows from a read-only look at both databases (`ValidatePlanCtx`).
  */
-import crypto from 'node:crypto';
 import path from 'node:path';
 import { UserError } from '../../lib/common/errors.ts';
 import type { GateChecker } from '../../lib/gate/checks.ts';
 import type { GateMigration } from '../../lib/gate/recorded-migration.ts';
+import type { RecordBuckets } from '../../lib/gate/record-buckets.ts';
 import type { Endpoint } from '../../lib/migrate/endpoints.ts';
 import type { Transform } from '../../lib/migrate/transform.ts';
 import type { CollectionInfo, DistanceSpace } from '../../lib/migrate/types.ts';
@@ -46,10 +46,10 @@ export interface QueryCase {
   where?: Record<string, unknown>;
 }
 
-/** An expected target collection: its records' count and ids, how many came from each old collection, its space. */
+/** An expected target collection: its tag in the record buckets, records staged, how many came from each old collection, its space. */
 export interface ExpectedTarget {
+  tag: number;
   count: number;
-  ids: Set<string>;
   from: Map<string, number>;
   space: DistanceSpace;
 }
@@ -61,8 +61,10 @@ export interface ValidateCtx {
   neu?: Endpoint;
   transform?: Transform;
   collections: CollectionInfo[];
-  /** A temp dir of this run (removed at its end whatever happens): the expected records, one file per target collection. */
+  /** A temp dir of this run (removed at its end whatever happens): both sides' record buckets. */
   staging: string;
+  /** The expected records, bucketed by id (the expected step writes them). */
+  expected?: RecordBuckets;
   targets: Map<string, ExpectedTarget>;
   queries: QueryCase[];
   gate: GateChecker;
@@ -83,11 +85,6 @@ export interface ValidatePlanCtx {
 }
 
 export type ValidateStepObject = AnyStep<ValidateCtx, ValidatePlanCtx>;
-
-/** The staged file of a target collection's expected records. */
-export function stagedFile(c: Pick<ValidateCtx, 'staging'>, target: string): string {
-  return path.join(c.staging, `${crypto.createHash('sha256').update(target).digest('hex').slice(0, 16)}.jsonl`);
-}
 
 /** migrate's flag in an endpoint's refusal, as the gate's flag. */
 export function relabel(e: unknown, from: string, to: string): unknown {

@@ -65,7 +65,7 @@ export function newValidateCtx(o: ValidateOptions, m: GateMigration, staging: st
   const report: GateReport = {
     overall_status: 'FAILED', rollback_triggered: false, rollback_reason: null, rollback_executed: false, rollback_result: null, rollback_backup: m.backup,
     old_db: o.oldUrl, new_db: o.newUrl, transform: m.transform.spec, transform_source: m.transform.source, transform_recorded_in: m.transform.recordedIn,
-    prefix: m.transform.prefix ?? null, generated_at: '', elapsed_seconds: 0, data_loss_percentage: 0, semantic_divergence_percentage: 0, checks: [],
+    prefix: m.transform.prefix ?? null, generated_at: '', elapsed_seconds: 0, data_loss_percentage: 0, semantic_divergence_percentage: 0, checks: [], differences: null,
     steps: initialReports([...VALIDATE_STEP_OBJECTS]), notes: [...m.notes], report_files: reportFiles(o.output),
   };
   return { o, m, collections: [], staging, targets: new Map(), queries: [], gate: new GateChecker(o.sample), report };
@@ -84,7 +84,7 @@ export async function runValidate(o: ValidateOptions, prepared?: GateMigration):
       if (r.error instanceof UserError) throw r.error;
       report.error = describeError(r.error, o.signal);
     } else {
-      recordChecks(report, ctx.gate.results());
+      recordChecks(report, ctx.gate.results(), ctx.gate.differences.report());
     }
   } finally {
     await ctx.old?.close().catch(() => undefined);

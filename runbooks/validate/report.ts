@@ -6,6 +6,8 @@
 import fs from 'node:fs/promises';
 import { writeJsonAtomic } from '../../lib/engine/atomic-file.ts';
 import { ROLLBACK_REASONS, type CheckResult, type CheckStatus } from '../../lib/gate/checks.ts';
+import { formatDifferences, type DifferenceReport } from '../../lib/gate/differences.ts';
+import { DIFFERENCE_KINDS } from '../../lib/gate/record-diff.ts';
 import type { GateMigration } from '../../lib/gate/recorded-migration.ts';
 import { shQuote } from '../../lib/remote/shell.ts';
 import type { StepReport } from '../../lib/engine/runner.ts';
@@ -44,15 +46,18 @@ export interface GateReport {
   data_loss_percentage: number;
   semantic_divergence_percentage: number;
   checks: CheckResult[];
+  /** Records by kind of difference (missing, extra, document_changed, metadata_*, embedding_changed), each with its first ids; null when the gate did not finish. */
+  differences: DifferenceReport | null;
   steps: StepReport[];
   error?: string;
   notes: string[];
   report_files: { markdown: string; json: string };
 }
 
-/** The checks' results into the report: the overall status and the two headline figures. */
-export function recordChecks(report: GateReport, checks: CheckResult[]): void {
+/** The checks' results into the report: the overall status, the two headline figures and the differences by kind. */
+export function recordChecks(report: GateReport, checks: CheckResult[], differences: DifferenceReport): void {
   report.checks = checks;
+  report.differences = differences;
   const statuses = checks.map((x) => x.status);
   report.overall_status = statuses.includes('FAILED') ? 'FAILED' : statuses.includes('WARNING') ? 'WARNING' : 'PASSED';
   report.data_loss_percentage = Number(checks[0]!.figures.data_loss_percentage);
@@ -131,6 +136,13 @@ export function formatGateMarkdown(r: GateReport): string {
   for (const c of r.checks) {
     lines.push(`| ${c.id} | ${c.name} | ${icon(c.status)} ${c.status} | ${Object.entries(c.figures).map(([k, v]) => `${k}: ${v}`).join(', ')} |`);
   }
+  if (r.differences) {
+    lines.push('', '## Differences', '', '| kind | records | first ids |', '| --- | --- | --- |');
+    for (const k of DIFFERENCE_KINDS) {
+      const d = r.differences[k];
+      lines.push(`| ${k} | ${d.records} | ${d.first_ids.map((id) => tick(id.replace(/\|/g, '\\|'))).join(', ')}${d.records > d.first_ids.length ? ', ...' : ''} |`);
+    }
+  }
   for (const c of r.checks) {
     if (!c.details.length || c.status === 'PASSED') continue;
     lines.push('', `## ${c.id}. ${c.name}`, '', ...c.details.map((d) => `- ${d.replace(/\|/g, '\\|')}`));
@@ -152,6 +164,7 @@ export function formatGateSummary(r: GateReport): string {
   if (r.error) lines.push(`  error: ${r.error}`);
   for (const n of r.notes) lines.push(`  note: ${n}`);
   for (const c of r.checks) lines.push(`  ${String(c.id)}. ${c.name.padEnd(28)} ${c.status.padEnd(7)} ${Object.entries(c.figures).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  if (r.differences) lines.push(`  differences: ${formatDifferences(r.differences)}`);
   lines.push(`  ${triggeredLine(r)}`, `  ${executedLine(r, (s) => s)}`);
   lines.push(`  report: ${r.report_files.markdown} and ${r.report_files.json}`);
   return lines.join('\n');

@@ -1,14 +1,14 @@
 /**
  * 2. expected: every old collection read once, in pages, through the migration's transform and its
- * validator; the valid results staged per target collection in the run's temp dir; query vectors
+ * validator; the valid results staged in buckets by id in the run's temp dir; query vectors
  * sampled on the way (or read from --test-queries).
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { bucketCount, RecordBuckets } from '../../../lib/gate/record-buckets.ts';
 import type { CollectionInfo } from '../../../lib/migrate/types.ts';
 import { RecordValidator } from '../../../lib/migrate/validate.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import { done } from '../../../lib/engine/runner.ts';
-import { stagedFile, type ValidateCtx, type ValidatePlanCtx } from '../context.ts';
+import type { ValidateCtx, ValidatePlanCtx } from '../context.ts';
 import { loadTestQueries } from '../test-queries.ts';
 
 /** What the step reads from the old database, in order: each collection, whole. */
@@ -31,7 +31,9 @@ export const expected: Step<ValidateCtx, ValidatePlanCtx> = {
     const validator = new RecordValidator();
     // The target's rules, as migrate applied them: a record it could not store was never expected there.
     const rules = (await c.neu!.targetRules?.()) ?? null;
-    const writers = new Map<string, WriteStream>();
+    // Buckets of about RECORDS_PER_BUCKET old records: the join holds one bucket of each side.
+    const buckets = new RecordBuckets(c.staging, 'expected', bucketCount(c.collections.reduce((a, x) => a + x.count, 0)));
+    c.expected = buckets;
     let n = 0;
     for (const read of oldReads(c.collections)) {
       const col = c.collections.find((x) => x.name === read.collection)!;
@@ -41,17 +43,14 @@ export const expected: Step<ValidateCtx, ValidatePlanCtx> = {
         for (const r of page) {
           for (const t of await c.transform!.apply(r, col)) {
             if (validator.check(t.collection, t.record, c.transform!.schemaOf(t.collection), rules).length) continue;
-            let w = writers.get(t.collection);
-            if (!w) {
-              w = createWriteStream(stagedFile(c, t.collection));
-              writers.set(t.collection, w);
-              c.targets.set(t.collection, { count: 0, ids: new Set(), from: new Map(), space: c.transform!.targetCollection(t.collection, col).space });
+            let entry = c.targets.get(t.collection);
+            if (!entry) {
+              entry = { tag: c.targets.size, count: 0, from: new Map(), space: c.transform!.targetCollection(t.collection, col).space };
+              c.targets.set(t.collection, entry);
             }
-            const entry = c.targets.get(t.collection)!;
-            if (!entry.ids.has(t.record.id)) entry.count++;
-            entry.ids.add(t.record.id);
+            entry.count++;
             entry.from.set(col.name, (entry.from.get(col.name) ?? 0) + 1);
-            await new Promise<void>((res, rej) => w!.write(`${JSON.stringify(t.record)}\n`, (e) => (e ? rej(e) : res())));
+            await buckets.add(entry.tag, t.record);
             if (!c.o.testQueries && i % every === 0 && c.queries.filter((q) => q.source === col.name).length < c.o.queries && t.record.embedding) {
               c.queries.push({ label: `${col.name}/${t.record.id}`, source: col.name, target: t.collection, embedding: t.record.embedding, k: c.o.topK });
             }
@@ -66,19 +65,18 @@ export const expected: Step<ValidateCtx, ValidatePlanCtx> = {
     for (const col of c.collections) {
       const name = col.count === 0 ? c.transform!.emptyTarget(col) : null;
       if (name === null || c.targets.has(name)) continue;
-      c.targets.set(name, { count: 0, ids: new Set(), from: new Map(), space: c.transform!.targetCollection(name, col).space });
-      writers.set(name, createWriteStream(stagedFile(c, name)));
+      c.targets.set(name, { tag: c.targets.size, count: 0, from: new Map(), space: c.transform!.targetCollection(name, col).space });
     }
-    await Promise.all([...writers.values()].map((w) => new Promise<void>((res) => w.end(res))));
+    await buckets.finish();
     if (c.o.testQueries) c.queries = await loadTestQueries(c.o.testQueries, c.targets, c.o.topK);
-    return done(`${n} old records -> ${[...c.targets.values()].reduce((a, t) => a + t.count, 0)} expected in ${c.targets.size} collections`);
+    return done(`${n} old records -> ${buckets.records} expected in ${c.targets.size} collections (${buckets.buckets} buckets)`);
   },
 
   plan: (p) => ({
     commands: [],
     notes: [
       ...oldReads(p.collections).map((r) => describeOldRead(r, p.old)),
-      'stage the valid results per target collection in a temp dir (removed at the end of the run)',
+      'stage the valid results in a temp dir, in buckets by id (removed at the end of the run)',
       p.testQueries ? `query vectors: those of ${p.testQueries}, top ${p.topK}` : `query vectors: up to ${p.queries} stored ones per old collection, top ${p.topK}`,
     ],
   }),
