@@ -111,6 +111,9 @@ describe('the CLI killed at every step boundary of a deploy (local:)', () => {
         assert.equal((await fs.readFile(path.join(env.live, '.ferry-data-id'), 'utf8')).trim(), verified, 'the live data is the verified data');
         await assert.rejects(fs.access(path.join(env.volumeOnDisk, '.ferry', 'lock')), 'the lock is released');
         if (ends === 'new') assert.deepEqual(await listFiles(`${env.live}.old`), oldFiles, 'the old data is kept as NAME.old');
+        // What the scheduled verify checks: the server against what the volume says is deployed.
+        const check = await runCli(['verify', '--health-url', env.url, '--target', target, '--volume', '/data', '--samples', '0']);
+        assert.equal(check.code, 0, `verify --target at the end: ${check.stdout}${check.stderr}`);
       } finally {
         await env.stop();
       }
