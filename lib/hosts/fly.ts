@@ -152,9 +152,14 @@ export class FlyHost implements RemoteHost {
     const r = await execArgv(argv, { what: `${script.title} on ${this.label}`, stdin: opts.stdin, signal: opts.signal });
     const parsed = splitStatusMarker(r.stdout);
     if (!parsed) {
+      // No status marker: the session ended before the script did (a dropped connection, flyctl
+      // unable to reach the machine, the session's processes killed), so whether and how far it
+      // ran is unknown. flyctl exits 1 for all of these (and for a failing command: its exit code
+      // tells nothing), so this is a transport error (-1, as ssh's 255): once a swap has started,
+      // the runbook reconnects and asks the volume.
       throw new RemoteCommandError(
-        `${script.title} on ${this.label} (fly ssh console ended before the script reported its status)`,
-        r.exitCode === 0 ? -1 : r.exitCode,
+        `${script.title} on ${this.label} (fly ssh console ended before the script reported its status; flyctl exit ${r.exitCode})`,
+        -1,
         r.stderr,
       );
     }

@@ -155,9 +155,11 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       // Chunks packed and not yet used: kept so that `--from upload` need not pack again.
       keepRunDir = !summary.rolledBack && state.steps.package === 'done';
       if (keepRunDir) summary.warnings.push(`packaged chunks kept in ${runDir} for --from upload`);
-      // Refused before the swap: a one-line user error (exit 2). Once the swap started, never.
-      // A full volume part-way (VolumeFullError) is no refusal: the run ends with its summary.
-      if (r.error instanceof UserError && !(r.error instanceof VolumeFullError) && !ctx.swapStarted) throw r.error;
+      // Refused before the swap, or refused by the preflight of a `--from` run (before this run
+      // held the lock, so it changed nothing, the recorded run's swap included): a one-line user
+      // error (its exit code says whether reconciliation renamed anything). Once this run's swap
+      // started, never. A full volume part-way (VolumeFullError) is no refusal: the run ends with its summary.
+      if (r.error instanceof UserError && !(r.error instanceof VolumeFullError) && (!ctx.swapStarted || !ctx.lockHeld)) throw r.error;
     }
   } finally {
     if (opened && !keepRunDir) await removeRunDir(runDir, o.source).catch(() => undefined);

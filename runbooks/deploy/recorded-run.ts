@@ -73,9 +73,17 @@ export async function loadRecordedRun(store: RunbookStateStore, o: DeployOptions
 }
 
 /**
+ * Undos of the recorded run's completed steps that this run takes over, waiting for this run to
+ * hold the volume lock (`armRecordedUndos`): until then they must not run (a run refused by its
+ * preflight changes nothing), and once armed they sit above the lock's release, so an unwind runs
+ * them while the lock is still held.
+ */
+const awaitingLock = new WeakMap<DeployCtx, DeployStepObject[]>();
+
+/**
  * Steps before the selection that the recorded run completed: their results come back into this
- * run (each checked by its step), and the undo of those that changed the remote goes back on the
- * stack. Local work files (snapshot, chunks) only when inside this run's dir; a selected step
+ * run (each checked by its step), and the undo of those that changed the remote is kept for
+ * `armRecordedUndos` (once the preflight holds the lock). Local work files (snapshot, chunks) only when inside this run's dir; a selected step
  * that needs some that are not refuses here, before anything is written.
  */
 export async function restoreRecordedSteps(
@@ -100,10 +108,11 @@ export async function restoreRecordedSteps(
       report.note = `in run ${state.runId}`;
     }
   }
+  const undos: DeployStepObject[] = [];
   for (const { step, result, earlier } of taken) {
     if (step.result) step.result.load(c, result);
     if (!earlier) continue;
-    if (step.undo) armUndo(c.stack, step, c);
+    if (step.undo) undos.push(step);
     const report = c.summary.steps.find((r) => r.name === step.name)!;
     report.status = 'earlier run';
     report.note = `run ${state.runId}`;
@@ -125,6 +134,13 @@ export async function restoreRecordedSteps(
       files.use(c, recorded.path);
     }
   }
+  awaitingLock.set(c, undos);
+}
+
+/** The recorded run's undos taken over by this run, in step order, on the stack (above the lock's release, armed before). */
+function armRecordedUndos(c: DeployCtx): void {
+  for (const step of awaitingLock.get(c) ?? []) armUndo(c.stack, step, c);
+  awaitingLock.delete(c);
 }
 
 /** The recorded run swapped in data that was never verified. */
@@ -152,18 +168,21 @@ export async function checkRecordedRun(c: DeployCtx): Promise<void> {
 }
 
 /**
- * A resumed run after the volume's reconciliation: its swap, complete on the volume though the
- * state does not say so (a crash right after the renames), counts as done; a swap the state calls
- * done whose data is no longer live (rolled back since) leaves nothing to continue.
+ * A resumed run after the volume's reconciliation (the preflight holds the lock, its release on
+ * the stack): its swap, complete on the volume though the state does not say so (a crash right
+ * after the renames), counts as done; a swap the state calls done whose data is no longer live
+ * (rolled back since) leaves nothing to continue. Then the recorded run's undos this run takes
+ * over go on the stack, above the lock's release, in step order (the swap found complete last).
  */
 export function adoptReconciledSwap(c: DeployCtx, rec: BeforeCommand): void {
   const report = c.summary.steps.find((r) => r.name === 'swap')!;
   const j = rec.ownSwap;
+  let adopted = false;
   if (!c.swap && j && c.packed && j.ids.next === nextDataIdOf(c)) {
     c.swap = { hadLive: j.ids.live !== undefined, movedOld: j.ids.old !== undefined, ids: j.ids };
     c.swapStarted = true;
     c.restartAttempted = true;
-    armUndo(c.stack, swap, c);
+    adopted = true;
     c.resumed!.steps.swap = 'done';
     c.resumed!.results.swap = swap.result!.save(c);
     if (!c.selected.has('swap')) {
@@ -178,6 +197,8 @@ export function adoptReconciledSwap(c: DeployCtx, rec: BeforeCommand): void {
         'nothing of that run is left to continue; run a new deploy (without --from/--only)',
     );
   }
+  armRecordedUndos(c);
+  if (adopted) armUndo(c.stack, swap, c);
 }
 
 /** `--from`/`--only` ended before cleanup: release the lock unless swapped data still awaits its verify. */

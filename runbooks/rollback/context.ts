@@ -89,6 +89,11 @@ export interface RollbackCtx extends RollbackFacts {
    * check it, never go one version further back.
    */
   mode?: 'old' | 'backup' | 'live';
+  /**
+   * With mode `live`: NAME holds what an earlier rollback put live and never checked (it stopped
+   * after its swap): this rollback finishes it (restart, check, the deployed manifest dropped).
+   */
+  finishesRollback?: boolean;
   hints: CommandHints;
 }
 

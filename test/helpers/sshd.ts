@@ -35,6 +35,21 @@ async function portAccepts(port: number): Promise<boolean> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The pids whose parent is `ppid` (from /proc; none where there is no /proc). */
+function childPids(ppid: number): number[] {
+  const out: number[] = [];
+  let entries: string[] = [];
+  try { entries = fs.readdirSync('/proc'); } catch { return out; }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(e));
+    } catch { /* gone meanwhile */ }
+  }
+  return out;
+}
+
 export interface StartSshdOptions {
   /**
    * Chroot every session into this directory (sshd's `ChrootDirectory`; sftp is then sshd's
@@ -116,11 +131,18 @@ export async function startSshd(o: StartSshdOptions = {}): Promise<TestSshd | nu
   const stop = async () => {
     process.off('exit', killer);
     if (child.exitCode === null && child.signalCode === null) {
+      // Its sessions first: one kept open by a client that is gone (the ControlPersist master of a
+      // killed CLI) would otherwise outlive the listener, holding its log pipe and this process.
+      for (const pid of childPids(child.pid!)) {
+        try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+      }
       child.kill('SIGTERM');
       const t = setTimeout(killer, 5000);
       await exited;
       clearTimeout(t);
     }
+    child.stdout?.destroy();
+    child.stderr?.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
   };
 

@@ -182,7 +182,7 @@ describe('rollback --plan is what the steps run', () => {
       }
       assertPlanIsRun(ROLLBACK_STEPS, rollbackPlanCtx(ctx, o), ran);
       assert.deepEqual(Object.fromEntries([...ran].map(([name, cmds]) => [name, cmds.length])), {
-        preflight: backup ? 6 : 4, stage: backup ? 2 : 0, swap: 1, restart: 1, verify: 1, cleanup: 3,
+        preflight: backup ? 6 : 4, stage: backup ? 2 : 0, swap: 1, restart: 1, verify: 2, cleanup: 2,
       });
     });
   }

@@ -1,8 +1,7 @@
 /**
- * 6. cleanup: the staging dir, the last deploy's kept manifest (its data is no longer live), the
- * deploy's state closed when it stopped half-way, the lock. Undo: none.
+ * 6. cleanup: the staging dir, the deploy's state closed when it stopped half-way, the lock. (The
+ * last deploy's kept manifest went in the verify step.) Undo: none.
  */
-import { dropDeployedManifestScript } from '../../../lib/volume/deployed-manifest.ts';
 import { unlockScript } from '../../../lib/remote/scripts.ts';
 import { done } from '../../../lib/engine/runner.ts';
 import { redact } from '../../../lib/report/secrets.ts';
@@ -12,7 +11,6 @@ import { removeStagingScript } from './stage.ts';
 
 const scripts = {
   removeStaging: removeStagingScript,
-  dropManifest: (f: RollbackFacts) => dropDeployedManifestScript(f.layout),
   unlock: (f: RollbackFacts) => unlockScript(f.layout, f.runId),
 };
 
@@ -25,8 +23,6 @@ export const cleanup: Step<RollbackCtx, RollbackPlanCtx> = {
     const { o } = c;
     await o.host.run(scripts.removeStaging(c));
     await closeRecordedDeploy(c);
-    // The kept manifest describes the data a deploy put live: gone unless that data is still live.
-    if (c.mode !== 'live') await o.host.run(scripts.dropManifest(c), { signal: o.signal });
     await o.host.run(scripts.unlock(c));
     c.stack.clear();
     return done();
@@ -34,7 +30,7 @@ export const cleanup: Step<RollbackCtx, RollbackPlanCtx> = {
 
   plan(p) {
     return {
-      commands: [p.remote(scripts.removeStaging(p)), p.remote(scripts.dropManifest(p)), p.remote(scripts.unlock(p))],
+      commands: [p.remote(scripts.removeStaging(p)), p.remote(scripts.unlock(p))],
       notes: [],
     };
   },

@@ -9,6 +9,7 @@ import { armUndo, type Step } from '../../../lib/engine/step.ts';
 import { checkVolume, volumeStateScript } from '../../../lib/volume/check.ts';
 import { describeLockHolder, tryVolumeLock } from '../../../lib/volume/lock.ts';
 import { commandInspectScript, reconcileBeforeCommand } from '../../../lib/volume/deploy-swap.ts';
+import type { Reconciliation } from '../../../lib/volume/reconcile.ts';
 import type { VolumeFacts } from '../../../lib/volume/volume-facts.ts';
 import { rollbackSource, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';
 
@@ -44,6 +45,19 @@ function uncheckedRollback(f: VolumeFacts): string | undefined {
   return f.live.kind === 'dir' && f.live.id === j.ids.next ? j.runId : undefined;
 }
 
+/**
+ * The data id NAME holds when an earlier rollback stopped after its swap (killed before its restart
+ * or verify): NAME holds data no verify passed for, no swap of a deploy is unfinished nor put it
+ * there, and NAME.old is gone (that rollback moved it to NAME). Rolling back again finishes that
+ * rollback: restart and check what is live, never put the replaced (newer) data back.
+ */
+function interruptedRollback(f: VolumeFacts, after: Reconciliation): string | undefined {
+  if (after.action !== 'needs-verify' || f.old.kind !== 'missing' || f.live.kind !== 'dir' || !f.live.id) return undefined;
+  const j = f.journal === 'corrupt' ? undefined : f.journal;
+  if (j && j.phase !== 'reversed' && j.ids.next === f.live.id) return undefined; // a deploy's swapped-in data: not a rollback's
+  return f.live.id;
+}
+
 export const preflight: Step<RollbackCtx, RollbackPlanCtx> = {
   name: 'preflight',
   title: 'preflight: target, lock, something to roll back to',
@@ -74,12 +88,13 @@ export const preflight: Step<RollbackCtx, RollbackPlanCtx> = {
       c.summary.restoredFrom = layout.live;
       return done(`${layout.live} already holds the data live before deploy run ${undone} (its swap was undone): restart and check it`);
     }
-    const unchecked = o.backup === undefined ? uncheckedRollback(rec.result.facts) : undefined;
+    const unchecked = o.backup === undefined ? uncheckedRollback(rec.result.facts) ?? interruptedRollback(rec.result.facts, rec.result.after) : undefined;
     if (unchecked) {
       c.mode = 'live';
+      c.finishesRollback = true;
       c.source = layout.live;
       c.summary.restoredFrom = layout.live;
-      return done(`${layout.live} already holds the data rollback run ${unchecked} put back (never checked): restart and check it`);
+      return done(`${layout.live} holds the data a rollback (${unchecked}) put back and never checked: restart and check it`);
     }
     if (o.backup === undefined && there.get('old') !== 'yes' && rec.result.facts.old.kind !== 'dir') {
       throw new UserError(`nothing to roll back to: ${layout.old} does not exist; list backups with chroma-ferry backups and pass --backup NAME`);

@@ -1,13 +1,20 @@
-/** 5. verify: the server answers and lists its collections, with counts. Undo: none. */
+/**
+ * 5. verify: the server answers and lists its collections, with counts; what is live recorded as
+ * the verified data, and the last deploy's kept manifest dropped once it no longer describes that
+ * data (a rollback killed before its cleanup leaves no stale manifest for `verify --target`).
+ * Undo: none.
+ */
 import { listCollectionCounts, waitForHeartbeat } from '../../../lib/chroma/http.ts';
 import { done, skipped } from '../../../lib/engine/runner.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import { renderArgv } from '../../../lib/remote/shell.ts';
 import { recordLiveVerifiedScript, withReconnect } from '../../../lib/volume/deploy-swap.ts';
+import { dropDeployedManifestScript } from '../../../lib/volume/deployed-manifest.ts';
 import { oldDataIdOf, type RollbackCtx, type RollbackFacts, type RollbackPlanCtx } from '../context.ts';
 
 const scripts = {
   record: (f: RollbackFacts) => recordLiveVerifiedScript(f.layout, oldDataIdOf(f)),
+  dropManifest: (f: RollbackFacts) => dropDeployedManifestScript(f.layout),
 };
 
 export const verify: Step<RollbackCtx, RollbackPlanCtx> = {
@@ -18,7 +25,12 @@ export const verify: Step<RollbackCtx, RollbackPlanCtx> = {
   async run(c) {
     const { o } = c;
     // What is live now recorded as the last verified data (also without a check: the user chose to serve it).
-    const record = () => withReconnect(() => o.host.run(scripts.record(c), { signal: o.signal }), { signal: o.signal });
+    const record = async () => {
+      await withReconnect(() => o.host.run(scripts.record(c), { signal: o.signal }), { signal: o.signal });
+      // The kept manifest describes the data a deploy put live: gone unless that data is still live
+      // (mode live after an undone deploy; not after an interrupted rollback, which replaced it).
+      if (c.mode !== 'live' || c.finishesRollback) await withReconnect(() => o.host.run(scripts.dropManifest(c), { signal: o.signal }), { signal: o.signal });
+    };
     if (!o.healthUrl) {
       c.summary.warnings.push('no --health-url: the restored data was not checked on a running server');
       await record();
@@ -34,8 +46,8 @@ export const verify: Step<RollbackCtx, RollbackPlanCtx> = {
     return {
       commands: p.o.healthUrl
         ? [{ what: 'the server answers and lists its collections', via: 'this machine', expect: 'healthy',
-            command: renderArgv([...p.cli, 'verify', '--health-url', p.o.healthUrl, '--timeout', `${Math.round(p.o.healthTimeoutMs / 1000)}s`]) }, p.remote(scripts.record(p), 'verified=ID')]
-        : [p.remote(scripts.record(p), 'verified=ID')],
+            command: renderArgv([...p.cli, 'verify', '--health-url', p.o.healthUrl, '--timeout', `${Math.round(p.o.healthTimeoutMs / 1000)}s`]) }, p.remote(scripts.record(p), 'verified=ID'), p.remote(scripts.dropManifest(p))]
+        : [p.remote(scripts.record(p), 'verified=ID'), p.remote(scripts.dropManifest(p))],
       notes: p.o.healthUrl ? [] : ['no --health-url: check the server by hand'],
     };
   },
