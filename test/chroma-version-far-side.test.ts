@@ -8,14 +8,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { before, describe, it, type TestContext } from 'node:test';
 import pkg from 'node-sqlite3-wasm';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { readMigrations } from '../lib/chroma/migrations.ts';
 import { digestTree, makeDeployEnv, runCli, type DeployEnv } from './helpers/deploy-env.ts';
-import { debianRoot, type DebianProfile, type DebianRoot, type RootVolume } from './helpers/debian-root.ts';
+import { type DebianProfile, type DebianRoot, type RootVolume } from './helpers/debian-root.ts';
 import { startRestartRelay, type RestartRelay } from './helpers/restart-relay.ts';
-import { startSshd, type TestSshd } from './helpers/sshd.ts';
+import { chrootedFarSide } from './helpers/far-side.ts';
 
 const { Database } = pkg;
 
@@ -36,31 +36,16 @@ const NEEDS_1_3 = "insert into migrations (dir, version, filename, sql, hash) va
 const OLDER = "delete from migrations where dir = 'sysdb' and version = 9";
 
 for (const profile of ['python', 'stock'] as DebianProfile[]) describe(`the Chroma version check, ${profile} profile far side`, () => {
-  let root: DebianRoot | null = null;
-  let sshd: TestSshd | null = null;
-  let unmountProc: (() => Promise<void>) | undefined;
-  before(async () => {
-    root = await debianRoot(profile);
-    if (!root) return;
-    unmountProc = await root.mountProc();
-    sshd = await startSshd({ chrootDirectory: root.path });
-  });
-  after(async () => {
-    await sshd?.stop();
-    await unmountProc?.();
-  });
-  const ready = (t: TestContext): boolean => {
-    if (!root || !sshd) t.skip('no Debian root or no sshd on this machine (see the warning above)');
-    return !!(root && sshd);
-  };
+  const far = chrootedFarSide(profile);
+  const ready = (t: TestContext): boolean => far.ready(t);
 
   /** A deploy env whose volume is inside the root; the CLI's target flags for it. */
   async function withEnv(fn: (env: DeployEnv, vol: RootVolume, target: string[]) => Promise<void>): Promise<void> {
-    const vol = await root!.makeVolume();
+    const vol = await far.root!.makeVolume();
     let env: DeployEnv | undefined;
     try {
       env = await makeDeployEnv({ volumeOnDisk: () => vol.onDisk });
-      const d = sshd!;
+      const d = far.sshd!;
       await fn(env, vol, ['--target', d.target, '--volume', vol.inside, '--ssh-key', d.keyFile, ...d.sshOptions.flatMap((o) => ['--ssh-option', o])]);
     } finally {
       await env?.stop();
@@ -97,7 +82,7 @@ for (const profile of ['python', 'stock'] as DebianProfile[]) describe(`the Chro
         const sourceBefore = await digestTree(env.source);
         let relay: RestartRelay | undefined;
         try {
-          relay = await startRestartRelay(root!, env.restartCmd);
+          relay = await startRestartRelay(far.root!, env.restartCmd);
           const r = await runCli(['deploy', '--source', env.source, ...target, '--restart-cmd', relay.insideCmd,
             '--health-url', env.url, '--health-timeout', '30s', '--yes', '--json']);
           assert.equal(r.code, 0, r.stderr + r.stdout);

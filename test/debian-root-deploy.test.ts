@@ -8,38 +8,23 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { makeDeployEnv, runCli, type DeployEnv } from './helpers/deploy-env.ts';
 import { APP, makeFakeFly, type FakeFly } from './helpers/fake-fly.ts';
-import { debianRoot, type DebianRoot, type RootVolume } from './helpers/debian-root.ts';
+import { type DebianRoot, type RootVolume } from './helpers/debian-root.ts';
 import { startRestartRelay, type RestartRelay } from './helpers/restart-relay.ts';
-import { startSshd, type TestSshd } from './helpers/sshd.ts';
+import { chrootedFarSide } from './helpers/far-side.ts';
 
 for (const profile of ['stock', 'python'] as const) describe(`the ${profile} profile's userland as the far side (chrooted sshd, chrooted fake fly)`, () => {
-  let root: DebianRoot | null = null;
-  let sshd: TestSshd | null = null;
-  let unmountProc: (() => Promise<void>) | undefined;
-  before(async () => {
-    root = await debianRoot(profile);
-    if (!root) return;
-    unmountProc = await root.mountProc();
-    sshd = await startSshd({ chrootDirectory: root.path });
-  });
-  after(async () => {
-    await sshd?.stop();
-    await unmountProc?.();
-  });
-  const ready = (t: TestContext): boolean => {
-    if (!root || !sshd) t.skip('no Debian root or no sshd on this machine (see the warning above)');
-    return !!(root && sshd);
-  };
+  const far = chrootedFarSide(profile);
+  const ready = (t: TestContext): boolean => far.ready(t);
 
   for (const upload of ['sftp', 'stream']) {
     it(`--upload ${upload}: deployed, restarted, verified; the old data kept as .old and a backup${upload === 'sftp' ? '; then verify, backup, backups, pull, rollback' : ''}`, async (t) => {
       if (!ready(t)) return;
-      const r0 = root!;
-      const d = sshd!;
+      const r0 = far.root!;
+      const d = far.sshd!;
       const vol: RootVolume = await r0.makeVolume();
       let env: DeployEnv | undefined;
       let relay: RestartRelay | undefined;
@@ -92,7 +77,7 @@ for (const profile of ['stock', 'python'] as const) describe(`the ${profile} pro
 
   it('fly: through the fake fly whose -C commands run inside the root (sftp put into it, machine restart)', async (t) => {
     if (!ready(t)) return;
-    const r0 = root!;
+    const r0 = far.root!;
     const vol: RootVolume = await r0.makeVolume();
     let env: DeployEnv | undefined;
     let fly: FakeFly | undefined;

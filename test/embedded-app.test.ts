@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { before, describe, it, type TestContext } from 'node:test';
 import { shQuote } from '../lib/remote/shell.ts';
 import { sampleDbCopy, OLD_SPEC, REPO, runCli, SOURCE_SPEC } from './helpers/deploy-env.ts';
 import { APP, makeFakeFly, type FakeFly } from './helpers/fake-fly.ts';
-import { debianRoot, type DebianRoot, type RootVolume } from './helpers/debian-root.ts';
+import { type DebianRoot, type RootVolume } from './helpers/debian-root.ts';
 import { installEmbeddedApp, type EmbeddedApp } from './helpers/embedded-app.ts';
-import { startSshd, type TestSshd } from './helpers/sshd.ts';
+import { chrootedFarSide } from './helpers/far-side.ts';
 
 /** A source db and a volume inside the root whose live dir holds the old data (legacy: 40). */
 async function playground(root: DebianRoot): Promise<{ vol: RootVolume; source: string; tmp: string; db: string; live: string; remove(): Promise<void> }> {
@@ -37,32 +37,17 @@ async function playground(root: DebianRoot): Promise<{ vol: RootVolume; source: 
 const inode = async (file: string) => (await fs.stat(file)).ino;
 
 for (const profile of ['python', 'stock'] as const) describe(`an app that embeds Chroma on the ${profile} profile (--app-health-url)`, () => {
-  let root: DebianRoot | null = null;
-  let sshd: TestSshd | null = null;
-  let unmountProc: (() => Promise<void>) | undefined;
-  before(async () => {
-    root = await debianRoot(profile);
-    if (!root) return;
-    unmountProc = await root.mountProc();
-    sshd = await startSshd({ chrootDirectory: root.path });
-  });
-  after(async () => {
-    await sshd?.stop();
-    await unmountProc?.();
-  });
-  const ready = (t: TestContext): boolean => {
-    if (!root || !sshd) t.skip('no Debian root or no sshd on this machine (see the warning above)');
-    return !!(root && sshd);
-  };
-  const targetFlags = (vol: RootVolume) => ['--target', sshd!.target, '--volume', vol.inside, '--ssh-key', sshd!.keyFile,
-    ...sshd!.sshOptions.flatMap((o) => ['--ssh-option', o])];
+  const far = chrootedFarSide(profile);
+  const ready = (t: TestContext): boolean => far.ready(t);
+  const targetFlags = (vol: RootVolume) => ['--target', far.sshd!.target, '--volume', vol.inside, '--ssh-key', far.sshd!.keyFile,
+    ...far.sshd!.sshOptions.flatMap((o) => ['--ssh-option', o])];
 
   it(`deployed, the app restarted on the new data, the three checks reported${profile === 'python' ? '; then verify healthy and unhealthy' : ' (counts skipped: no python3)'}`, async (t) => {
     if (!ready(t)) return;
-    const p = await playground(root!);
+    const p = await playground(far.root!);
     let app: EmbeddedApp | undefined;
     try {
-      app = await installEmbeddedApp(root!, { db: p.db });
+      app = await installEmbeddedApp(far.root!, { db: p.db });
       await app.start();
       const before = await app.pid();
       const r = await runCli(['deploy', '--source', p.source, ...targetFlags(p.vol), '--restart-cmd', app.restartCmd,
@@ -140,14 +125,14 @@ for (const profile of ['python', 'stock'] as const) describe(`an app that embeds
   if (profile === 'python') {
     it('fly: with examples/fly.embedded-app.toml the app is verified at its check path (/health) through fly proxy; rollback does not take it for a Chroma server', async (t) => {
       if (!ready(t)) return;
-      const p = await playground(root!);
+      const p = await playground(far.root!);
       let app: EmbeddedApp | undefined;
       let fly: FakeFly | undefined;
       try {
-        app = await installEmbeddedApp(root!, { db: p.db });
+        app = await installEmbeddedApp(far.root!, { db: p.db });
         await app.start();
         // The fake machine: its file system is the root, its port 8080 (the example's internal_port) the app.
-        fly = await makeFakeFly({ port: app.port, restartCmd: `chroot ${shQuote(root!.path)} sh -c ${shQuote(app.restartCmd)}` }, { chrootRoot: root!.path });
+        fly = await makeFakeFly({ port: app.port, restartCmd: `chroot ${shQuote(far.root!.path)} sh -c ${shQuote(app.restartCmd)}` }, { chrootRoot: far.root!.path });
         await fly.patch((st) => { st.internalPort = 8080; });
         const r = await runCli(['deploy', '--source', p.source, '--target', `fly:${APP}`, '--config', path.join(REPO, 'examples', 'fly.embedded-app.toml'),
           '--volume', p.vol.inside, '--health-timeout', '20s', '--yes', '--json'], { env: fly.env });
@@ -181,11 +166,11 @@ for (const profile of ['python', 'stock'] as const) describe(`an app that embeds
 
     it('data the app refuses to open: verify fails, rolled back, the app serves the old data again (the old file, by inode)', async (t) => {
       if (!ready(t)) return;
-      const p = await playground(root!);
+      const p = await playground(far.root!);
       let app: EmbeddedApp | undefined;
       try {
         // The app needs its collection `legacy`: the new data (books, laws) stops it at start.
-        app = await installEmbeddedApp(root!, { db: p.db, requireCollection: 'legacy' });
+        app = await installEmbeddedApp(far.root!, { db: p.db, requireCollection: 'legacy' });
         await app.start();
         const oldInode = await inode(path.join(p.live, 'chroma.sqlite3'));
         const r = await runCli(['deploy', '--source', p.source, ...targetFlags(p.vol), '--restart-cmd', app.restartCmd,
