@@ -2,19 +2,29 @@
  * bench: `deploy` of a generated Chroma database (about BENCH_MB MB, 768-d, real Chroma) to an
  * `ssh://` target on loopback (a throw-away sshd), against, in the same run:
  *   - the seed's manual sequence, in its order: remote `tar czf` backup, local `tar czf`,
- *     `split -b 10m`, one `sftp put` per chunk, remote `cat` + `tar xzf`, `mv` to `.old`;
- *   - the raw limit: the remote backup running while `tar cz SRC | ssh 'tar xz -C NAME.new'` streams.
+ *     `split -b 10m`, one `sftp put` per chunk, remote `cat` + `tar xzf`, `mv` to `.old`, restart;
+ *   - the raw limit: the remote backup running while `tar cz SRC | ssh 'tar xz -C NAME.new'` streams;
+ *     "bare pipes" is that plus the `mv` swap and the restart (restart command -> heartbeat).
  * Then our peak memory at about 50 MB and at BENCH_MB, and the downtime window (swap start ->
  * every count served) next to the restart alone (restart command -> heartbeat, measured just
  * after the deploy, on the same server and data). Prints `name value unit` lines and `ratio <name> <value>`; exits 0
  * whatever the numbers.
  *
+ * `--link RATE` (e.g. 50mbit) also measures over an emulated WAN link: the bench re-runs itself in
+ * a private network namespace (`unshare -n`, root), runs the three methods on its loopback as
+ * above, then sets lo's MTU to 1500, shapes it with `tc ... tbf rate RATE burst 256kb latency 100ms`
+ * and runs them again (`*_link` lines and ratios). Needs `unshare` and `tc`/`ip` (iproute2), and
+ * everything installed beforehand: there is no network in the namespace. `--size MB` sets the
+ * database size (default 150, 100 with --link).
+ *
  *   npm run bench:deploy        BENCH_MB=150 npm run bench:deploy
+ *   npm run bench:deploy -- --link 50mbit [--size 30]
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { buildSampleDb } from '../testkit/sample-db.ts';
 import { freePort } from '../lib/chroma/server.ts';
@@ -22,14 +32,36 @@ import { localChromaRestartCommand } from '../testkit/restart-command.ts';
 import { shQuote } from '../lib/remote/shell.ts';
 import { waitForHeartbeat } from '../lib/chroma/http.ts';
 import { startSshd } from '../test/helpers/sshd.ts';
+import { enterShapedNamespace, linkProblem, loopbackUp, parseLinkRate, shapeLoopback, IN_NAMESPACE_ENV } from './link-shaping.ts';
 
-const BIG_MB = Number(process.env.BENCH_MB ?? 150);
-const SMALL_MB = 50;
+const usage = (msg: string): never => {
+  process.stderr.write(`${msg}\n`);
+  process.exit(2);
+};
+let args: { link?: string; size?: string };
+try {
+  args = parseArgs({ options: { link: { type: 'string' }, size: { type: 'string' } }, strict: true }).values;
+} catch (e) {
+  usage(`${(e as Error).message}; usage: npm run bench:deploy -- [--link 50mbit] [--size MB]`);
+}
+const link = args!.link === undefined ? undefined : parseLinkRate(args!.link) ?? usage(`--link ${args!.link}: not a rate; give a number with kbit, mbit or gbit, e.g. --link 50mbit`);
+const sizeArg = args!.size === undefined ? undefined : Number(args!.size);
+if (sizeArg !== undefined && !(Number.isFinite(sizeArg) && sizeArg >= 5)) usage(`--size ${args!.size}: give the database size in MB, at least 5, e.g. --size 30`);
+
+if (link && process.env[IN_NAMESPACE_ENV] !== '1') {
+  const problem = await linkProblem();
+  if (problem) usage(`--link needs ${problem}; run the loopback bench without --link`);
+  process.exit(enterShapedNamespace(process.argv.slice(1)));
+}
+
+const BIG_MB = sizeArg ?? Number(process.env.BENCH_MB ?? (link ? 100 : 150));
+const SMALL_MB = Math.min(50, Math.max(5, Math.round(BIG_MB / 3)));
 const RECORD_KB = 4.2; // on-disk size of one 768-d record in a Chroma 1.x persist dir (measured: 22,588 records -> 92 MB)
 const CLI = fileURLToPath(new URL('../bin/chroma-ferry.js', import.meta.url));
 const line = (name: string, value: number | string, unit: string) => process.stdout.write(`${name} ${value} ${unit}\n`);
 const ratio = (name: string, value: number) => process.stdout.write(`ratio ${name} ${value.toFixed(2)}\n`);
 
+if (link) await loopbackUp(); // in the namespace: lo starts down
 const sshd = await startSshd();
 if (!sshd) {
   process.stdout.write('skipped: no sshd on this machine (apt-get install openssh-server)\n');
@@ -61,53 +93,99 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
+/** The production server (on the old data) that every method restarts after its swap. */
+async function prodServer(): Promise<{ port: number; restartCmd: string; restart: () => Promise<void>; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const pidFile = path.join(root, 'prod.pid');
+  const restartCmd = localChromaRestartCommand({ pidFile, port, dataDir: live, logFile: path.join(root, 'prod.log') });
+  const restart = async () => {
+    await execa('sh', ['-c', restartCmd]);
+    await waitForHeartbeat(`http://127.0.0.1:${port}`, { timeoutMs: 60_000, intervalMs: 20 });
+  };
+  await restart();
+  const stop = async () => {
+    const pid = Number(await fs.readFile(pidFile, 'utf8').catch(() => '0'));
+    if (pid) try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+  };
+  return { port, restartCmd, restart, stop };
+}
+
 async function manualSequence(src: string): Promise<number> {
   const work = path.join(root, 'manual');
   await fs.rm(work, { recursive: true, force: true });
   await fs.mkdir(work);
-  return timed(async () => {
-    await remote(`tar czf ${shQuote(path.join(volume, 'backup.tar.gz'))} -C ${shQuote(volume)} chroma_db`);
-    await execa('tar', ['czf', path.join(work, 'archive.tar.gz'), '-C', src, '.']);
-    await execa('split', ['-b', '10m', path.join(work, 'archive.tar.gz'), path.join(work, 'part-')]);
-    await remote(`mkdir -p ${shQuote(path.join(volume, 'incoming'))}`);
-    for (const part of (await fs.readdir(work)).filter((f) => f.startsWith('part-')).sort()) {
-      await execa(sftp[0]!, ['-b', '-', ...sftp.slice(1)], { input: `put ${path.join(work, part)} ${path.join(volume, 'incoming', part)}\n` });
-    }
-    await remote(`cat ${shQuote(path.join(volume, 'incoming'))}/part-* > ${shQuote(path.join(volume, 'a.tar.gz'))} && mkdir ${shQuote(`${live}.new`)} && tar xzf ${shQuote(path.join(volume, 'a.tar.gz'))} -C ${shQuote(`${live}.new`)}`);
-    await remote(`mv ${shQuote(live)} ${shQuote(`${live}.old`)} && mv ${shQuote(`${live}.new`)} ${shQuote(live)}`);
-  });
+  const server = await prodServer();
+  try {
+    return await timed(async () => {
+      await remote(`tar czf ${shQuote(path.join(volume, 'backup.tar.gz'))} -C ${shQuote(volume)} chroma_db`);
+      await execa('tar', ['czf', path.join(work, 'archive.tar.gz'), '-C', src, '.']);
+      await execa('split', ['-b', '10m', path.join(work, 'archive.tar.gz'), path.join(work, 'part-')]);
+      await remote(`mkdir -p ${shQuote(path.join(volume, 'incoming'))}`);
+      for (const part of (await fs.readdir(work)).filter((f) => f.startsWith('part-')).sort()) {
+        await execa(sftp[0]!, ['-b', '-', ...sftp.slice(1)], { input: `put ${path.join(work, part)} ${path.join(volume, 'incoming', part)}\n` });
+      }
+      await remote(`cat ${shQuote(path.join(volume, 'incoming'))}/part-* > ${shQuote(path.join(volume, 'a.tar.gz'))} && mkdir ${shQuote(`${live}.new`)} && tar xzf ${shQuote(path.join(volume, 'a.tar.gz'))} -C ${shQuote(`${live}.new`)}`);
+      await remote(`mv ${shQuote(live)} ${shQuote(`${live}.old`)} && mv ${shQuote(`${live}.new`)} ${shQuote(live)}`);
+      await server.restart(); // the seed's `fly apps restart`
+    });
+  } finally {
+    await server.stop();
+  }
 }
 
-async function rawLimit(src: string): Promise<number> {
-  return timed(async () => {
-    await Promise.all([
-      remote(`tar czf ${shQuote(path.join(volume, 'backup.tar.gz'))} -C ${shQuote(volume)} chroma_db`),
-      execa('sh', ['-c', `tar cz -C ${shQuote(src)} . | ${ssh.map(shQuote).join(' ')} ${shQuote(`mkdir -p ${shQuote(`${live}.new`)} && tar xz -C ${shQuote(`${live}.new`)}`)}`]),
-    ]);
-  });
+/** The raw limit (backup alongside one tar pipe) and bare pipes (that, then the swap and a restart). */
+async function barePipes(src: string): Promise<{ raw: number; bare: number }> {
+  const server = await prodServer();
+  try {
+    let raw = 0;
+    const bare = await timed(async () => {
+      raw = await timed(() => Promise.all([
+        remote(`tar czf ${shQuote(path.join(volume, 'backup.tar.gz'))} -C ${shQuote(volume)} chroma_db`),
+        execa('sh', ['-c', `tar cz -C ${shQuote(src)} . | ${ssh.map(shQuote).join(' ')} ${shQuote(`mkdir -p ${shQuote(`${live}.new`)} && tar xz -C ${shQuote(`${live}.new`)}`)}`]),
+      ]));
+      await remote(`mv ${shQuote(live)} ${shQuote(`${live}.old`)} && mv ${shQuote(`${live}.new`)} ${shQuote(live)}`);
+      await server.restart();
+    });
+    return { raw, bare };
+  } finally {
+    await server.stop();
+  }
 }
 
-async function ours(src: string): Promise<{ secs: number; rssMb: number; downtimeMs: number; restartMs: number; restartCmdMs: number; steps: { name: string; secs: number }[] }> {
-  const port = await freePort();
-  const restartCmd = localChromaRestartCommand({ pidFile: path.join(root, 'prod.pid'), port, dataDir: live, logFile: path.join(root, 'prod.log') });
-  await execa('sh', ['-c', restartCmd]); // the server runs on the old data before the deploy
-  const t0 = performance.now();
-  const r = await execa(process.execPath, [CLI, 'deploy', '--source', src, '--target', sshd!.target, '--volume', volume, '--ssh-key', sshd!.keyFile,
-    ...sshd!.sshOptions.flatMap((o) => ['--ssh-option', o]), '--restart-cmd', restartCmd, '--health-url', `http://127.0.0.1:${port}`, '--yes', '--json'],
-  { reject: false, env: { CI: 'true', CHROMA_FERRY_REPORT_MAXRSS: '1' } });
-  const secs = (performance.now() - t0) / 1000;
-  // The restart alone, as a user sees it: the restart command until the server answers again,
-  // on the same server serving the deployed data (the baseline of the downtime window).
-  const r0 = performance.now();
-  await execa('sh', ['-c', restartCmd]);
-  await waitForHeartbeat(`http://127.0.0.1:${port}`, { timeoutMs: 60_000, intervalMs: 20 });
-  const restartAloneMs = performance.now() - r0;
-  const pid = Number(await fs.readFile(path.join(root, 'prod.pid'), 'utf8').catch(() => '0'));
-  if (pid) try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+type Ours = { secs: number; rssMb: number; downtimeMs: number; restartMs: number; restartCmdMs: number; steps: { name: string; secs: number }[] };
+
+async function ours(src: string): Promise<Ours> {
+  const server = await prodServer(); // the server runs on the old data before the deploy
+  let r;
+  let secs;
+  let restartAloneMs;
+  try {
+    const t0 = performance.now();
+    r = await execa(process.execPath, [CLI, 'deploy', '--source', src, '--target', sshd!.target, '--volume', volume, '--ssh-key', sshd!.keyFile,
+      ...sshd!.sshOptions.flatMap((o) => ['--ssh-option', o]), '--restart-cmd', server.restartCmd, '--health-url', `http://127.0.0.1:${server.port}`, '--yes', '--json'],
+    { reject: false, env: { CI: 'true', CHROMA_FERRY_REPORT_MAXRSS: '1' } });
+    secs = (performance.now() - t0) / 1000;
+    // The restart alone, as a user sees it: the restart command until the server answers again,
+    // on the same server serving the deployed data (the baseline of the downtime window).
+    restartAloneMs = (await timed(server.restart)) * 1000;
+  } finally {
+    await server.stop();
+  }
   if (r.exitCode !== 0) throw new Error(`deploy failed: ${r.stderr.slice(-800)}`);
   const s = JSON.parse(r.stdout);
   const steps = (s.steps as { name: string; ms: number }[]).map((st) => ({ name: st.name, secs: st.ms / 1000 }));
   return { secs, rssMb: Number(/maxrss_kb (\d+)/.exec(r.stderr)?.[1]) / 1024, downtimeMs: s.downtimeMs, restartMs: restartAloneMs, restartCmdMs: s.restartMs, steps };
+}
+
+/** The three methods on the same data, each from the same volume state. */
+async function runMethods(big: string): Promise<{ manual: number; raw: number; bare: number; ob: Ours }> {
+  await resetVolume();
+  const manual = await manualSequence(big);
+  await resetVolume();
+  const { raw, bare } = await barePipes(big);
+  await resetVolume();
+  const ob = await ours(big);
+  return { manual, raw, bare, ob };
 }
 
 try {
@@ -118,17 +196,13 @@ try {
   await buildSampleDb(big, [{ name: 'bench', count: Math.round((BIG_MB * 1024) / RECORD_KB), dim: 768 }]);
   line('source_mb', (await dirMb(big)).toFixed(0), 'MB');
 
-  await resetVolume();
-  const manual = await manualSequence(big);
-  await resetVolume();
-  const raw = await rawLimit(big);
-  await resetVolume();
-  const ob = await ours(big);
+  const { manual, raw, bare, ob } = await runMethods(big);
   await resetVolume();
   const os_ = await ours(small);
 
   line('manual_sequence', manual.toFixed(2), 's');
   line('raw_limit', raw.toFixed(2), 's');
+  line('bare_pipes', bare.toFixed(2), 's');
   line('ours', ob.secs.toFixed(2), 's');
   for (const st of ob.steps) line(`ours_step_${st.name}`, st.secs.toFixed(2), 's');
   line('ours_peak_rss_small', os_.rssMb.toFixed(0), 'MB');
@@ -139,8 +213,26 @@ try {
   line('downtime_window', (ob.downtimeMs / 1000).toFixed(2), 's');
   ratio('ours_vs_manual_sequence', ob.secs / manual);
   ratio('ours_vs_raw_limit', ob.secs / raw);
+  ratio('ours_vs_bare', ob.secs / bare);
   ratio('peak_rss_big_vs_small', ob.rssMb / os_.rssMb);
   ratio('downtime_minus_restart_s', (ob.downtimeMs - ob.restartMs) / 1000);
+
+  if (link) {
+    await shapeLoopback(link);
+    line('link', link, 'tbf');
+    const l = await runMethods(big);
+    line('manual_sequence_link', l.manual.toFixed(2), 's');
+    line('raw_limit_link', l.raw.toFixed(2), 's');
+    line('bare_pipes_link', l.bare.toFixed(2), 's');
+    line('ours_link', l.ob.secs.toFixed(2), 's');
+    for (const st of l.ob.steps) line(`ours_link_step_${st.name}`, st.secs.toFixed(2), 's');
+    line('ours_peak_rss_link', l.ob.rssMb.toFixed(0), 'MB');
+    line('downtime_window_link', (l.ob.downtimeMs / 1000).toFixed(2), 's');
+    line('restart_alone_link', (l.ob.restartMs / 1000).toFixed(2), 's');
+    ratio('ours_vs_bare_link', l.ob.secs / l.bare);
+    ratio('ours_vs_manual_link', l.ob.secs / l.manual);
+    ratio('downtime_minus_restart_link_s', (l.ob.downtimeMs - l.ob.restartMs) / 1000);
+  }
 } finally {
   await sshd.stop();
   await fs.rm(root, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import { listrOptions, type OutputMode } from '../report/output.ts';
 import { UserError } from '../common/errors.ts';
 import { redact } from '../report/secrets.ts';
 import type { StepPrompter } from './step-prompt.ts';
+import type { ProgressLine } from './step.ts';
 
 export interface StepDef<C> {
   name: string;
@@ -26,7 +27,7 @@ export interface StepDef<C> {
    * What the step did: its status (done or skipped) and a short note for the summary. A plain
    * string is the note of a done step: the status is never read from the note's text.
    */
-  run(c: C, progress: (line: string) => void): Promise<StepOutcome | string | void>;
+  run(c: C, progress: ProgressLine): Promise<StepOutcome | string | void>;
 }
 
 /** How a step ended when it did not fail. */
@@ -109,7 +110,7 @@ export async function runSteps<C>(steps: StepDef<C>[], ctx: C, o: RunStepsOption
   const background = new Map<string, { done: Promise<Outcome>; outcome?: Outcome }>();
   const failedInBackground = (): Outcome | undefined => [...background.values()].find((b) => b.outcome && 'error' in b.outcome)?.outcome;
 
-  const execute = async (step: StepDef<C>, c: C, progress: (line: string) => void): Promise<string | undefined> => {
+  const execute = async (step: StepDef<C>, c: C, progress: ProgressLine): Promise<string | undefined> => {
     const report = o.reports.find((r) => r.name === step.name)!;
     const t0 = performance.now();
     await o.onStatus?.(step.name, 'running');
@@ -216,12 +217,12 @@ export function describeError(e: unknown, signal: AbortSignal): string {
   return redact(e instanceof Error ? e.message : String(e));
 }
 
-/** Progress lines at most every `ms` (a line-based log must not get one per megabyte). */
-export function throttle(ms: number, fn: (line: string) => void): (line: string) => void {
+/** Progress lines at most every `ms` (a line-based log must not get one per megabyte), unless the step says `always` (it spaces its own lines). */
+export function throttle(ms: number, fn: (line: string) => void): ProgressLine {
   let last = 0;
-  return (line) => {
+  return (line, always = false) => {
     const now = Date.now();
-    if (now - last >= ms) {
+    if (always || now - last >= ms) {
       last = now;
       fn(line);
     }

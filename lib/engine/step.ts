@@ -11,6 +11,9 @@ import type { CompensationStack } from './compensation.ts';
 import type { PlanCommand, PlanStep } from './plan.ts';
 import type { StepDef, StepOutcome } from './runner.ts';
 
+/** A step's progress line for the task list; `always` skips the runner's spacing (the step spaces its own lines). */
+export type ProgressLine = (line: string, always?: boolean) => void;
+
 /** A step's part of a plan: the commands, in order, and notes for what has no command. */
 export interface PlanPart {
   commands: PlanCommand[];
@@ -53,7 +56,7 @@ export interface Step<C, P, R = unknown, L extends Record<string, string | undef
   readonly undoName?: string;
   /** Earlier steps whose local work files (not only their recorded result) this step uses. */
   readonly needsLocal?: readonly string[];
-  run(c: C, progress: (line: string) => void): Promise<StepOutcome>;
+  run(c: C, progress: ProgressLine): Promise<StepOutcome>;
   /** The step's compensation; put on the stack by `armUndo` once there is something to undo. */
   undo?(c: C): Promise<void>;
   /** What `--plan` prints for this step: the same remote scripts `run` executes, for a person. */

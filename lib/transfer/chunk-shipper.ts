@@ -24,6 +24,10 @@ export class ChunkShipper {
   chunksSent = 0;
   chunksSkipped = 0;
   bytesSent = 0;
+  /** Bytes of the chunks found already verified on the remote (not sent again). */
+  bytesSkipped = 0;
+  /** When `open` began (performance.now()): the throughput of the progress display counts from here. */
+  openedAt = 0;
   private readonly present = new Map<string, string>();
   private readonly limit: ReturnType<typeof pLimit>;
   private readonly jobs: Promise<void>[] = [];
@@ -45,6 +49,7 @@ export class ChunkShipper {
 
   /** Creates the incoming dir, lists the verified chunks already there, and begins the uploader. */
   async open(): Promise<void> {
+    this.openedAt = performance.now();
     for (const line of (await this.host.run(incomingStateScript(this.dir), { signal: this.signal })).stdout.split('\n')) {
       const [sha, name] = line.trim().split(/\s+/);
       if (sha && name) this.present.set(name, sha);
@@ -62,6 +67,7 @@ export class ChunkShipper {
       this.signal.throwIfAborted();
       if (this.present.get(ch.name) === ch.sha256) {
         this.chunksSkipped++;
+        this.bytesSkipped += ch.size;
       } else {
         const { partial, accept } = chunkArrival(this.dir, ch);
         try {

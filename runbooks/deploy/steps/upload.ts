@@ -13,6 +13,7 @@ import { done } from '../../../lib/engine/runner.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import { formatBytes } from '../../../lib/common/units.ts';
 import { ChunkShipper, chunkArrival } from '../../../lib/transfer/chunk-shipper.ts';
+import { TransferProgress, transferLine, type TransferReading } from '../../../lib/report/transfer-progress.ts';
 import { incomingOf, recordOf, type DeployCtx, type DeployPlanCtx, type PackedArchive } from '../context.ts';
 
 type UploadResult = { method: string; chunksSent: number; chunksSkipped: number; bytesSent: number };
@@ -34,8 +35,28 @@ export const upload: Step<DeployCtx, DeployPlanCtx, UploadResult> = {
       shipper = await openShipper(c, packed.deployId);
       for (const [index, ch] of packed.chunks.entries()) shipper.ship({ ...ch, index, file: path.join(chunksDir, ch.name) });
     }
-    c.shipProgress = (s) => progress(`${s.done}/${packed.chunks.length} chunks (${s.chunksSkipped} already there)`);
-    await shipper.finish();
+    // Throughput and ETA: in the task list once a second, in plain output once per tenth of the bytes.
+    const reading = (s: ChunkShipper): TransferReading => ({
+      doneBytes: s.bytesSent + s.bytesSkipped, sentBytes: s.bytesSent, totalBytes: packed.bytes, elapsedMs: performance.now() - s.openedAt,
+    });
+    const show = (s: ChunkShipper) => `${transferLine(reading(s))}; ${s.done}/${packed.chunks.length} chunks (${s.chunksSkipped} already there)`;
+    let ticker: NodeJS.Timeout | undefined;
+    if (o.output === 'tty') {
+      const live = shipper;
+      progress(show(live), true);
+      ticker = setInterval(() => progress(show(live), true), 1000);
+      c.shipProgress = undefined;
+    } else if (o.output === 'plain') {
+      const plain = new TransferProgress();
+      const maybe = (s: ChunkShipper) => { if (plain.plainLine(reading(s))) progress(show(s), true); };
+      maybe(shipper);
+      c.shipProgress = maybe;
+    }
+    try {
+      await shipper.finish();
+    } finally {
+      clearInterval(ticker);
+    }
     Object.assign(c.summary.upload, { chunksSent: shipper.chunksSent, chunksSkipped: shipper.chunksSkipped, bytesSent: shipper.bytesSent });
     const { chunksSent, chunksSkipped, bytesSent } = c.summary.upload;
     const extra = o.uploader.uploadNote?.();
