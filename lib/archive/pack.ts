@@ -149,7 +149,7 @@ interface ManifestJson {
 /**
  * Stream `dir` as tar -> gzip -> chunk files in `outDir` (`chunk-000000`, ...), plus `manifest.json`.
  * Deterministic: the same directory content (bytes, modes, mtimes) gives byte-identical chunks.
- * Entries are relative to `dir` ('.//', './chroma.sqlite3', ...), so `cat chunk-* | tar xzf - -C X`
+ * Entries are relative to `dir` ('./', './chroma.sqlite3', ...), so `cat chunk-* | tar xzf - -C X`
  * recreates the tree inside X.
  */
 export async function packToChunks(dir: string, outDir: string, chunkSize: number, opts: PackOptions = {}): Promise<PackResult> {
@@ -170,7 +170,7 @@ export async function packToChunks(dir: string, outDir: string, chunkSize: numbe
   const fileList = files.map((e) => e.rel);
   const inputBytes = files.reduce((n, e) => n + e.stat.size, 0);
   // Explicit, sorted list of every directory and file: node-tar must not recurse or order by readdir.
-  const tarList = entries.map((e) => (e.rel === '.' ? './/' : e.rel));
+  const tarList = entries.map((e) => (e.rel === '.' ? './' : e.rel));
 
   if (!opts.hashOnly) {
     await fs.mkdir(out, { recursive: true });
