@@ -186,6 +186,14 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
     this.collections.delete(collection);
   }
 
+  /** Rename a collection in place (collection modify): its records and index stay; applications see the new name at once. */
+  async renameCollection(from: string, to: string): Promise<void> {
+    const col = await this.client.getCollection({ name: from, embeddingFunction: undefined } as never);
+    await col.modify({ name: to });
+    this.collections.delete(from);
+    this.collections.delete(to);
+  }
+
   async close(): Promise<void> {}
 
   private async collection(name: string): Promise<Collection> {

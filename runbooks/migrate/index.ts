@@ -25,6 +25,7 @@ import { describeError, initialReports, runSteps } from '../../lib/engine/runner
 import { pct, type MigrateCtx, type MigrateOptions, type MigrateStepObject, type MigrateSummary } from './context.ts';
 import { backup } from './steps/backup.ts';
 import { connect } from './steps/connect.ts';
+import { cutoverStep } from './steps/cutover.ts';
 import { exportStep } from './steps/export.ts';
 import { importStep } from './steps/import.ts';
 import { transform } from './steps/transform.ts';
@@ -37,7 +38,7 @@ export { compareRecords } from './records.ts';
 export const MIGRATE_STEPS = MIGRATE_PHASES;
 
 /** The migration, in order. */
-export const MIGRATE_STEP_OBJECTS: readonly MigrateStepObject[] = [connect, exportStep, transform, backup, importStep, verify];
+export const MIGRATE_STEP_OBJECTS: readonly MigrateStepObject[] = [connect, exportStep, transform, backup, importStep, verify, cutoverStep];
 
 if (MIGRATE_STEP_OBJECTS.map((s) => s.name).join() !== MIGRATE_PHASES.join()) throw new Error('the migrate step objects are not MIGRATE_PHASES, in order');
 
@@ -118,6 +119,9 @@ export function formatMigrateSummary(s: MigrateSummary): string {
       (s.import.recordsPerSecond ? `, ${s.import.recordsPerSecond} records/s` : ''));
   }
   if (s.verify) lines.push(`  verify: ${s.verify.sampled} records compared, ${s.verify.mismatches.length} problems`);
+  if (s.cutover?.previous.length) lines.push(`  cut over; previous versions kept: ${s.cutover.previous.join(', ')} (undo: chroma-ferry migrate --undo --checkpoint-dir ${path.dirname(s.checkpointFile)})`);
+  else if (s.cutover && s.ok) lines.push(`  cut over (undo: chroma-ferry migrate --undo --checkpoint-dir ${path.dirname(s.checkpointFile)})`);
+  if (s.cutover?.dropped.length) lines.push(`  dropped: ${s.cutover.dropped.join(', ')}`);
   if (s.backupFile) lines.push(`  backup of the target collections: ${s.backupFile}`);
   lines.push(`  checkpoint: ${s.checkpointFile}`, `  log: ${s.logFile}`);
   for (const w of s.warnings) lines.push(`  warning: ${w}`);
