@@ -64,3 +64,25 @@ export function formatCutoverCommand(r: CutoverCommandResult): string {
   if (r.action === 'undo') return `UNDONE  cutover of run ${r.runId} on ${r.target}: ${r.collections.join(', ')} are the previous versions again (journal ${r.journal})`;
   return `FINALIZED  ${r.collections.length ? `dropped ${r.collections.join(', ')}` : 'no previous versions to drop'} (journal ${r.journal})`;
 }
+
+/**
+ * After `validate --auto-rollback` restored a staged migration's backup onto the target: the
+ * cutover of that run (found by the backup's run dir, `<checkpoint dir>/<run id>/backup.jsonl`)
+ * is retired, its previous versions (the same records the restore just put back) dropped, so
+ * the target is exactly as before the migration. Nothing happens when no cutover is journaled.
+ */
+export async function retireCutoverAfterRestore(backup: string): Promise<string[]> {
+  const runId = path.basename(path.dirname(path.resolve(backup)));
+  const store = new CutoverJournalStore(path.dirname(path.dirname(path.resolve(backup))));
+  if (!(await fs.stat(store.file).then(() => true, () => false))) return [];
+  const journal = await store.load();
+  const e = journal.entries.find((x) => x.runId === runId && x.state === 'done');
+  if (!e) return [];
+  return withTarget(e, async (sink) => {
+    const drop = e.collections.map((c) => c.previous).filter((n): n is string => n !== null);
+    const have = await sink.existing(drop);
+    for (const n of have.keys()) await sink.deleteCollection(n);
+    await store.mark(journal, e, 'finalized');
+    return [...have.keys()];
+  });
+}
