@@ -28,6 +28,8 @@ export const CHROMA_LISTS_SINCE = '1.5.0';
 export const READ_RETRY = { retries: 3, minTimeout: 200, factor: 2 } as const;
 
 export class ChromaEndpoint implements MigrationSource, MigrationSink {
+  /** Staged imports are cut over by renaming collections (lib/migrate/staging.ts). */
+  readonly cutoverKind = 'rename';
   private readonly client: ChromaClient;
   private readonly collections = new Map<string, Collection>();
   /** Sent as x-chroma-token; null for a server the tool started itself. */

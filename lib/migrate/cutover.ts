@@ -11,6 +11,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { writeJsonAtomic } from '../engine/atomic-file.ts';
 import type { ScopeChoice } from '../chroma/database-scope.ts';
+import { UserError } from '../common/errors.ts';
 import type { RenamingSink } from './staging.ts';
 
 export const CUTOVER_FILE = 'cutover-journal.json';
@@ -71,10 +72,29 @@ async function present(sink: RenamingSink, names: (string | null)[]): Promise<Se
   return new Set((await sink.existing(names.filter((n): n is string => n !== null))).keys());
 }
 
-/** Cut over (or finish an interrupted cutover): per collection, NAME aside to its previous name, staging to NAME. */
+/** What NAME is set aside as when `runId` cuts over: rename, its previous name (NAME exists) or null; alias, the collection it points to now (or null). Refused when NAME cannot be cut over. */
+export async function previousOf(sink: RenamingSink, name: string, previous: string): Promise<string | null> {
+  if (sink.cutoverKind === 'alias') {
+    const now = await sink.aliasTarget!(name);
+    if (now === null && (await sink.existing([name])).has(name)) {
+      throw new UserError(
+        `${name} on ${sink.label} is a collection, not an alias: a staged migration switches the alias ${name} to its run-stamped collection, ` +
+          `and Qdrant cannot put an alias over a collection; migrate into another name (--rename ${name}=NEW) or delete ${name} first`,
+      );
+    }
+    return now;
+  }
+  return (await sink.existing([name])).has(name) ? previous : null;
+}
+
+/** Cut over (or finish an interrupted cutover): per collection, NAME aside to its previous name and staging to NAME (rename), or the alias NAME switched to staging. */
 export async function cutOver(sink: RenamingSink, store: CutoverJournalStore, j: CutoverJournal, e: CutoverEntry): Promise<void> {
   await store.mark(j, e, 'cutting'); // on disk before the first rename
   for (const c of e.collections) {
+    if (sink.cutoverKind === 'alias') {
+      if ((await sink.aliasTarget!(c.name)) !== c.staging) await sink.switchAlias!(c.name, c.staging);
+      continue;
+    }
     const have = await present(sink, [c.name, c.staging, c.previous]);
     if (!have.has(c.staging)) {
       if (!have.has(c.name)) throw new Error(`cutover of ${c.name}: neither ${c.name} nor its staging collection ${c.staging} exists on ${sink.label}`);
@@ -84,9 +104,9 @@ export async function cutOver(sink: RenamingSink, store: CutoverJournalStore, j:
       if (!c.previous || have.has(c.previous)) {
         throw new Error(`cutover of ${c.name}: ${c.name} exists on ${sink.label} but was ${c.previous ? `already set aside as ${c.previous}` : 'absent when the run was staged'} (someone wrote it meanwhile); nothing renamed for it`);
       }
-      await sink.renameCollection(c.name, c.previous);
+      await sink.renameCollection!(c.name, c.previous);
     }
-    await sink.renameCollection(c.staging, c.name);
+    await sink.renameCollection!(c.staging, c.name);
   }
   await store.mark(j, e, 'done');
 }
@@ -94,20 +114,23 @@ export async function cutOver(sink: RenamingSink, store: CutoverJournalStore, j:
 /** The cutover `--undo` reverses: the newest of `target` (any target when absent) that is cut over. */
 export function lastCutover(j: CutoverJournal, target?: string): CutoverEntry | undefined {
   const mine = j.entries.filter((e) => target === undefined || e.target === target);
-  const last = [...mine].reverse().find((e) => e.state !== 'undone' && e.state !== 'finalized');
-  return last;
+  return [...mine].reverse().find((e) => e.state !== 'undone' && e.state !== 'finalized');
 }
 
-/** Reverse a cutover by renames: NAME back to its staging name, the previous version back to NAME. */
+/** Reverse a cutover: NAME back to its staging name and the previous version back to NAME (rename), or the alias back to the previous collection (alias). */
 export async function undoCutover(sink: RenamingSink, store: CutoverJournalStore, j: CutoverJournal, e: CutoverEntry): Promise<void> {
   await store.mark(j, e, 'undoing');
   for (const c of [...e.collections].reverse()) {
+    if (sink.cutoverKind === 'alias') {
+      if ((await sink.aliasTarget!(c.name)) !== c.previous) await sink.switchAlias!(c.name, c.previous);
+      continue;
+    }
     const have = await present(sink, [c.name, c.staging, c.previous]);
     if (have.has(c.name) && !have.has(c.staging) && (!c.previous || have.has(c.previous))) {
-      await sink.renameCollection(c.name, c.staging);
+      await sink.renameCollection!(c.name, c.staging);
       have.delete(c.name);
     }
-    if (c.previous && have.has(c.previous) && !have.has(c.name)) await sink.renameCollection(c.previous, c.name);
+    if (c.previous && have.has(c.previous) && !have.has(c.name)) await sink.renameCollection!(c.previous, c.name);
   }
   await store.mark(j, e, 'undone');
 }
@@ -133,11 +156,20 @@ export async function dropRetained(sink: RenamingSink, store: CutoverJournalStor
   for (const { entry, drop } of retained(j, keep, target)) {
     const have = await present(sink, drop);
     for (const n of drop) {
-      if (!have.has(n)) continue;
+      if (!have.has(n) || (await liveBehindAlias(sink, n, j))) continue;
       await sink.deleteCollection(n);
       dropped.push(n);
     }
     await store.mark(j, entry, 'finalized');
   }
   return dropped;
+}
+
+/** alias: a collection some journaled alias points at now is live, never dropped. */
+async function liveBehindAlias(sink: RenamingSink, collection: string, j: CutoverJournal): Promise<boolean> {
+  if (sink.cutoverKind !== 'alias') return false;
+  for (const name of new Set(j.entries.flatMap((e) => e.collections.map((c) => c.name)))) {
+    if ((await sink.aliasTarget!(name)) === collection) return true;
+  }
+  return false;
 }

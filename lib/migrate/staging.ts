@@ -15,11 +15,22 @@ export function previousName(name: string, runId: string): string {
   return `${name}__ferry_prev_${runId}`;
 }
 
-/** A sink that can rename a collection (Chroma: collection modify), so imports are staged and cut over. */
+/**
+ * A sink whose imports are staged and cut over:
+ * - 'rename' (Chroma): NAME is a collection; the staging collection is renamed to it (collection modify);
+ * - 'alias' (Qdrant): NAME is an alias; the collections carry run-stamped names and the alias is switched.
+ */
 export interface RenamingSink extends MigrationSink {
-  renameCollection(from: string, to: string): Promise<void>;
+  readonly cutoverKind: 'rename' | 'alias';
+  /** rename: NAME -> `to` in place. */
+  renameCollection?(from: string, to: string): Promise<void>;
+  /** alias: the collection alias `name` points to; null when `name` is no alias. */
+  aliasTarget?(name: string): Promise<string | null>;
+  /** alias: point `name` at `collection` (null: remove the alias) in one atomic request. */
+  switchAlias?(name: string, collection: string | null): Promise<void>;
 }
 
 export function canStage(sink: MigrationSink | undefined): sink is RenamingSink {
-  return typeof (sink as Partial<RenamingSink> | undefined)?.renameCollection === 'function';
+  const k = (sink as Partial<RenamingSink> | undefined)?.cutoverKind;
+  return k === 'rename' || k === 'alias';
 }

@@ -4,7 +4,7 @@
  * rename (lib/migrate/cutover.ts), so `--resume` finishes an interrupted cutover; then previous
  * versions beyond `--keep-previous` are dropped.
  */
-import { CutoverJournalStore, cutOver, dropRetained, type CutoverEntry } from '../../../lib/migrate/cutover.ts';
+import { CutoverJournalStore, cutOver, dropRetained, previousOf, type CutoverEntry } from '../../../lib/migrate/cutover.ts';
 import { canStage, previousName, stagingName } from '../../../lib/migrate/staging.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import { done, skipped } from '../../../lib/engine/runner.ts';
@@ -25,10 +25,11 @@ export const cutoverStep: Step<MigrateCtx, MigratePlanCtx> = {
     const names = Object.keys(cp.targets);
     const resumed = entry !== undefined;
     if (!entry) {
-      const live = await c.target.existing(names);
+      const previous: (string | null)[] = [];
+      for (const name of names) previous.push(await previousOf(c.target, name, previousName(name, cp.runId)));
       entry = {
         runId: cp.runId, target: cp.target, targetScope: o.targetScope, state: 'cutting', at: '',
-        collections: names.map((name) => ({ name, staging: stagingName(name, cp.runId), previous: live.has(name) ? previousName(name, cp.runId) : null })),
+        collections: names.map((name, i) => ({ name, staging: stagingName(name, cp.runId), previous: previous[i] ?? null })),
       } satisfies CutoverEntry;
       journal.entries.push(entry);
     }
