@@ -1,14 +1,15 @@
 /**
  * Runbook: API-level migration (seeds 001, 002). Source -> transform -> validate -> sink, through
- * a local staging dir, so memory stays flat as the dataset grows. Six phases, one Step object
+ * a local staging dir, so memory stays flat as the dataset grows. Seven phases, one Step object
  * each in steps/ (title, run, what --plan says it does):
  *
  *   connect    open the source read-only and the target; batch size; checkpoint dir writable
  *   export     every source collection paged into staging/export/*.jsonl (a concurrent writer is caught)
  *   transform  transform + validate each record into staging/staged/<target>.jsonl; gate on --min-valid
  *   backup     the target collections about to be written, exported to staging/backup.jsonl
- *   import     batched upserts (<= the target's max batch size), retried, checkpoint after each batch
- *   verify     counts per target collection, and a sample compared field by field with the staged records
+ *   import     batched upserts into staging collections NAME__ferry_<run> (a .jsonl target: in place), checkpoint after each batch
+ *   verify     the gate on the staging collections: counts, a sample compared field by field; failed: staging dropped
+ *   cutover    journaled renames (Chroma) or an alias switch (Qdrant) put the staging collections live (steps/cutover.ts)
  *
  * `--dry-run` runs connect, export and transform and writes nothing to the target. `--resume`
  * continues the checkpoint's run: finished phases are not redone, imported batches not re-sent.
