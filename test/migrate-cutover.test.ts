@@ -63,12 +63,18 @@ describe('migrate: staged import and cutover', () => {
     const before = await dumpServed(t.url);
     const proxy = await startFaultProxy(t.url, { flipFirstUpsert: true });
     proxies.push(proxy);
-    const r = await migrate(proxy.url, cpDir());
+    const cp = cpDir();
+    const r = await migrate(proxy.url, cp);
     assert.equal(r.code, 1, r.stderr + r.stdout);
     assert.equal(r.json.ok, false);
     assert.match(r.json.error, /verify: 1 problems.*staging collections dropped \(2\)/);
     assert.deepEqual(await dumpServed(t.url), before, 'same collection list, same records');
     assert.equal(proxy.renames, 0, 'nothing renamed');
+    // The fault was once: --resume imports again into fresh staging collections and cuts over.
+    const resumed = await migrate(proxy.url, cp, ['--resume']);
+    assert.equal(resumed.code, 0, resumed.stderr + resumed.stdout);
+    assert.equal(resumed.json.import.batchesSkipped, 0);
+    assert.deepEqual(await names(t.url), ['alpha', `alpha__ferry_prev_${r.json.runId}`, 'beta', 'keep_me']);
   });
 
   it('a passed gate cuts over: staging renamed to the live names, the old alpha kept aside; --undo renames back; --finalize drops', async () => {
@@ -136,6 +142,9 @@ describe('migrate: staged import and cutover', () => {
     assert.deepEqual([...after.keys()].sort(), ['alpha', `alpha__ferry_prev_${run}`, 'beta', 'keep_me']);
     assert.deepEqual(ids(after, 'alpha'), ids(await dumpServed(source.url), 'alpha'));
     assert.deepEqual(after.get(`alpha__ferry_prev_${run}`), before.get('alpha'));
+    const again = await migrate(proxy.url, cp, ['--resume']);
+    assert.equal(again.code, 0, again.stderr + again.stdout);
+    assert.deepEqual(await dumpServed(t.url), after, '--resume of a run that is cut over changes nothing');
   });
 
   it('--dry-run creates no staging collection', async () => {

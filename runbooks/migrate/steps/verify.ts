@@ -58,6 +58,10 @@ async function dropStaging(c: MigrateCtx): Promise<string[]> {
   const have = await c.target!.existing(names);
   for (const n of have.keys()) await c.target!.deleteCollection(n);
   c.summary.cutover = { staging: names, previous: [], dropped: [...have.keys()], journal: '' };
+  // The import is to be done again: a --resume re-imports into a fresh staging collection.
+  for (const t of Object.values(c.cp.targets)) Object.assign(t, { batchesDone: 0, doneAbove: [], recordsDone: 0 });
+  delete c.cp.phases.import;
+  await c.store.save(c.cp);
   await c.log.write({ event: 'staging_dropped', collections: [...have.keys()] });
   return [...have.keys()];
 }
