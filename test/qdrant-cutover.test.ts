@@ -61,6 +61,21 @@ describe('Qdrant: staged import, alias cutover, undo', () => {
     assert.deepEqual(q.violations, []);
   });
 
+  it('a collection the user had behind the alias is the previous version, and --finalize never drops it', async () => {
+    const q = await standin();
+    q.collections.set('docs_user', { size: 8, distance: 'Euclid', points: new Map() });
+    q.aliases.set('docs', 'docs_user');
+    const cp = path.join(root, 'cp-user');
+    const r = await migrate(q, cp);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.deepEqual(r.json.cutover.previous, ['docs_user']);
+    assert.deepEqual([...q.aliases], [['docs', `docs__ferry_${r.json.runId}`]]);
+    const f = await runCli(['migrate', '--finalize', '--yes', '--json', '--checkpoint-dir', cp]);
+    assert.equal(f.code, 0, f.stderr + f.stdout);
+    assert.deepEqual(f.json.collections, []);
+    assert.ok(q.collections.has('docs_user'), 'not created by the tool: kept');
+  });
+
   it('a collection (not an alias) where the alias must go is refused before any write, in one line', async () => {
     const q = await standin();
     q.collections.set('docs', { size: 8, distance: 'Euclid', points: new Map() });

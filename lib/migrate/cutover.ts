@@ -156,7 +156,7 @@ export async function dropRetained(sink: RenamingSink, store: CutoverJournalStor
   for (const { entry, drop } of retained(j, keep, target)) {
     const have = await present(sink, drop);
     for (const n of drop) {
-      if (!have.has(n) || (await liveBehindAlias(sink, n, j))) continue;
+      if (!have.has(n) || (await liveBehindAlias(sink, n, j)) || !createdHere(sink, n, j)) continue;
       await sink.deleteCollection(n);
       dropped.push(n);
     }
@@ -172,4 +172,15 @@ async function liveBehindAlias(sink: RenamingSink, collection: string, j: Cutove
     if ((await sink.aliasTarget!(name)) === collection) return true;
   }
   return false;
+}
+
+/**
+ * alias: only a collection some journaled run imported into (its staging name) is ours to drop; a
+ * collection the user had behind the alias before the first migration is kept. rename: the
+ * previous versions are the user's NAME set aside by a cutover, dropped as --finalize and
+ * --keep-previous say.
+ */
+function createdHere(sink: RenamingSink, collection: string, j: CutoverJournal): boolean {
+  if (sink.cutoverKind !== 'alias') return true;
+  return j.entries.some((e) => e.collections.some((c) => c.staging === collection));
 }

@@ -79,6 +79,7 @@ export async function retireCutoverAfterRestore(backup: string): Promise<string[
   const e = journal.entries.find((x) => x.runId === runId && x.state === 'done');
   if (!e) return [];
   return withTarget(e, async (sink) => {
+    if (sink.cutoverKind !== 'rename') return []; // an alias's previous collection is no copy of what the restore put back
     const drop = e.collections.map((c) => c.previous).filter((n): n is string => n !== null);
     const have = await sink.existing(drop);
     for (const n of have.keys()) await sink.deleteCollection(n);
