@@ -7,6 +7,7 @@ import { QDRANT_ORDERINGS, type QdrantOptions, type QdrantOrdering } from '../li
 import { detectOutputMode } from '../lib/report/output.ts';
 import { formatMigrateSummary, runMigrate } from '../runbooks/migrate/index.ts';
 import { formatMigratePlan, planMigrate } from '../runbooks/migrate/plan.ts';
+import { formatCutoverCommand, runFinalize, runUndo } from '../runbooks/migrate/undo.ts';
 
 export interface MigrateFlags {
   sourceUrl?: string; targetUrl?: string; batchSize?: string; dryRun?: boolean; verbose?: boolean; checkpointDir: string; logDir: string;
@@ -14,6 +15,7 @@ export interface MigrateFlags {
   yes?: boolean; json?: boolean; plan?: boolean; rename: string[];
   sourceTenant?: string; sourceDatabase?: string; targetTenant?: string; targetDatabase?: string; createDatabase?: boolean;
   qdrantShards?: string; qdrantReplication?: string; qdrantOrdering?: string;
+  undo?: boolean; finalize?: boolean; keepPrevious?: string;
 }
 
 /** A side's --X-tenant / --X-database: only for a Chroma server or persist dir, names not empty. */
@@ -54,6 +56,17 @@ export function parseRenames(list: string[]): Record<string, string> {
 }
 
 export async function migrateCommand(flags: MigrateFlags): Promise<void> {
+  const keepPrevious = flags.keepPrevious === undefined ? undefined : parsePositiveInt('--keep-previous', flags.keepPrevious, 0);
+  if (flags.undo || flags.finalize) {
+    if (flags.undo && flags.finalize) throw new UserError('--undo and --finalize: pass one of them');
+    const action = flags.undo ? '--undo' : '--finalize';
+    const extra = (['sourceUrl', 'targetUrl', 'resume', 'dryRun', 'plan'] as const).find((k) => flags[k]);
+    if (extra) throw new UserError(`${action} works from the cutover journal in --checkpoint-dir; drop --${extra.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)}`);
+    if (!flags.undo) await confirmOrRefuse(`drop the previous versions kept in ${flags.checkpointDir}${keepPrevious ? ` (all but the newest ${keepPrevious} runs')` : ''}?`, flags.yes);
+    const r = flags.undo ? await runUndo({ checkpointDir: flags.checkpointDir }) : await runFinalize({ checkpointDir: flags.checkpointDir, keepPrevious });
+    process.stdout.write(flags.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatCutoverCommand(r)}\n`);
+    return;
+  }
   const sourceUrl = requireFlag('--source-url', flags.sourceUrl);
   const targetUrl = requireFlag('--target-url', flags.targetUrl);
   const source = parseEndpoint('--source-url', sourceUrl, { side: 'source' });
@@ -87,7 +100,7 @@ export async function migrateCommand(flags: MigrateFlags): Promise<void> {
     sourceUrl, targetUrl, batchSize, dryRun: Boolean(flags.dryRun), resume: Boolean(flags.resume), checkpointDir: flags.checkpointDir,
     logDir: flags.logDir, filterCollections: flags.filterCollection, transform: flags.transform, prefix: flags.prefix, minValid, workers,
     verifySample, output, signal: ac.signal, verbose: Boolean(flags.verbose), renames: parseRenames(flags.rename),
-    sourceScope, targetScope, createDatabase: Boolean(flags.createDatabase), qdrant,
+    sourceScope, targetScope, createDatabase: Boolean(flags.createDatabase), qdrant, keepPrevious,
   });
   process.stdout.write(output === 'json' ? `${JSON.stringify(summary, null, 2)}\n` : `${formatMigrateSummary(summary)}\n`);
   process.exitCode = summary.ok ? 0 : ac.signal.aborted ? 130 : 1;

@@ -160,7 +160,7 @@ describe('migrate', () => {
     const cpDir = path.join(root, 'cp-plan');
     const plan = await runCli(['migrate', '--plan', '--json', '--source-url', source.url, '--target-url', target.url, '--checkpoint-dir', cpDir]);
     assert.equal(plan.code, 0, plan.stderr);
-    assert.deepEqual(plan.json.steps.map((s: { name: string }) => s.name), ['connect', 'export', 'transform', 'backup', 'import', 'verify']);
+    assert.deepEqual(plan.json.steps.map((s: { name: string }) => s.name), ['connect', 'export', 'transform', 'backup', 'import', 'verify', 'cutover']);
     assert.deepEqual(plan.json.collections.map((c: { name: string; existsOnTarget: boolean }) => [c.name, c.existsOnTarget]),
       [['acme_humor', false], ['acme_notes', true], ['acme_personality', false]]);
     await assert.rejects(fs.access(cpDir), 'the plan wrote no checkpoint');

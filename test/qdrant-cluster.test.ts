@@ -38,7 +38,7 @@ describe('Qdrant cluster settings', () => {
     const r = await migrate(['--target-url', `qdrant+${qdrant.url}`, '--qdrant-shards', '3', '--qdrant-replication', '2', '--qdrant-ordering', 'strong', '--batch-size', '40']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.deepEqual(qdrant.violations, []);
-    const c = qdrant.collections.get('docs')!;
+    const c = qdrant.collection('docs')!;
     assert.equal(c.points.size, 90);
     assert.deepEqual([c.shardNumber, c.replicationFactor], [3, 2]);
     assert.deepEqual(c.orderings, ['strong', 'strong', 'strong']);

@@ -61,18 +61,20 @@ describe('Chroma <-> Qdrant (stand-in validated against the v1.19 OpenAPI docume
     qdrant = await startQdrantStandin({ apiKey: API_KEY });
     const r = await migrate(['--source-url', chroma.url, '--target-url', `qdrant+${qdrant.url}`]);
     assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.deepEqual(Object.fromEntries([...qdrant.collections].map(([n, c]) => [n, [c.distance, c.size, c.points.size]])),
+    assert.deepEqual(Object.fromEntries([...qdrant.aliases.keys()].map((n) => [n, ((c) => [c.distance, c.size, c.points.size])(qdrant.collection(n)!)])),
       { q_uuid: ['Cosine', DIM, 120], q_ints: ['Euclid', DIM, 150], q_free: ['Dot', DIM, 130] });
-    const uuidPoint = qdrant.collections.get('q_uuid')!.points.get(`u:${COLLECTIONS[0]!.id(3).toLowerCase()}`);
+    assert.deepEqual([...qdrant.aliases].sort(), ['q_free', 'q_ints', 'q_uuid'].map((n) => [n, `${n}__ferry_${r.json.runId}`]),
+      'imported into run-stamped collections, the names applications use are aliases switched at cutover');
+    const uuidPoint = qdrant.collection('q_uuid')!.points.get(`u:${COLLECTIONS[0]!.id(3).toLowerCase()}`);
     assert.ok(uuidPoint, 'a UUID id is kept as the point id');
     assert.equal(uuidPoint.payload.chroma_id, COLLECTIONS[0]!.id(3), 'the original spelling is in the payload');
     const norm = Math.hypot(...uuidPoint.vector);
     assert.ok(Math.abs(norm - 1) < 1e-6, 'Cosine collections hold unit vectors');
-    const intPoint = qdrant.collections.get('q_ints')!.points.get(`u:${uuidv5('7', CHROMA_ID_NAMESPACE)}`);
+    const intPoint = qdrant.collection('q_ints')!.points.get(`u:${uuidv5('7', CHROMA_ID_NAMESPACE)}`);
     assert.ok(intPoint, 'an integer-as-string id becomes its UUID v5');
     assert.equal(intPoint.payload.chroma_id, '7');
     const freeId = COLLECTIONS[2]!.id(4);
-    const freePoint = qdrant.collections.get('q_free')!.points.get(`u:${uuidv5(freeId, CHROMA_ID_NAMESPACE)}`)!;
+    const freePoint = qdrant.collection('q_free')!.points.get(`u:${uuidv5(freeId, CHROMA_ID_NAMESPACE)}`)!;
     assert.equal(freePoint.payload.chroma_id, freeId);
     assert.match(String(freePoint.payload.document), /^q_free #4: /);
     assert.equal(typeof freePoint.payload.category, 'string', 'metadata fields at the top level of the payload');
@@ -105,7 +107,7 @@ describe('Chroma <-> Qdrant (stand-in validated against the v1.19 OpenAPI docume
     assert.equal(qdrant.calls.filter((c) => c === 'upsert_points' || c === 'create_collection').length, 0, 'nothing written');
     const renamed = await migrate(['--source-url', chroma.url, '--target-url', `qdrant+${qdrant.url}`, '--filter-collection', 'q_ints', '--rename', 'q_ints=q_ints_v2']);
     assert.equal(renamed.code, 0, renamed.stderr + renamed.stdout);
-    assert.equal(qdrant.collections.get('q_ints_v2')!.points.size, 150);
+    assert.equal(qdrant.collection('q_ints_v2')!.points.size, 150);
     assert.equal(qdrant.collections.get('q_ints')!.points.size, 0);
   });
 
@@ -121,7 +123,7 @@ describe('Chroma <-> Qdrant (stand-in validated against the v1.19 OpenAPI docume
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.equal(r.json.import.batchesSkipped, doneAtKill);
     assert.equal(r.json.import.batchesSent, total - doneAtKill);
-    assert.deepEqual(Object.fromEntries([...qdrant.collections].map(([n, c]) => [n, c.points.size])), { q_uuid: 120, q_ints: 150, q_free: 130 });
+    assert.deepEqual(Object.fromEntries([...qdrant.aliases.keys()].map((n) => [n, qdrant.collection(n)!.points.size])), { q_uuid: 120, q_ints: 150, q_free: 130 });
 
     const restore = await runCli(['restore', '--yes', '--json', '--backup', r.json.backupFile, '--target-url', `qdrant+${qdrant.url}`], { env });
     assert.equal(restore.code, 0, restore.stderr + restore.stdout);

@@ -9,7 +9,7 @@ import { writeJsonAtomic } from '../engine/atomic-file.ts';
 import { UserError } from '../common/errors.ts';
 import type { TransformRecord } from './transform-record.ts';
 
-export const MIGRATE_PHASES = ['connect', 'export', 'transform', 'backup', 'import', 'verify'] as const;
+export const MIGRATE_PHASES = ['connect', 'export', 'transform', 'backup', 'import', 'verify', 'cutover'] as const;
 export type MigratePhase = (typeof MIGRATE_PHASES)[number];
 
 export interface MigrateCheckpoint {
@@ -30,6 +30,8 @@ export interface MigrateCheckpoint {
   targets: Record<string, { expected: number; from: string; dimension: number | null; batchesDone: number; doneAbove?: number[]; recordsDone: number }>;
   validation?: { total: number; valid: number; issues: { issue: string; records: number }[] };
   backupFile?: string;
+  /** Imported into staging collections (lib/migrate/staging.ts) and cut over after the gate; false: written in place (a .jsonl target). */
+  staged?: boolean;
   updatedAt: string;
 }
 

@@ -28,6 +28,8 @@ export const CHROMA_LISTS_SINCE = '1.5.0';
 export const READ_RETRY = { retries: 3, minTimeout: 200, factor: 2 } as const;
 
 export class ChromaEndpoint implements MigrationSource, MigrationSink {
+  /** Staged imports are cut over by renaming collections (lib/migrate/staging.ts). */
+  readonly cutoverKind = 'rename';
   private readonly client: ChromaClient;
   private readonly collections = new Map<string, Collection>();
   /** Sent as x-chroma-token; null for a server the tool started itself. */
@@ -184,6 +186,14 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
   async deleteCollection(collection: string): Promise<void> {
     await this.client.deleteCollection({ name: collection });
     this.collections.delete(collection);
+  }
+
+  /** Rename a collection in place (collection modify): its records and index stay; applications see the new name at once. */
+  async renameCollection(from: string, to: string): Promise<void> {
+    const col = await this.client.getCollection({ name: from, embeddingFunction: undefined } as never);
+    await col.modify({ name: to });
+    this.collections.delete(from);
+    this.collections.delete(to);
   }
 
   async close(): Promise<void> {}

@@ -57,6 +57,8 @@ export interface QdrantOptions {
 }
 
 export class QdrantEndpoint implements MigrationSource, MigrationSink {
+  /** Staged imports go into run-stamped collections; the cutover switches an alias (lib/migrate/staging.ts). */
+  readonly cutoverKind = 'alias';
   readonly label: string;
   private readonly client: QdrantClient;
   private readonly spaces = new Map<string, DistanceSpace>();
@@ -79,8 +81,31 @@ export class QdrantEndpoint implements MigrationSource, MigrationSink {
     }
   }
 
+  /** Alias -> collection. */
+  private async aliases(): Promise<Map<string, string>> {
+    return new Map((await this.client.getAliases()).aliases.map((a) => [a.alias_name, a.collection_name]));
+  }
+
+  /** The names applications use: aliases, and the collections no alias points at (a migrated collection is listed by its alias). */
+  private async names(): Promise<string[]> {
+    const aliases = await this.aliases();
+    const behind = new Set(aliases.values());
+    const plain = (await this.client.getCollections()).collections.map((c) => c.name).filter((n) => !behind.has(n));
+    return [...new Set([...aliases.keys(), ...plain])].sort();
+  }
+
+  async aliasTarget(name: string): Promise<string | null> {
+    return (await this.aliases()).get(name) ?? null;
+  }
+
+  async switchAlias(name: string, collection: string | null): Promise<void> {
+    await this.client.updateCollectionAliases({
+      actions: [{ delete_alias: { alias_name: name } }, ...(collection ? [{ create_alias: { alias_name: name, collection_name: collection } }] : [])],
+    });
+  }
+
   async listCollections(only?: string[]): Promise<CollectionInfo[]> {
-    const names = (await this.client.getCollections()).collections.map((c) => c.name).sort();
+    const names = await this.names();
     if (only?.length) {
       const missing = only.filter((n) => !names.includes(n));
       if (missing.length) throw new UserError(`no collection ${missing.join(', ')} on ${this.label} (it has: ${names.join(', ') || 'none'}); check --filter-collection`);
@@ -123,7 +148,8 @@ export class QdrantEndpoint implements MigrationSource, MigrationSink {
   }
 
   async existing(names: string[]): Promise<Map<string, CollectionInfo>> {
-    const have = new Set((await this.client.getCollections()).collections.map((c) => c.name));
+    const aliases = await this.aliases();
+    const have = new Set([...(await this.client.getCollections()).collections.map((c) => c.name), ...aliases.keys()]);
     const out = new Map<string, CollectionInfo>();
     for (const n of names) if (have.has(n)) out.set(n, await this.info(n));
     return out;
@@ -166,8 +192,9 @@ export class QdrantEndpoint implements MigrationSource, MigrationSink {
     return points.map((p) => fromPoint(p.id, p.vector as number[] | undefined, (p.payload ?? {}) as Record<string, unknown>));
   }
 
+  /** Delete a collection; by an alias name, the collection behind it (its aliases go with it). */
   async deleteCollection(collection: string): Promise<void> {
-    await this.client.deleteCollection(collection);
+    await this.client.deleteCollection((await this.aliases()).get(collection) ?? collection);
   }
 
   refuseRecord(r: MigrationRecord): string | null {

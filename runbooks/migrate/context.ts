@@ -9,6 +9,7 @@ import type { UndoOutcome } from '../../lib/engine/compensation.ts';
 import type { CheckpointStore, MigrateCheckpoint, MigratePhase } from '../../lib/migrate/checkpoint.ts';
 import type { ScopeChoice } from '../../lib/chroma/database-scope.ts';
 import type { Endpoint } from '../../lib/migrate/endpoints.ts';
+import { stagingName } from '../../lib/migrate/staging.ts';
 import type { QdrantOptions } from '../../lib/migrate/qdrant-endpoint.ts';
 import type { JsonlLog } from '../../lib/migrate/log.ts';
 import type { Transform } from '../../lib/migrate/transform.ts';
@@ -48,6 +49,8 @@ export interface MigrateOptions {
   createDatabase?: boolean;
   /** `--qdrant-shards`, `--qdrant-replication`, `--qdrant-ordering`. */
   qdrant?: QdrantOptions;
+  /** `--keep-previous N`: cut-over runs whose previous versions are kept (default 1). */
+  keepPrevious?: number;
 }
 
 export interface MigrateSummary {
@@ -65,6 +68,8 @@ export interface MigrateSummary {
   validation?: { total: number; valid: number; validShare: number; issues: { issue: string; records: number; ids?: string[] }[] };
   import: { batchesSent: number; batchesSkipped: number; recordsSent: number; retries: number; recordsPerSecond?: number };
   verify?: { sampled: number; mismatches: string[] };
+  /** Staged import: the staging collections, what the cutover set aside, what retention dropped; or dropped after a failed gate. */
+  cutover?: { staging: string[]; previous: string[]; dropped: string[]; journal: string };
   checkpointFile: string;
   /** The persist dir this run created as the target (absolute), when --target-url named a new one. */
   createdDir?: string;
@@ -134,6 +139,11 @@ export function fillTargets(c: MigrateCtx): void {
 export function sourceOf(c: MigrateCtx, target: string): CollectionInfo {
   const from = c.cp.targets[target]?.from;
   return c.collections.find((s) => s.name === from) ?? c.collections[0]!;
+}
+
+/** Where target collection `name` is written: its staging collection when the run stages (lib/migrate/staging.ts). */
+export function writeName(c: MigrateCtx, name: string): string {
+  return c.cp.staged ? stagingName(name, c.cp.runId) : name;
 }
 
 export function exportFile(cp: MigrateCheckpoint, collection: string): string {

@@ -1,14 +1,15 @@
 /**
  * Runbook: API-level migration (seeds 001, 002). Source -> transform -> validate -> sink, through
- * a local staging dir, so memory stays flat as the dataset grows. Six phases, one Step object
+ * a local staging dir, so memory stays flat as the dataset grows. Seven phases, one Step object
  * each in steps/ (title, run, what --plan says it does):
  *
  *   connect    open the source read-only and the target; batch size; checkpoint dir writable
  *   export     every source collection paged into staging/export/*.jsonl (a concurrent writer is caught)
  *   transform  transform + validate each record into staging/staged/<target>.jsonl; gate on --min-valid
  *   backup     the target collections about to be written, exported to staging/backup.jsonl
- *   import     batched upserts (<= the target's max batch size), retried, checkpoint after each batch
- *   verify     counts per target collection, and a sample compared field by field with the staged records
+ *   import     batched upserts into staging collections NAME__ferry_<run> (a .jsonl target: in place), checkpoint after each batch
+ *   verify     the gate on the staging collections: counts, a sample compared field by field; failed: staging dropped
+ *   cutover    journaled renames (Chroma) or an alias switch (Qdrant) put the staging collections live (steps/cutover.ts)
  *
  * `--dry-run` runs connect, export and transform and writes nothing to the target. `--resume`
  * continues the checkpoint's run: finished phases are not redone, imported batches not re-sent.
@@ -25,6 +26,7 @@ import { describeError, initialReports, runSteps } from '../../lib/engine/runner
 import { pct, type MigrateCtx, type MigrateOptions, type MigrateStepObject, type MigrateSummary } from './context.ts';
 import { backup } from './steps/backup.ts';
 import { connect } from './steps/connect.ts';
+import { cutoverStep } from './steps/cutover.ts';
 import { exportStep } from './steps/export.ts';
 import { importStep } from './steps/import.ts';
 import { transform } from './steps/transform.ts';
@@ -37,7 +39,7 @@ export { compareRecords } from './records.ts';
 export const MIGRATE_STEPS = MIGRATE_PHASES;
 
 /** The migration, in order. */
-export const MIGRATE_STEP_OBJECTS: readonly MigrateStepObject[] = [connect, exportStep, transform, backup, importStep, verify];
+export const MIGRATE_STEP_OBJECTS: readonly MigrateStepObject[] = [connect, exportStep, transform, backup, importStep, verify, cutoverStep];
 
 if (MIGRATE_STEP_OBJECTS.map((s) => s.name).join() !== MIGRATE_PHASES.join()) throw new Error('the migrate step objects are not MIGRATE_PHASES, in order');
 
@@ -118,6 +120,9 @@ export function formatMigrateSummary(s: MigrateSummary): string {
       (s.import.recordsPerSecond ? `, ${s.import.recordsPerSecond} records/s` : ''));
   }
   if (s.verify) lines.push(`  verify: ${s.verify.sampled} records compared, ${s.verify.mismatches.length} problems`);
+  if (s.cutover?.previous.length) lines.push(`  cut over; previous versions kept: ${s.cutover.previous.join(', ')} (undo: chroma-ferry migrate --undo --checkpoint-dir ${path.dirname(s.checkpointFile)})`);
+  else if (s.cutover && s.ok) lines.push(`  cut over (undo: chroma-ferry migrate --undo --checkpoint-dir ${path.dirname(s.checkpointFile)})`);
+  if (s.cutover?.dropped.length) lines.push(`  dropped: ${s.cutover.dropped.join(', ')}`);
   if (s.backupFile) lines.push(`  backup of the target collections: ${s.backupFile}`);
   lines.push(`  checkpoint: ${s.checkpointFile}`, `  log: ${s.logFile}`);
   for (const w of s.warnings) lines.push(`  warning: ${w}`);

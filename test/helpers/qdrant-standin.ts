@@ -55,6 +55,8 @@ export interface QdrantStandin {
   collections: Map<string, Collection>;
   /** Alias name -> collection name. */
   aliases: Map<string, string>;
+  /** A collection by its name or one of its aliases (as Qdrant resolves them). */
+  collection(name: string): Collection | undefined;
   close(): Promise<void>;
 }
 
@@ -259,7 +261,7 @@ export async function startQdrantStandin(o: { apiKey?: string } = {}): Promise<Q
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`, violations, calls, collections, aliases,
+    url: `http://127.0.0.1:${port}`, violations, calls, collections, aliases, collection: resolve,
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
   };
 }

@@ -3,6 +3,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../../lib/common/errors.ts';
 import { JsonlEndpoint } from '../../../lib/migrate/jsonl-endpoint.ts';
+import { previousOf } from '../../../lib/migrate/cutover.ts';
+import { canStage } from '../../../lib/migrate/staging.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import { done, skipped } from '../../../lib/engine/runner.ts';
 import { fillTargets, pageSizeFor, restoredNote, sourceOf, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
@@ -31,6 +33,8 @@ export const backup: Step<MigrateCtx, MigratePlanCtx> = {
         );
       }
     }
+    // A name the cutover could not switch (Qdrant: a collection where the alias goes) is refused now, before any write.
+    if (canStage(c.target) && c.target.cutoverKind === 'alias') for (const name of names) await previousOf(c.target, name, '');
     const file = path.join(cp.stagingDir, 'backup.jsonl');
     await fs.rm(file, { force: true });
     const backup = new JsonlEndpoint(file);

@@ -2,15 +2,16 @@
 import path from 'node:path';
 import pRetry from 'p-retry';
 import { CHECKPOINT_FILE } from '../../../lib/migrate/checkpoint.ts';
+import { canStage } from '../../../lib/migrate/staging.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import { done as finished, skipped } from '../../../lib/engine/runner.ts';
-import { etaOf, memoryCap, rateMeter, restoredNote, sourceOf, stagedFile, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
+import { etaOf, memoryCap, rateMeter, restoredNote, sourceOf, stagedFile, writeName, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
 import { readBatches } from '../records.ts';
 
 export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
   name: 'import',
-  title: 'import: batched upserts, checkpoint after each batch',
-  undoText: 'chroma-ferry restore puts the backed-up target collections back',
+  title: 'import: batched upserts into staging collections, checkpoint after each batch',
+  undoText: 'a failed gate drops the staging collections (the live ones are untouched until cutover)',
 
   async run(c, progress) {
     const { o, cp } = c;
@@ -22,6 +23,11 @@ export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
     if (o.dryRun) return skipped(`--dry-run; would import ${totalRecords} records into ${targets.length} collections in ${batches} batches of up to ${cp.batchSize}`);
     if (cp.phases.import) return restoredNote(c, 'import');
     await c.prepareWrite!(targets.map(([n]) => n));
+    // Staged (a target that renames): every record goes into NAME__ferry_<run>; live collections untouched until cutover.
+    if (cp.staged === undefined) {
+      cp.staged = canStage(c.target);
+      await c.store.save(cp);
+    }
     const rate = rateMeter();
     let done = targets.reduce((n, [, t]) => n + t.recordsDone, 0);
     const t0 = performance.now();
@@ -32,7 +38,8 @@ export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
     const inflight = new Set<Promise<void>>();
     let failure: unknown;
     for (const [name, t] of targets) {
-      await c.target!.ensureCollection({ ...c.transform!.targetCollection(name, sourceOf(c, name)), dimension: t.dimension });
+      const into = writeName(c, name);
+      await c.target!.ensureCollection({ ...c.transform!.targetCollection(name, sourceOf(c, name)), name: into, dimension: t.dimension });
       t.doneAbove ??= [];
       if (t.expected === 0) continue; // an empty collection: created, nothing staged
       let index = 0;
@@ -47,7 +54,7 @@ export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
         while (inflight.size >= workers) await Promise.race(inflight);
         if (failure) throw failure;
         const p: Promise<void> = (async () => {
-          await pRetry(() => c.target!.upsert(name, batch, o.signal), {
+          await pRetry(() => c.target!.upsert(into, batch, o.signal), {
             retries: 4, minTimeout: 250, factor: 2, signal: o.signal,
             onFailedAttempt: async (e) => {
               c.summary.import.retries++;
@@ -78,7 +85,7 @@ export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
       (c.summary.import.recordsPerSecond ? ` (${c.summary.import.recordsPerSecond} records/s)` : ''));
   },
 
-  plan: (p) => ({ commands: [], notes: [`upsert in batches of up to ${p.batchSize} (target max ${p.targetMaxBatchSize}; fewer for long embeddings, to keep memory flat), retried with backoff; checkpoint ${path.join(p.checkpointDir, CHECKPOINT_FILE)} after each batch`] }),
+  plan: (p) => ({ commands: [], notes: [`upsert into staging collections NAME__ferry_<run id> (a .jsonl target: in place) in batches of up to ${p.batchSize} (target max ${p.targetMaxBatchSize}; fewer for long embeddings, to keep memory flat), retried with backoff; checkpoint ${path.join(p.checkpointDir, CHECKPOINT_FILE)} after each batch`] }),
 };
 
 /** Batch `i` of a target is written: extend the contiguous prefix, or remember it as done out of order. */

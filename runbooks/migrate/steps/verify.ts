@@ -1,30 +1,36 @@
-/** 6. verify: counts per target collection, and a sample compared field by field with the staged records. */
+/**
+ * 6. verify: the gate on what was imported (the staging collections of a staged run): counts per
+ * collection, and a sample compared field by field with the staged records. A failed gate drops
+ * the staging collections, so the target is exactly as before.
+ */
 import type { Step } from '../../../lib/engine/step.ts';
 import { done, skipped } from '../../../lib/engine/runner.ts';
-import { stagedFile, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
+import { restoredNote, stagedFile, writeName, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
 import { compareRecords, sampleStaged } from '../records.ts';
 
 export const verify: Step<MigrateCtx, MigratePlanCtx> = {
   name: 'verify',
-  title: 'verify: counts and a sample compared with the source',
-  undoText: 'none',
+  title: 'verify: counts and a sample compared with the source (the gate before cutover)',
+  undoText: 'none (a failed gate drops the staging collections)',
 
   async run(c) {
     const { o, cp } = c;
     if (o.dryRun) return skipped('--dry-run');
+    if (cp.phases.verify) return restoredNote(c, 'verify');
     const mismatches: string[] = [];
     let sampled = 0;
     for (const [name, t] of Object.entries(cp.targets)) {
-      const actual = await c.target!.count(name);
+      const into = writeName(c, name);
+      const actual = await c.target!.count(into);
       const entry = c.summary.targets.find((x) => x.name === name);
       if (entry) entry.actual = actual;
-      const before = c.existedBefore.get(name);
+      const before = cp.staged ? undefined : c.existedBefore.get(name);
       if (!before && actual !== t.expected) mismatches.push(`${name}: ${actual} records, expected ${t.expected}`);
       if (before && actual < t.expected) mismatches.push(`${name}: ${actual} records, expected at least ${t.expected}`);
       const sample = await sampleStaged(stagedFile(cp, name), t.expected, o.verifySample);
       for (let i = 0; i < sample.length; i += 100) {
         const want = sample.slice(i, i + 100);
-        const got = new Map((await c.target!.get(name, want.map((r) => r.id))).map((r) => [r.id, r]));
+        const got = new Map((await c.target!.get(into, want.map((r) => r.id))).map((r) => [r.id, r]));
         for (const w of want) {
           const problem = compareRecords(w, got.get(w.id));
           if (problem) mismatches.push(`${name}/${w.id}: ${problem}`);
@@ -33,11 +39,29 @@ export const verify: Step<MigrateCtx, MigratePlanCtx> = {
       }
     }
     c.summary.verify = { sampled, mismatches: mismatches.slice(0, 50) };
+    if (mismatches.length) {
+      const dropped = cp.staged ? await dropStaging(c) : [];
+      throw new Error(`verify: ${mismatches.length} problems, first: ${mismatches.slice(0, 3).join('; ')}` +
+        (cp.staged ? `; nothing cut over, the staging collections dropped (${dropped.length}): the target is as before` : ''));
+    }
     cp.phases.verify = 'done';
     await c.store.save(cp);
-    if (mismatches.length) throw new Error(`verify: ${mismatches.length} problems, first: ${mismatches.slice(0, 3).join('; ')}`);
-    return done(`${Object.keys(cp.targets).length} collections, counts equal; ${sampled} records compared field by field`);
+    return done(`${Object.keys(cp.targets).length} ${cp.staged ? 'staging ' : ''}collections, counts equal; ${sampled} records compared field by field`);
   },
 
-  plan: (p) => ({ commands: [], notes: ['count every target collection against the staged records; compare a sample field by field and embedding by embedding'] }),
+  plan: (p) => ({ commands: [], notes: ['count every staging collection against the staged records; compare a sample field by field and embedding by embedding; a failed gate drops the staging collections'] }),
 };
+
+/** The staging collections of this run that exist, deleted (only those: the tool created them). */
+async function dropStaging(c: MigrateCtx): Promise<string[]> {
+  const names = Object.keys(c.cp.targets).map((n) => writeName(c, n));
+  const have = await c.target!.existing(names);
+  for (const n of have.keys()) await c.target!.deleteCollection(n);
+  c.summary.cutover = { staging: names, previous: [], dropped: [...have.keys()], journal: '' };
+  // The import is to be done again: a --resume re-imports into a fresh staging collection.
+  for (const t of Object.values(c.cp.targets)) Object.assign(t, { batchesDone: 0, doneAbove: [], recordsDone: 0 });
+  delete c.cp.phases.import;
+  await c.store.save(c.cp);
+  await c.log.write({ event: 'staging_dropped', collections: [...have.keys()] });
+  return [...have.keys()];
+}
