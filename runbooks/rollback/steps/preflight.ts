@@ -88,13 +88,18 @@ export const preflight: Step<RollbackCtx, RollbackPlanCtx> = {
       c.summary.restoredFrom = layout.live;
       return done(`${layout.live} already holds the data live before deploy run ${undone} (its swap was undone): restart and check it`);
     }
-    const unchecked = o.backup === undefined ? uncheckedRollback(rec.result.facts) ?? interruptedRollback(rec.result.facts, rec.result.after) : undefined;
-    if (unchecked) {
+    // A rollback that put data back and never checked it: its journal says so; without one, NAME
+    // holds unverified data and NAME.old is gone. This rollback finishes it (restart and check).
+    const unchecked = o.backup === undefined ? uncheckedRollback(rec.result.facts) : undefined;
+    const unfinished = o.backup === undefined && !unchecked ? interruptedRollback(rec.result.facts, rec.result.after) : undefined;
+    if (unchecked || unfinished) {
       c.mode = 'live';
       c.finishesRollback = true;
       c.source = layout.live;
       c.summary.restoredFrom = layout.live;
-      return done(`${layout.live} holds the data a rollback (${unchecked}) put back and never checked: restart and check it`);
+      return done(unchecked
+        ? `${layout.live} already holds the data rollback run ${unchecked} put back (never checked): restart and check it`
+        : `${layout.live} holds ${unfinished}, put live by a rollback that stopped before checking it: restart and check it`);
     }
     if (o.backup === undefined && there.get('old') !== 'yes' && rec.result.facts.old.kind !== 'dir') {
       throw new UserError(`nothing to roll back to: ${layout.old} does not exist; list backups with chroma-ferry backups and pass --backup NAME`);
