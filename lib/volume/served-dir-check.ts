@@ -104,15 +104,16 @@ export function judge(i: Pick<ServedDirInput, 'host' | 'layout' | 'serverDown'>,
   const l = i.layout;
   const [file] = servedDirFiles(l);
   if (live.state === 'held') return { record: { check: 'passed', file, pids: live.pids } };
-  if (live.state === 'unknown') {
-    const why = `cannot tell which dir the server serves: ${live.why}`;
-    return { record: { check: 'skipped', file, why }, warning: `the check that the server serves ${l.live} was skipped: ${live.why}` };
-  }
   if (root.state === 'held') return { refusal: new UserError(servesVolumeRoot(l, live.state !== 'absent')) };
   if (live.state === 'absent') return { record: { check: 'skipped', file, why: 'no live dir yet (first deploy): nothing serves it' } };
+  // A server that is down holds nothing: whatever /proc can or cannot show, there is nothing to prove.
   if (i.serverDown) {
     const why = `the server is down (--allow-server-down): nothing holds ${file} open`;
     return { record: { check: 'skipped', file, why }, warning: `the check that the server serves ${l.live} was skipped: ${why}` };
+  }
+  if (live.state === 'unknown') {
+    const why = `cannot tell which dir the server serves: ${live.why}`;
+    return { record: { check: 'skipped', file, why }, warning: `the check that the server serves ${l.live} was skipped: ${live.why}` };
   }
   return { refusal: new UserError(servesAnotherDir(l, i.host.label, live.heldSqlite)) };
 }

@@ -57,6 +57,13 @@ describe('the served-dir verdict', () => {
     assert.deepEqual(v, { record: { check: 'skipped', file: FILE, why }, warning: `the check that the server serves /data/chroma_db was skipped: ${why}` });
   });
 
+  it('the server down and /proc unable to tell (e.g. pid 1 unreadable, no other sqlite open): skipped as down, not as unknown', () => {
+    const unknown = { state: 'unknown', why: 'root may not read the open files of 1 process' } as const;
+    const v = judge({ ...at, serverDown: true }, unknown, unknown);
+    const why = `the server is down (--allow-server-down): nothing holds ${FILE} open`;
+    assert.deepEqual(v, { record: { check: 'skipped', file: FILE, why }, warning: `the check that the server serves /data/chroma_db was skipped: ${why}` });
+  });
+
   it('not held: refused naming the served path (one under the volume first), the deployed path and the fix', () => {
     const held = ['/data/chroma.sqlite3x/chroma.sqlite3', '/srv/elsewhere/chroma.sqlite3', '/data/other/chroma.sqlite3'].sort();
     const line = refusal(judge(at, { state: 'not-held', heldSqlite: held }, { state: 'not-held', heldSqlite: held }));
