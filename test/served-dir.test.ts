@@ -15,6 +15,7 @@ import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { debianRoot, mountsUnder, type DebianRoot, type RootVolume } from './helpers/debian-root.ts';
 import { digestTree, makeDeployEnv, OLD_SPEC, runCli, sampleDbCopy, SOURCE_SPEC, type CliResult } from './helpers/deploy-env.ts';
 import { startRestartRelay, type RestartRelay } from './helpers/restart-relay.ts';
+import { chrootedFarSide } from './helpers/far-side.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';
 import { OLD_FLY_ENV, readFlyApp, startAsImage, type ImageServer } from './helpers/stock-image.ts';
 
@@ -31,37 +32,26 @@ function assertRefused(r: CliResult): string {
 }
 
 describe('preflight: the dir to be replaced is the dir being served (stock Debian root, chrooted sshd)', () => {
-  let root: DebianRoot | null = null;
-  let sshd: TestSshd | null = null;
-  let unmountProc: (() => Promise<void>) | undefined;
+  const far = chrootedFarSide('stock');
+  const ready = (t: TestContext): boolean => far.ready(t);
   let tmp: string;
   before(async () => {
     tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-served-dir-'));
-    root = await debianRoot('stock');
-    if (!root) return;
-    unmountProc = await root.mountProc();
-    sshd = await startSshd({ chrootDirectory: root.path });
   });
   after(async () => {
-    await sshd?.stop();
-    await unmountProc?.();
     await fs.rm(tmp, { recursive: true, force: true });
   });
-  const ready = (t: TestContext): boolean => {
-    if (!root || !sshd) t.skip('no Debian root or no sshd on this machine (see the warning above)');
-    return !!(root && sshd);
-  };
 
   /** A server started as the image starts it (the repo's fly.toml [env] unless `env`), its /data the volume inside the root. */
   async function scene(name: string, o: { env?: Record<string, string>; seedLive: boolean }) {
-    const vol: RootVolume = await root!.makeVolume();
+    const vol: RootVolume = await far.root!.makeVolume();
     if (o.seedLive) await sampleDbCopy(path.join(vol.onDisk, 'chroma_db'), OLD_SPEC, 3);
     const dir = path.join(tmp, name);
     await fs.mkdir(dir);
     const server: ImageServer = await startAsImage({ dir, volumeOnDisk: vol.onDisk, env: o.env });
     const source = path.join(dir, 'source');
     await sampleDbCopy(source, SOURCE_SPEC, 11);
-    const d = sshd!;
+    const d = far.sshd!;
     const target = ['--target', d.target, '--volume', vol.inside, '--ssh-key', d.keyFile, ...d.sshOptions.flatMap((x) => ['--ssh-option', x])];
     return {
       vol, server, source, target,
@@ -79,7 +69,7 @@ describe('preflight: the dir to be replaced is the dir being served (stock Debia
     let relay: RestartRelay | undefined;
     try {
       assert.deepEqual(await counts(s.server.url), [['legacy', 40]], 'it serves the seeded VOLUME/chroma_db');
-      relay = await startRestartRelay(root!, s.server.restartCmd);
+      relay = await startRestartRelay(far.root!, s.server.restartCmd);
       const pid = await s.server.pid();
       const r = await runCli(['deploy', '--source', s.source, ...s.target, '--restart-cmd', relay.insideCmd,
         '--health-url', s.server.url, '--health-timeout', '30s', '--yes', '--json']);
@@ -130,7 +120,7 @@ describe('preflight: the dir to be replaced is the dir being served (stock Debia
       const line = assertRefused(r);
       const v = s.vol.inside;
       // Other chroma.sqlite3 files open on this machine (other tests' servers) may follow as "also open".
-      assert.ok(line.startsWith(`chroma-ferry: no process on ${sshd!.target} holds ${v}/chroma_db/chroma.sqlite3 open, so the server does not serve ${v}/chroma_db, the dir this deploy replaces: the server serves ${v}/other_db/chroma.sqlite3`), line);
+      assert.ok(line.startsWith(`chroma-ferry: no process on ${far.sshd!.target} holds ${v}/chroma_db/chroma.sqlite3 open, so the server does not serve ${v}/chroma_db, the dir this deploy replaces: the server serves ${v}/other_db/chroma.sqlite3`), line);
       assert.ok(line.includes(`set CHROMA_PERSIST_PATH=${v}/chroma_db in fly.toml's [env] (or the server's config) and restart it; or deploy to the dir it serves with --volume and --db-dir (--db-dir other_db)`), line);
       assert.equal(await digestTree(s.vol.onDisk), before, 'the volume is byte-identical');
       assert.ok(!(await exists(path.join(s.vol.onDisk, '.ferry'))));
