@@ -45,13 +45,15 @@ export interface ReconnectOptions {
   onReconnect?: (line: string) => void;
   /** Attempts after the first (default 6: about 25 s of backoff, 0.5 s doubling up to 8 s). */
   retries?: number;
+  /** The first wait before a new attempt, doubling after each (default 500 ms). */
+  firstDelayMs?: number;
 }
 
 /** `fn`, tried again after a transport error (bounded, with backoff); any other error is final. */
 export async function withReconnect<T>(fn: () => Promise<T>, o: ReconnectOptions = {}): Promise<T> {
   const retries = o.retries ?? reconnectRetries();
   return pRetry(() => fn(), {
-    retries, factor: 2, minTimeout: 500, maxTimeout: 8000, randomize: false, signal: o.signal,
+    retries, factor: 2, minTimeout: o.firstDelayMs ?? 500, maxTimeout: 8000, randomize: false, signal: o.signal,
     shouldRetry: (e) => isTransportError(e),
     onFailedAttempt: (e) => {
       if (isTransportError(e) && e.retriesLeft > 0) o.onReconnect?.(`connection lost (${e.message}); reconnecting, ${e.retriesLeft} tries left`);

@@ -1,9 +1,13 @@
 /**
- * `npm run test:unit`: every test/unit/*.test.ts in ONE process, so the layer costs one start of
- * the TypeScript loader instead of one per file (`npm test` still runs each file on its own).
+ * `npm run test:unit`: the test/unit/*.test.ts files in two processes (shard-0.ts, shard-1.ts,
+ * run side by side by `--test-concurrency=2`), each importing every other file: one start of the
+ * TypeScript loader per process instead of one per file. `npm test` still runs each file alone.
  */
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const dir = fileURLToPath(new URL('.', import.meta.url));
-for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.test.ts')).sort()) await import(new URL(f, import.meta.url).href);
+export async function importShard(shard: number, of: number): Promise<void> {
+  const dir = fileURLToPath(new URL('.', import.meta.url));
+  const files = fs.readdirSync(dir).filter((n) => n.endsWith('.test.ts')).sort();
+  for (const [i, f] of files.entries()) if (i % of === shard) await import(new URL(f, import.meta.url).href);
+}

@@ -122,7 +122,7 @@ describe('swapIn and undoSwap', () => {
     const lines: string[] = [];
     // The launch's connection drops after it ran; the look that follows fails twice, then works.
     const flaky = new FlakyHost(v.root, (n) => n <= 2);
-    const out = await swapIn(flaky, v.layout, RUN, N, { onReconnect: (l) => lines.push(l) });
+    const out = await swapIn(flaky, v.layout, RUN, N, { onReconnect: (l) => lines.push(l), firstDelayMs: 20 });
     assert.equal(out.status, 'done');
     assert.deepEqual(await contents(v), SWAPPED);
     assert.ok(lines.filter((l) => /reconnecting/.test(l)).length >= 2, lines.join('\n'));
@@ -130,7 +130,7 @@ describe('swapIn and undoSwap', () => {
 
   it('an unreachable host after the launch: a clear error (not a refusal), the swap left to the remote', async () => {
     const gone = new FlakyHost(v.root, () => true);
-    const e = await swapIn(gone, v.layout, RUN, N, { retries: 1 }).catch((x: unknown) => x);
+    const e = await swapIn(gone, v.layout, RUN, N, { retries: 1, firstDelayMs: 20 }).catch((x: unknown) => x);
     assert.ok(e instanceof Error && !(e instanceof UserError), String(e));
     assert.match(e.message, /started .* but its end is unknown .* the next chroma-ferry command finishes or reverses it/);
   });

@@ -1,0 +1,3 @@
+import { importShard } from './all.ts';
+
+await importShard(1, 2);
