@@ -92,10 +92,11 @@ if [ -f "$f" ]; then
           chain=""
           while [ "$p" -gt 1 ]; do
             read -r comm < "/proc/$p/comm"
-            case $comm in sh|dash|bash) chain="$chain $p" ;; *) break ;; esac
+            case $comm in sh|dash|bash) chain="$p $chain" ;; *) break ;; esac
             read -r st < "/proc/$p/stat"; st=\${st##*) }; set -- $st; p=$2
           done
           echo 2 > "\${f%/*}/fly-down"
+          # Outermost first: a shell killed after its child could still print the child's status.
           [ -z "$chain" ] || kill -9 $chain ;;
       esac
       exit "$rc" ;;
