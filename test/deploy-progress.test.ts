@@ -20,7 +20,7 @@ describe('deploy: upload progress in plain output', () => {
   });
   after(async () => env?.stop());
 
-  it('prints throughput and ETA once per tenth of the bytes, from the package step on, increasing, 10 or 11 lines', async () => {
+  it('prints throughput and ETA once per tenth of the bytes, from the package step on, increasing, 10 or 11 lines', async (t) => {
     const args = deployArgs(env, target, '/data', ['--chunk-size', '1MiB', '--upload-concurrency', '1']).filter((a) => a !== '--json');
     const r = await runCli(args);
     assert.equal(r.code, 0, r.stderr);
@@ -33,6 +33,7 @@ describe('deploy: upload progress in plain output', () => {
     // A tenth of the archive is 2+ chunks and a stretch of packed input: every tenth gets its line (the first reading, 0%, may share one).
     assert.ok(lines.length >= 10 && lines.length <= 11, `expected 10 or 11 progress lines, got ${lines.length}:\n${out}`);
     const shares = lines.map((l) => Number(/\((\d+)%\)/.exec(l)![1]));
+    t.diagnostic(`progress lines at ${shares.join(', ')}%`);
     for (let i = 1; i < shares.length; i++) assert.ok(shares[i]! > shares[i - 1]!, `shares must increase: ${shares.join(', ')}`);
     assert.equal(shares.at(-1), 100, `the last line says 100%:\n${lines.join('\n')}`);
     assert.match(lines.at(-1)!, /ETA 0 s/);
