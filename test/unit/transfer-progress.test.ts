@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import { estimatedArchiveBytes, TransferDisplay, TransferProgress, transferLine } from '../../lib/report/transfer-progress.ts';
 
 const MiB = 1024 * 1024;
@@ -66,5 +66,26 @@ describe('transfer progress', () => {
     quiet.update();
     quiet.stop();
     assert.deepEqual(none, []);
+  });
+
+  it('the live task list: a line at once and then once a second, none after stop', () => {
+    mock.timers.enable({ apis: ['setInterval'] });
+    try {
+      let done = 0;
+      const display = new TransferDisplay('tty', () => ({ doneBytes: done, sentBytes: done, elapsedMs: 1000 }));
+      display.setTotal(100, false);
+      const shown: string[] = [];
+      display.attach((l) => shown.push(l), () => 'chunks');
+      done = 50;
+      display.update(); // a chunk: the tty line waits for the next second
+      assert.equal(shown.length, 1);
+      mock.timers.tick(1000);
+      assert.deepEqual(shown.map((l) => /\((\d+)%\)/.exec(l)![1]), ['0', '50']);
+      display.stop();
+      mock.timers.tick(5000);
+      assert.equal(shown.length, 2);
+    } finally {
+      mock.timers.reset();
+    }
   });
 });
