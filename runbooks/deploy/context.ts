@@ -5,6 +5,7 @@
  * `DeployPlanCtx` the plan's (the CLI's argv, the local work files it names).
  */
 import type { ChunkShipper } from '../../lib/transfer/chunk-shipper.ts';
+import type { TransferDisplay } from '../../lib/report/transfer-progress.ts';
 import type { ServedCollection } from '../../lib/chroma/http.ts';
 import type { ChromaVersionCheck } from '../../lib/chroma/version-check.ts';
 import type { AppServingReport } from '../../lib/serving/app-health.ts';
@@ -75,7 +76,8 @@ export interface DeploySummary {
   steps: StepReport[];
   source: { dir: string; bytes: number; collections: number; records: number };
   archive?: { bytes: number; sha256: string; chunks: number; compressionRatio: number };
-  upload: { method: string; chunksSent: number; chunksSkipped: number; bytesSent: number };
+  /** Bytes this run sent, and bytes of the chunks already verified on the remote (not sent again); also after a failed upload. */
+  upload: { method: string; chunksSent: number; chunksSkipped: number; bytesSent: number; bytesSkipped: number };
   backup?: BackupTaken;
   /** The preflight's comparison of the source's Chroma with the server's (lib/chroma/version-check.ts). */
   chromaVersion?: ChromaVersionCheck;
@@ -162,7 +164,8 @@ export interface DeployCtx extends DeployFacts {
   /** The upload step follows the package step in this run, unprompted: chunks are sent while packing. */
   earlyUpload: boolean;
   shipper?: ChunkShipper;
-  shipProgress?: (s: ChunkShipper) => void;
+  /** The transfer's one progress display, opened with the shipper, shown by package then upload. */
+  transferDisplay?: TransferDisplay;
   swap?: SwapResult;
   /** The swap's remote launcher was started: from then on the run never reports "nothing changed" (exit 2). */
   swapStarted?: boolean;

@@ -24,7 +24,7 @@
  * `--plan` (plan.ts) is the same ten steps' `plan()`.
  */
 import { CompensationStack } from '../../lib/engine/compensation.ts';
-import { UserError } from '../../lib/common/errors.ts';
+import { HostUnreachable, UserError } from '../../lib/common/errors.ts';
 import { VolumeFullError } from '../../lib/common/volume-full.ts';
 import { remoteLayout } from '../../lib/remote/layout.ts';
 import { newRunId, openRunDir, parseWorkRoot, removeRunDir, runDirOf } from '../../lib/engine/run-dir.ts';
@@ -64,7 +64,7 @@ export function newDeployCtx(
     ok: false, runId: r.runId, target: o.host.label, volume: layout.volume, liveDir: layout.live,
     steps: initialReports([...DEPLOY_STEP_OBJECTS]),
     source: { dir: o.source, bytes: 0, collections: 0, records: 0 },
-    upload: { method: o.uploader.method, chunksSent: 0, chunksSkipped: 0, bytesSent: 0 },
+    upload: { method: o.uploader.method, chunksSent: 0, chunksSkipped: 0, bytesSent: 0, bytesSkipped: 0 },
     verified: false, warnings: [...(r.warnings ?? [])], rolledBack: false, rollback: [],
     stateFiles: { remote: r.store.remoteFile, local: r.store.localFile },
   };
@@ -158,8 +158,10 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       // Refused before the swap, or refused by the preflight of a `--from` run (before this run
       // held the lock, so it changed nothing, the recorded run's swap included): a one-line user
       // error (its exit code says whether reconciliation renamed anything). Once this run's swap
-      // started, never. A full volume part-way (VolumeFullError) is no refusal: the run ends with its summary.
-      if (r.error instanceof UserError && !(r.error instanceof VolumeFullError) && (!ctx.swapStarted || !ctx.lockHeld)) throw r.error;
+      // started, never. A full volume part-way (VolumeFullError) is no refusal: the run ends with its summary;
+      // nor is a connection lost once the upload began (the summary says what was sent and what the rerun skips).
+      const lostMidUpload = r.error instanceof HostUnreachable && ctx.shipper !== undefined;
+      if (r.error instanceof UserError && !(r.error instanceof VolumeFullError) && !lostMidUpload && (!ctx.swapStarted || !ctx.lockHeld)) throw r.error;
     }
   } finally {
     if (opened && !keepRunDir) await removeRunDir(runDir, o.source).catch(() => undefined);

@@ -11,7 +11,8 @@ import { done } from '../../../lib/engine/runner.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import { formatBytes } from '../../../lib/common/units.ts';
 import { usePackedArchive, type DeployCtx, type DeployPlanCtx, type PackedArchive } from '../context.ts';
-import { openShipper } from './upload.ts';
+import { estimatedArchiveBytes } from '../../../lib/report/transfer-progress.ts';
+import { openShipper, recordShipped } from './upload.ts';
 
 type PackageLocal = { chunksDir: string | undefined };
 
@@ -30,17 +31,36 @@ export const packageStep: Step<DeployCtx, DeployPlanCtx, PackedArchive, PackageL
     // Chunks go out as soon as each is written, when the upload step follows in this run.
     const shipper = c.earlyUpload ? await openShipper(c, deployId) : undefined;
     c.chunksDir = path.join(c.runDir, 'chunks');
+    // While chunks leave, the transfer's display (throughput, ETA) is this step's progress, its total estimated until packed.
+    const display = shipper && c.transferDisplay;
+    let packedInput = 0;
+    let written = 0;
+    // Each reading may reach a new tenth (plain output): a compressible stretch of input moves the share with no chunk sent.
+    const estimate = () => {
+      display?.setTotal(estimatedArchiveBytes(written, packedInput, total), true);
+      display?.update();
+    };
+    estimate();
+    display?.attach((line) => progress(line, true), () => `${shipper!.done} chunks on the remote; packed ${formatBytes(packedInput)} / ${formatBytes(total)}`);
     let pack;
     try {
       pack = await packToChunks(snapshotDir, c.chunksDir, o.chunkSize, {
         signal: o.signal,
-        onProgress: (n) => progress(`${formatBytes(n)} / ${formatBytes(total)}${shipper ? `, ${shipper.done} chunks on the remote` : ''}`),
-        onChunk: shipper ? (ch) => shipper.ship(ch) : undefined,
+        onProgress: (n) => {
+          packedInput = n;
+          if (display) estimate();
+          else progress(`${formatBytes(n)} / ${formatBytes(total)}`);
+        },
+        onChunk: shipper ? (ch) => { written += ch.size; estimate(); shipper.ship(ch); } : undefined,
       });
     } catch (e) {
+      display?.stop();
       await shipper?.finish().catch(() => undefined); // no upload left running behind the unwind
+      if (shipper) recordShipped(c, shipper);
       throw e;
     }
+    display?.setTotal(pack.archiveBytes, false);
+    display?.stop();
     usePackedArchive(c, {
       deployId, sha256: pack.archiveSha256, bytes: pack.archiveBytes, inputBytes: pack.inputBytes,
       chunks: pack.chunks.map((ch) => ({ name: ch.name, size: ch.size, sha256: ch.sha256 })),

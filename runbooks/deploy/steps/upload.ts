@@ -13,10 +13,10 @@ import { done } from '../../../lib/engine/runner.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import { formatBytes } from '../../../lib/common/units.ts';
 import { ChunkShipper, chunkArrival } from '../../../lib/transfer/chunk-shipper.ts';
-import { TransferProgress, transferLine, type TransferReading } from '../../../lib/report/transfer-progress.ts';
+import { TransferDisplay } from '../../../lib/report/transfer-progress.ts';
 import { incomingOf, recordOf, type DeployCtx, type DeployPlanCtx, type PackedArchive } from '../context.ts';
 
-type UploadResult = { method: string; chunksSent: number; chunksSkipped: number; bytesSent: number };
+type UploadResult = { method: string; chunksSent: number; chunksSkipped: number; bytesSent: number; bytesSkipped: number };
 
 export const upload: Step<DeployCtx, DeployPlanCtx, UploadResult> = {
   name: 'upload',
@@ -35,29 +35,17 @@ export const upload: Step<DeployCtx, DeployPlanCtx, UploadResult> = {
       shipper = await openShipper(c, packed.deployId);
       for (const [index, ch] of packed.chunks.entries()) shipper.ship({ ...ch, index, file: path.join(chunksDir, ch.name) });
     }
-    // Throughput and ETA: in the task list once a second, in plain output once per tenth of the bytes.
-    const reading = (s: ChunkShipper): TransferReading => ({
-      doneBytes: s.bytesSent + s.bytesSkipped, sentBytes: s.bytesSent, totalBytes: packed.bytes, elapsedMs: performance.now() - s.openedAt,
-    });
-    const show = (s: ChunkShipper) => `${transferLine(reading(s))}; ${s.done}/${packed.chunks.length} chunks (${s.chunksSkipped} already there)`;
-    let ticker: NodeJS.Timeout | undefined;
-    if (o.output === 'tty') {
-      const live = shipper;
-      progress(show(live), true);
-      ticker = setInterval(() => progress(show(live), true), 1000);
-      c.shipProgress = undefined;
-    } else if (o.output === 'plain') {
-      const plain = new TransferProgress();
-      const maybe = (s: ChunkShipper) => { if (plain.plainLine(reading(s))) progress(show(s), true); };
-      maybe(shipper);
-      c.shipProgress = maybe;
-    }
+    // The transfer's display (begun while packing when chunks left then): throughput and ETA over the whole archive.
+    const s = shipper;
+    const display = c.transferDisplay!;
+    display.setTotal(packed.bytes, false);
+    display.attach((line) => progress(line, true), () => `${s.done}/${packed.chunks.length} chunks (${s.chunksSkipped} already there)`);
     try {
       await shipper.finish();
     } finally {
-      clearInterval(ticker);
+      display.stop();
+      recordShipped(c, shipper);
     }
-    Object.assign(c.summary.upload, { chunksSent: shipper.chunksSent, chunksSkipped: shipper.chunksSkipped, bytesSent: shipper.bytesSent });
     const { chunksSent, chunksSkipped, bytesSent } = c.summary.upload;
     const extra = o.uploader.uploadNote?.();
     return done(`${chunksSent} sent (${formatBytes(bytesSent)}), ${chunksSkipped} already on the remote${extra ? `; ${extra}` : ''}`);
@@ -87,7 +75,7 @@ export const upload: Step<DeployCtx, DeployPlanCtx, UploadResult> = {
     parse(raw) {
       const r = recordOf(raw, 'upload');
       const n = (v: unknown) => (Number.isSafeInteger(v) ? (v as number) : 0);
-      return { method: typeof r.method === 'string' ? r.method : '', chunksSent: n(r.chunksSent), chunksSkipped: n(r.chunksSkipped), bytesSent: n(r.bytesSent) };
+      return { method: typeof r.method === 'string' ? r.method : '', chunksSent: n(r.chunksSent), chunksSkipped: n(r.chunksSkipped), bytesSent: n(r.bytesSent), bytesSkipped: n(r.bytesSkipped) };
     },
     load() {
       // Nothing later steps use: the summary reports this run's own upload.
@@ -95,13 +83,20 @@ export const upload: Step<DeployCtx, DeployPlanCtx, UploadResult> = {
   },
 };
 
-/** The chunk sender of this run, its incoming dir listed and the uploader begun. */
+/** The chunk sender of this run, its incoming dir listed and the uploader begun, with the transfer's progress display. */
 export async function openShipper(c: DeployCtx, deployId: string): Promise<ChunkShipper> {
   const { o } = c;
-  const shipper = new ChunkShipper(o.host, o.uploader, incomingDir(c.layout, deployId), deployId, o.uploadConcurrency, o.signal, (s) => c.shipProgress?.(s));
+  const display = new TransferDisplay(o.output, () => ({ doneBytes: shipper.bytesSent + shipper.bytesSkipped, sentBytes: shipper.bytesSent, elapsedMs: performance.now() - shipper.openedAt }));
+  const shipper = new ChunkShipper(o.host, o.uploader, incomingDir(c.layout, deployId), deployId, o.uploadConcurrency, o.signal, () => display.update());
+  c.transferDisplay = display;
   await shipper.open();
   c.shipper = shipper;
   return shipper;
+}
+
+/** What the shipper sent and found already there, in the summary (also when the upload failed part-way). */
+export function recordShipped(c: DeployCtx, s: ChunkShipper): void {
+  Object.assign(c.summary.upload, { chunksSent: s.chunksSent, chunksSkipped: s.chunksSkipped, bytesSent: s.bytesSent, bytesSkipped: s.bytesSkipped });
 }
 
 /** A resumed upload sends the chunks a recorded run packed: they must still be there, unchanged. */
