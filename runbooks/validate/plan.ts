@@ -34,10 +34,10 @@ export function validatePlanOf(p: ValidatePlanCtx, rest: Pick<ValidatePlan, 'rep
 
 /** `m`: the migration's record, from prepareValidate (its refusals come first, as in a run). */
 export async function planValidate(o: ValidateOptions, m: GateMigration): Promise<ValidatePlan> {
-  const old = await openSource(o.oldUrl, { signal: o.signal }).catch((e) => { throw relabel(e, '--source-url', '--old-db-url'); });
+  const old = await openSource(o.oldUrl, { signal: o.signal, scope: o.oldScope }).catch((e) => { throw relabel(e, '--source-url', '--old-db-url'); });
   let p: ValidatePlanCtx;
   try {
-    const neu = await openSource(o.newUrl, { signal: o.signal, side: 'target' }).catch((e) => { throw relabel(e, '--source-url', '--new-db-url'); });
+    const neu = await openSource(o.newUrl, { signal: o.signal, side: 'target', scope: o.newScope }).catch((e) => { throw relabel(e, '--source-url', '--new-db-url'); });
     try {
       p = {
         old: old.label, new: neu.label, transform: describeTransform(m), collections: await old.listCollections(),
@@ -50,7 +50,7 @@ export async function planValidate(o: ValidateOptions, m: GateMigration): Promis
     await old.close();
   }
   const restore = o.autoRollback && m.backup ? await planRollBack(m.backup, o) : null;
-  return validatePlanOf(p, { reports: reportFiles(o.output), rollback: { backup: m.backup, command: restoreCommandFor(m.backup, o.newUrl), restore } });
+  return validatePlanOf(p, { reports: reportFiles(o.output), rollback: { backup: m.backup, command: restoreCommandFor(m.backup, o.newUrl, o.newScope), restore } });
 }
 
 export function formatValidatePlan(p: ValidatePlan): string {

@@ -9,6 +9,7 @@ import { ROLLBACK_REASONS, type CheckResult, type CheckStatus } from '../../lib/
 import { formatDifferences, type DifferenceReport } from '../../lib/gate/differences.ts';
 import { DIFFERENCE_KINDS } from '../../lib/gate/record-diff.ts';
 import type { GateMigration } from '../../lib/gate/recorded-migration.ts';
+import type { ScopeChoice } from '../../lib/chroma/database-scope.ts';
 import { shQuote } from '../../lib/remote/shell.ts';
 import type { StepReport } from '../../lib/engine/runner.ts';
 import type { RestoreReport } from '../restore/index.ts';
@@ -36,6 +37,8 @@ export interface GateReport {
   rollback_backup: string | null;
   old_db: string;
   new_db: string;
+  /** --target-tenant / --target-database as given (absent: the server's default). */
+  new_db_scope?: ScopeChoice;
   transform: string;
   /** flag: --transform (agreeing with the migration's record, if any); recorded: the migration's; default: none. */
   transform_source: GateMigration['transform']['source'];
@@ -81,12 +84,13 @@ export async function writeGateReports(report: GateReport): Promise<void> {
 
 /** The command that carries out the rollback when this run did not. */
 export function restoreCommand(r: GateReport): string {
-  return restoreCommandFor(r.rollback_backup, r.new_db);
+  return restoreCommandFor(r.rollback_backup, r.new_db, r.new_db_scope);
 }
 
 /** The restore of `backup` (unknown: a placeholder) onto the new database, as a command line. */
-export function restoreCommandFor(backup: string | null, newUrl: string): string {
-  return `chroma-ferry restore --backup ${backup ? shQuote(backup) : 'CHECKPOINT_DIR/RUN/backup.jsonl'} --target-url ${shQuote(newUrl)} --yes`;
+export function restoreCommandFor(backup: string | null, newUrl: string, scope?: ScopeChoice): string {
+  const scoped = (scope?.tenant !== undefined ? ` --target-tenant ${shQuote(scope.tenant)}` : '') + (scope?.database !== undefined ? ` --target-database ${shQuote(scope.database)}` : '');
+  return `chroma-ferry restore --backup ${backup ? shQuote(backup) : 'CHECKPOINT_DIR/RUN/backup.jsonl'} --target-url ${shQuote(newUrl)}${scoped} --yes`;
 }
 
 function triggeredLine(r: GateReport): string {

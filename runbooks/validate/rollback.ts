@@ -14,7 +14,7 @@ export const ROLLBACK_SAMPLE = 200;
 
 export async function rollBack(backup: string, o: ValidateOptions): Promise<RollbackResult> {
   try {
-    const r = await runRestore({ backup, targetUrl: o.newUrl, sample: ROLLBACK_SAMPLE, output: o.outputMode, signal: o.signal });
+    const r = await runRestore({ backup, targetUrl: o.newUrl, targetScope: o.newScope, sample: ROLLBACK_SAMPLE, output: o.outputMode, signal: o.signal });
     if (r.ok) await retireCutoverAfterRestore(backup); // a staged migration's previous versions: the records just restored
     return { ok: r.ok, backup: r.backup, removed: r.removed, restored: r.restored, mismatches: r.mismatches, report_file: r.reportFile, error: r.error };
   } catch (e) {
@@ -23,6 +23,6 @@ export async function rollBack(backup: string, o: ValidateOptions): Promise<Roll
 }
 
 /** What the rollback would do now (`validate --plan`): the restore's own plan. */
-export function planRollBack(backup: string, o: Pick<ValidateOptions, 'newUrl' | 'signal'>): Promise<RestorePlan> {
-  return planRestore({ backup, targetUrl: o.newUrl, sample: ROLLBACK_SAMPLE, signal: o.signal });
+export function planRollBack(backup: string, o: Pick<ValidateOptions, 'newUrl' | 'newScope' | 'signal'>): Promise<RestorePlan> {
+  return planRestore({ backup, targetUrl: o.newUrl, targetScope: o.newScope, sample: ROLLBACK_SAMPLE, signal: o.signal });
 }
