@@ -19,6 +19,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CompensationStack } from '../../lib/engine/compensation.ts';
 import { UserError } from '../../lib/common/errors.ts';
+import { refuseUnfinishedCutover } from '../../lib/migrate/cutover.ts';
 import { CheckpointStore, MIGRATE_PHASES, recordedIdentity, refuseChangedRun, type MigrateCheckpoint } from '../../lib/migrate/checkpoint.ts';
 import { JsonlLog } from '../../lib/migrate/log.ts';
 import { recordTransform } from '../../lib/migrate/transform-record.ts';
@@ -51,6 +52,8 @@ export async function runMigrate(o: MigrateOptions): Promise<MigrateSummary> {
     cp = await store.load();
     if (!cp) throw new UserError(`--resume: no checkpoint in ${store.dir}; run without --resume (or pass the --checkpoint-dir of the run to continue)`);
     refuseChangedRun(cp, o, store.dir);
+  } else if (!o.dryRun) {
+    await refuseUnfinishedCutover(store.dir, o.targetUrl);
   }
   const runId = cp?.runId ?? `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '')}-${crypto.randomBytes(3).toString('hex')}`;
   cp ??= {
