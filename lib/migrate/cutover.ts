@@ -240,7 +240,7 @@ export async function dropRetained(sink: RenamingSink, store: CutoverJournalStor
 }
 
 /** alias: a collection some journaled alias points at now is live, never dropped. */
-async function liveBehindAlias(sink: RenamingSink, collection: string, j: CutoverJournal): Promise<boolean> {
+export async function liveBehindAlias(sink: RenamingSink, collection: string, j: CutoverJournal): Promise<boolean> {
   if (sink.cutoverKind !== 'alias') return false;
   for (const name of new Set(j.entries.flatMap((e) => e.collections.map((c) => c.name)))) {
     if ((await sink.aliasTarget!(name)) === collection) return true;

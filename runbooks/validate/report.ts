@@ -17,6 +17,10 @@ import type { RestoreReport } from '../restore/index.ts';
 /** What `restore` did when this run carried out the rollback. */
 export interface RollbackResult {
   ok: boolean;
+  /** restore: the backup restored; undo_cutover: a staged migration into Qdrant, its alias cutover undone (no restore). */
+  method: 'restore' | 'undo_cutover';
+  /** undo_cutover: each alias and the collection it points at again (null: removed). */
+  aliases?: { alias: string; collection: string | null }[];
   backup: string;
   removed: string[];
   restored: RestoreReport['restored'];
@@ -97,8 +101,13 @@ function triggeredLine(r: GateReport): string {
   return `rollback triggered: ${r.rollback_triggered ? 'YES' : 'NO'}${r.rollback_reason ? ` (${r.rollback_reason})` : ''}`;
 }
 
+function aliasesLine(x: RollbackResult): string {
+  return (x.aliases ?? []).map((a) => (a.collection ? `alias ${a.alias} -> ${a.collection}` : `alias ${a.alias} removed`)).join(', ');
+}
+
 function executedLine(r: GateReport, code: (s: string) => string): string {
   const x = r.rollback_result;
+  if (x?.method === 'undo_cutover') return `rollback executed: YES, cutover undone: ${aliasesLine(x)}${x.removed.length ? `; dropped ${x.removed.join(', ')}` : ''}`;
   if (x) return `rollback executed: YES, ${x.ok ? `restored from ${code(x.backup)}` : `FAILED: ${x.error ?? 'restore failed'}`}${x.report_file ? ` (restore report ${code(x.report_file)})` : ''}`;
   if (!r.rollback_triggered) return 'rollback executed: NO';
   return `rollback executed: NO (run ${code(restoreCommand(r))})`;
@@ -153,9 +162,10 @@ export function formatGateMarkdown(r: GateReport): string {
   }
   const x = r.rollback_result;
   if (x) {
-    lines.push('', '## Rollback', '', `- ${x.ok ? 'restored' : 'FAILED'} from \`${x.backup}\`${x.report_file ? `; restore report \`${x.report_file}\`` : ''}`);
+    if (x.method === 'undo_cutover') lines.push('', '## Rollback', '', `- cutover undone: ${aliasesLine(x)}`);
+    else lines.push('', '## Rollback', '', `- ${x.ok ? 'restored' : 'FAILED'} from \`${x.backup}\`${x.report_file ? `; restore report \`${x.report_file}\`` : ''}`);
     if (x.error) lines.push(`- error: ${x.error}`);
-    for (const n of x.removed) lines.push(`- removed ${n} (created by the migration)`);
+    for (const n of x.removed) lines.push(`- removed ${n} (created by the migration${x.method === 'undo_cutover' ? ': the run-stamped collection that failed the gate' : ''})`);
     for (const c of x.restored) lines.push(`- restored ${c.name}: ${c.records} records${c.actual !== undefined ? `, ${c.actual} on the target` : ''}`);
     for (const p of x.mismatches.slice(0, 20)) lines.push(`- problem: ${p}`);
   }
