@@ -59,6 +59,9 @@ describe('Qdrant: validate --auto-rollback after an alias cutover', () => {
     assert.deepEqual([...q.aliases], [['docs', b]]);
     const firstPoints = structuredClone([...q.collections.get(a)!.points]);
     tamper(q);
+    const plan = await runCli(['validate', '--plan', '--auto-rollback', '--old-db-url', chroma.url, '--new-db-url', `qdrant+${q.url}`, '--checkpoint-dir', cp]);
+    assert.equal(plan.code, 0, plan.stderr + plan.stdout);
+    assert.match(plan.stdout, new RegExp(`if the gate FAILS \\(--auto-rollback\\): undo the alias cutover of run ${r2.json.runId}: alias docs back to ${a}; drop ${b} \\(no restore\\)`));
 
     const v = await validate(q, cp);
     assert.equal(v.code, 1, v.stderr + v.stdout);

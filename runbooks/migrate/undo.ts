@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../lib/common/errors.ts';
 import { CutoverJournalStore, dropRetained, lastCutover, liveBehindAlias, undoCutover, type CutoverEntry } from '../../lib/migrate/cutover.ts';
-import { openTarget, type Endpoint } from '../../lib/migrate/endpoints.ts';
+import { endpointKind, openTarget, type Endpoint } from '../../lib/migrate/endpoints.ts';
 import { canStage, type RenamingSink } from '../../lib/migrate/staging.ts';
 
 export interface CutoverCommandResult {
@@ -104,12 +104,10 @@ export interface AliasCutoverUndone {
  * journal, no cutover of that run on `targetUrl`, or a rename target): then the backup is restored.
  */
 export async function undoAliasCutover(backup: string, targetUrl: string): Promise<AliasCutoverUndone | null> {
-  const runId = path.basename(path.dirname(path.resolve(backup)));
-  const store = new CutoverJournalStore(path.dirname(path.dirname(path.resolve(backup))));
-  if (!(await fs.stat(store.file).then(() => true, () => false))) return null;
-  const journal = await store.load();
-  const e = journal.entries.find((x) => x.runId === runId && x.target === targetUrl && ['cutting', 'done', 'reversed', 'undoing', 'undone'].includes(x.state));
-  if (!e) return null;
+  const found = await cutoverOfBackup(backup, targetUrl);
+  if (!found) return null;
+  const { store, journal, entry: e } = found;
+  const runId = e.runId;
   return withTarget(e, async (sink) => {
     if (sink.cutoverKind !== 'alias') return null;
     await undoCutover(sink, store, journal, e);
@@ -124,4 +122,23 @@ export async function undoAliasCutover(backup: string, targetUrl: string): Promi
     await store.mark(journal, e, 'finalized');
     return { runId, aliases: e.collections.map((c) => ({ alias: c.name, collection: c.previous })), dropped };
   });
+}
+
+/** The journaled cutover of the run whose backup is `backup` on `targetUrl` that a rollback would undo; null when none. Reads only. */
+async function cutoverOfBackup(backup: string, targetUrl: string) {
+  const runId = path.basename(path.dirname(path.resolve(backup)));
+  const store = new CutoverJournalStore(path.dirname(path.dirname(path.resolve(backup))));
+  if (!(await fs.stat(store.file).then(() => true, () => false))) return null;
+  const journal = await store.load();
+  const entry = journal.entries.find((x) => x.runId === runId && x.target === targetUrl && ['cutting', 'done', 'reversed', 'undoing', 'undone'].includes(x.state));
+  return entry ? { store, journal, entry } : null;
+}
+
+/** `validate --plan`: what a rollback by undoing an alias cutover would do (null: the backup would be restored). Reads only. */
+export async function plannedAliasUndo(backup: string, targetUrl: string): Promise<string | null> {
+  if (endpointKind('--new-db-url', targetUrl, { side: 'target' }) !== 'qdrant') return null;
+  const e = (await cutoverOfBackup(backup, targetUrl))?.entry;
+  if (!e) return null;
+  return `undo the alias cutover of run ${e.runId}: ${e.collections.map((c) => (c.previous ? `alias ${c.name} back to ${c.previous}` : `alias ${c.name} removed`)).join(', ')}; ` +
+    `drop ${e.collections.map((c) => c.staging).join(', ')} (no restore)`;
 }
