@@ -1,5 +1,6 @@
 /** `chroma-ferry validate` (the gate: exit 0 PASSED, 1 FAILED, 3 WARNING, 2 usage) and `chroma-ferry restore`. */
 import { abortOnSignals, confirmOrRefuse, parsePositiveInt, requireFlag } from '../lib/cli/support.ts';
+import { scopeOf } from '../lib/cli/scope-flags.ts';
 import { parseEndpoint } from '../lib/migrate/endpoints.ts';
 import { detectOutputMode } from '../lib/report/output.ts';
 import { formatRestoreReport, runRestore } from '../runbooks/restore/index.ts';
@@ -13,20 +14,23 @@ const DEFAULT_CHECKPOINT_DIR = 'migration_checkpoints';
 export interface ValidateFlags {
   oldDbUrl?: string; newDbUrl?: string; transform?: string; prefix?: string; checkpointDir?: string; testQueries?: string; sample?: string; queries: string; topK: string;
   output: string; autoRollback?: boolean; backup?: string; json?: boolean; yes?: boolean; plan?: boolean;
+  sourceTenant?: string; sourceDatabase?: string; targetTenant?: string; targetDatabase?: string;
 }
 
 export async function validateCommand(flags: ValidateFlags): Promise<void> {
   const oldUrl = requireFlag('--old-db-url', flags.oldDbUrl);
   const newUrl = requireFlag('--new-db-url', flags.newDbUrl);
-  parseEndpoint('--old-db-url', oldUrl, { side: 'source' });
-  parseEndpoint('--new-db-url', newUrl, { side: 'target' });
+  const oldKind = parseEndpoint('--old-db-url', oldUrl, { side: 'source' }).kind;
+  const newKind = parseEndpoint('--new-db-url', newUrl, { side: 'target' }).kind;
+  const oldScope = scopeOf('source', oldKind, flags.sourceTenant, flags.sourceDatabase, '--old-db-url');
+  const newScope = scopeOf('target', newKind, flags.targetTenant, flags.targetDatabase, '--new-db-url');
   const sample = flags.sample === undefined ? undefined : parsePositiveInt('--sample', flags.sample);
   const queries = parsePositiveInt('--queries', flags.queries);
   const topK = parsePositiveInt('--top-k', flags.topK);
   const outputMode = detectOutputMode(Boolean(flags.json));
   const ac = abortOnSignals();
   const options: ValidateOptions = {
-    oldUrl, newUrl, transform: flags.transform, prefix: flags.prefix, testQueries: flags.testQueries, sample, queries, topK,
+    oldUrl, newUrl, oldScope, newScope, transform: flags.transform, prefix: flags.prefix, testQueries: flags.testQueries, sample, queries, topK,
     checkpoint: { dir: flags.checkpointDir ?? DEFAULT_CHECKPOINT_DIR, explicit: flags.checkpointDir !== undefined },
     output: flags.output, autoRollback: Boolean(flags.autoRollback), backup: flags.backup, outputMode, signal: ac.signal,
   };
@@ -42,22 +46,24 @@ export async function validateCommand(flags: ValidateFlags): Promise<void> {
   process.exitCode = ac.signal.aborted ? 130 : gateExitCode(report);
 }
 
-export interface RestoreFlags { backup?: string; targetUrl?: string; report?: string; sample: string; yes?: boolean; json?: boolean; plan?: boolean }
+export interface RestoreFlags {
+  backup?: string; targetUrl?: string; targetTenant?: string; targetDatabase?: string; report?: string; sample: string; yes?: boolean; json?: boolean; plan?: boolean;
+}
 
 export async function restoreCommand(flags: RestoreFlags): Promise<void> {
   const backup = requireFlag('--backup', flags.backup);
   const targetUrl = requireFlag('--target-url', flags.targetUrl);
-  parseEndpoint('--target-url', targetUrl, { side: 'target', mayCreate: true });
+  const targetScope = scopeOf('target', parseEndpoint('--target-url', targetUrl, { side: 'target', mayCreate: true }).kind, flags.targetTenant, flags.targetDatabase);
   const sample = parsePositiveInt('--sample', flags.sample, 0);
   const output = detectOutputMode(Boolean(flags.json));
   if (flags.plan) {
-    const plan = await planRestore({ backup, targetUrl, sample });
+    const plan = await planRestore({ backup, targetUrl, targetScope, sample });
     process.stdout.write(output === 'json' ? `${JSON.stringify(plan, null, 2)}\n` : `${formatRestorePlan(plan)}\n`);
     return;
   }
   await confirmOrRefuse(`replace the backed-up collections on ${targetUrl} with ${backup} (and remove those the migration created)?`, flags.yes);
   const ac = abortOnSignals();
-  const r = await runRestore({ backup, targetUrl, report: flags.report, sample, output, signal: ac.signal });
+  const r = await runRestore({ backup, targetUrl, targetScope, report: flags.report, sample, output, signal: ac.signal });
   process.stdout.write(output === 'json' ? `${JSON.stringify(r, null, 2)}\n` : `${formatRestoreReport(r)}\n`);
   process.exitCode = r.ok ? 0 : ac.signal.aborted ? 130 : 1;
 }

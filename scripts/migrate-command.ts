@@ -1,6 +1,7 @@
 /** `chroma-ferry migrate`: flags -> MigrateOptions, run, summary, exit code (0 ok, 1 failed or gate, 2 bad input, 130 interrupted). */
 import { abortOnSignals, confirmOrRefuse, parsePositiveInt, requireFlag } from '../lib/cli/support.ts';
 import { UserError } from '../lib/common/errors.ts';
+import { scopeOf } from '../lib/cli/scope-flags.ts';
 import type { ScopeChoice } from '../lib/chroma/database-scope.ts';
 import { parseEndpoint, type EndpointKind } from '../lib/migrate/endpoints.ts';
 import { QDRANT_ORDERINGS, type QdrantOptions, type QdrantOrdering } from '../lib/migrate/qdrant-endpoint.ts';
@@ -16,16 +17,6 @@ export interface MigrateFlags {
   sourceTenant?: string; sourceDatabase?: string; targetTenant?: string; targetDatabase?: string; createDatabase?: boolean;
   qdrantShards?: string; qdrantReplication?: string; qdrantOrdering?: string;
   undo?: boolean; finalize?: boolean; keepPrevious?: string;
-}
-
-/** A side's --X-tenant / --X-database: only for a Chroma server or persist dir, names not empty. */
-function scopeOf(side: 'source' | 'target', kind: EndpointKind, tenant: string | undefined, database: string | undefined): ScopeChoice | undefined {
-  for (const [flag, v] of [[`--${side}-tenant`, tenant], [`--${side}-database`, database]] as const) {
-    if (v === undefined) continue;
-    if (kind !== 'chroma' && kind !== 'dir') throw new UserError(`${flag}: --${side}-url is a ${kind === 'jsonl' ? '.jsonl file' : 'Qdrant server'}, which has no tenants or databases; drop ${flag}`);
-    if (v.trim() === '') throw new UserError(`${flag}: empty name; pass the exact name, e.g. ${flag} ${flag.endsWith('tenant') ? 'default_tenant' : 'default_database'}`);
-  }
-  return tenant === undefined && database === undefined ? undefined : { tenant, database };
 }
 
 /** --qdrant-shards / --qdrant-replication / --qdrant-ordering: only for a Qdrant target. */

@@ -123,7 +123,7 @@ describe('migrate: staged import and cutover', () => {
     assert.deepEqual(await names(t.url), ['alpha', 'beta', 'keep_me']);
   });
 
-  it('a cutover interrupted between two renames is finished by --resume', async () => {
+  it('a cutover whose rename is refused between two renames is reversed by the run, and done by --resume', async () => {
     const t = await target();
     const before = await dumpServed(t.url);
     const proxy = await startFaultProxy(t.url, { failRename: 2 }); // 1: alpha set aside; 2: staging -> alpha refused
@@ -132,9 +132,10 @@ describe('migrate: staged import and cutover', () => {
     const r = await migrate(proxy.url, cp);
     assert.equal(r.code, 1, r.stderr + r.stdout);
     const run = r.json.runId as string;
-    assert.deepEqual(await names(t.url), [`alpha__ferry_${run}`, `alpha__ferry_prev_${run}`, `beta__ferry_${run}`, 'keep_me'], 'stopped between the renames');
+    assert.deepEqual(await names(t.url), ['alpha', `alpha__ferry_${run}`, `beta__ferry_${run}`, 'keep_me'], 'alpha set aside and back: none cut over');
+    assert.deepEqual((await dumpServed(t.url)).get('alpha'), before.get('alpha'));
     const journal = JSON.parse(await fs.readFile(path.join(cp, 'cutover-journal.json'), 'utf8'));
-    assert.equal(journal.entries[0].state, 'cutting', 'journaled before the first rename');
+    assert.equal(journal.entries[0].state, 'reversed', 'journaled, then reversed (test/migrate-cutover-atomic.test.ts: a kill mid-way)');
     const resumed = await migrate(proxy.url, cp, ['--resume']);
     assert.equal(resumed.code, 0, resumed.stderr + resumed.stdout);
     assert.equal(resumed.json.resumed, true);

@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { writeJsonAtomic } from '../engine/atomic-file.ts';
 import { UserError } from '../common/errors.ts';
+import type { ScopeChoice } from '../chroma/database-scope.ts';
 import type { TransformRecord } from './transform-record.ts';
 
 export const MIGRATE_PHASES = ['connect', 'export', 'transform', 'backup', 'import', 'verify', 'cutover'] as const;
@@ -30,6 +31,12 @@ export interface MigrateCheckpoint {
   targets: Record<string, { expected: number; from: string; dimension: number | null; batchesDone: number; doneAbove?: number[]; recordsDone: number }>;
   validation?: { total: number; valid: number; issues: { issue: string; records: number }[] };
   backupFile?: string;
+  /** --source-tenant / --source-database as given (absent: not given). */
+  sourceScope?: ScopeChoice;
+  /** --target-tenant / --target-database as given. */
+  targetScope?: ScopeChoice;
+  /** --filter-collection, sorted ([]: every collection). */
+  filterCollections?: string[];
   /** Imported into staging collections (lib/migrate/staging.ts) and cut over after the gate; false: written in place (a .jsonl target). */
   staged?: boolean;
   updatedAt: string;
@@ -72,4 +79,44 @@ export class CheckpointStore {
     this.chain = this.chain.then(() => writeJsonAtomic(this.file, snapshot));
     return this.chain;
   }
+}
+
+/** What a run is of: the values `--resume` must be given again (the rest of the checkpoint is progress). */
+export interface RunIdentity {
+  sourceUrl: string;
+  targetUrl: string;
+  transform: string;
+  sourceScope?: ScopeChoice;
+  targetScope?: ScopeChoice;
+  filterCollections: string[];
+}
+
+/** The identity fields a new checkpoint records (besides source, target and transform). */
+export function recordedIdentity(o: RunIdentity): Pick<MigrateCheckpoint, 'sourceScope' | 'targetScope' | 'filterCollections'> {
+  return { sourceScope: o.sourceScope, targetScope: o.targetScope, filterCollections: [...new Set(o.filterCollections)].sort() };
+}
+
+/**
+ * `--resume` of the run in `cp` with other values than it was started with is refused in one
+ * line naming each value that changed (before anything is opened or written): its staging
+ * collections, counts and journal are of that run's databases and collections.
+ */
+export function refuseChangedRun(cp: MigrateCheckpoint, o: RunIdentity, dir: string): void {
+  const collections = (l: string[] | undefined) => (l?.length ? [...new Set(l)].sort().join(', ') : 'every collection');
+  const pairs: [string, string, string][] = [
+    ['--source-url', cp.source, o.sourceUrl],
+    ['--source-tenant', cp.sourceScope?.tenant ?? 'default_tenant', o.sourceScope?.tenant ?? 'default_tenant'],
+    ['--source-database', cp.sourceScope?.database ?? 'default_database', o.sourceScope?.database ?? 'default_database'],
+    ['--target-url', cp.target, o.targetUrl],
+    ['--target-tenant', cp.targetScope?.tenant ?? 'default_tenant', o.targetScope?.tenant ?? 'default_tenant'],
+    ['--target-database', cp.targetScope?.database ?? 'default_database', o.targetScope?.database ?? 'default_database'],
+    ['--filter-collection', collections(cp.filterCollections), collections(o.filterCollections)],
+    ['--transform', cp.transform, o.transform],
+  ];
+  const changed = pairs.filter(([, was, now]) => was !== now);
+  if (!changed.length) return;
+  throw new UserError(
+    `--resume: the checkpoint in ${dir} is of another run (${changed.map(([flag, was, now]) => `${flag} was ${was}, now ${now}`).join('; ')}); ` +
+      'pass the same values to continue it, or start a new run with another --checkpoint-dir (without --resume)',
+  );
 }

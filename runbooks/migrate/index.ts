@@ -19,7 +19,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { CompensationStack } from '../../lib/engine/compensation.ts';
 import { UserError } from '../../lib/common/errors.ts';
-import { CheckpointStore, MIGRATE_PHASES, type MigrateCheckpoint } from '../../lib/migrate/checkpoint.ts';
+import { refuseUnfinishedCutover } from '../../lib/migrate/cutover.ts';
+import { CheckpointStore, MIGRATE_PHASES, recordedIdentity, refuseChangedRun, type MigrateCheckpoint } from '../../lib/migrate/checkpoint.ts';
 import { JsonlLog } from '../../lib/migrate/log.ts';
 import { recordTransform } from '../../lib/migrate/transform-record.ts';
 import { describeError, initialReports, runSteps } from '../../lib/engine/runner.ts';
@@ -50,15 +51,14 @@ export async function runMigrate(o: MigrateOptions): Promise<MigrateSummary> {
   if (o.resume) {
     cp = await store.load();
     if (!cp) throw new UserError(`--resume: no checkpoint in ${store.dir}; run without --resume (or pass the --checkpoint-dir of the run to continue)`);
-    const same = cp.source === o.sourceUrl && cp.target === o.targetUrl && cp.transform === o.transform;
-    if (!same) {
-      throw new UserError(`--resume: the checkpoint in ${store.dir} is of ${cp.source} -> ${cp.target} (transform ${cp.transform}); pass the same --source-url, --target-url and --transform`);
-    }
+    refuseChangedRun(cp, o, store.dir);
+  } else if (!o.dryRun) {
+    await refuseUnfinishedCutover(store.dir, o.targetUrl);
   }
   const runId = cp?.runId ?? `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '')}-${crypto.randomBytes(3).toString('hex')}`;
   cp ??= {
     version: 1, runId, source: o.sourceUrl, target: o.targetUrl, transform: o.transform, batchSize: 0,
-    stagingDir: path.join(store.dir, runId), phases: {}, exported: {}, targets: {}, updatedAt: '',
+    stagingDir: path.join(store.dir, runId), phases: {}, exported: {}, targets: {}, updatedAt: '', ...recordedIdentity(o),
   };
   cp.transformRecord ??= await recordTransform(o.transform, { prefix: o.prefix, renames: o.renames });
   await fs.mkdir(path.resolve(o.logDir), { recursive: true }).catch((e: NodeJS.ErrnoException) => {

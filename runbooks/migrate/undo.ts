@@ -7,8 +7,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../lib/common/errors.ts';
-import { CutoverJournalStore, dropRetained, lastCutover, undoCutover, type CutoverEntry } from '../../lib/migrate/cutover.ts';
-import { openTarget, type Endpoint } from '../../lib/migrate/endpoints.ts';
+import { CutoverJournalStore, dropRetained, lastCutover, liveBehindAlias, undoCutover, type CutoverEntry } from '../../lib/migrate/cutover.ts';
+import { endpointKind, openTarget, type Endpoint } from '../../lib/migrate/endpoints.ts';
 import { canStage, type RenamingSink } from '../../lib/migrate/staging.ts';
 
 export interface CutoverCommandResult {
@@ -86,4 +86,59 @@ export async function retireCutoverAfterRestore(backup: string): Promise<string[
     await store.mark(journal, e, 'finalized');
     return [...have.keys()];
   });
+}
+
+/** What `undoAliasCutover` did: each alias and the collection it points at again (null: removed), and the run's collections dropped. */
+export interface AliasCutoverUndone {
+  runId: string;
+  aliases: { alias: string; collection: string | null }[];
+  dropped: string[];
+}
+
+/**
+ * `validate --auto-rollback` of a staged migration into Qdrant (an alias target): the run's
+ * cutover (found by the backup's run dir, as above) is undone, each alias back on the collection
+ * it pointed at before the run (removed when there was none), and the run's run-stamped
+ * collections, which failed the gate, are dropped: the target is as before the run, and no
+ * restore writes a real collection under an alias's name. null when it does not apply (no
+ * journal, no cutover of that run on `targetUrl`, or a rename target): then the backup is restored.
+ */
+export async function undoAliasCutover(backup: string, targetUrl: string): Promise<AliasCutoverUndone | null> {
+  const found = await cutoverOfBackup(backup, targetUrl);
+  if (!found) return null;
+  const { store, journal, entry: e } = found;
+  const runId = e.runId;
+  return withTarget(e, async (sink) => {
+    if (sink.cutoverKind !== 'alias') return null;
+    await undoCutover(sink, store, journal, e);
+    const staging = e.collections.map((c) => c.staging);
+    const have = await sink.existing(staging);
+    const dropped: string[] = [];
+    for (const n of staging) {
+      if (!have.has(n) || (await liveBehindAlias(sink, n, journal))) continue;
+      await sink.deleteCollection(n);
+      dropped.push(n);
+    }
+    await store.mark(journal, e, 'finalized');
+    return { runId, aliases: e.collections.map((c) => ({ alias: c.name, collection: c.previous })), dropped };
+  });
+}
+
+/** The journaled cutover of the run whose backup is `backup` on `targetUrl` that a rollback would undo; null when none. Reads only. */
+async function cutoverOfBackup(backup: string, targetUrl: string) {
+  const runId = path.basename(path.dirname(path.resolve(backup)));
+  const store = new CutoverJournalStore(path.dirname(path.dirname(path.resolve(backup))));
+  if (!(await fs.stat(store.file).then(() => true, () => false))) return null;
+  const journal = await store.load();
+  const entry = journal.entries.find((x) => x.runId === runId && x.target === targetUrl && ['cutting', 'done', 'reversed', 'undoing', 'undone'].includes(x.state));
+  return entry ? { store, journal, entry } : null;
+}
+
+/** `validate --plan`: what a rollback by undoing an alias cutover would do (null: the backup would be restored). Reads only. */
+export async function plannedAliasUndo(backup: string, targetUrl: string): Promise<string | null> {
+  if (endpointKind('--new-db-url', targetUrl, { side: 'target' }) !== 'qdrant') return null;
+  const e = (await cutoverOfBackup(backup, targetUrl))?.entry;
+  if (!e) return null;
+  return `undo the alias cutover of run ${e.runId}: ${e.collections.map((c) => (c.previous ? `alias ${c.name} back to ${c.previous}` : `alias ${c.name} removed`)).join(', ')}; ` +
+    `drop ${e.collections.map((c) => c.staging).join(', ')} (no restore)`;
 }

@@ -6,6 +6,7 @@
  * writes of a restore are built from those facts and what is on the target by one function per
  * step (`removals`, `recreation`), which the step's `run` carries out and its `plan` prints.
  */
+import type { ScopeChoice } from '../../lib/chroma/database-scope.ts';
 import type { Endpoint } from '../../lib/migrate/endpoints.ts';
 import type { JsonlEndpoint } from '../../lib/migrate/jsonl-endpoint.ts';
 import type { CollectionInfo } from '../../lib/migrate/types.ts';
@@ -16,6 +17,8 @@ import type { AnyStep } from '../../lib/engine/step.ts';
 export interface RestoreOptions {
   backup: string;
   targetUrl: string;
+  /** --target-tenant / --target-database (a Chroma server or persist dir); a missing one is refused before any write. */
+  targetScope?: ScopeChoice;
   report?: string;
   /** Records per collection compared after the restore. */
   sample: number;

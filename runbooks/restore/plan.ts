@@ -5,6 +5,7 @@
  * a backup the target cannot store is refused here as the restore would refuse it.
  */
 import path from 'node:path';
+import type { ScopeChoice } from '../../lib/chroma/database-scope.ts';
 import { openTarget } from '../../lib/migrate/endpoints.ts';
 import { JsonlEndpoint } from '../../lib/migrate/jsonl-endpoint.ts';
 import { createdByMigration, restoreBatchSize, type RestorePlanCtx } from './context.ts';
@@ -34,11 +35,11 @@ export function restorePlanOf(p: RestorePlanCtx): RestorePlan {
   };
 }
 
-export async function planRestore(o: { backup: string; targetUrl: string; sample: number; signal?: AbortSignal }): Promise<RestorePlan> {
+export async function planRestore(o: { backup: string; targetUrl: string; targetScope?: ScopeChoice; sample: number; signal?: AbortSignal }): Promise<RestorePlan> {
   refuseExportTarget(o.targetUrl);
   const backup = new JsonlEndpoint(path.resolve(o.backup));
   const facts = await readBackup(backup);
-  const { endpoint: target } = await openTarget(o.targetUrl, { resume: true, dryRun: true });
+  const { endpoint: target } = await openTarget(o.targetUrl, { resume: true, dryRun: true, scope: o.targetScope });
   try {
     await refuseUnstorable(backup, facts, target, o.signal);
     const names = [...new Set([...createdByMigration(facts), ...facts.collections.map((x) => x.name)])];

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { UserError } from '../../lib/common/errors.ts';
+import type { ScopeChoice } from '../../lib/chroma/database-scope.ts';
 import type { GateChecker } from '../../lib/gate/checks.ts';
 import type { GateMigration } from '../../lib/gate/recorded-migration.ts';
 import type { RecordBuckets } from '../../lib/gate/record-buckets.ts';
@@ -18,6 +19,10 @@ import type { GateReport } from './report.ts';
 export interface ValidateOptions {
   oldUrl: string;
   newUrl: string;
+  /** --source-tenant / --source-database: the old database's tenant and database (Chroma). */
+  oldScope?: ScopeChoice;
+  /** --target-tenant / --target-database: the new database's (Chroma); the rollback restores into it. */
+  newScope?: ScopeChoice;
   /** undefined: the one the migration recorded, else none. */
   transform?: string;
   prefix?: string;

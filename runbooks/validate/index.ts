@@ -64,7 +64,7 @@ export async function prepareValidate(o: ValidateOptions): Promise<GateMigration
 export function newValidateCtx(o: ValidateOptions, m: GateMigration, staging: string): ValidateCtx {
   const report: GateReport = {
     overall_status: 'FAILED', rollback_triggered: false, rollback_reason: null, rollback_executed: false, rollback_result: null, rollback_backup: m.backup,
-    old_db: o.oldUrl, new_db: o.newUrl, transform: m.transform.spec, transform_source: m.transform.source, transform_recorded_in: m.transform.recordedIn,
+    old_db: o.oldUrl, new_db: o.newUrl, ...(o.newScope ? { new_db_scope: o.newScope } : {}), transform: m.transform.spec, transform_source: m.transform.source, transform_recorded_in: m.transform.recordedIn,
     prefix: m.transform.prefix ?? null, generated_at: '', elapsed_seconds: 0, data_loss_percentage: 0, semantic_divergence_percentage: 0, checks: [], differences: null,
     steps: initialReports([...VALIDATE_STEP_OBJECTS]), notes: [...m.notes], report_files: reportFiles(o.output),
   };

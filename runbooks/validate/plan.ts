@@ -11,6 +11,7 @@ import { relabel, reportFiles, type ValidateOptions, type ValidatePlanCtx } from
 import { VALIDATE_STEP_OBJECTS } from './index.ts';
 import { describeTransform, restoreCommandFor } from './report.ts';
 import { planRollBack } from './rollback.ts';
+import { plannedAliasUndo } from '../migrate/undo.ts';
 
 export interface ValidatePlan {
   runbook: 'validate';
@@ -20,7 +21,7 @@ export interface ValidatePlan {
   steps: { name: string; title: string; does: string[]; undo: string }[];
   reports: { markdown: string; json: string };
   /** A FAILED gate: the backup a rollback restores, the command that does it, and the restore this run would carry out (--auto-rollback) or null. */
-  rollback: { backup: string | null; command: string; restore: RestorePlan | null };
+  rollback: { backup: string | null; command: string; restore: RestorePlan | null; undo?: string };
 }
 
 /** The plan of a gate whose facts are known. */
@@ -34,10 +35,10 @@ export function validatePlanOf(p: ValidatePlanCtx, rest: Pick<ValidatePlan, 'rep
 
 /** `m`: the migration's record, from prepareValidate (its refusals come first, as in a run). */
 export async function planValidate(o: ValidateOptions, m: GateMigration): Promise<ValidatePlan> {
-  const old = await openSource(o.oldUrl, { signal: o.signal }).catch((e) => { throw relabel(e, '--source-url', '--old-db-url'); });
+  const old = await openSource(o.oldUrl, { signal: o.signal, scope: o.oldScope }).catch((e) => { throw relabel(e, '--source-url', '--old-db-url'); });
   let p: ValidatePlanCtx;
   try {
-    const neu = await openSource(o.newUrl, { signal: o.signal, side: 'target' }).catch((e) => { throw relabel(e, '--source-url', '--new-db-url'); });
+    const neu = await openSource(o.newUrl, { signal: o.signal, side: 'target', scope: o.newScope }).catch((e) => { throw relabel(e, '--source-url', '--new-db-url'); });
     try {
       p = {
         old: old.label, new: neu.label, transform: describeTransform(m), collections: await old.listCollections(),
@@ -49,8 +50,10 @@ export async function planValidate(o: ValidateOptions, m: GateMigration): Promis
   } finally {
     await old.close();
   }
-  const restore = o.autoRollback && m.backup ? await planRollBack(m.backup, o) : null;
-  return validatePlanOf(p, { reports: reportFiles(o.output), rollback: { backup: m.backup, command: restoreCommandFor(m.backup, o.newUrl), restore } });
+  const undo = o.autoRollback && m.backup ? await plannedAliasUndo(m.backup, o.newUrl) : null;
+  const restore = o.autoRollback && m.backup && !undo ? await planRollBack(m.backup, o) : null;
+  const command = restoreCommandFor(m.backup, o.newUrl, o.newScope);
+  return validatePlanOf(p, { reports: reportFiles(o.output), rollback: { backup: m.backup, command, restore, ...(undo ? { undo } : {}) } });
 }
 
 export function formatValidatePlan(p: ValidatePlan): string {
@@ -59,8 +62,10 @@ export function formatValidatePlan(p: ValidatePlan): string {
     lines.push(`  ${i + 1}. ${s.name}: ${s.does[0] ?? ''}`, ...s.does.slice(1).map((d) => `     ${d}`), `     undo: ${s.undo}`);
   });
   lines.push(`  then: write ${p.reports.markdown} and ${p.reports.json} (overall status, each check's figures, the rollback decision)`);
-  const { command, restore } = p.rollback;
-  if (restore) {
+  const { command, restore, undo } = p.rollback;
+  if (undo) {
+    lines.push(`  if the gate FAILS (--auto-rollback): ${undo}`);
+  } else if (restore) {
     lines.push('  if the gate FAILS (--auto-rollback):', ...formatRestorePlan(restore).split('\n').map((l) => `    ${l}`));
   } else {
     lines.push(`  if the gate FAILS: rollback_triggered in the report, nothing restored by this run (without --auto-rollback); ` +

@@ -9,6 +9,7 @@ import { ROLLBACK_REASONS, type CheckResult, type CheckStatus } from '../../lib/
 import { formatDifferences, type DifferenceReport } from '../../lib/gate/differences.ts';
 import { DIFFERENCE_KINDS } from '../../lib/gate/record-diff.ts';
 import type { GateMigration } from '../../lib/gate/recorded-migration.ts';
+import type { ScopeChoice } from '../../lib/chroma/database-scope.ts';
 import { shQuote } from '../../lib/remote/shell.ts';
 import type { StepReport } from '../../lib/engine/runner.ts';
 import type { RestoreReport } from '../restore/index.ts';
@@ -16,6 +17,10 @@ import type { RestoreReport } from '../restore/index.ts';
 /** What `restore` did when this run carried out the rollback. */
 export interface RollbackResult {
   ok: boolean;
+  /** restore: the backup restored; undo_cutover: a staged migration into Qdrant, its alias cutover undone (no restore). */
+  method: 'restore' | 'undo_cutover';
+  /** undo_cutover: each alias and the collection it points at again (null: removed). */
+  aliases?: { alias: string; collection: string | null }[];
   backup: string;
   removed: string[];
   restored: RestoreReport['restored'];
@@ -36,6 +41,8 @@ export interface GateReport {
   rollback_backup: string | null;
   old_db: string;
   new_db: string;
+  /** --target-tenant / --target-database as given (absent: the server's default). */
+  new_db_scope?: ScopeChoice;
   transform: string;
   /** flag: --transform (agreeing with the migration's record, if any); recorded: the migration's; default: none. */
   transform_source: GateMigration['transform']['source'];
@@ -81,20 +88,26 @@ export async function writeGateReports(report: GateReport): Promise<void> {
 
 /** The command that carries out the rollback when this run did not. */
 export function restoreCommand(r: GateReport): string {
-  return restoreCommandFor(r.rollback_backup, r.new_db);
+  return restoreCommandFor(r.rollback_backup, r.new_db, r.new_db_scope);
 }
 
 /** The restore of `backup` (unknown: a placeholder) onto the new database, as a command line. */
-export function restoreCommandFor(backup: string | null, newUrl: string): string {
-  return `chroma-ferry restore --backup ${backup ? shQuote(backup) : 'CHECKPOINT_DIR/RUN/backup.jsonl'} --target-url ${shQuote(newUrl)} --yes`;
+export function restoreCommandFor(backup: string | null, newUrl: string, scope?: ScopeChoice): string {
+  const scoped = (scope?.tenant !== undefined ? ` --target-tenant ${shQuote(scope.tenant)}` : '') + (scope?.database !== undefined ? ` --target-database ${shQuote(scope.database)}` : '');
+  return `chroma-ferry restore --backup ${backup ? shQuote(backup) : 'CHECKPOINT_DIR/RUN/backup.jsonl'} --target-url ${shQuote(newUrl)}${scoped} --yes`;
 }
 
 function triggeredLine(r: GateReport): string {
   return `rollback triggered: ${r.rollback_triggered ? 'YES' : 'NO'}${r.rollback_reason ? ` (${r.rollback_reason})` : ''}`;
 }
 
+function aliasesLine(x: RollbackResult): string {
+  return (x.aliases ?? []).map((a) => (a.collection ? `alias ${a.alias} -> ${a.collection}` : `alias ${a.alias} removed`)).join(', ');
+}
+
 function executedLine(r: GateReport, code: (s: string) => string): string {
   const x = r.rollback_result;
+  if (x?.method === 'undo_cutover') return `rollback executed: YES, cutover undone: ${aliasesLine(x)}${x.removed.length ? `; dropped ${x.removed.join(', ')}` : ''}`;
   if (x) return `rollback executed: YES, ${x.ok ? `restored from ${code(x.backup)}` : `FAILED: ${x.error ?? 'restore failed'}`}${x.report_file ? ` (restore report ${code(x.report_file)})` : ''}`;
   if (!r.rollback_triggered) return 'rollback executed: NO';
   return `rollback executed: NO (run ${code(restoreCommand(r))})`;
@@ -149,9 +162,10 @@ export function formatGateMarkdown(r: GateReport): string {
   }
   const x = r.rollback_result;
   if (x) {
-    lines.push('', '## Rollback', '', `- ${x.ok ? 'restored' : 'FAILED'} from \`${x.backup}\`${x.report_file ? `; restore report \`${x.report_file}\`` : ''}`);
+    if (x.method === 'undo_cutover') lines.push('', '## Rollback', '', `- cutover undone: ${aliasesLine(x)}`);
+    else lines.push('', '## Rollback', '', `- ${x.ok ? 'restored' : 'FAILED'} from \`${x.backup}\`${x.report_file ? `; restore report \`${x.report_file}\`` : ''}`);
     if (x.error) lines.push(`- error: ${x.error}`);
-    for (const n of x.removed) lines.push(`- removed ${n} (created by the migration)`);
+    for (const n of x.removed) lines.push(`- removed ${n} (created by the migration${x.method === 'undo_cutover' ? ': the run-stamped collection that failed the gate' : ''})`);
     for (const c of x.restored) lines.push(`- restored ${c.name}: ${c.records} records${c.actual !== undefined ? `, ${c.actual} on the target` : ''}`);
     for (const p of x.mismatches.slice(0, 20)) lines.push(`- problem: ${p}`);
   }

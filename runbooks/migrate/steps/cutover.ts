@@ -1,7 +1,8 @@
 /**
  * 7. cutover: after the gate passed, each staging collection becomes NAME (an existing NAME is
- * first renamed aside as the previous version). Journaled in the checkpoint dir before the first
- * rename (lib/migrate/cutover.ts), so `--resume` finishes an interrupted cutover; then previous
+ * first renamed aside as the previous version), all of them or none. Journaled in the checkpoint
+ * dir before the first rename (lib/migrate/cutover.ts): a failed rename is reversed by the run, and
+ * `--resume` ends an interrupted (or reversed) cutover from what the target holds; then previous
  * versions beyond `--keep-previous` are dropped.
  */
 import { CutoverJournalStore, cutOver, dropRetained, previousOf, type CutoverEntry } from '../../../lib/migrate/cutover.ts';

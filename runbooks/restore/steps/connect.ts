@@ -40,7 +40,7 @@ export const connect: Step<RestoreCtx, RestorePlanCtx> = {
 
   async run(c) {
     Object.assign(c, await readBackup(c.backup));
-    c.target = (await openTarget(c.o.targetUrl, { resume: true, dryRun: false })).endpoint;
+    c.target = (await openTarget(c.o.targetUrl, { resume: true, dryRun: false, scope: c.o.targetScope })).endpoint;
     await refuseUnstorable(c.backup, c, c.target, c.o.signal);
     return done(`${c.collections.length} collections in the backup (${recordsIn(c.collections)} records), ${c.touched.length} touched by the migration`);
   },

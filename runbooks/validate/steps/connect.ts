@@ -11,8 +11,8 @@ export const connect: Step<ValidateCtx, ValidatePlanCtx> = {
   undoText: 'none: reads only',
 
   async run(c) {
-    c.old = await openSource(c.o.oldUrl, { signal: c.o.signal }).catch((e) => { throw relabel(e, '--source-url', '--old-db-url'); });
-    c.neu = await openSource(c.o.newUrl, { signal: c.o.signal, side: 'target' }).catch((e) => { throw relabel(e, '--source-url', '--new-db-url'); });
+    c.old = await openSource(c.o.oldUrl, { signal: c.o.signal, scope: c.o.oldScope }).catch((e) => { throw relabel(e, '--source-url', '--old-db-url'); });
+    c.neu = await openSource(c.o.newUrl, { signal: c.o.signal, side: 'target', scope: c.o.newScope }).catch((e) => { throw relabel(e, '--source-url', '--new-db-url'); });
     const t = c.m.transform;
     c.transform = withRenames(await loadTransform(t.spec, { prefix: t.prefix }), t.renames);
     c.collections = await c.old.listCollections();
