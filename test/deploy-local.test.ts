@@ -28,6 +28,10 @@ describe('deploy to local:', () => {
     assert.equal(s.verified, true);
     assert.deepEqual(s.steps.map((x: { status: string }) => x.status), ['done', 'done', 'done', 'done', 'done', 'done', 'done', 'done', 'done', 'done']);
     assert.ok(s.downtimeMs > 0 && s.restartMs >= 0);
+    // One read of the source's chroma.sqlite3 (migrations + counts, in the preflight) serves the
+    // manifest step too: its snapshot holds the same file.
+    assert.match(s.steps[1].note, /^2 collections, 450 records \(counted in the preflight's read of the source, unchanged since\)$/);
+    assert.equal(s.chromaVersion.outcome, 'same');
     assert.ok(s.archive.compressionRatio > 0 && s.archive.compressionRatio < 1);
     assert.equal(s.upload.chunksSent, s.archive.chunks);
 

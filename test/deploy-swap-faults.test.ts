@@ -8,52 +8,38 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { servedContentDigest } from '../testkit/content-digest.ts';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { freePort } from '../lib/chroma/server.ts';
 import { listFiles } from '../testkit/tree-digest.ts';
 import { REFUSALS } from '../lib/remote/refusals.ts';
-import { CLI, deployArgs, digestTree, makeDeployEnv, runCli, sampleDbCopy, TEST_STATE_DIR, waitHeartbeat, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
+import { CLI, deployArgs, digestTree, runCli, sampleDbCopy, waitHeartbeat, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
 import { mvWrapper, renames, type MvWrapper } from './helpers/swap-faults.ts';
+import { faultPlayground } from './helpers/fault-playground.ts';
 
 const OLD_SERVED = [['legacy', 40]];
 const NEW_SERVED = [['books', 300], ['laws', 150]];
 
 describe('faults during the swap (local:)', () => {
+  const playground = faultPlayground();
   let env: DeployEnv;
   let target: string;
   let wrap: MvWrapper;
-  let shim: string;
   let oldFiles: string[];
   let newFiles: string[];
   let oldContent: string;
 
-  before(async () => {
-    // `chroma-ferry` on PATH, as a user who copies a printed command has it.
-    shim = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-shim-'));
-    await fs.writeFile(path.join(shim, 'chroma-ferry'), `#!/bin/sh\nexec '${process.execPath}' '${CLI}' "$@"\n`, { mode: 0o755 });
-  });
   beforeEach(async () => {
-    await env?.stop();
-    env = await makeDeployEnv();
-    target = `local:${path.join(env.root, 'target')}`;
+    ({ env, target, oldFiles, newFiles, oldContent } = playground.current);
     wrap = await mvWrapper(path.join(env.root, 'fault'));
-    oldFiles = await listFiles(env.live);
-    newFiles = await listFiles(env.source);
-    oldContent = await servedContentDigest(env.url);
-  });
-  after(async () => {
-    await env?.stop();
-    await fs.rm(shim, { recursive: true, force: true });
   });
 
   const old = () => `${env.live}.old`;
   const served = async () => (await listCollectionCounts(env.url)).map((c) => [c.name, c.count]);
-  const cliEnv = () => ({ CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR, PATH: `${wrap.binDir}:${shim}:${process.env.PATH}` });
+  const cliEnv = () => playground.cliEnv(wrap.binDir);
   const deploy = (extra: string[] = []) => runCli(deployArgs(env, target, '/data', extra), { env: { PATH: cliEnv().PATH } });
 
   /** A deploy started in the background, with the mv wrapper on its PATH. */

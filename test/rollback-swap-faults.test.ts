@@ -12,14 +12,14 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { listFiles } from '../testkit/tree-digest.ts';
-import { CLI, deployArgs, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
+import { CLI, deployArgs, runCli, waitHeartbeat, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
 import { mvWrapper, type MvWrapper } from './helpers/swap-faults.ts';
+import { faultPlayground } from './helpers/fault-playground.ts';
 
 const OLD_SERVED = [['legacy', 40]];
 const NEW_SERVED = [['books', 300], ['laws', 150]];
@@ -34,36 +34,24 @@ const ROLLBACK_RENAMES = {
 };
 
 describe('faults during a rollback\'s swap (local:)', () => {
+  const playground = faultPlayground();
   let env: DeployEnv;
   let target: string;
   let wrap: MvWrapper;
-  let shim: string;
   let oldFiles: string[];
   let newFiles: string[];
 
-  before(async () => {
-    shim = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-shim-'));
-    await fs.writeFile(path.join(shim, 'chroma-ferry'), `#!/bin/sh\nexec '${process.execPath}' '${CLI}' "$@"\n`, { mode: 0o755 });
-  });
   beforeEach(async () => {
-    await env?.stop();
-    env = await makeDeployEnv();
-    target = `local:${path.join(env.root, 'target')}`;
+    ({ env, target, oldFiles, newFiles } = playground.current);
     wrap = await mvWrapper(path.join(env.root, 'fault'));
-    oldFiles = await listFiles(env.live);
-    newFiles = await listFiles(env.source);
     // A verified deploy: the new data live, the old data in NAME.old.
     const d = await runCli(deployArgs(env, target, '/data'));
     assert.equal(d.code, 0, d.stderr + d.stdout);
   });
-  after(async () => {
-    await env?.stop();
-    await fs.rm(shim, { recursive: true, force: true });
-  });
 
   const old = () => `${env.live}.old`;
   const served = async () => (await listCollectionCounts(env.url)).map((c) => [c.name, c.count]);
-  const cliEnv = () => ({ CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR, PATH: `${wrap.binDir}:${shim}:${process.env.PATH}` });
+  const cliEnv = () => playground.cliEnv(wrap.binDir);
   const rollbackArgs = () => ['rollback', '--target', target, '--volume', '/data', '--restart-cmd', env.restartCmd, '--health-url', env.url, '--health-timeout', '30s', '--yes', '--json'];
   const run = (args: string[]) => runCli(args, { env: { PATH: cliEnv().PATH } });
   /** A rollback started in the background, with the mv wrapper on its PATH. */

@@ -10,6 +10,9 @@ import { AdminClient, ChromaClient } from 'chromadb';
 import pkg from 'node-sqlite3-wasm';
 import { UserError } from '../lib/common/errors.ts';
 import { readSqliteManifest } from '../lib/chroma/sqlite-manifest.ts';
+import { readMigrations } from '../lib/chroma/migrations.ts';
+import { manifestOfSnapshot, readSourceSqlite, readSourceSqliteInWorker } from '../lib/chroma/source-sqlite.ts';
+import { snapshotSource } from '../lib/archive/snapshot.ts';
 
 const { Database } = pkg;
 const CLI = path.resolve('node_modules/chromadb/dist/cli.mjs');
@@ -221,5 +224,56 @@ describe('readSqliteManifest', () => {
     db.exec('CREATE TABLE t (x INTEGER)');
     db.close();
     assert.throws(() => readSqliteManifest(plain), (e: unknown) => e instanceof UserError && /not a Chroma one/.test(e.message));
+  });
+});
+
+describe('readSourceSqlite (the deploy\'s one read of the source: migrations + manifest)', () => {
+  test('one pass gives what the two readers give, on this thread and on a worker', async () => {
+    await server!.stop();
+    const src = path.join(tmp, 'one-pass');
+    await fs.mkdir(src);
+    await fs.copyFile(path.join(dbDir, 'chroma.sqlite3'), path.join(src, 'chroma.sqlite3'));
+    const read = readSourceSqlite(src);
+    assert.deepEqual(read.migrations, readMigrations(src));
+    assert.deepEqual(read.manifest, readSqliteManifest(src));
+    assert.deepEqual(await readSourceSqliteInWorker(src), read);
+  });
+
+  test('its manifest serves the snapshot taken after it, unless the source changed in between', async () => {
+    const src = path.join(tmp, 'reused');
+    await fs.mkdir(src);
+    await fs.copyFile(path.join(dbDir, 'chroma.sqlite3'), path.join(src, 'chroma.sqlite3'));
+    const read = readSourceSqlite(src);
+    const same = await snapshotSource(src, path.join(tmp, 'reused-snap-1'));
+    assert.deepEqual(manifestOfSnapshot(read, src, same.dir), read.manifest);
+    assert.ok(read.manifest);
+
+    // A write lands in the source after the read (a queued add for alpha): the snapshot is read again.
+    const alpha = read.manifest.collections.find((c) => c.name === 'alpha')!;
+    const db = new Database(path.join(src, 'chroma.sqlite3'));
+    try {
+      const top = (db.get(`SELECT MAX(seq_id) AS m FROM embeddings_queue`) as { m: number }).m;
+      const topic = (db.get(`SELECT topic FROM embeddings_queue WHERE topic LIKE ? LIMIT 1`, [`%/${alpha.id}`]) as { topic: string }).topic;
+      db.run(`INSERT INTO embeddings_queue (seq_id, operation, topic, id) VALUES (?, 0, ?, 'after-the-read')`, [top + 1, topic]);
+    } finally {
+      db.close();
+    }
+    const changed = await snapshotSource(src, path.join(tmp, 'reused-snap-2'));
+    assert.equal(manifestOfSnapshot(read, src, changed.dir), undefined);
+    assert.equal(readSqliteManifest(changed.dir).collections.find((c) => c.name === 'alpha')!.count, alpha.count + 1);
+    // Nor does it serve a snapshot of another database while the source is unchanged.
+    assert.equal(manifestOfSnapshot(readSourceSqlite(src), src, same.dir), undefined);
+  });
+
+  test('a SQLite file with migrations but not the rest of Chroma\'s tables: migrations, no manifest', async () => {
+    const partial = path.join(tmp, 'migrations-only');
+    await fs.mkdir(partial);
+    const db = new Database(path.join(partial, 'chroma.sqlite3'));
+    db.exec(`CREATE TABLE migrations (dir TEXT, version INTEGER, filename TEXT, sql TEXT, hash TEXT); INSERT INTO migrations VALUES ('sysdb', 9, 'x', '', '')`);
+    db.close();
+    const read = readSourceSqlite(partial);
+    assert.deepEqual(read.migrations, { sysdb: 9 });
+    assert.equal(read.manifest, null);
+    assert.equal(manifestOfSnapshot(read, partial, partial), undefined);
   });
 });

@@ -5,19 +5,15 @@
  */
 import { UserError } from '../common/errors.ts';
 import type { MigrationLevels } from './releases.ts';
-import { readChromaSqlite, readInSqliteWorker, type SqliteDb } from './sqlite-manifest.ts';
+import { readChromaSqlite, type SqliteDb } from './sqlite-manifest.ts';
 
-/** Highest migration per dir of `persistDir/chroma.sqlite3` (this thread; see readMigrationsInWorker). */
+/** Highest migration per dir of `persistDir/chroma.sqlite3` (this thread; the deploy reads it with its manifest: source-sqlite.ts). */
 export function readMigrations(persistDir: string): MigrationLevels {
   return readChromaSqlite(persistDir, migrationLevelsOf);
 }
 
-/** readMigrations on a worker thread: SQLite's WebAssembly memory is not kept in this process. */
-export function readMigrationsInWorker(persistDir: string): Promise<MigrationLevels> {
-  return readInSqliteWorker<MigrationLevels>(import.meta.url, 'readMigrations', persistDir);
-}
-
-function migrationLevelsOf(db: SqliteDb, file: string): MigrationLevels {
+/** The highest migration per dir, read on an open connection (`file`: its path, for messages). */
+export function migrationLevelsOf(db: SqliteDb, file: string): MigrationLevels {
   if (!db.get(`SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'migrations'`)) {
     throw new UserError(`${file} has no migrations table: it is not a Chroma persist directory`);
   }

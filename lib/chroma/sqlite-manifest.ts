@@ -56,7 +56,8 @@ const OP_UPDATE = 1;
 const OP_UPSERT = 2;
 const OP_DELETE = 3;
 
-interface FileState {
+/** What identifies one version of chroma.sqlite3: any commit changes one of these (see the top of this file). */
+export interface SqliteFileState {
   ino: number;
   size: number;
   mtimeMs: number;
@@ -75,7 +76,7 @@ function readHeader(file: string): Buffer {
   }
 }
 
-function fileState(file: string, persistDir: string): FileState {
+function fileState(file: string, persistDir: string): SqliteFileState {
   let st: Stats;
   try {
     st = statSync(file);
@@ -107,8 +108,15 @@ function nonEmpty(file: string): boolean {
   }
 }
 
-const sameState = (a: FileState, b: FileState) =>
-  a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.changeCounter === b.changeCounter;
+/** The state of `persistDir/chroma.sqlite3` now (a UserError when it is missing or not SQLite). */
+export function sqliteFileState(persistDir: string): SqliteFileState {
+  return fileState(path.join(path.resolve(persistDir), SQLITE_FILE), persistDir);
+}
+
+/** The same file, unchanged: identity, size, mtime and change counter. */
+export function sameSqliteFile(a: SqliteFileState, b: SqliteFileState): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.changeCounter === b.changeCounter;
+}
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -116,7 +124,7 @@ function sleepSync(ms: number): void {
 
 /** Read the per-collection manifest of `persistDir/chroma.sqlite3`, read-only, never writing in persistDir. */
 export function readSqliteManifest(persistDir: string): SqliteManifest {
-  return readChromaSqlite(persistDir, query);
+  return readChromaSqlite(persistDir, manifestOf);
 }
 
 /** An open, read-only connection to a persist dir's chroma.sqlite3 (node-sqlite3-wasm). */
@@ -128,6 +136,11 @@ export type SqliteDb = Db;
  * connection and the file's path, for its messages.
  */
 export function readChromaSqlite<T>(persistDir: string, read: (db: Db, file: string) => T): T {
+  return readChromaSqliteAt(persistDir, read).result;
+}
+
+/** readChromaSqlite, with the state of the file the result was read from (unchanged during the read). */
+export function readChromaSqliteAt<T>(persistDir: string, read: (db: Db, file: string) => T): { result: T; file: SqliteFileState } {
   const dir = path.resolve(persistDir);
   try {
     if (!statSync(dir).isDirectory()) throw new UserError(`${persistDir} is not a directory: point at a Chroma persist directory`);
@@ -154,13 +167,13 @@ export function readChromaSqlite<T>(persistDir: string, read: (db: Db, file: str
       if (e instanceof UserError) {
         // Only believe "not a Chroma db" if the file did not change under us.
         const after = fileState(file, persistDir);
-        if (sameState(before, after) && !nonEmpty(journal)) throw e;
+        if (sameSqliteFile(before, after) && !nonEmpty(journal)) throw e;
       }
       lastError = e;
       continue;
     }
     const after = fileState(file, persistDir);
-    if (sameState(before, after) && !nonEmpty(journal)) return result;
+    if (sameSqliteFile(before, after) && !nonEmpty(journal)) return { result, file: after };
     lastError = new Error('database changed during the read');
   }
   throw new UserError(
@@ -238,7 +251,8 @@ function seqIdValue(v: unknown): number {
   return toInt(v);
 }
 
-function query(db: Db, file: string): SqliteManifest {
+/** The manifest, read on an open connection (`file`: its path, for messages); a UserError when it is not a Chroma db. */
+export function manifestOf(db: Db, file: string): SqliteManifest {
   const tables = new Set(
     (db.all(`SELECT name FROM sqlite_master WHERE type = 'table'`) as { name: string }[]).map((r) => r.name),
   );

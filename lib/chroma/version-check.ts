@@ -16,7 +16,7 @@ import type { RemoteLayout } from '../remote/layout.ts';
 import { liveMigrationsScript, parseLiveMigrations } from '../remote/live-migrations.ts';
 import type { RemoteScript } from '../remote/shell.ts';
 import { chromaToken, tokenHeaders } from './api-token.ts';
-import { readMigrationsInWorker } from './migrations.ts';
+import { readSourceSqliteInWorker, type SourceSqlite } from './source-sqlite.ts';
 import {
   describeReleaseKnowing, describeReleaseNeeded, formatLevels, migrationsKnownBy, NEWEST_KNOWN_RELEASE, parseRelease,
   releaseNeededBy, type MigrationLevels,
@@ -128,20 +128,17 @@ export async function serverRelease(url: string, signal?: AbortSignal): Promise<
 export interface VersionCheckOptions {
   host: RemoteHost;
   layout: RemoteLayout;
-  source: string;
+  /** The source's migrations, or why they could not be read. */
+  source: { levels: MigrationLevels } | { unreadable: string };
   healthUrl?: string;
   signal?: AbortSignal;
 }
 
 /** The whole check; a refusal is a UserError (exit 2), before anything changed. */
 export async function checkChromaVersion(o: VersionCheckOptions): Promise<ChromaVersionCheck> {
-  let source: MigrationLevels;
-  try {
-    source = await readMigrationsInWorker(o.source);
-  } catch (e) {
-    // The manifest step reads the same file and refuses with its own line.
-    return { outcome: 'skipped', note: `the source's migrations could not be read (${e instanceof Error ? e.message : String(e)})` };
-  }
+  // The manifest step reads the same file and refuses with its own line.
+  if ('unreadable' in o.source) return { outcome: 'skipped', note: `the source's migrations could not be read (${o.source.unreadable})` };
+  const source = o.source.levels;
   if (Object.keys(source).length === 0) return { outcome: 'skipped', note: 'the source\'s chroma.sqlite3 records no migrations' };
   const live = parseLiveMigrations((await o.host.run(liveMigrationsScript(o.layout), { signal: o.signal })).stdout);
   let verdict: Verdict;
@@ -171,13 +168,22 @@ export interface VersionCheckContext {
   /** The steps this run runs: without the swap there is nothing to check. */
   selected: ReadonlySet<string>;
   summary: { warnings: string[]; chromaVersion?: ChromaVersionCheck };
+  /** Set here: the source's chroma.sqlite3 as read for the check (its manifest serves the manifest step). */
+  sourceSqlite?: SourceSqlite;
 }
 
 /** The deploy preflight's call: the outcome in the summary, its warning among the warnings; a refusal throws. */
 export async function preflightChromaVersion(c: VersionCheckContext, progress?: (what: string) => void): Promise<void> {
   if (!c.selected.has('swap')) return;
   progress?.('comparing the source\'s Chroma with the server\'s');
-  const check = await checkChromaVersion({ host: c.o.host, layout: c.layout, source: c.o.source, healthUrl: c.o.healthUrl, signal: c.o.signal });
+  let source: VersionCheckOptions['source'];
+  try {
+    c.sourceSqlite = await readSourceSqliteInWorker(c.o.source);
+    source = { levels: c.sourceSqlite.migrations };
+  } catch (e) {
+    source = { unreadable: e instanceof Error ? e.message : String(e) };
+  }
+  const check = await checkChromaVersion({ host: c.o.host, layout: c.layout, source, healthUrl: c.o.healthUrl, signal: c.o.signal });
   c.summary.chromaVersion = check;
   if (check.outcome === 'source-older') c.summary.warnings.push(check.note!);
   // An unreadable source is refused by the manifest step with its own line.

@@ -10,6 +10,7 @@ import type { ServedCollection } from '../../lib/chroma/http.ts';
 import type { ChromaVersionCheck } from '../../lib/chroma/version-check.ts';
 import type { AppServingReport } from '../../lib/serving/app-health.ts';
 import type { SqliteManifest } from '../../lib/chroma/sqlite-manifest.ts';
+import type { SourceSqlite } from '../../lib/chroma/source-sqlite.ts';
 import type { CompensationStack, UndoOutcome } from '../../lib/engine/compensation.ts';
 import { UserError } from '../../lib/common/errors.ts';
 import type { RemoteHost, RestartOptions } from '../../lib/hosts/remote-host.ts';
@@ -157,6 +158,8 @@ export interface DeployCtx extends DeployFacts {
   workRoot: string;
   summary: DeploySummary;
   preDeploy?: ServedCollection[];
+  /** The preflight's read of the source's chroma.sqlite3 (migrations + manifest, lib/chroma/source-sqlite.ts). */
+  sourceSqlite?: SourceSqlite;
   snapshotDir?: string;
   chunksDir?: string;
   /** Set when this run packaged the chunks (a resumed run checks the kept ones first). */

@@ -11,8 +11,7 @@
  * It measures what it forwards: the largest number of records in one request (ids of a write or
  * get, `limit` of a paged get) and the most writes in flight at once on one collection.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { startForwardingProxy } from './forwarding-proxy.ts';
 
 export interface ProxyOptions {
   rateLimitEvery?: number;
@@ -43,71 +42,50 @@ export interface TokenProxy {
 const RECORD_OP = /^\/api\/v2\/tenants\/[^/]+\/databases\/[^/]+\/collections\/([^/]+)\/(add|upsert|update|get)$/;
 
 export async function startTokenProxy(upstream: string, token: string, o: ProxyOptions = {}): Promise<TokenProxy> {
-  const to = new URL(upstream);
   const state = { accepted: 0, refused: 0, writes: 0, largestRequest: 0, peakWritesInFlight: 0, servedLocally: 0, busy: { 429: 0, 503: 0 } };
   let unavailableGiven = false;
   const inFlight = new Map<string, number>();
-  const json = (res: http.ServerResponse, status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 
-  const server = http.createServer((req, res) => {
+  const proxy = await startForwardingProxy(upstream, (req, reply) => {
     if (req.headers['x-chroma-token'] !== token) {
       state.refused++;
-      req.resume();
-      json(res, 401, { error: 'Unauthorized' });
-      return;
+      return reply.json(401, { error: 'Unauthorized' });
     }
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const pathname = new URL(req.url ?? '/', 'http://x').pathname;
-      if (req.method === 'GET' && o.identity && pathname === '/api/v2/auth/identity') {
-        state.servedLocally++;
-        return json(res, 200, { user_id: 'ferry-test-user', tenant: o.identity.tenant, databases: o.identity.databases });
+    const { pathname } = req;
+    if (req.method === 'GET' && o.identity && pathname === '/api/v2/auth/identity') {
+      state.servedLocally++;
+      return reply.json(200, { user_id: 'ferry-test-user', tenant: o.identity.tenant, databases: o.identity.databases });
+    }
+    if (req.method === 'GET' && o.maxBatchSize && pathname === '/api/v2/pre-flight-checks') {
+      state.servedLocally++;
+      return reply.json(200, { max_batch_size: o.maxBatchSize, supports_base64_encoding: true });
+    }
+    const op = req.method === 'POST' ? RECORD_OP.exec(pathname) : null;
+    const isWrite = op !== null && op[2] !== 'get';
+    if (op) {
+      const parsed = JSON.parse(req.body.toString('utf8') || '{}') as { ids?: unknown[]; limit?: number };
+      state.largestRequest = Math.max(state.largestRequest, parsed.ids?.length ?? 0, parsed.limit ?? 0);
+      if (isWrite) state.writes++;
+      if (o.unavailableOnce && !unavailableGiven && (o.unavailableOnce === 'write') === isWrite) {
+        unavailableGiven = true;
+        state.busy[503]++;
+        return reply.json(503, { error: 'Unavailable', message: 'try again' });
       }
-      if (req.method === 'GET' && o.maxBatchSize && pathname === '/api/v2/pre-flight-checks') {
-        state.servedLocally++;
-        return json(res, 200, { max_batch_size: o.maxBatchSize, supports_base64_encoding: true });
+      if (isWrite && o.rateLimitEvery && state.writes % o.rateLimitEvery === 0) {
+        state.busy[429]++;
+        return reply.json(429, { error: 'RateLimited', message: 'Rate limit exceeded' });
       }
-      const op = req.method === 'POST' ? RECORD_OP.exec(pathname) : null;
-      const isWrite = op !== null && op[2] !== 'get';
-      if (op) {
-        const parsed = JSON.parse(body.toString('utf8') || '{}') as { ids?: unknown[]; limit?: number };
-        state.largestRequest = Math.max(state.largestRequest, parsed.ids?.length ?? 0, parsed.limit ?? 0);
-        if (isWrite) state.writes++;
-        if (o.unavailableOnce && !unavailableGiven && (o.unavailableOnce === 'write') === isWrite) {
-          unavailableGiven = true;
-          state.busy[503]++;
-          return json(res, 503, { error: 'Unavailable', message: 'try again' });
-        }
-        if (isWrite && o.rateLimitEvery && state.writes % o.rateLimitEvery === 0) {
-          state.busy[429]++;
-          return json(res, 429, { error: 'RateLimited', message: 'Rate limit exceeded' });
-        }
-      }
-      state.accepted++;
-      const collection = isWrite ? op![1]! : undefined;
-      if (collection) {
-        const n = (inFlight.get(collection) ?? 0) + 1;
-        inFlight.set(collection, n);
-        state.peakWritesInFlight = Math.max(state.peakWritesInFlight, n);
-      }
-      const fwd = http.request(
-        { host: to.hostname, port: to.port, method: req.method, path: req.url, headers: { ...req.headers, host: to.host } },
-        (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-          up.on('end', () => { if (collection) inFlight.set(collection, inFlight.get(collection)! - 1); });
-        },
-      );
-      fwd.on('error', () => res.destroy());
-      fwd.end(body);
-    });
+    }
+    state.accepted++;
+    const collection = isWrite ? op![1]! : undefined;
+    if (!collection) return reply.forward();
+    const n = (inFlight.get(collection) ?? 0) + 1;
+    inFlight.set(collection, n);
+    state.peakWritesInFlight = Math.max(state.peakWritesInFlight, n);
+    reply.forward({ onEnd: () => inFlight.set(collection, inFlight.get(collection)! - 1) });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: proxy.url,
     get accepted() { return state.accepted; },
     get refused() { return state.refused; },
     get writes() { return state.writes; },
@@ -115,9 +93,6 @@ export async function startTokenProxy(upstream: string, token: string, o: ProxyO
     get largestRequest() { return state.largestRequest; },
     get peakWritesInFlight() { return state.peakWritesInFlight; },
     get servedLocally() { return state.servedLocally; },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () => proxy.close(),
   };
 }

@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { snapshotSource } from '../../../lib/archive/snapshot.ts';
 import { readSqliteManifestInWorker, type SqliteManifest } from '../../../lib/chroma/sqlite-manifest.ts';
+import { manifestOfSnapshot } from '../../../lib/chroma/source-sqlite.ts';
 import { writeJsonAtomic } from '../../../lib/engine/atomic-file.ts';
 import { expectedCollectionsOf } from '../../../lib/volume/deployed-manifest.ts';
 import { UserError } from '../../../lib/common/errors.ts';
@@ -27,13 +28,16 @@ export const manifest: Step<DeployCtx, DeployPlanCtx, ManifestResult, ManifestLo
     await fs.rm(snapshotDir, { recursive: true, force: true }); // a kept one from an earlier run of this run dir
     const snap = await snapshotSource(c.o.source, snapshotDir, { signal: c.o.signal });
     c.snapshotDir = snap.dir;
-    const m = await readSqliteManifestInWorker(snap.dir);
+    // The preflight read the source's file with its migrations: the snapshot holds that same file
+    // unless the source changed since (then the snapshot is read).
+    const read = manifestOfSnapshot(c.sourceSqlite, c.o.source, snap.dir);
+    const m = read ?? await readSqliteManifestInWorker(snap.dir);
     if (m.pendingWrites > 0) {
       c.summary.warnings.push(`source has ${m.pendingWrites} queued writes not yet applied; counts are of applied records`);
     }
     useManifest(c, m);
     await writeJsonAtomic(path.join(c.runDir, 'manifest.json'), m);
-    return done(`${m.collections.length} collections, ${m.totalRecords} records`);
+    return done(`${m.collections.length} collections, ${m.totalRecords} records${read ? ' (counted in the preflight\'s read of the source, unchanged since)' : ''}`);
   },
 
   plan(p) {

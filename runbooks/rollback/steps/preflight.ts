@@ -46,15 +46,17 @@ function uncheckedRollback(f: VolumeFacts): string | undefined {
 }
 
 /**
- * The data id NAME holds when an earlier rollback stopped after its swap (killed before its restart
- * or verify): NAME holds data no verify passed for, no swap of a deploy is unfinished nor put it
- * there, and NAME.old is gone (that rollback moved it to NAME). Rolling back again finishes that
- * rollback: restart and check what is live, never put the replaced (newer) data back.
+ * Only for a volume without any swap journal (last swapped by a chroma-ferry that did not journal
+ * its swaps; every swap, a rollback's too, is journaled now and its journal stays): the data id
+ * NAME holds when an earlier rollback stopped after its swap (killed before its restart or
+ * verify), told from the dirs alone: NAME holds data no verify passed for and NAME.old is gone
+ * (that rollback moved it to NAME). Rolling back again finishes that rollback: restart and check
+ * what is live, never put the replaced (newer) data back. With a journal, uncheckedRollback is the
+ * one rule.
  */
-function interruptedRollback(f: VolumeFacts, after: Reconciliation): string | undefined {
+function unjournaledRollback(f: VolumeFacts, after: Reconciliation): string | undefined {
+  if (f.journal !== undefined) return undefined;
   if (after.action !== 'needs-verify' || f.old.kind !== 'missing' || f.live.kind !== 'dir' || !f.live.id) return undefined;
-  const j = f.journal === 'corrupt' ? undefined : f.journal;
-  if (j && j.phase !== 'reversed' && j.ids.next === f.live.id) return undefined; // a deploy's swapped-in data: not a rollback's
   return f.live.id;
 }
 
@@ -88,10 +90,11 @@ export const preflight: Step<RollbackCtx, RollbackPlanCtx> = {
       c.summary.restoredFrom = layout.live;
       return done(`${layout.live} already holds the data live before deploy run ${undone} (its swap was undone): restart and check it`);
     }
-    // A rollback that put data back and never checked it: its journal says so; without one, NAME
-    // holds unverified data and NAME.old is gone. This rollback finishes it (restart and check).
+    // A rollback that put data back and never checked it: its journal says so (on a volume without
+    // any journal, from an older chroma-ferry: NAME holds unverified data and NAME.old is gone).
+    // This rollback finishes it (restart and check).
     const unchecked = o.backup === undefined ? uncheckedRollback(rec.result.facts) : undefined;
-    const unfinished = o.backup === undefined && !unchecked ? interruptedRollback(rec.result.facts, rec.result.after) : undefined;
+    const unfinished = o.backup === undefined ? unjournaledRollback(rec.result.facts, rec.result.after) : undefined;
     if (unchecked || unfinished) {
       c.mode = 'live';
       c.finishesRollback = true;
@@ -99,7 +102,7 @@ export const preflight: Step<RollbackCtx, RollbackPlanCtx> = {
       c.summary.restoredFrom = layout.live;
       return done(unchecked
         ? `${layout.live} already holds the data rollback run ${unchecked} put back (never checked): restart and check it`
-        : `${layout.live} holds ${unfinished}, put live by a rollback that stopped before checking it: restart and check it`);
+        : `${layout.live} holds ${unfinished}, put live by a rollback that stopped before checking it (a volume without a swap journal: an older chroma-ferry's): restart and check it`);
     }
     if (o.backup === undefined && there.get('old') !== 'yes' && rec.result.facts.old.kind !== 'dir') {
       throw new UserError(`nothing to roll back to: ${layout.old} does not exist; list backups with chroma-ferry backups and pass --backup NAME`);
