@@ -3,6 +3,7 @@ import { remoteScript, type RemoteScript } from './shell.ts';
 import type { RemoteLayout } from './layout.ts';
 import { refuseSh } from './refusals.ts';
 import { withSpaceGuard } from './space-guard.ts';
+import { EXTRACTOR_FINISH_WAIT_SECS, USE_EXTRACTION_SH } from './extractor.ts';
 
 /**
  * Every script the runbooks run on the far side. The code is constant; paths and names come in
@@ -257,6 +258,10 @@ export function receiveStdinScript(partial: string): RemoteScript {
 }
 
 /**
+ * The extraction the extractor did while the chunks arrived (lib/remote/extractor.ts), moved to
+ * NAME.new when its status is clean (tar and gzip exit 0, every chunk fed, the stream's sha256
+ * the archive's); otherwise, as below, from chunk 0.
+ *
  * One pass over the concatenated chunks: extract into NAME.new while hashing them (tee into a
  * fifo read by sha256sum); a sha256 other than the archive's removes NAME.new and fails. Each
  * chunk was already checked on arrival. Prints the sha256 of the extracted regular-file list
@@ -306,7 +311,10 @@ export function reassembleScript(l: RemoteLayout, dir: string, archiveSha256: st
     list=$(find . -type f | LC_ALL=C sort | sha256sum)
     echo "list_sha256=\${list%% *}"
   `, [dir, archiveSha256, l.next, String(Math.ceil(extractedBytes / 1024)), ...chunkNames]);
-  return withSpaceGuard(inner, l.volume, extractedBytes, { measure: dir });
+  const onePass = withSpaceGuard(inner, l.volume, extractedBytes, { measure: dir });
+  // First the extraction done while the chunks arrived (lib/remote/extractor.ts), when it is clean.
+  return remoteScript('reassemble and extract', `${USE_EXTRACTION_SH}\n${onePass.code}`,
+    [dir, archiveSha256, l.next, String(chunkNames.length), String(EXTRACTOR_FINISH_WAIT_SECS), ...onePass.args]);
 }
 
 /**
