@@ -8,22 +8,17 @@
  * succeeded, every chunk was fed and the stream's sha256 is the archive's; otherwise it extracts
  * the chunks again in one pass from chunk 0 (today's path, which fails on a wrong sha256).
  *
- * Ownership: `.extract.owner` names the current worker's token. A new upload (a rerun) makes a
- * new owner and removes the other `.extract-*` dirs; a worker that is no longer the owner (or
- * whose incoming dir went: the cleanup step) stops at its next look. A worker idle for
+ * Ownership: `.extract.owner` names the current worker's token (made on the remote as it
+ * starts: the second and the starting shell's pid). A new upload (a rerun) makes a new owner and
+ * removes the other `.extract-*` dirs; a worker that is no longer the owner (or whose incoming
+ * dir went: the cleanup step) stops at its next look. A worker idle for
  * `idleSecs` with no next chunk stops too. Everything it writes is inside the incoming dir,
  * which the cleanup step removes. Plain POSIX sh + coreutils + gzip + tar (no python, no curl).
  */
-import crypto from 'node:crypto';
 import { remoteScript, type RemoteScript } from './shell.ts';
 
 /** How long a worker waits for the next chunk before it gives up (a run that went away). */
 export const EXTRACTOR_IDLE_SECS = 1800;
-
-/** A fresh owner token (hex, as the scripts check). */
-export function extractorToken(): string {
-  return crypto.randomBytes(8).toString('hex');
-}
 
 /** sh: `status_of FILE` sets rc, sum and fed from a worker's status file. */
 export const STATUS_OF = `status_of() {
@@ -77,14 +72,13 @@ const WORKER = `
 
 /**
  * Open the incoming dir for an upload: create it, drop partial chunks, print `SHA256  NAME` of
- * every complete chunk there (as incomingStateScript), then start the extractor (`extractor=started`),
+ * every complete chunk there, then start the extractor (`extractor=started`),
  * or keep one that finished without error (`extractor=finished`: the reassemble step checks its
  * sha256 and count).
  */
-export function openIncomingScript(dir: string, token: string, idleSecs = EXTRACTOR_IDLE_SECS): RemoteScript {
-  if (!/^[0-9a-f]+$/.test(token)) throw new Error(`extractor token ${token}: not hex`);
+export function openIncomingScript(dir: string, idleSecs = EXTRACTOR_IDLE_SECS): RemoteScript {
   return remoteScript('list uploaded chunks, start the extractor', `
-    in=$1; tok=$2; idle=$3; worker=$4
+    in=$1; idle=$2; worker=$3
     mkdir -p "$in" && cd "$in" || exit 1
     rm -f .*.partial
     for f in chunk-*; do [ -f "$f" ] && sha256sum "$f"; done
@@ -95,13 +89,15 @@ export function openIncomingScript(dir: string, token: string, idleSecs = EXTRAC
       status_of ".extract-$cur/status"
       [ "$rc" != 0 ] || { echo "extractor=finished"; exit 0; }
     fi
-    # A new owner: an earlier worker still running sees it and stops.
+    # A new owner (its token: this second and this shell's pid): an earlier worker still running sees it and stops.
+    tok="$(date +%s 2>/dev/null)a$$"
+    case $tok in a*) tok="0$tok" ;; esac
     printf '%s\\n' "$tok" > .extract.owner.tmp && mv .extract.owner.tmp .extract.owner || exit 1
     rm -f .extract-end
     for x in .extract-*; do
       [ -d "$x" ] || continue
       case \${x#.extract-} in ''|*[!0-9a-f]*) continue ;; esac
-      [ "$x" = ".extract-$tok" ] || rm -rf "$x" 2>/dev/null || :
+      rm -rf "$x" 2>/dev/null || :
     done
     d=.extract-$tok
     mkdir -p "$d/tree" || exit 1
@@ -113,7 +109,7 @@ export function openIncomingScript(dir: string, token: string, idleSecs = EXTRAC
     "$@" </dev/null >>"$d/log" 2>&1 &
     echo "extractor=started"
     exit 0
-  `, [dir, token, String(idleSecs), WORKER]);
+  `, [dir, String(idleSecs), WORKER]);
 }
 
 /**

@@ -230,16 +230,6 @@ export function removePartialBackupScript(l: RemoteLayout, fileName: string): Re
   return remoteScript('remove a partial backup', 'rm -f "$1/.$2.partial" "$1/.$2.sha256.partial"', [l.backups, fileName]);
 }
 
-/** Create the incoming dir and report the sha256 of every complete chunk already there. */
-export function incomingStateScript(dir: string): RemoteScript {
-  return remoteScript('list uploaded chunks', `
-    mkdir -p "$1" && cd "$1" || exit 1
-    rm -f .*.partial
-    for f in chunk-*; do [ -f "$f" ] && sha256sum "$f"; done
-    exit 0
-  `, [dir]);
-}
-
 /** Check an uploaded chunk's size and sha256, then give it its final name. */
 export function acceptChunkScript(partial: string, final: string, size: number, sha256: string): RemoteScript {
   return remoteScript('verify an uploaded chunk', `

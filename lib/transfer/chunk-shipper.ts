@@ -9,7 +9,7 @@ import pLimit from 'p-limit';
 import type { ChunkInfo } from '../archive/pack.ts';
 import type { RemoteHost } from '../hosts/remote-host.ts';
 import { acceptChunkScript, discardFailedChunkScript } from '../remote/scripts.ts';
-import { extractorToken, openIncomingScript } from '../remote/extractor.ts';
+import { openIncomingScript } from '../remote/extractor.ts';
 import { refusalOf } from '../remote/refusals.ts';
 import type { RemoteScript } from '../remote/shell.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
@@ -57,7 +57,7 @@ export class ChunkShipper {
    */
   async open(): Promise<void> {
     this.openedAt = performance.now();
-    for (const line of (await this.host.run(openIncomingScript(this.dir, extractorToken()), { signal: this.signal })).stdout.split('\n')) {
+    for (const line of (await this.host.run(openIncomingScript(this.dir), { signal: this.signal })).stdout.split('\n')) {
       if (line.startsWith('extractor=')) this.extractor = line.slice('extractor='.length).trim();
       const [sha, name] = line.trim().split(/\s+/);
       if (sha && name) this.present.set(name, sha);

@@ -49,7 +49,7 @@ describe('the remote extractor', () => {
     if (body) await fs.rename(partial, path.join(incoming, ch.name)); // planted: no check
     else await v.host.run(acceptChunkScript(partial, path.join(incoming, ch.name), ch.size, ch.sha256));
   }
-  const open = async () => parseKv((await v.host.run(openIncomingScript(incoming, crypto.randomBytes(8).toString('hex')))).stdout).get('extractor');
+  const open = async () => parseKv((await v.host.run(openIncomingScript(incoming))).stdout).get('extractor');
   const reassemble = async () => parseKv((await v.host.run(reassembleScript(v.layout, incoming, pack.archiveSha256, pack.chunks.map((c) => c.name)))).stdout);
   const reset = async () => {
     await fs.rm(v.layout.ferry, { recursive: true, force: true });
