@@ -242,6 +242,11 @@ export function acceptChunkScript(partial: string, final: string, size: number, 
   `, [partial, final, String(size), sha256]);
 }
 
+/** Write stdin to the partial file of `accept` (acceptChunkScript), then run that check: one round trip. */
+export function receiveAndAcceptScript(accept: RemoteScript): RemoteScript {
+  return remoteScript('receive and verify a chunk', `cat > "$1" || exit 1\n${accept.code}`, accept.args);
+}
+
 /** Write stdin to a partial file (the stream upload). */
 export function receiveStdinScript(partial: string): RemoteScript {
   return remoteScript('receive a chunk on stdin', `cat > "$1"`, [partial]);

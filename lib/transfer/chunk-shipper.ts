@@ -79,8 +79,11 @@ export class ChunkShipper {
       } else {
         const { partial, accept } = chunkArrival(this.dir, ch);
         try {
-          await this.uploader.upload(ch, partial, this.signal);
-          await this.host.run(accept, { signal: this.signal });
+          if (this.uploader.uploadChecked) await this.uploader.uploadChecked(ch, accept, this.signal);
+          else {
+            await this.uploader.upload(ch, partial, this.signal);
+            await this.host.run(accept, { signal: this.signal });
+          }
         } catch (e) {
           // A full volume says so ("volume full: ..."), whatever the uploader reported; the partial goes.
           if (this.signal.aborted) throw e;

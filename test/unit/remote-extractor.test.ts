@@ -4,6 +4,7 @@
  * script moves that tree to NAME.new; an extraction that fed a wrong chunk is not used (the
  * one-pass extraction from chunk 0 runs, and a wrong archive still fails with NAME.new removed);
  * a rerun's open retires the earlier worker; a finished clean extraction is kept by a rerun's open.
+ * `--upload stream` sends and checks each chunk in one remote command.
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -14,7 +15,21 @@ import { packToChunks, type PackResult } from '../../lib/archive/pack.ts';
 import { RemoteCommandError } from '../../lib/common/errors.ts';
 import { openIncomingScript } from '../../lib/remote/extractor.ts';
 import { acceptChunkScript, parseKv, reassembleScript } from '../../lib/remote/scripts.ts';
+import { LocalHost } from '../../lib/hosts/local.ts';
+import type { RunOptions, RunResult } from '../../lib/hosts/remote-host.ts';
+import type { RemoteScript } from '../../lib/remote/shell.ts';
+import { ChunkShipper } from '../../lib/transfer/chunk-shipper.ts';
+import { StreamUploader } from '../../lib/transfer/stream.ts';
 import { tempVolume, type TempVolume } from './local-volume.ts';
+
+/** A LocalHost that records the title of every remote command it runs. */
+class CountingHost extends LocalHost {
+  readonly titles: string[] = [];
+  override async run(script: RemoteScript, opts: RunOptions = {}): Promise<RunResult> {
+    this.titles.push(script.title);
+    return super.run(script, opts);
+  }
+}
 
 /** A source tree of a few files (random bytes: the archive is several chunks of 64 KiB). */
 async function sourceTree(dir: string): Promise<void> {
@@ -135,5 +150,34 @@ describe('the remote extractor', () => {
     const kv = await reassemble();
     assert.equal(kv.get('extracted'), 'while-uploading');
     await sameTree(v.layout.next);
+  });
+
+  it('--upload stream: one remote command per chunk sends and checks it; a changed chunk file is refused and leaves nothing', async () => {
+    await reset();
+    const host = new CountingHost(v.root);
+    const shipper = new ChunkShipper(host, new StreamUploader(host), incoming, 'abc', 2, new AbortController().signal);
+    await shipper.open();
+    assert.equal(shipper.extractor, 'started');
+    for (const ch of pack.chunks) shipper.ship(ch);
+    await shipper.finish();
+    assert.equal(shipper.chunksSent, pack.chunks.length);
+    assert.deepEqual(host.titles, ['list uploaded chunks, start the extractor', ...pack.chunks.map(() => 'receive and verify a chunk')]);
+    const kv = await reassemble();
+    assert.equal(kv.get('extracted'), 'while-uploading');
+    await sameTree(v.layout.next);
+
+    // A chunk file that no longer matches its recorded sha256: the remote check refuses it.
+    const ch = pack.chunks[0]!;
+    const copy = path.join(v.root, 'changed-chunk');
+    const body = await fs.readFile(ch.file);
+    body[0]! ^= 0xff;
+    await fs.writeFile(copy, body);
+    await fs.rm(path.join(incoming, ch.name));
+    const again = new ChunkShipper(host, new StreamUploader(host), incoming, 'abc', 1, new AbortController().signal);
+    await again.open();
+    again.ship({ ...ch, file: copy });
+    await assert.rejects(again.finish(), (e: unknown) => e instanceof RemoteCommandError && e.exitCode === 9 && /sha256 mismatch/.test(e.message + e.stderr));
+    const left = await fs.readdir(incoming);
+    assert.ok(!left.includes(ch.name) && !left.some((f) => f.endsWith('.partial')), left.join(', '));
   });
 });

@@ -70,6 +70,8 @@ export const upload: Step<DeployCtx, DeployPlanCtx, UploadResult> = {
         p.remote(openIncomingScript(incoming)),
         ...p.packed.chunks.flatMap((ch) => {
           const { partial, accept } = chunkArrival(incoming, ch);
+          const file = path.join(p.chunksDir, ch.name);
+          if (p.o.uploader.renderChecked) return [planCommand(`upload and verify ${ch.name}`, p.o.uploader.renderChecked(file, accept), p.o.host.label)];
           return [
             ...p.o.uploader.render(path.join(p.chunksDir, ch.name), partial).map((r) => planCommand(`upload ${ch.name}`, r, p.o.host.label)),
             p.remote(accept),
