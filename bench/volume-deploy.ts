@@ -15,7 +15,8 @@
  * above, then sets lo's MTU to 1500, shapes it with `tc ... tbf rate RATE burst 256kb latency 100ms`
  * and runs them again (`*_link` lines and ratios). Needs `unshare` and `tc`/`ip` (iproute2), and
  * everything installed beforehand: there is no network in the namespace. `--size MB` sets the
- * database size (default 150, 100 with --link).
+ * database size (default 150, 100 with --link); `--link-only` skips the loopback pass (a quicker
+ * look at the link figures).
  *
  *   npm run bench:deploy        BENCH_MB=150 npm run bench:deploy
  *   npm run bench:deploy -- --link 50mbit [--size 30]
@@ -38,15 +39,17 @@ const usage = (msg: string): never => {
   process.stderr.write(`${msg}\n`);
   process.exit(2);
 };
-let args: { link?: string; size?: string };
+let args: { link?: string; size?: string; 'link-only'?: boolean };
 try {
-  args = parseArgs({ options: { link: { type: 'string' }, size: { type: 'string' } }, strict: true }).values;
+  args = parseArgs({ options: { link: { type: 'string' }, size: { type: 'string' }, 'link-only': { type: 'boolean' } }, strict: true }).values;
 } catch (e) {
-  usage(`${(e as Error).message}; usage: npm run bench:deploy -- [--link 50mbit] [--size MB]`);
+  usage(`${(e as Error).message}; usage: npm run bench:deploy -- [--link 50mbit [--link-only]] [--size MB]`);
 }
 const link = args!.link === undefined ? undefined : parseLinkRate(args!.link) ?? usage(`--link ${args!.link}: not a rate; give a number with kbit, mbit or gbit, e.g. --link 50mbit`);
 const sizeArg = args!.size === undefined ? undefined : Number(args!.size);
 if (sizeArg !== undefined && !(Number.isFinite(sizeArg) && sizeArg >= 5)) usage(`--size ${args!.size}: give the database size in MB, at least 5, e.g. --size 30`);
+const linkOnly = Boolean(args!['link-only']);
+if (linkOnly && !link) usage('--link-only needs --link RATE, e.g. --link 50mbit --link-only');
 
 if (link && process.env[IN_NAMESPACE_ENV] !== '1') {
   const problem = await linkProblem();
@@ -196,26 +199,28 @@ try {
   await buildSampleDb(big, [{ name: 'bench', count: Math.round((BIG_MB * 1024) / RECORD_KB), dim: 768 }]);
   line('source_mb', (await dirMb(big)).toFixed(0), 'MB');
 
-  const { manual, raw, bare, ob } = await runMethods(big);
-  await resetVolume();
-  const os_ = await ours(small);
+  if (!linkOnly) {
+    const { manual, raw, bare, ob } = await runMethods(big);
+    await resetVolume();
+    const os_ = await ours(small);
 
-  line('manual_sequence', manual.toFixed(2), 's');
-  line('raw_limit', raw.toFixed(2), 's');
-  line('bare_pipes', bare.toFixed(2), 's');
-  line('ours', ob.secs.toFixed(2), 's');
-  for (const st of ob.steps) line(`ours_step_${st.name}`, st.secs.toFixed(2), 's');
-  line('ours_peak_rss_small', os_.rssMb.toFixed(0), 'MB');
-  line('ours_peak_rss_big', ob.rssMb.toFixed(0), 'MB');
-  line('small_source_mb', (await dirMb(small)).toFixed(0), 'MB');
-  line('restart_alone', (ob.restartMs / 1000).toFixed(2), 's'); // restart command -> heartbeat, same server and data
-  line('restart_cmd_in_deploy', (ob.restartCmdMs / 1000).toFixed(2), 's'); // the command only (the server then starts)
-  line('downtime_window', (ob.downtimeMs / 1000).toFixed(2), 's');
-  ratio('ours_vs_manual_sequence', ob.secs / manual);
-  ratio('ours_vs_raw_limit', ob.secs / raw);
-  ratio('ours_vs_bare', ob.secs / bare);
-  ratio('peak_rss_big_vs_small', ob.rssMb / os_.rssMb);
-  ratio('downtime_minus_restart_s', (ob.downtimeMs - ob.restartMs) / 1000);
+    line('manual_sequence', manual.toFixed(2), 's');
+    line('raw_limit', raw.toFixed(2), 's');
+    line('bare_pipes', bare.toFixed(2), 's');
+    line('ours', ob.secs.toFixed(2), 's');
+    for (const st of ob.steps) line(`ours_step_${st.name}`, st.secs.toFixed(2), 's');
+    line('ours_peak_rss_small', os_.rssMb.toFixed(0), 'MB');
+    line('ours_peak_rss_big', ob.rssMb.toFixed(0), 'MB');
+    line('small_source_mb', (await dirMb(small)).toFixed(0), 'MB');
+    line('restart_alone', (ob.restartMs / 1000).toFixed(2), 's'); // restart command -> heartbeat, same server and data
+    line('restart_cmd_in_deploy', (ob.restartCmdMs / 1000).toFixed(2), 's'); // the command only (the server then starts)
+    line('downtime_window', (ob.downtimeMs / 1000).toFixed(2), 's');
+    ratio('ours_vs_manual_sequence', ob.secs / manual);
+    ratio('ours_vs_raw_limit', ob.secs / raw);
+    ratio('ours_vs_bare', ob.secs / bare);
+    ratio('peak_rss_big_vs_small', ob.rssMb / os_.rssMb);
+    ratio('downtime_minus_restart_s', (ob.downtimeMs - ob.restartMs) / 1000);
+  }
 
   if (link) {
     await shapeLoopback(link);

@@ -3,6 +3,7 @@ import { remoteScript, type RemoteScript } from './shell.ts';
 import type { RemoteLayout } from './layout.ts';
 import { refuseSh } from './refusals.ts';
 import { withSpaceGuard } from './space-guard.ts';
+import { EXTRACTOR_FINISH_WAIT_SECS, USE_EXTRACTION_SH } from './extractor.ts';
 
 /**
  * Every script the runbooks run on the far side. The code is constant; paths and names come in
@@ -229,16 +230,6 @@ export function removePartialBackupScript(l: RemoteLayout, fileName: string): Re
   return remoteScript('remove a partial backup', 'rm -f "$1/.$2.partial" "$1/.$2.sha256.partial"', [l.backups, fileName]);
 }
 
-/** Create the incoming dir and report the sha256 of every complete chunk already there. */
-export function incomingStateScript(dir: string): RemoteScript {
-  return remoteScript('list uploaded chunks', `
-    mkdir -p "$1" && cd "$1" || exit 1
-    rm -f .*.partial
-    for f in chunk-*; do [ -f "$f" ] && sha256sum "$f"; done
-    exit 0
-  `, [dir]);
-}
-
 /** Check an uploaded chunk's size and sha256, then give it its final name. */
 export function acceptChunkScript(partial: string, final: string, size: number, sha256: string): RemoteScript {
   return remoteScript('verify an uploaded chunk', `
@@ -251,12 +242,21 @@ export function acceptChunkScript(partial: string, final: string, size: number, 
   `, [partial, final, String(size), sha256]);
 }
 
+/** Write stdin to the partial file of `accept` (acceptChunkScript), then run that check: one round trip. */
+export function receiveAndAcceptScript(accept: RemoteScript): RemoteScript {
+  return remoteScript('receive and verify a chunk', `cat > "$1" || exit 1\n${accept.code}`, accept.args);
+}
+
 /** Write stdin to a partial file (the stream upload). */
 export function receiveStdinScript(partial: string): RemoteScript {
   return remoteScript('receive a chunk on stdin', `cat > "$1"`, [partial]);
 }
 
 /**
+ * The extraction the extractor did while the chunks arrived (lib/remote/extractor.ts), moved to
+ * NAME.new when its status is clean (tar and gzip exit 0, every chunk fed, the stream's sha256
+ * the archive's); otherwise, as below, from chunk 0.
+ *
  * One pass over the concatenated chunks: extract into NAME.new while hashing them (tee into a
  * fifo read by sha256sum); a sha256 other than the archive's removes NAME.new and fails. Each
  * chunk was already checked on arrival. Prints the sha256 of the extracted regular-file list
@@ -306,7 +306,10 @@ export function reassembleScript(l: RemoteLayout, dir: string, archiveSha256: st
     list=$(find . -type f | LC_ALL=C sort | sha256sum)
     echo "list_sha256=\${list%% *}"
   `, [dir, archiveSha256, l.next, String(Math.ceil(extractedBytes / 1024)), ...chunkNames]);
-  return withSpaceGuard(inner, l.volume, extractedBytes, { measure: dir });
+  const onePass = withSpaceGuard(inner, l.volume, extractedBytes, { measure: dir });
+  // First the extraction done while the chunks arrived (lib/remote/extractor.ts), when it is clean.
+  return remoteScript('reassemble and extract', `${USE_EXTRACTION_SH}\n${onePass.code}`,
+    [dir, archiveSha256, l.next, String(chunkNames.length), String(EXTRACTOR_FINISH_WAIT_SECS), ...onePass.args]);
 }
 
 /**

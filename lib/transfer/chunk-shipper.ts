@@ -8,7 +8,8 @@ import path from 'node:path';
 import pLimit from 'p-limit';
 import type { ChunkInfo } from '../archive/pack.ts';
 import type { RemoteHost } from '../hosts/remote-host.ts';
-import { acceptChunkScript, discardFailedChunkScript, incomingStateScript } from '../remote/scripts.ts';
+import { acceptChunkScript, discardFailedChunkScript } from '../remote/scripts.ts';
+import { openIncomingScript } from '../remote/extractor.ts';
 import { refusalOf } from '../remote/refusals.ts';
 import type { RemoteScript } from '../remote/shell.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
@@ -47,10 +48,17 @@ export class ChunkShipper {
     this.limit = pLimit(Math.max(1, concurrency));
   }
 
-  /** Creates the incoming dir, lists the verified chunks already there, and begins the uploader. */
+  /** How the remote extractor stood when the upload began: `started`, `finished` (an earlier run's), or '' (none). */
+  extractor = '';
+
+  /**
+   * Creates the incoming dir, lists the verified chunks already there, starts the remote
+   * extractor (lib/remote/extractor.ts: it extracts the chunks as they arrive), and begins the uploader.
+   */
   async open(): Promise<void> {
     this.openedAt = performance.now();
-    for (const line of (await this.host.run(incomingStateScript(this.dir), { signal: this.signal })).stdout.split('\n')) {
+    for (const line of (await this.host.run(openIncomingScript(this.dir), { signal: this.signal })).stdout.split('\n')) {
+      if (line.startsWith('extractor=')) this.extractor = line.slice('extractor='.length).trim();
       const [sha, name] = line.trim().split(/\s+/);
       if (sha && name) this.present.set(name, sha);
     }
@@ -71,8 +79,11 @@ export class ChunkShipper {
       } else {
         const { partial, accept } = chunkArrival(this.dir, ch);
         try {
-          await this.uploader.upload(ch, partial, this.signal);
-          await this.host.run(accept, { signal: this.signal });
+          if (this.uploader.uploadChecked) await this.uploader.uploadChecked(ch, accept, this.signal);
+          else {
+            await this.uploader.upload(ch, partial, this.signal);
+            await this.host.run(accept, { signal: this.signal });
+          }
         } catch (e) {
           // A full volume says so ("volume full: ..."), whatever the uploader reported; the partial goes.
           if (this.signal.aborted) throw e;

@@ -1,5 +1,6 @@
 import type { ChunkInfo } from '../archive/pack.ts';
 import type { RenderedCommand } from '../hosts/remote-host.ts';
+import type { RemoteScript } from '../remote/shell.ts';
 
 /**
  * How a chunk file reaches the remote incoming dir. The runbook calls `upload` for chunks not
@@ -14,6 +15,13 @@ export interface ChunkUploader {
   /** Called once by the upload step, before any `upload`, with the archive id (first 16 hex of its sha256). */
   begin?(deployId: string, signal: AbortSignal): Promise<void>;
   upload(chunk: ChunkInfo, partialPath: string, signal: AbortSignal): Promise<void>;
+  /**
+   * Where the method allows: the upload and the remote check (`accept`: size + sha256, then the
+   * final name) as one remote command, one round trip per chunk instead of two.
+   */
+  uploadChecked?(chunk: ChunkInfo, accept: RemoteScript, signal: AbortSignal): Promise<void>;
+  /** The command a person would run for `uploadChecked` (`--plan`). */
+  renderChecked?(chunkFile: string, accept: RemoteScript): RenderedCommand;
   /** The commands a person would run to do `upload` by hand (`--plan`). */
   render(chunkFile: string, partialPath: string): RenderedCommand[];
   /** After a verified deploy: remove what the method left elsewhere (bucket objects). */

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import type { ChunkInfo } from '../archive/pack.ts';
 import type { RemoteHost, RenderedCommand } from '../hosts/remote-host.ts';
 import { shQuote } from '../remote/shell.ts';
-import { receiveStdinScript } from '../remote/scripts.ts';
+import { receiveAndAcceptScript, receiveStdinScript } from '../remote/scripts.ts';
+import type { RemoteScript } from '../remote/shell.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
 
 /** Each chunk piped through the remote command's stdin (`cat > partial`): no sftp needed. */
@@ -12,6 +13,16 @@ export class StreamUploader implements ChunkUploader {
 
   async upload(chunk: ChunkInfo, partialPath: string, signal: AbortSignal): Promise<void> {
     await this.host.run(receiveStdinScript(partialPath), { stdin: fs.createReadStream(chunk.file), signal });
+  }
+
+  /** stdin to the partial file, then its check and rename, in one remote command. */
+  async uploadChecked(chunk: ChunkInfo, accept: RemoteScript, signal: AbortSignal): Promise<void> {
+    await this.host.run(receiveAndAcceptScript(accept), { stdin: fs.createReadStream(chunk.file), signal });
+  }
+
+  renderChecked(chunkFile: string, accept: RemoteScript): RenderedCommand {
+    const r = this.host.renderRun(receiveAndAcceptScript(accept));
+    return { on: r.on, command: `${r.command} < ${shQuote(chunkFile)}` };
   }
 
   render(chunkFile: string, partialPath: string): RenderedCommand[] {

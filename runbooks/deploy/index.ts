@@ -108,6 +108,9 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
     const why = describeError(e, o.signal);
     if (why !== summary.error) summary.warnings.push(`the runbook state was not saved: ${why}`);
   };
+  const lastSelected = DEPLOY_STEPS.filter((n) => selected.has(n)).at(-1);
+  const doneWriteJoinsNext = (name: string) => !o.prompter && name !== lastSelected &&
+    !DEPLOY_STEP_OBJECTS.some((s) => s.background && (s.name === name || state.steps[s.name] === 'running'));
   let opened = false;
   let keepRunDir = false;
   try {
@@ -121,6 +124,9 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
         if (status === 'done') {
           if (step.result) state.results[name] = step.result.save(ctx);
           if (step.local) local[name] = step.local.save(ctx);
+          // One remote write for "N done, N+1 running": the next step's start follows at once,
+          // with nothing done in between (no prompt, no background step to join).
+          if (doneWriteJoinsNext(name)) return;
         }
         await save(); // from the moment the lock is held: the state belongs to the lock holder
       },

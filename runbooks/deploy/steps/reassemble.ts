@@ -1,6 +1,8 @@
 /**
- * 6. reassemble: the chunks concatenated and extracted into NAME.new while their sha256 is
- * computed; a wrong sha256 or file list fails; then NAME.new gets its data id. Undo: remove
+ * 6. reassemble: the extraction the remote extractor did while the chunks arrived (its sha256,
+ * tar status and chunk count checked) moved to NAME.new; without a clean one, the chunks
+ * concatenated and extracted into NAME.new while their sha256 is computed. A wrong sha256 or
+ * file list fails; then NAME.new gets its data id. Undo: remove
  * NAME.new, only while NAME is there, no swap is unfinished and it holds this run's data.
  */
 import { parseKv, reassembleScript } from '../../../lib/remote/scripts.ts';
@@ -43,7 +45,8 @@ export const reassemble: Step<DeployCtx, DeployPlanCtx, ReassembleResult> = {
     // steps run again) is other data than the copy of it already live.
     c.nextId = archiveDataId(packed.sha256, c.runId, utcStamp(c.now()));
     await runRefusing(o.host, scripts.stampId(c), { volume: layout.volume }, { signal: o.signal });
-    return done(`${packed.fileCount} files in ${layout.next}`);
+    const how = kv.get('extracted') === 'while-uploading' ? ' (extracted while the chunks arrived)' : '';
+    return done(`${packed.fileCount} files in ${layout.next}${how}`);
   },
 
   async undo(c) {

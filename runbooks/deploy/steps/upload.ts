@@ -8,7 +8,7 @@ import { readPackManifest } from '../../../lib/archive/pack.ts';
 import { UserError } from '../../../lib/common/errors.ts';
 import { planCommand } from '../../../lib/engine/plan.ts';
 import { incomingDir } from '../../../lib/remote/layout.ts';
-import { incomingStateScript } from '../../../lib/remote/scripts.ts';
+import { openIncomingScript } from '../../../lib/remote/extractor.ts';
 import { done } from '../../../lib/engine/runner.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import { formatBytes } from '../../../lib/common/units.ts';
@@ -55,9 +55,11 @@ export const upload: Step<DeployCtx, DeployPlanCtx, UploadResult> = {
     const incoming = incomingOf(p);
     return {
       commands: [
-        p.remote(incomingStateScript(incoming)),
+        p.remote(openIncomingScript(incoming)),
         ...p.packed.chunks.flatMap((ch) => {
           const { partial, accept } = chunkArrival(incoming, ch);
+          const file = path.join(p.chunksDir, ch.name);
+          if (p.o.uploader.renderChecked) return [planCommand(`upload and verify ${ch.name}`, p.o.uploader.renderChecked(file, accept), p.o.host.label)];
           return [
             ...p.o.uploader.render(path.join(p.chunksDir, ch.name), partial).map((r) => planCommand(`upload ${ch.name}`, r, p.o.host.label)),
             p.remote(accept),
