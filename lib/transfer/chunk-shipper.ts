@@ -34,6 +34,8 @@ export class ChunkShipper {
   private readonly jobs: Promise<void>[] = [];
   /** The first failure (boxed: any value may be thrown); later chunks are not sent after it. */
   private failure: { error: unknown } | undefined;
+  /** A chunk failed (its failure may still be settling): no later chunk starts. */
+  private stopped = false;
 
   constructor(
     private readonly host: RemoteHost,
@@ -71,7 +73,7 @@ export class ChunkShipper {
 
   ship(ch: ChunkInfo): void {
     const job = this.limit(async () => {
-      if (this.failure) return;
+      if (this.stopped) return;
       this.signal.throwIfAborted();
       if (this.present.get(ch.name) === ch.sha256) {
         this.chunksSkipped++;
@@ -85,6 +87,7 @@ export class ChunkShipper {
             await this.host.run(accept, { signal: this.signal });
           }
         } catch (e) {
+          this.stopped = true;
           // A full volume says so ("volume full: ..."), whatever the uploader reported; the partial goes.
           if (this.signal.aborted) throw e;
           const full = await this.host.run(discardFailedChunkScript(partial, ch.size)).then(() => undefined, (d: unknown) => (refusalOf(d) ? d : undefined));
@@ -95,6 +98,7 @@ export class ChunkShipper {
       }
       this.onChunkDone?.(this);
     }).catch((error: unknown) => {
+      this.stopped = true;
       this.failure ??= { error };
     });
     this.jobs.push(job);
