@@ -85,7 +85,7 @@ async function plannedTargets(c: MigrateCtx, rules: TargetRules | null): Promise
     for (const col of c.collections.filter((s) => s.count > 0)) {
       const name = c.transform!.emptyTarget(col)!;
       refuseCollectionName(rules, name, col.name);
-      planned.set(name, { from: col.name, dimension: col.dimension, empty: false });
+      planned.set(name, { from: col.name, dimension: col.dimension ?? (await firstDimension(c, col)), empty: false });
     }
   }
   const empty = await emptyTargets(c, rules, c.collections.filter((s) => s.count === 0), (name) => planned.has(name));
@@ -93,6 +93,12 @@ async function plannedTargets(c: MigrateCtx, rules: TargetRules | null): Promise
   c.planned = planned;
   return done(`overlapped with export and import (timed there): each record transformed and validated as it streams, before its batch is sent; ` +
     `${planned.size} target collections known before the first record${empty.size ? ` (${empty.size} empty)` : ''}, names checked`);
+}
+
+/** The vector size of a collection's first record (one record read), so an existing target of another size is refused before any write. */
+async function firstDimension(c: MigrateCtx, col: CollectionInfo): Promise<number | null> {
+  for await (const page of c.source!.read(col, 1, c.o.signal)) return page[0]?.embedding?.length || null;
+  return null;
 }
 
 /**
