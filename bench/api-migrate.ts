@@ -53,7 +53,7 @@ async function ours(source: ChromaServer, tag: string): Promise<{ secs: number; 
   const target = await server(`ours-${tag}`);
   const t0 = performance.now();
   const r = await execa(process.execPath, [CLI, 'migrate', '--yes', '--json', '--source-url', source.url, '--target-url', target.url,
-    '--checkpoint-dir', path.join(root, `cp-${tag}`), '--log-dir', path.join(root, 'logs')], { reject: false, env: { CHROMA_FERRY_REPORT_MAXRSS: '1', CI: 'true' } });
+    '--checkpoint-dir', path.join(root, `cp-${tag}`), '--log-dir', path.join(root, 'logs'), ...(process.env.BENCH_BATCH ? ['--batch-size', process.env.BENCH_BATCH] : [])], { reject: false, env: { CHROMA_FERRY_REPORT_MAXRSS: '1', CI: 'true' } });
   const secs = (performance.now() - t0) / 1000;
   if (r.exitCode !== 0) throw new Error(`migrate failed: ${r.stderr.slice(-500)}`);
   const kb = Number(/maxrss_kb (\d+)/.exec(r.stderr)?.[1] ?? NaN);

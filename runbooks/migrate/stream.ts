@@ -24,7 +24,7 @@ import { describeIssue, RecordValidator } from '../../lib/migrate/validate.ts';
 import { etaOf, fillTargets, pageSizeFor, pct, rateMeter, sampleFile, writeName, type MigrateCtx } from './context.ts';
 import { markBatchDone } from './batch-progress.ts';
 import { dropStaging } from './staging-drop.ts';
-import { refuseExisting } from './steps/backup.ts';
+import { refuseExisting, writeBackup } from './steps/backup.ts';
 import { logInvalid, refuseCollectionName, ValidationGateError } from './steps/transform.ts';
 
 type TargetEntry = MigrateCtx['cp']['targets'][string];
@@ -213,6 +213,14 @@ export async function streamIntoStaging(c: MigrateCtx, progress: (line: string) 
         `most frequent issues: ${top}; nothing was written to the live collections: nothing cut over, the ${dropped.length} staging collections dropped ` +
         `(rejected records listed in ${path.join(cp.stagingDir, 'rejected.jsonl')})`,
     );
+  }
+  // Names only the records revealed (a seed-schema or module transform): the backup (the restore point) taken again with them.
+  // The live collections are untouched until the cutover, so it is the target as it was before the run.
+  const names = Object.keys(cp.targets);
+  if (names.some((n) => !c.planned?.has(n))) {
+    c.existedBefore = await c.target!.existing(names);
+    await writeBackup(c, names);
+    fillTargets(c);
   }
   const secs = (performance.now() - t0) / 1000;
   if (secs > 0 && c.summary.import.recordsSent) c.summary.import.recordsPerSecond = Math.round(c.summary.import.recordsSent / secs);

@@ -27,22 +27,7 @@ export const backup: Step<MigrateCtx, MigratePlanCtx> = {
     for (const name of names) refuseExisting(c, name, c.existedBefore.get(name), cp.targets[name]?.dimension ?? c.planned?.get(name)?.dimension ?? null);
     // A name the cutover could not switch (Qdrant: a collection where the alias goes) is refused now, before any write.
     if (canStage(c.target) && c.target.cutoverKind === 'alias') for (const name of names) await previousOf(c.target, name, '');
-    const file = path.join(cp.stagingDir, 'backup.jsonl');
-    await fs.rm(file, { force: true });
-    const backup = new JsonlEndpoint(file);
-    await backup.openForWriting({ resume: false, touched: names, transform: cp.transformRecord });
-    let records = 0;
-    try {
-      for (const info of c.existedBefore.values()) {
-        await backup.ensureCollection(info);
-        for await (const page of c.target!.read(info, pageSizeFor(c, info), o.signal)) {
-          await backup.upsert(info.name, page);
-          records += page.length;
-        }
-      }
-    } finally {
-      await backup.close();
-    }
+    const { file, records } = await writeBackup(c, names);
     cp.backupFile = file;
     cp.phases.backup = 'done';
     c.summary.backupFile = file;
@@ -52,6 +37,31 @@ export const backup: Step<MigrateCtx, MigratePlanCtx> = {
 
   plan: (p) => ({ commands: [], notes: [`export the target collections about to be written to ${p.checkpointDir}/<run>/backup.jsonl (the restore point)`] }),
 };
+
+/**
+ * `names` (the target collections the run writes; those that exist now in `c.existedBefore`)
+ * exported to the staging dir's backup.jsonl, its header listing them all (restore removes the
+ * ones that did not exist). Written again by an overlapped run whose records named more.
+ */
+export async function writeBackup(c: MigrateCtx, names: string[]): Promise<{ file: string; records: number }> {
+  const file = path.join(c.cp.stagingDir, 'backup.jsonl');
+  await fs.rm(file, { force: true });
+  const backup = new JsonlEndpoint(file);
+  await backup.openForWriting({ resume: false, touched: names, transform: c.cp.transformRecord });
+  let records = 0;
+  try {
+    for (const info of c.existedBefore.values()) {
+      await backup.ensureCollection(info);
+      for await (const page of c.target!.read(info, pageSizeFor(c, info), c.o.signal)) {
+        await backup.upsert(info.name, page);
+        records += page.length;
+      }
+    }
+  } finally {
+    await backup.close();
+  }
+  return { file, records };
+}
 
 /** A target collection that exists with another distance or vector size: refused, naming the fix. */
 export function refuseExisting(c: MigrateCtx, name: string, have: CollectionInfo | undefined, dim: number | null): void {

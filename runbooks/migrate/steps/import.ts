@@ -98,7 +98,5 @@ function chooseBatchSize(c: MigrateCtx): number {
     c.summary.warnings.push(`--batch-size ${c.o.batchSize} is above the target's max batch size ${c.maxBatch}: using ${c.maxBatch}`);
     return c.maxBatch;
   }
-  // Overlapped: the server's max batch size (its ingest ceiling; memory stays bounded by the batches in flight).
-  if (streams(c)) return c.o.batchSize ?? c.maxBatch;
   return c.o.batchSize ?? Math.max(1, Math.min(c.maxBatch, cap));
 }
