@@ -75,6 +75,17 @@ describe('migrate: export, transform, validation and import overlapped', () => {
     assert.match(note('transform'), /overlapped/);
   });
 
+  it('--plan says the steps run overlapped, from the same Step objects', async () => {
+    const file = await source('plan.jsonl', 'planned', 20, () => false);
+    const r = await runCli(['migrate', '--plan', '--json', '--source-url', file, '--target-url', target.url, '--checkpoint-dir', path.join(root, 'cp-plan')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.json.overlapped, true);
+    const does = Object.fromEntries(r.json.steps.map((s: { name: string; does: string }) => [s.name, s.does]));
+    for (const step of ['export', 'transform', 'import']) assert.match(does[step], /overlapped/, step);
+    const text = await runCli(['migrate', '--plan', '--source-url', file, '--target-url', target.url, '--checkpoint-dir', path.join(root, 'cp-plan')]);
+    assert.match(text.stdout, /export, transform \(with validation\) and import run overlapped/);
+  });
+
   it('at or above --min-valid the same records are cut over: the valid ones exactly, the invalid ones never sent', async () => {
     const file = await source('late-bad-ok.jsonl', 'late_ok', 200, (i) => i >= 170);
     const r = await migrate(['--source-url', file, '--target-url', target.url, '--batch-size', '10', '--min-valid', '0.85']);
