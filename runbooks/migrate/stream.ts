@@ -15,7 +15,6 @@ import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pRetry from 'p-retry';
-import { bufferGarbageCollector } from '../../lib/archive/buffer-garbage.ts';
 import { UserError } from '../../lib/common/errors.ts';
 import { SourceChangedError } from '../../lib/migrate/chroma-endpoint.ts';
 import { previousOf } from '../../lib/migrate/cutover.ts';
@@ -67,9 +66,6 @@ export async function streamIntoStaging(c: MigrateCtx, progress: (line: string) 
   let read = 0;
   let landed = 0;
   const t0 = performance.now();
-  // Pages, request bodies and packed embeddings are memory outside V8's heap that it frees late: a
-  // full collection whenever they hold more than ~20 MB keeps the peak flat as the source grows.
-  const collect = bufferGarbageCollector(20 * 1024 * 1024, 8 * 1024 * 1024);
   const report = () => progress(`${read}/${total} records read, ${landed} in staging, ${rate(landed)}${etaOf(rate, landed, total)}`);
 
   const targetOf = (name: string, col: CollectionInfo): TargetStream => {
@@ -143,7 +139,6 @@ export async function streamIntoStaging(c: MigrateCtx, progress: (line: string) 
         for await (const page of c.source!.read(col, pageSizeFor(c, col), o.signal)) {
           exported += page.length;
           read += page.length;
-          collect(page.length * (page[0]?.embedding?.length ?? 0) * 8);
           for (const r of page) {
             for (const t of await c.transform!.apply(r, col)) {
               const issues = validator.check(t.collection, t.record, c.transform!.schemaOf(t.collection), c.rules);
