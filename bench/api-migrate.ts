@@ -5,7 +5,7 @@
  * time). Then our peak memory at RECORDS and at LARGE records. Prints `name value unit` lines and
  * `ratio <name> <value>`; exits 0 whatever the numbers.
  *
- *   npm run bench:migrate        BENCH_RECORDS=10000 BENCH_LARGE=40000 npm run bench:migrate
+ *   npm run bench:migrate        npm run bench:migrate -- --records 10000 --large 80000
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -16,8 +16,18 @@ import { chromaClientFor } from '../lib/chroma/client.ts';
 import { addRecords } from '../testkit/sample-db.ts';
 import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
 
-const RECORDS = Number(process.env.BENCH_RECORDS ?? 10_000);
-const LARGE = Number(process.env.BENCH_LARGE ?? 40_000);
+/** `--records N` / `--large N` (or BENCH_RECORDS / BENCH_LARGE): the timed run and the memory run. */
+function knob(flag: string, env: string, fallback: number): number {
+  const i = process.argv.indexOf(flag);
+  const v = Number(i >= 0 ? process.argv[i + 1] : process.env[env] ?? fallback);
+  if (!Number.isInteger(v) || v <= 0) {
+    process.stderr.write(`${flag} ${i >= 0 ? process.argv[i + 1] : process.env[env]}: a positive whole number of records; e.g. ${flag} ${fallback}\n`);
+    process.exit(2);
+  }
+  return v;
+}
+const RECORDS = knob('--records', 'BENCH_RECORDS', 10_000);
+const LARGE = knob('--large', 'BENCH_LARGE', 80_000);
 const DIM = 768;
 const CLI = fileURLToPath(new URL('../bin/chroma-ferry.js', import.meta.url));
 const root = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-bench-migrate-'));
@@ -43,10 +53,12 @@ async function ours(source: ChromaServer, tag: string): Promise<{ secs: number; 
   const target = await server(`ours-${tag}`);
   const t0 = performance.now();
   const r = await execa(process.execPath, [CLI, 'migrate', '--yes', '--json', '--source-url', source.url, '--target-url', target.url,
-    '--checkpoint-dir', path.join(root, `cp-${tag}`), '--log-dir', path.join(root, 'logs')], { reject: false, env: { CHROMA_FERRY_REPORT_MAXRSS: '1', CI: 'true' } });
+    '--checkpoint-dir', path.join(root, `cp-${tag}`), '--log-dir', path.join(root, 'logs'), ...(process.env.BENCH_BATCH ? ['--batch-size', process.env.BENCH_BATCH] : [])], { reject: false, env: { CHROMA_FERRY_REPORT_MAXRSS: '1', CI: 'true' } });
   const secs = (performance.now() - t0) / 1000;
   if (r.exitCode !== 0) throw new Error(`migrate failed: ${r.stderr.slice(-500)}`);
   const kb = Number(/maxrss_kb (\d+)/.exec(r.stderr)?.[1] ?? NaN);
+  const steps = (JSON.parse(r.stdout) as { steps: { name: string; ms: number }[] }).steps;
+  for (const st of steps) line(`ours_${tag}_step_${st.name}`, (st.ms / 1000).toFixed(2), 's');
   return { secs, rssMb: kb / 1024 };
 }
 

@@ -9,7 +9,8 @@ import type { UndoOutcome } from '../../lib/engine/compensation.ts';
 import type { CheckpointStore, MigrateCheckpoint, MigratePhase } from '../../lib/migrate/checkpoint.ts';
 import type { ScopeChoice } from '../../lib/chroma/database-scope.ts';
 import type { Endpoint } from '../../lib/migrate/endpoints.ts';
-import { stagingName } from '../../lib/migrate/staging.ts';
+import { canStage, stagingName } from '../../lib/migrate/staging.ts';
+import type { TargetRules } from '../../lib/migrate/target-rules.ts';
 import type { QdrantOptions } from '../../lib/migrate/qdrant-endpoint.ts';
 import type { JsonlLog } from '../../lib/migrate/log.ts';
 import type { Transform } from '../../lib/migrate/transform.ts';
@@ -95,6 +96,24 @@ export interface MigrateCtx {
   collections: CollectionInfo[];
   maxBatch: number;
   existedBefore: Map<string, CollectionInfo>;
+  /** The target's rules (names, metadata), read once by the transform step. */
+  rules?: TargetRules | null;
+  /**
+   * Overlapped run (`streams`): the target collections known before the first record (the `none`
+   * transform's names, empty collections), checked before any write and backed up.
+   */
+  planned?: Map<string, { from: string; dimension: number | null; empty: boolean }>;
+  /** A refusal after the staging collections were dropped: the target is exactly as before (exit 2). */
+  liveUntouched?: boolean;
+}
+
+/**
+ * Export, transform, validation and import overlapped (runbooks/migrate/stream.ts): a target that
+ * stages (its live collections untouched until the cutover), not a dry run, and not a run whose
+ * transform phase was finished stage by stage before (a --resume of such a run imports its staged files).
+ */
+export function streams(c: MigrateCtx): boolean {
+  return !c.o.dryRun && canStage(c.target) && !c.cp.phases.transform;
 }
 
 /** What `migrate --plan` knows from a read-only look at both ends. */
@@ -125,7 +144,7 @@ export const MEMORY_BUDGET_BYTES = 12 * 1024 * 1024;
 export function restoredNote(c: MigrateCtx, phase: MigratePhase): StepOutcome {
   fillTargets(c);
   if (phase === 'export') c.summary.collections = c.collections.map((s) => ({ source: s.name, exported: c.cp.exported[s.name] ?? 0 }));
-  if (phase === 'transform' && c.cp.validation) c.summary.validation = { ...c.cp.validation, validShare: c.cp.validation.total ? c.cp.validation.valid / c.cp.validation.total : 1 };
+  if ((phase === 'transform' || phase === 'import') && c.cp.validation && !c.summary.validation) c.summary.validation = { ...c.cp.validation, validShare: c.cp.validation.total ? c.cp.validation.valid / c.cp.validation.total : 1 };
   if (phase === 'backup') c.summary.backupFile = c.cp.backupFile;
   return done(`done by the interrupted run ${c.cp.runId}`);
 }
@@ -137,7 +156,7 @@ export function fillTargets(c: MigrateCtx): void {
 }
 
 export function sourceOf(c: MigrateCtx, target: string): CollectionInfo {
-  const from = c.cp.targets[target]?.from;
+  const from = c.cp.targets[target]?.from ?? c.planned?.get(target)?.from;
   return c.collections.find((s) => s.name === from) ?? c.collections[0]!;
 }
 
@@ -148,6 +167,11 @@ export function writeName(c: MigrateCtx, name: string): string {
 
 export function exportFile(cp: MigrateCheckpoint, collection: string): string {
   return path.join(cp.stagingDir, 'export', `${safeName(collection)}.jsonl`);
+}
+
+/** Overlapped run: the records of target `collection` verify compares (every k-th, written at the end of the stream). */
+export function sampleFile(cp: MigrateCheckpoint, collection: string): string {
+  return path.join(cp.stagingDir, 'sample', `${safeName(collection)}.jsonl`);
 }
 
 export function stagedFile(cp: MigrateCheckpoint, collection: string): string {

@@ -1,7 +1,10 @@
 /**
- * Runbook: API-level migration (seeds 001, 002). Source -> transform -> validate -> sink, through
- * a local staging dir, so memory stays flat as the dataset grows. Seven phases, one Step object
- * each in steps/ (title, run, what --plan says it does):
+ * Runbook: API-level migration (seeds 001, 002). Source -> transform -> validate -> sink. Seven
+ * phases, one Step object each in steps/ (title, run, what --plan says it does). Into a target
+ * that stages (Chroma, Qdrant), export, transform, validation and import run overlapped
+ * (stream.ts): connect, then the checks possible before any record (transform, backup), then the
+ * records stream from the source into the staging collections (import), the --min-valid gate after
+ * the last record, verify, cutover. `--dry-run` and a .jsonl target run stage by stage:
  *
  *   connect    open the source read-only and the target; batch size; checkpoint dir writable
  *   export     every source collection paged into staging/export/*.jsonl (a concurrent writer is caught)
@@ -84,8 +87,8 @@ export async function runMigrate(o: MigrateOptions): Promise<MigrateSummary> {
     if (!r.ok) {
       summary.error = describeError(r.error, o.signal);
       await log.write({ event: 'failed', error: summary.error });
-      // Refused before anything was written: a one-line user error (exit 2).
-      if (r.error instanceof UserError && !cp.phases.backup) throw r.error;
+      // Refused before anything was written, or mid-stream with this run's staging dropped (the target as before): a one-line user error (exit 2).
+      if (r.error instanceof UserError && (!cp.phases.backup || ctx.liveUntouched)) throw r.error;
     } else {
       await log.write({ event: 'done', summary: { targets: summary.targets, import: summary.import } });
     }

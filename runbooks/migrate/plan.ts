@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { ScopeChoice } from '../../lib/chroma/database-scope.ts';
 import { CHECKPOINT_FILE } from '../../lib/migrate/checkpoint.ts';
 import { openSource, openTarget } from '../../lib/migrate/endpoints.ts';
+import { canStage } from '../../lib/migrate/staging.ts';
 import { loadTransform } from '../../lib/migrate/transform.ts';
 import type { MigratePlanCtx } from './context.ts';
 import { MIGRATE_STEP_OBJECTS } from './index.ts';
@@ -19,6 +20,8 @@ export interface MigratePlan {
   batchSize: number;
   targetMaxBatchSize: number;
   checkpointFile: string;
+  /** Export, transform, validation and import run at once (a target that stages: Chroma, Qdrant). */
+  overlapped: boolean;
   collections: { name: string; records: number; space: string; existsOnTarget: boolean }[];
   steps: { name: string; does: string }[];
 }
@@ -43,7 +46,7 @@ export async function planMigrate(o: {
     };
     return {
       runbook: 'migrate', source: source.label, target: target.label, transform: o.transform, batchSize: p.batchSize, targetMaxBatchSize: max,
-      checkpointFile: path.join(p.checkpointDir, CHECKPOINT_FILE),
+      checkpointFile: path.join(p.checkpointDir, CHECKPOINT_FILE), overlapped: canStage(target),
       collections: cols.map((c) => ({ name: c.name, records: c.count, space: c.space, existsOnTarget: existing.has(c.name) })),
       steps: MIGRATE_STEP_OBJECTS.map((s) => ({ name: s.name, does: s.plan(p).notes.join(' ') })),
     };
@@ -55,6 +58,7 @@ export async function planMigrate(o: {
 
 export function formatMigratePlan(p: MigratePlan): string {
   const lines = [`migrate plan: ${p.source} -> ${p.target} (transform ${p.transform}); nothing has been done`];
+  if (p.overlapped) lines.push('  export, transform (with validation) and import run overlapped: records stream from the source into the staging collections');
   p.steps.forEach((s, i) => lines.push(`  ${i + 1}. ${s.name}: ${s.does}`));
   lines.push('  collections:');
   for (const c of p.collections) lines.push(`    ${c.name}: ${c.records} records, ${c.space}${c.existsOnTarget ? ' (exists on the target: it is backed up, then upserted into)' : ''}`);

@@ -6,7 +6,7 @@ import { UserError } from '../../../lib/common/errors.ts';
 import { SourceChangedError } from '../../../lib/migrate/chroma-endpoint.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import { done as finished } from '../../../lib/engine/runner.ts';
-import { exportFile, pageSizeFor, rateMeter, restoredNote, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
+import { exportFile, pageSizeFor, rateMeter, restoredNote, streams, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
 import { writeJsonl } from '../records.ts';
 
 export const exportStep: Step<MigrateCtx, MigratePlanCtx> = {
@@ -17,6 +17,7 @@ export const exportStep: Step<MigrateCtx, MigratePlanCtx> = {
   async run(c, progress) {
     const { o, cp } = c;
     if (cp.phases.export) return restoredNote(c, 'export');
+    if (streams(c)) return finished('overlapped with transform and import (timed there): each source collection read page by page, one page ahead, as the import takes them');
     const dir = path.join(cp.stagingDir, 'export');
     await fs.mkdir(dir, { recursive: true });
     const total = c.collections.reduce((n, s) => n + s.count, 0);
@@ -51,5 +52,5 @@ export const exportStep: Step<MigrateCtx, MigratePlanCtx> = {
     return finished(`${Object.values(cp.exported).reduce((a, b) => a + b, 0)} records from ${c.collections.length} collections`);
   },
 
-  plan: (p) => ({ commands: [], notes: [`page ${p.collections.length} collections (${p.records} records) into ${p.checkpointDir}/<run>/export/*.jsonl; a count change during the export is re-read once, then refused`] }),
+  plan: (p) => ({ commands: [], notes: [`overlapped with transform and import (a staging target): page ${p.collections.length} collections (${p.records} records) straight into the transform (stage by stage into ${p.checkpointDir}/<run>/export/*.jsonl for --dry-run and a .jsonl target); a count change during the export is re-read once, then refused`] }),
 };

@@ -5,8 +5,10 @@ import { CHECKPOINT_FILE } from '../../../lib/migrate/checkpoint.ts';
 import { canStage } from '../../../lib/migrate/staging.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import { done as finished, skipped } from '../../../lib/engine/runner.ts';
-import { etaOf, memoryCap, rateMeter, restoredNote, sourceOf, stagedFile, writeName, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
+import { etaOf, memoryCap, rateMeter, restoredNote, sourceOf, stagedFile, streams, writeName, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
 import { readBatches } from '../records.ts';
+import { markBatchDone } from '../batch-progress.ts';
+import { streamIntoStaging } from '../stream.ts';
 
 export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
   name: 'import',
@@ -22,6 +24,7 @@ export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
     const batches = targets.reduce((n, [, t]) => n + Math.ceil(t.expected / cp.batchSize), 0);
     if (o.dryRun) return skipped(`--dry-run; would import ${totalRecords} records into ${targets.length} collections in ${batches} batches of up to ${cp.batchSize}`);
     if (cp.phases.import) return restoredNote(c, 'import');
+    if (streams(c)) return finished(await streamIntoStaging(c, progress));
     await c.prepareWrite!(targets.map(([n]) => n));
     // Staged (a target that renames): every record goes into NAME__ferry_<run>; live collections untouched until cutover.
     if (cp.staged === undefined) {
@@ -85,19 +88,8 @@ export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
       (c.summary.import.recordsPerSecond ? ` (${c.summary.import.recordsPerSecond} records/s)` : ''));
   },
 
-  plan: (p) => ({ commands: [], notes: [`upsert into staging collections NAME__ferry_<run id> (a .jsonl target: in place) in batches of up to ${p.batchSize} (target max ${p.targetMaxBatchSize}; fewer for long embeddings, to keep memory flat), retried with backoff; checkpoint ${path.join(p.checkpointDir, CHECKPOINT_FILE)} after each batch`] }),
+  plan: (p) => ({ commands: [], notes: [`overlapped with export, transform and validation: each batch upserted into staging collections NAME__ferry_<run id> as soon as it is full, several in flight (a .jsonl target: in place, after the transform) in batches of up to ${p.batchSize} (target max ${p.targetMaxBatchSize}; fewer for long embeddings, to keep memory flat), retried with backoff; checkpoint ${path.join(p.checkpointDir, CHECKPOINT_FILE)} after each batch`] }),
 };
-
-/** Batch `i` of a target is written: extend the contiguous prefix, or remember it as done out of order. */
-function markBatchDone(t: { batchesDone: number; doneAbove?: number[] }, i: number): void {
-  const above = new Set(t.doneAbove ?? []);
-  above.add(i);
-  while (above.has(t.batchesDone)) {
-    above.delete(t.batchesDone);
-    t.batchesDone++;
-  }
-  t.doneAbove = [...above].sort((a, b) => a - b);
-}
 
 /** --batch-size, else the target's max; never above the max (the server rejects larger writes). */
 function chooseBatchSize(c: MigrateCtx): number {

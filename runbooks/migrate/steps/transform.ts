@@ -13,8 +13,8 @@ import type { TargetRules } from '../../../lib/migrate/target-rules.ts';
 import type { CollectionInfo, MigrationRecord } from '../../../lib/migrate/types.ts';
 import { describeIssue, RecordValidator } from '../../../lib/migrate/validate.ts';
 import type { Step } from '../../../lib/engine/step.ts';
-import { done } from '../../../lib/engine/runner.ts';
-import { exportFile, fillTargets, pct, restoredNote, stagedFile, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
+import { done, type StepOutcome } from '../../../lib/engine/runner.ts';
+import { exportFile, fillTargets, pct, restoredNote, stagedFile, streams, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
 
 export const transform: Step<MigrateCtx, MigratePlanCtx> = {
   name: 'transform',
@@ -25,6 +25,8 @@ export const transform: Step<MigrateCtx, MigratePlanCtx> = {
     const { o, cp } = c;
     if (cp.phases.transform) return restoredNote(c, 'transform');
     const rules = (await c.target!.targetRules?.()) ?? null;
+    c.rules = rules;
+    if (streams(c)) return plannedTargets(c, rules);
     const stagedDir = path.join(cp.stagingDir, 'staged');
     // `none` without renames stages every valid record unchanged: when none is rejected, the staged
     // file is the export file (a hard link), so the records are parsed to validate but not rewritten.
@@ -55,7 +57,7 @@ export const transform: Step<MigrateCtx, MigratePlanCtx> = {
     for (const [name, w] of writers) {
       cp.targets[name] = { expected: w.ids.size, from: w.from, dimension: validator.dimensionOf(name), batchesDone: 0, recordsDone: 0 };
     }
-    const empty = await emptyTargets(c, rules);
+    const empty = await emptyTargets(c, rules, c.collections.filter((s) => (c.cp.exported[s.name] ?? 0) === 0), (name) => Boolean(c.cp.targets[name]));
     for (const [name, t] of empty) cp.targets[name] = { expected: 0, from: t.from, dimension: t.dimension, batchesDone: 0, recordsDone: 0 };
     cp.phases.transform = 'done';
     await c.store.save(cp);
@@ -66,10 +68,38 @@ export const transform: Step<MigrateCtx, MigratePlanCtx> = {
   },
 
   plan: (p) => ({ commands: [], notes: [
-    `apply ${p.transform}, validate every record (ids, embeddings, NaN, dimension${p.transform === 'seed-schema' ? ', schema fields and types' : ''}, the target's rules for metadata types, lists, keys and sizes); stop before any write under --min-valid`,
+    `overlapped with export and import: apply ${p.transform} to each record as it streams from the source, validate it (ids, embeddings, NaN, dimension${p.transform === 'seed-schema' ? ', schema fields and types' : ''}, the target's rules for metadata types, lists, keys and sizes) before its batch is sent; under --min-valid (decided after the last record, before the cutover) the staging collections are dropped`,
     'refuse a target collection name the target does not accept, and an empty collection the target cannot create',
   ] }),
 };
+
+/**
+ * Overlapped run: what can be checked before the first record is read. The target collections
+ * known in advance (the `none` transform's names, after --rename) and the empty ones get the
+ * target's name rules and, for empty ones, whether they can be created; records are transformed
+ * and validated as they stream (runbooks/migrate/stream.ts).
+ */
+async function plannedTargets(c: MigrateCtx, rules: TargetRules | null): Promise<StepOutcome> {
+  const planned = new Map<string, { from: string; dimension: number | null; empty: boolean }>();
+  if (c.o.transform === 'none') {
+    for (const col of c.collections.filter((s) => s.count > 0)) {
+      const name = c.transform!.emptyTarget(col)!;
+      refuseCollectionName(rules, name, col.name);
+      planned.set(name, { from: col.name, dimension: col.dimension ?? (await firstDimension(c, col)), empty: false });
+    }
+  }
+  const empty = await emptyTargets(c, rules, c.collections.filter((s) => s.count === 0), (name) => planned.has(name));
+  for (const [name, t] of empty) planned.set(name, { ...t, empty: true });
+  c.planned = planned;
+  return done(`overlapped with export and import (timed there): each record transformed and validated as it streams, before its batch is sent; ` +
+    `${planned.size} target collections known before the first record${empty.size ? ` (${empty.size} empty)` : ''}, names checked`);
+}
+
+/** The vector size of a collection's first record (one record read), so an existing target of another size is refused before any write. */
+async function firstDimension(c: MigrateCtx, col: CollectionInfo): Promise<number | null> {
+  for await (const page of c.source!.read(col, 1, c.o.signal)) return page[0]?.embedding?.length || null;
+  return null;
+}
 
 /**
  * Transform + validate every exported record into its target collection; with `write`, valid
@@ -118,7 +148,7 @@ async function stageRecords(c: MigrateCtx, stagedDir: string, progress: (line: s
 const LOGGED_INVALID = 1000;
 const loggedInvalid = new WeakMap<MigrateCtx, number>();
 
-async function logInvalid(c: MigrateCtx, line: { collection: string; from: string; id: string; issues: { field?: string; rule: string; text: string }[] }): Promise<void> {
+export async function logInvalid(c: MigrateCtx, line: { collection: string; from: string; id: string; issues: { field?: string; rule: string; text: string }[] }): Promise<void> {
   const n = (loggedInvalid.get(c) ?? 0) + 1;
   loggedInvalid.set(c, n);
   if (n <= LOGGED_INVALID) await c.log.write({ event: 'invalid_record', ...line });
@@ -126,7 +156,7 @@ async function logInvalid(c: MigrateCtx, line: { collection: string; from: strin
 }
 
 /** A target collection name the target does not accept: one line (the name, the rule, the fix), before any write. */
-function refuseCollectionName(rules: TargetRules | null, name: string, from: string): void {
+export function refuseCollectionName(rules: TargetRules | null, name: string, from: string): void {
   const problem = rules?.collectionNameProblem(name);
   if (!problem) return;
   throw new UserError(
@@ -144,16 +174,15 @@ function shellWord(s: string): string {
  * settings and metadata) under the transform's name for them; a target that needs a vector size
  * to create a collection gets the source's, else the collection must exist there already.
  */
-async function emptyTargets(c: MigrateCtx, rules: TargetRules | null): Promise<Map<string, { from: string; dimension: number | null }>> {
+async function emptyTargets(c: MigrateCtx, rules: TargetRules | null, sources: CollectionInfo[], known: (name: string) => boolean): Promise<Map<string, { from: string; dimension: number | null }>> {
   const out = new Map<string, { from: string; dimension: number | null }>();
-  const sources: CollectionInfo[] = c.collections.filter((s) => (c.cp.exported[s.name] ?? 0) === 0);
   for (const s of sources) {
     const name = c.transform!.emptyTarget(s);
     if (name === null) {
       c.summary.warnings.push(`source collection ${s.name} has no records and --transform ${c.o.transform} does not name its target (export emptyCollection(ctx) from the module): not created`);
       continue;
     }
-    if (c.cp.targets[name] || out.has(name)) continue;
+    if (known(name) || out.has(name)) continue;
     refuseCollectionName(rules, name, s.name);
     out.set(name, { from: s.name, dimension: s.dimension });
   }
