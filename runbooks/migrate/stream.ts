@@ -14,7 +14,6 @@
 import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import pRetry from 'p-retry';
 import { UserError } from '../../lib/common/errors.ts';
 import { SourceChangedError } from '../../lib/migrate/chroma-endpoint.ts';
 import { previousOf } from '../../lib/migrate/cutover.ts';
@@ -22,7 +21,7 @@ import { canStage } from '../../lib/migrate/staging.ts';
 import type { CollectionInfo, MigrationRecord } from '../../lib/migrate/types.ts';
 import { describeIssue, RecordValidator } from '../../lib/migrate/validate.ts';
 import { etaOf, fillTargets, pageSizeFor, pct, rateMeter, sampleFile, writeName, type MigrateCtx } from './context.ts';
-import { markBatchDone } from './batch-progress.ts';
+import { sendBatch } from './batch-progress.ts';
 import { dropStaging } from './staging-drop.ts';
 import { refuseExisting, writeBackup } from './steps/backup.ts';
 import { logInvalid, refuseCollectionName, ValidationGateError } from './steps/transform.ts';
@@ -106,20 +105,8 @@ export async function streamIntoStaging(c: MigrateCtx, progress: (line: string) 
     while (inflight.size >= workers) await Promise.race(inflight);
     if (failure) throw failure;
     const p: Promise<void> = (async () => {
-      await pRetry(() => c.target!.upsert(s.into, batch, o.signal), {
-        retries: 4, minTimeout: 250, factor: 2, signal: o.signal,
-        onFailedAttempt: async (err) => {
-          c.summary.import.retries++;
-          await c.log.write({ event: 'retry', collection: s.name, batch: i, attempt: err.attemptNumber, error: err.message });
-        },
-      });
-      markBatchDone(e, i);
-      e.recordsDone += batch.length;
-      c.summary.import.batchesSent++;
-      c.summary.import.recordsSent += batch.length;
+      await sendBatch(c, s.name, s.into, e, i, batch);
       landed += batch.length;
-      await c.store.save(cp);
-      await c.log.write({ event: 'batch', collection: s.name, batch: i + 1, records: batch.length });
       report();
     })().catch((err) => { failure ??= err; }).finally(() => { inflight.delete(p); });
     inflight.add(p);

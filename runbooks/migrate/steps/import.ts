@@ -1,13 +1,12 @@
 /** 5. import: batched upserts (<= the target's max batch size), retried, the checkpoint saved after each batch. */
 import path from 'node:path';
-import pRetry from 'p-retry';
 import { CHECKPOINT_FILE } from '../../../lib/migrate/checkpoint.ts';
 import { canStage } from '../../../lib/migrate/staging.ts';
 import type { Step } from '../../../lib/engine/step.ts';
 import { done as finished, skipped } from '../../../lib/engine/runner.ts';
 import { etaOf, memoryCap, rateMeter, restoredNote, sourceOf, stagedFile, streams, writeName, type MigrateCtx, type MigratePlanCtx } from '../context.ts';
 import { readBatches } from '../records.ts';
-import { markBatchDone } from '../batch-progress.ts';
+import { sendBatch } from '../batch-progress.ts';
 import { streamIntoStaging } from '../stream.ts';
 
 export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
@@ -57,20 +56,8 @@ export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
         while (inflight.size >= workers) await Promise.race(inflight);
         if (failure) throw failure;
         const p: Promise<void> = (async () => {
-          await pRetry(() => c.target!.upsert(into, batch, o.signal), {
-            retries: 4, minTimeout: 250, factor: 2, signal: o.signal,
-            onFailedAttempt: async (e) => {
-              c.summary.import.retries++;
-              await c.log.write({ event: 'retry', collection: name, batch: i, attempt: e.attemptNumber, error: e.message });
-            },
-          });
-          markBatchDone(t, i);
-          t.recordsDone += batch.length;
-          c.summary.import.batchesSent++;
-          c.summary.import.recordsSent += batch.length;
+          await sendBatch(c, name, into, t, i, batch);
           done += batch.length;
-          await c.store.save(cp);
-          await c.log.write({ event: 'batch', collection: name, batch: i + 1, records: batch.length });
           progress(`${done}/${totalRecords} records, ${rate(done)}${etaOf(rate, done, totalRecords)}`);
         })().catch((e) => { failure ??= e; }).finally(() => { inflight.delete(p); });
         inflight.add(p);
