@@ -34,7 +34,7 @@ const WORKER = `
   in=$1; tok=$2; idle=$3
   cd "$in" || exit 1
   d=.extract-$tok
-  echo "$$" > "$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid" || exit 1
+  echo "$$" > "$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid" || { rm -f "$d/pid.tmp"; exit 1; }
   owned() { o=""; [ -f .extract.owner ] && IFS= read -r o < .extract.owner; [ "$o" = "$tok" ]; }
   ${CHUNK_NAME}
   if sleep 0.01 2>/dev/null; then tick=0.1 per=10; else tick=1 per=1; fi
@@ -67,7 +67,7 @@ const WORKER = `
   sum=""; [ -f "$d/sum" ] && IFS= read -r sum < "$d/sum"; sum=\${sum%% *}
   fed=""; [ -f "$d/fed" ] && IFS= read -r fed < "$d/fed"
   rm -f "$d/fifo"
-  printf 'rc=%s\\nsum=%s\\nfed=%s\\n' "$rc" "$sum" "$fed" > "$d/status.tmp" && mv "$d/status.tmp" "$d/status"
+  printf 'rc=%s\\nsum=%s\\nfed=%s\\n' "$rc" "$sum" "$fed" > "$d/status.tmp" && mv "$d/status.tmp" "$d/status" || rm -f "$d/status.tmp"
 `;
 
 /**
@@ -92,7 +92,7 @@ export function openIncomingScript(dir: string, idleSecs = EXTRACTOR_IDLE_SECS):
     # A new owner (its token: this second and this shell's pid): an earlier worker still running sees it and stops.
     tok="$(date +%s 2>/dev/null)a$$"
     case $tok in a*) tok="0$tok" ;; esac
-    printf '%s\\n' "$tok" > .extract.owner.tmp && mv .extract.owner.tmp .extract.owner || exit 1
+    printf '%s\\n' "$tok" > .extract.owner.tmp && mv .extract.owner.tmp .extract.owner || { rm -f .extract.owner.tmp; exit 1; }
     rm -f .extract-end
     for x in .extract-*; do
       [ -d "$x" ] || continue
@@ -108,8 +108,32 @@ export function openIncomingScript(dir: string, idleSecs = EXTRACTOR_IDLE_SECS):
     else set -- nohup sh -c "$worker" ferry-extract "$@"; fi
     "$@" </dev/null >>"$d/log" 2>&1 &
     echo "extractor=started"
+    echo "extractor_token=$tok"
     exit 0
   `, [dir, String(idleSecs), WORKER]);
+}
+
+/**
+ * Stop the extractor of a run that ended before its reassemble (a failed upload): only the worker
+ * whose token is `token` (a later run's worker is left alone), by taking its ownership away; then
+ * waits up to `waitSecs` for it to exit (`stopped=yes`, or `stopped=still-running`). The chunks stay
+ * for the rerun, which starts a new extraction. Nothing when the incoming dir is gone.
+ */
+export function stopExtractorScript(dir: string, token: string, waitSecs = 10): RemoteScript {
+  return remoteScript('stop this run\'s extractor (the chunks are kept)', `
+    in=$1; tok=$2; wait=$3
+    case $tok in ''|*[!0-9a-f]*) exit 0 ;; esac
+    cd "$in" 2>/dev/null || exit 0
+    cur=""; [ -f .extract.owner ] && IFS= read -r cur < .extract.owner
+    [ "$cur" = "$tok" ] || { echo "stopped=not-ours"; exit 0; }
+    rm -f .extract.owner
+    pid=""; [ -f ".extract-$tok/pid" ] && IFS= read -r pid < ".extract-$tok/pid"
+    case $pid in ''|*[!0-9]*) echo "stopped=yes"; exit 0 ;; esac
+    if sleep 0.01 2>/dev/null; then tick=0.05 ticks=$((wait * 20)); else tick=1 ticks=$wait; fi
+    n=0
+    while kill -0 "$pid" 2>/dev/null && [ "$n" -lt "$ticks" ]; do sleep "$tick"; n=$((n + 1)); done
+    if kill -0 "$pid" 2>/dev/null; then echo "stopped=still-running"; else echo "stopped=yes"; fi
+  `, [dir, token, String(waitSecs)]);
 }
 
 /**
@@ -136,9 +160,10 @@ export const USE_EXTRACTION_SH = `
     case $tok in ''|*[!0-9a-f]*) tok="" ;; esac
     all=yes; i=0
     while [ "$i" -lt "$ferry_n" ]; do chunk_name "$i"; [ -f "$c" ] || { all=no; break; }; i=$((i + 1)); done
-    if [ -n "$tok" ] && [ -d ".extract-$tok" ] && [ "$all" = yes ]; then
+    # The count tells the worker where the archive ends (not written, e.g. a full volume: the one-pass extraction instead).
+    if [ -n "$tok" ] && [ -d ".extract-$tok" ] && [ "$all" = yes ] &&
+      { printf '%s\\n' "$ferry_n" > .extract-end.tmp && mv .extract-end.tmp .extract-end || { rm -f .extract-end.tmp; false; }; }; then
       d=.extract-$tok
-      printf '%s\\n' "$ferry_n" > .extract-end.tmp && mv .extract-end.tmp .extract-end
       if sleep 0.01 2>/dev/null; then tick=0.05 per=20; else tick=1 per=1; fi
       t=0
       while [ ! -f "$d/status" ] && [ "$t" -lt $((ferry_wait * per)) ]; do

@@ -9,7 +9,7 @@ import pLimit from 'p-limit';
 import type { ChunkInfo } from '../archive/pack.ts';
 import type { RemoteHost } from '../hosts/remote-host.ts';
 import { acceptChunkScript, discardFailedChunkScript } from '../remote/scripts.ts';
-import { openIncomingScript } from '../remote/extractor.ts';
+import { openIncomingScript, stopExtractorScript } from '../remote/extractor.ts';
 import { refusalOf } from '../remote/refusals.ts';
 import type { RemoteScript } from '../remote/shell.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
@@ -52,6 +52,8 @@ export class ChunkShipper {
 
   /** How the remote extractor stood when the upload began: `started`, `finished` (an earlier run's), or '' (none). */
   extractor = '';
+  /** The token of the extractor this run started (its ownership), when it started one. */
+  extractorToken = '';
 
   /**
    * Creates the incoming dir, lists the verified chunks already there, starts the remote
@@ -61,10 +63,21 @@ export class ChunkShipper {
     this.openedAt = performance.now();
     for (const line of (await this.host.run(openIncomingScript(this.dir), { signal: this.signal })).stdout.split('\n')) {
       if (line.startsWith('extractor=')) this.extractor = line.slice('extractor='.length).trim();
+      if (line.startsWith('extractor_token=')) this.extractorToken = line.slice('extractor_token='.length).trim();
       const [sha, name] = line.trim().split(/\s+/);
       if (sha && name) this.present.set(name, sha);
     }
     await this.uploader.begin?.(this.deployId, this.signal);
+  }
+
+  /**
+   * The run ends before its reassemble (a failed upload): stop the extractor it started, so that
+   * no process of this run stays on the remote polling for chunks. The chunks stay for the rerun.
+   * Best effort (the connection may be gone: the worker then stops on its own when idle).
+   */
+  async stopExtractor(): Promise<void> {
+    if (!this.extractorToken) return;
+    await this.host.run(stopExtractorScript(this.dir, this.extractorToken)).catch(() => undefined);
   }
 
   get done(): number {

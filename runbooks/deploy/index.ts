@@ -158,6 +158,8 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
         summary.warnings.push(`old data restored; server not verified: restart and check it with: ${ctx.hints.rollback()}`);
       }
       await save().catch(notSaved);
+      // Its extractor (started with the upload) no longer waits for chunks that will not come.
+      if (state.steps.reassemble !== 'done') await ctx.shipper?.stopExtractor();
       // Chunks packed and not yet used: kept so that `--from upload` need not pack again.
       keepRunDir = !summary.rolledBack && state.steps.package === 'done';
       if (keepRunDir) summary.warnings.push(`packaged chunks kept in ${runDir} for --from upload`);

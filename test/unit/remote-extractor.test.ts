@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { packToChunks, type PackResult } from '../../lib/archive/pack.ts';
 import { RemoteCommandError } from '../../lib/common/errors.ts';
-import { openIncomingScript } from '../../lib/remote/extractor.ts';
+import { openIncomingScript, stopExtractorScript } from '../../lib/remote/extractor.ts';
 import { acceptChunkScript, parseKv, reassembleScript } from '../../lib/remote/scripts.ts';
 import { LocalHost } from '../../lib/hosts/local.ts';
 import type { RunOptions, RunResult } from '../../lib/hosts/remote-host.ts';
@@ -134,6 +134,25 @@ describe('the remote extractor', () => {
     const kv = await reassemble();
     assert.equal(kv.get('extracted'), 'while-uploading');
     await sameTree(v.layout.next);
+  });
+
+  it('a run that ends before its reassemble stops its own worker (and only its own); the chunks stay', async () => {
+    await reset();
+    const kv = parseKv((await v.host.run(openIncomingScript(incoming))).stdout);
+    const tok = kv.get('extractor_token')!;
+    assert.match(tok, /^[0-9a-f]+$/);
+    await arrive(0);
+    const pidFile = path.join(incoming, `.extract-${tok}`, 'pid');
+    const pid = Number((await fs.readFile(pidFile, 'utf8')).trim());
+    const alive = (p: number) => { try { process.kill(p, 0); return true; } catch { return false; } };
+    assert.ok(alive(pid), 'the worker runs, waiting for chunk 1');
+    // Another run's token: not ours, the worker goes on.
+    assert.equal(parseKv((await v.host.run(stopExtractorScript(incoming, '123abc'))).stdout).get('stopped'), 'not-ours');
+    assert.ok(alive(pid));
+    assert.equal(parseKv((await v.host.run(stopExtractorScript(incoming, tok))).stdout).get('stopped'), 'yes');
+    assert.equal(alive(pid), false, 'the worker has exited when the stop returns');
+    assert.deepEqual((await fs.readdir(incoming)).filter((f) => f.startsWith('chunk-')), [pack.chunks[0]!.name], 'the accepted chunk is kept');
+    assert.deepEqual((await fs.readdir(incoming)).filter((f) => f.includes('.tmp')), [], 'no temp file');
   });
 
   it('a finished clean extraction is kept by a rerun\'s open and used by its reassemble', async () => {
