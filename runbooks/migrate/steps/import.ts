@@ -80,7 +80,12 @@ export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
 
 /** --batch-size, else the target's max; never above the max (the server rejects larger writes). */
 function chooseBatchSize(c: MigrateCtx): number {
-  const cap = memoryCap(Math.max(1, ...Object.values(c.cp.targets).map((t) => t.dimension ?? 1536)));
+  // The widest vectors known: the targets' (staged path), else the source collections' (the stream
+  // creates its targets as records come); 1536 when none is known. (An empty list once gave
+  // memoryCap(1): the server's max batch, ~3 batches of 5,461 records held by the stream.)
+  const dims = [...Object.values(c.cp.targets).map((t) => t.dimension), ...c.collections.map((col) => col.dimension)];
+  const known = dims.filter((d): d is number => typeof d === 'number' && d > 0);
+  const cap = memoryCap(known.length ? Math.max(...known) : 1536);
   if (c.o.batchSize && c.o.batchSize > c.maxBatch) {
     c.summary.warnings.push(`--batch-size ${c.o.batchSize} is above the target's max batch size ${c.maxBatch}: using ${c.maxBatch}`);
     return c.maxBatch;
