@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromaClientFor } from '../lib/chroma/client.ts';
 import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
 import { addRecords, sampleRecords } from '../testkit/sample-db.ts';
+import { memoryCap } from '../runbooks/migrate/context.ts';
 import { runCli } from './helpers/deploy-env.ts';
 
 const DIM = 8;
@@ -73,6 +74,20 @@ describe('migrate: export, transform, validation and import overlapped', () => {
     const note = (name: string) => r.json.steps.find((s: { name: string }) => s.name === name)?.note ?? '';
     assert.match(note('export'), /overlapped/);
     assert.match(note('transform'), /overlapped/);
+  });
+
+  it('batches are sized from the vector size, so memory does not grow with the data (768-d: the memory cap, not the server max)', async (t) => {
+    // A Chroma source: its collections carry no vector size (the transform step reads it from the first record).
+    const src = await startChromaServer({ path: path.join(root, 'wide-source') });
+    t.after(() => src.stop());
+    await chromaClientFor(src.url).createCollection({ name: 'wide', embeddingFunction: null, configuration: { hnsw: { space: 'l2' } } } as never);
+    await addRecords(src.url, 'wide', { start: 0, count: 30, dim: 768, seed: 3 });
+    const r = await migrate(['--source-url', src.url, '--target-url', target.url]);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const max = await chromaClientFor(target.url).getMaxBatchSize();
+    assert.ok(memoryCap(768) < max, `the cap (${memoryCap(768)}) is below the server's max (${max})`);
+    assert.equal(r.json.batchSize, memoryCap(768), 'not the server max: ~3 batches are held at once');
+    assert.equal((await chromaState(target.url)).wide, 30);
   });
 
   it('--plan says the steps run overlapped, from the same Step objects', async () => {

@@ -80,10 +80,15 @@ export const importStep: Step<MigrateCtx, MigratePlanCtx> = {
 
 /** --batch-size, else the target's max; never above the max (the server rejects larger writes). */
 function chooseBatchSize(c: MigrateCtx): number {
-  // The widest vectors known: the targets' (staged path), else the source collections' (the stream
-  // creates its targets as records come); 1536 when none is known. (An empty list once gave
-  // memoryCap(1): the server's max batch, ~3 batches of 5,461 records held by the stream.)
-  const dims = [...Object.values(c.cp.targets).map((t) => t.dimension), ...c.collections.map((col) => col.dimension)];
+  // The widest vectors known: the targets' (staged path), else those the transform step planned
+  // (read from the source's first record) or the source collections' (the stream creates its
+  // targets as records come); 1536 when none is known. (An empty list once gave memoryCap(1): the
+  // server's max batch, ~3 batches of 5,461 records held by the stream.)
+  const dims = [
+    ...Object.values(c.cp.targets).map((t) => t.dimension),
+    ...[...(c.planned?.values() ?? [])].map((t) => t.dimension),
+    ...c.collections.map((col) => col.dimension),
+  ];
   const known = dims.filter((d): d is number => typeof d === 'number' && d > 0);
   const cap = memoryCap(known.length ? Math.max(...known) : 1536);
   if (c.o.batchSize && c.o.batchSize > c.maxBatch) {
