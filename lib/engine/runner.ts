@@ -113,8 +113,9 @@ export async function runSteps<C>(steps: StepDef<C>[], ctx: C, o: RunStepsOption
   const execute = async (step: StepDef<C>, c: C, progress: ProgressLine): Promise<string | undefined> => {
     const report = o.reports.find((r) => r.name === step.name)!;
     const t0 = performance.now();
-    await o.onStatus?.(step.name, 'running');
     try {
+      // Inside: a step whose start cannot be recorded (its state write fails) is that step's failure.
+      await o.onStatus?.(step.name, 'running');
       const { status, note } = outcomeOf(await step.run(c, progress));
       report.status = status;
       if (note) report.note = note;
