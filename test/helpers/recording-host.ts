@@ -1,13 +1,14 @@
 /**
  * A RemoteHost that executes nothing: it records every script run (title, args and the command
  * line it renders to) and every upload, and answers each script with the canned key=value output
- * given for its title. A restart runs its script as a `local:` host does, so it is recorded too.
+ * given for its title (a chain of scripts: its parts' answers, in order). A restart runs its script as a `local:` host does, so it is recorded too.
  * Commands render exactly as a `local:` host renders them (LocalHost), so what it records
  * compares with what `--plan` prints for the same host.
  */
 import { LocalHost } from '../../lib/hosts/local.ts';
 import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from '../../lib/hosts/remote-host.ts';
 import { runRestartCommand } from '../../lib/hosts/restart.ts';
+import type { ChainedScript } from '../../lib/remote/chain.ts';
 import type { RemoteScript } from '../../lib/remote/shell.ts';
 
 export interface RecordedCommand {
@@ -56,8 +57,14 @@ export class RecordingHost implements RemoteHost {
   async run(script: RemoteScript, opts: RunOptions = {}): Promise<RunResult> {
     opts.signal?.throwIfAborted();
     this.recorded.push({ kind: 'run', title: script.title, args: script.args, command: this.renderRun(script).command });
+    return { stdout: this.answerFor(script), stderr: '' };
+  }
+
+  /** The canned answer for its title; a chain (lib/remote/chain.ts) without one: its parts' answers, in order. */
+  private answerFor(script: RemoteScript): string {
     const a = this.answers[script.title];
-    return { stdout: typeof a === 'function' ? a(script) : (a ?? ''), stderr: '' };
+    if (a === undefined && 'parts' in script) return (script as ChainedScript).parts.map((p) => this.answerFor(p)).join('');
+    return typeof a === 'function' ? a(script) : (a ?? '');
   }
 
   async put(localFile: string, remotePath: string): Promise<void> {

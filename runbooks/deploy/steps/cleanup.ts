@@ -1,5 +1,6 @@
 /** 10. cleanup: the remote work files (incoming chunks, the trashed .old), the lock, this run's dir. Undo: none, the deploy is done. */
 import { cleanupScript, unlockScript } from '../../../lib/remote/scripts.ts';
+import { chainScripts, runChain } from '../../../lib/remote/chain.ts';
 import { removeRunDir } from '../../../lib/engine/run-dir.ts';
 import { done } from '../../../lib/engine/runner.ts';
 import type { Step } from '../../../lib/engine/step.ts';
@@ -13,6 +14,9 @@ const scripts = {
   /** The trashed previous NAME.old, only as the volume allows (lib/volume/deploy-swap.ts). */
   trash: (f: DeployFacts) => removeSwapTrashScript(f.layout, f.runId),
   unlock: (f: DeployFacts) => unlockScript(f.layout, f.runId),
+  /** The three in one remote command (one round trip), in this order; a failure stops there, the lock still held. */
+  all: (f: DeployFacts) => chainScripts('remove remote work files and the trashed previous NAME.old, release the deploy lock',
+    [scripts.cleanup(f), scripts.trash(f), scripts.unlock(f)]),
 };
 
 export const cleanup: Step<DeployCtx, DeployPlanCtx, CleanupResult> = {
@@ -23,9 +27,7 @@ export const cleanup: Step<DeployCtx, DeployPlanCtx, CleanupResult> = {
 
   async run(c) {
     const { o } = c;
-    await o.host.run(scripts.cleanup(c), { signal: o.signal });
-    await o.host.run(scripts.trash(c), { signal: o.signal });
-    await o.host.run(scripts.unlock(c));
+    await runChain(o.host, scripts.all(c), { signal: o.signal });
     c.stack.drop('lock');
     c.stack.clear(); // the deploy is done: nothing left to undo
     try {
@@ -41,9 +43,7 @@ export const cleanup: Step<DeployCtx, DeployPlanCtx, CleanupResult> = {
   plan(p) {
     return {
       commands: [
-        p.remote(scripts.cleanup(p)),
-        p.remote(scripts.trash(p), 'removed= the trashed previous NAME.old, or nothing when the volume still needs it'),
-        p.remote(scripts.unlock(p)),
+        p.remote(scripts.all(p), 'removed= the trashed previous NAME.old, or nothing when the volume still needs it'),
         p.local('remove the local work dir (this run\'s own dir only)', ['rm', '-rf', p.runDir]),
       ],
       notes: [],

@@ -12,7 +12,7 @@ import { waitUntilServing, type ExpectedCollection } from '../../../lib/serving/
 import { APP_HEALTH_FLAG, appServingNote, checkAppServes, liveSqliteFile } from '../../../lib/serving/app-health.ts';
 import { countCollectionsScript } from '../../../lib/remote/sqlite-counts.ts';
 import { servedFilesScript } from '../../../lib/volume/served-file.ts';
-import { runRefusing } from '../../../lib/remote/refusals.ts';
+import { chainScripts, runChain } from '../../../lib/remote/chain.ts';
 import { recordVerifiedScript } from '../../../lib/volume/data-id.ts';
 import { withReconnect } from '../../../lib/volume/deploy-swap.ts';
 import { manifestOf, nextDataIdOf, recordOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
@@ -27,6 +27,9 @@ const scripts = {
    * to serve, so the volume reconciles clean and NAME.old may be replaced by a later deploy).
    */
   record: (f: DeployFacts) => recordVerifiedScript(f.layout, nextDataIdOf(f)),
+  /** Both in one remote command (one round trip), the manifest first; a failure stops there. */
+  keepAndRecord: (f: DeployFacts, verified: boolean) =>
+    chainScripts('keep the deployed manifest, then record the verified data', [scripts.keepManifest(f, verified), scripts.record(f)]),
   /** `--app-health-url`: the live collections counted on the remote (python3 sqlite3, read-only). */
   countLive: (f: DeployFacts) => countCollectionsScript(liveSqliteFile(f.layout)),
   /** `--app-health-url`: the processes that hold the live chroma.sqlite3 open (by device and inode, through /proc). */
@@ -42,8 +45,9 @@ export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
   async run(c) {
     const { o } = c;
     const keepManifest = async () => {
-      await o.host.run(scripts.keepManifest(c, c.summary.verified), { signal: o.signal });
-      await withReconnect(() => runRefusing(o.host, scripts.record(c), { volume: c.layout.volume }, { signal: o.signal }), { signal: o.signal });
+      // A refusal of the record (the volume changed) is its one line, as before the two were chained.
+      const chain = scripts.keepAndRecord(c, c.summary.verified);
+      await withReconnect(() => runChain(o.host, chain, { signal: o.signal, refusing: [chain.parts[1]!], volume: c.layout.volume }), { signal: o.signal });
     };
     if (o.appHealthUrl) {
       const report = await checkAppServes({
@@ -86,8 +90,8 @@ export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
           ? [p.local('heartbeat and every collection count equal to the manifest', [...p.cli, 'verify', '--health-url', p.o.healthUrl, '--manifest', p.manifestFile,
               '--timeout', timeout, '--samples', '0'], 'healthy')]
           : []),
-        p.remote(scripts.keepManifest(p, verified), 'nothing printed: the manifest of the live data is kept for chroma-ferry verify --target'),
-        p.remote(scripts.record(p), 'nothing printed: the live data recorded as the last verified (.ferry/verified-NAME)'),
+        p.remote(scripts.keepAndRecord(p, verified),
+          'nothing printed: the manifest of the live data is kept for chroma-ferry verify --target, then the live data recorded as the last verified (.ferry/verified-NAME)'),
       ],
       notes: verified ? [] : ['no --health-url: check the server by hand (chroma-ferry verify --health-url URL --manifest MANIFEST)'],
     };
