@@ -133,6 +133,8 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
           // One remote write for "N done, N+1 running": the next step's start follows at once,
           // with nothing done in between (no prompt, no background step to join).
           if (doneWriteJoinsNext(name)) return;
+          // The last step's "done" is written by the closing write that follows at once.
+          if (name === lastSelected) return;
         }
         await save(); // from the moment the lock is held: the state belongs to the lock holder
       },
