@@ -131,6 +131,8 @@ describe('deploy faults (local:)', () => {
   it('SIGTERM after the swap: the stack unwinds, old data is put back', async () => {
     const child = execa(process.execPath, [path.resolve('bin/chroma-ferry.js'), ...deployArgs(env, target, '/data')], {
       reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore',
+      // The unwind may take longer than execa's default 5 s before its SIGKILL on a loaded machine.
+      forceKillAfterDelay: false,
     });
     // The swap's intent is on the volume: the renames are about to run (or running).
     const journal = path.join(env.volumeOnDisk, '.ferry', 'swap-journal-chroma_db.json');

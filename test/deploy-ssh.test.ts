@@ -84,7 +84,7 @@ fi
     try {
       const sourceContent = await contentDigestOfDir(env.source);
       const args = deployArgs(env, d.target, env.volumeOnDisk, ['--upload', 'stream', '--chunk-size', '1MiB', '--upload-concurrency', '1', ...sshArgs(d)]);
-      const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore' });
+      const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore', forceKillAfterDelay: false });
       const incoming = path.join(env.volumeOnDisk, '.ferry', 'incoming');
       const count = async () => {
         let n = 0;

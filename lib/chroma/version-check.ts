@@ -172,9 +172,13 @@ export interface VersionCheckContext {
   sourceSqlite?: SourceSqlite;
 }
 
-/** The deploy preflight's call: the outcome in the summary, its warning among the warnings; a refusal throws. */
-export async function preflightChromaVersion(c: VersionCheckContext, progress?: (what: string) => void): Promise<void> {
-  if (!c.selected.has('swap')) return;
+/**
+ * The deploy preflight's check, run to its verdict (a refusal rejects), its outcome applied to the summary only by
+ * the function it resolves to (its outcome in the summary, its warning among the warnings): the preflight starts it alongside its other looks and applies it
+ * in its turn, so warnings keep their order.
+ */
+export async function startChromaVersionCheck(c: VersionCheckContext, progress?: (what: string) => void): Promise<() => void> {
+  if (!c.selected.has('swap')) return () => {};
   progress?.('comparing the source\'s Chroma with the server\'s');
   let source: VersionCheckOptions['source'];
   try {
@@ -184,10 +188,12 @@ export async function preflightChromaVersion(c: VersionCheckContext, progress?: 
     source = { unreadable: e instanceof Error ? e.message : String(e) };
   }
   const check = await checkChromaVersion({ host: c.o.host, layout: c.layout, source, healthUrl: c.o.healthUrl, signal: c.o.signal });
-  c.summary.chromaVersion = check;
-  if (check.outcome === 'source-older') c.summary.warnings.push(check.note!);
-  // An unreadable source is refused by the manifest step with its own line.
-  if (check.outcome === 'skipped' && check.source) c.summary.warnings.push(`Chroma version check skipped: ${check.note}`);
+  return () => {
+    c.summary.chromaVersion = check;
+    if (check.outcome === 'source-older') c.summary.warnings.push(check.note!);
+    // An unreadable source is refused by the manifest step with its own line.
+    if (check.outcome === 'skipped' && check.source) c.summary.warnings.push(`Chroma version check skipped: ${check.note}`);
+  };
 }
 
 /** The check in `--plan`: the remote read, what it must show, and the fallback. */

@@ -24,6 +24,8 @@ export interface SshHostOptions {
 export class SshHost implements RemoteHost {
   readonly label: string;
   private readonly controlDir: string;
+  /** The first command's run, which starts the shared connection: commands started meanwhile wait for it. */
+  private connecting?: Promise<unknown>;
 
   constructor(private readonly o: SshHostOptions) {
     this.label = `ssh://${o.user}@${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
@@ -59,7 +61,7 @@ export class SshHost implements RemoteHost {
 
   async run(script: RemoteScript, opts: RunOptions = {}): Promise<RunResult> {
     const argv = this.sshArgv(script);
-    const r = await execArgv(argv, { what: script.title, stdin: opts.stdin, signal: opts.signal });
+    const r = await this.overSharedConnection(() => execArgv(argv, { what: script.title, stdin: opts.stdin, signal: opts.signal }));
     if (r.exitCode === 255) throw unreachable(this.label, r.stderr);
     if (r.exitCode !== 0) {
       throw new RemoteCommandError(`${script.title} on ${this.label}`, r.exitCode, r.stderr);
@@ -78,11 +80,26 @@ export class SshHost implements RemoteHost {
   /** One sftp batch command (put/get) over the shared connection. */
   private async sftp(command: string, what: string, opts: RunOptions): Promise<void> {
     const argv = ['sftp', ...this.commonOptions(), '-P', String(this.o.port), '-b', '-', '--', this.destination()];
-    const r = await execArgv(argv, { what, stdin: `${command}\n`, signal: opts.signal });
+    const r = await this.overSharedConnection(() => execArgv(argv, { what, stdin: `${command}\n`, signal: opts.signal }));
     if (r.exitCode !== 0) {
       if (/Connection refused|Could not resolve|timed out|Permission denied \(/.test(r.stderr)) throw unreachable(this.label, r.stderr);
       throw new RemoteCommandError(`${what} on ${this.label}`, r.exitCode, r.stderr);
     }
+  }
+
+  /**
+   * Commands started together (the preflight's looks) share one connection: the first one opens
+   * it (ControlMaster=auto); the others start once it has ended. Otherwise each would find no
+   * master yet and log in on its own.
+   */
+  private async overSharedConnection<T>(run: () => Promise<T>): Promise<T> {
+    if (!this.connecting) {
+      const first = run();
+      this.connecting = first.catch(() => undefined);
+      return first;
+    }
+    await this.connecting;
+    return run();
   }
 
   async restart(opts: RestartOptions): Promise<boolean> {

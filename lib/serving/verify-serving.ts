@@ -42,7 +42,7 @@ export async function waitUntilServing(
   expected: ExpectedCollection[],
   o: { timeoutMs: number; settleMs?: number; signal?: AbortSignal },
 ): Promise<ServingCheck> {
-  const api = await waitForHeartbeat(url, { timeoutMs: o.timeoutMs, intervalMs: 100, signal: o.signal });
+  const api = await waitForHeartbeat(url, { timeoutMs: o.timeoutMs, intervalMs: 25, signal: o.signal });
   const scopes = uniqueScopes(expected);
   const deadline = Date.now() + (o.settleMs ?? 5000);
   for (;;) {

@@ -54,6 +54,8 @@ export interface ServedDirInput {
   /** The volume holds a lock or an unsettled swap: their own refusals (after the lock) explain more. */
   needsAttention(): Promise<boolean>;
   signal?: AbortSignal;
+  /** The probe's output, when the caller started `servedDirScript` already (alongside its other looks). */
+  started?: Promise<{ stdout: string }>;
 }
 
 export interface ServedDirCheck {
@@ -74,7 +76,7 @@ export async function checkServedDir(i: ServedDirInput): Promise<ServedDirCheck>
   const settled: ServedDirCheck = { afterReconcile: async () => {} };
   if (!i.healthUrl) return record(i, { record: { check: 'skipped', file, why: 'no server to check (--no-verify)' } }, settled);
   if (!i.swaps) return record(i, { record: { check: 'skipped', file, why: 'this run does not swap the live dir (--from/--only)' } }, settled);
-  const first = await evaluate(i);
+  const first = await evaluate(i, i.started);
   if (!first.refusal) return record(i, first, settled);
   if (!(await i.needsAttention())) throw first.refusal;
   return {
@@ -92,9 +94,9 @@ function record(i: ServedDirInput, v: { record: ServedDirRecord; warning?: strin
   return r;
 }
 
-async function evaluate(i: ServedDirInput): Promise<Verdict> {
+async function evaluate(i: ServedDirInput, started?: Promise<{ stdout: string }>): Promise<Verdict> {
   const files = servedDirFiles(i.layout);
-  const out = await i.host.run(servedDirScript(i.layout), { signal: i.signal });
+  const out = await (started ?? i.host.run(servedDirScript(i.layout), { signal: i.signal }));
   const [live, root] = parseServedFiles(out.stdout, files.length) as [ServedFileProbe, ServedFileProbe];
   return judge(i, live, root);
 }

@@ -4,6 +4,7 @@
  * `DeployCtx` adds the run's own machinery (compensation stack, summary, state store), and
  * `DeployPlanCtx` the plan's (the CLI's argv, the local work files it names).
  */
+import type { PackAhead } from '../../lib/archive/pack-ahead.ts';
 import type { ChunkShipper } from '../../lib/transfer/chunk-shipper.ts';
 import type { TransferDisplay } from '../../lib/report/transfer-progress.ts';
 import type { ServedCollection } from '../../lib/chroma/http.ts';
@@ -161,6 +162,8 @@ export interface DeployCtx extends DeployFacts {
   /** The preflight's read of the source's chroma.sqlite3 (migrations + manifest, lib/chroma/source-sqlite.ts). */
   sourceSqlite?: SourceSqlite;
   snapshotDir?: string;
+  /** The snapshot and packing started while the preflight runs (a new run that packs and uploads at once). */
+  packAhead?: PackAhead;
   chunksDir?: string;
   /** Set when this run packaged the chunks (a resumed run checks the kept ones first). */
   packedThisRun?: boolean;

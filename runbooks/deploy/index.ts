@@ -23,6 +23,7 @@
  * when both copies agree. Local work files live in `<work root>/chroma-ferry-<run id>` alone.
  * `--plan` (plan.ts) is the same ten steps' `plan()`.
  */
+import { PackAhead, packDirsOf } from '../../lib/archive/pack-ahead.ts';
 import { CompensationStack } from '../../lib/engine/compensation.ts';
 import { HostUnreachable, UserError } from '../../lib/common/errors.ts';
 import { VolumeFullError } from '../../lib/common/volume-full.ts';
@@ -116,6 +117,11 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
   try {
     await openRunDir(runDir, o.source);
     opened = true;
+    // A new run that packs and uploads at once: the snapshot and the packing start now, alongside
+    // the preflight's round trips (local work files only; the steps await them in their turn).
+    if (!resumed && earlyUpload && selected.has('manifest')) {
+      ctx.packAhead = new PackAhead({ source: o.source, ...packDirsOf(runDir), chunkSize: o.chunkSize, signal: o.signal });
+    }
     const r = await runSteps([...DEPLOY_STEP_OBJECTS], ctx, {
       output: o.output, signal: o.signal, stack: ctx.stack, reports: summary.steps, prompter: o.prompter, selected,
       onStatus: async (name, status) => {
@@ -127,6 +133,8 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
           // One remote write for "N done, N+1 running": the next step's start follows at once,
           // with nothing done in between (no prompt, no background step to join).
           if (doneWriteJoinsNext(name)) return;
+          // The last step's "done" is written by the closing write that follows at once.
+          if (name === lastSelected) return;
         }
         await save(); // from the moment the lock is held: the state belongs to the lock holder
       },
@@ -172,6 +180,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       if (r.error instanceof UserError && !(r.error instanceof VolumeFullError) && !lostMidUpload && (!ctx.swapStarted || !ctx.lockHeld)) throw r.error;
     }
   } finally {
+    await ctx.packAhead?.stop(); // a run that ended before its package step: nothing of it left writing
     if (opened && !keepRunDir) await removeRunDir(runDir, o.source).catch(() => undefined);
   }
   return summary;

@@ -9,7 +9,7 @@ import { UserError } from '../../lib/common/errors.ts';
 import { unlockScript } from '../../lib/remote/scripts.ts';
 import { isRunId, pathInRunDir, removeRunDir, runDirOf } from '../../lib/engine/run-dir.ts';
 import type { StepStatus } from '../../lib/engine/runner.ts';
-import { nextStep, stateDifference, type RunbookState, type RunbookStateStore } from '../../lib/engine/state.ts';
+import { nextStep, stateDifference, type RunbookState, type RunbookStateStore, type StoredStates } from '../../lib/engine/state.ts';
 import { armUndo } from '../../lib/engine/step.ts';
 import type { BeforeCommand } from '../../lib/volume/deploy-swap.ts';
 import { DEPLOY_STEPS, nextDataIdOf, type DeployCtx, type DeployOptions, type DeployStepObject } from './context.ts';
@@ -154,9 +154,9 @@ function awaitsVerify(s: RunbookState): boolean {
  * machine's state records, named for its run id in this work root. (A new deploy over unverified
  * data is refused by the volume's reconciliation in the preflight, never by the state alone.)
  */
-export async function checkRecordedRun(c: DeployCtx): Promise<void> {
+export async function checkRecordedRun(c: DeployCtx, stored?: StoredStates): Promise<void> {
   const { o } = c;
-  const { remote, local } = await c.store.loadBoth(o.signal);
+  const { remote, local } = stored ?? await c.store.loadBoth(o.signal);
   if (remote && local && remote.runId === local.runId) {
     const diff = stateDifference(remote, local);
     if (diff) c.summary.warnings.push(`the remote state of run ${remote.runId} differs from this machine's copy (${diff}); only this new run's state is kept`);

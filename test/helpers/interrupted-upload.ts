@@ -23,11 +23,12 @@ export async function incomingChunks(volumeOnDisk: string): Promise<string[]> {
 export async function assertInterruptedUploadResumes(env: DeployEnv, args: string[], extraEnv: Record<string, string> = {}): Promise<void> {
   for (const f of await incomingChunks(env.volumeOnDisk)) await fs.rm(f);
   const liveDigest = await digestTree(env.live);
-  const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR, ...extraEnv }, stdin: 'ignore' });
+  // forceKillAfterDelay: false: the unwind after SIGTERM may take longer than execa's default 5 s before a SIGKILL on a loaded machine.
+  const child = execa(process.execPath, [CLI, ...args], { reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR, ...extraEnv }, stdin: 'ignore', forceKillAfterDelay: false });
   while ((await incomingChunks(env.volumeOnDisk)).length < 3) await new Promise((res) => setTimeout(res, 10));
   child.kill('SIGTERM');
   const first = await child;
-  assert.equal(first.exitCode, 130, String(first.stderr));
+  assert.equal(first.exitCode, 130, `${first.signal} ${first.signalDescription} ${String(first.stderr)}`);
   const s1 = JSON.parse(String(first.stdout));
   // Chunks are sent while packing goes on: the transfer was cut in the package step or the upload step.
   const status = (name: string) => s1.steps.find((s: { name: string }) => s.name === name).status;

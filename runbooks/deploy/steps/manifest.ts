@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { packDirsOf } from '../../../lib/archive/pack-ahead.ts';
 import { snapshotSource } from '../../../lib/archive/snapshot.ts';
 import { readSqliteManifestInWorker, type SqliteManifest } from '../../../lib/chroma/sqlite-manifest.ts';
 import { manifestOfSnapshot } from '../../../lib/chroma/source-sqlite.ts';
@@ -24,9 +25,14 @@ export const manifest: Step<DeployCtx, DeployPlanCtx, ManifestResult, ManifestLo
 
   async run(c, progress) {
     progress('copying a consistent snapshot of the source');
-    const snapshotDir = path.join(c.runDir, 'snapshot');
-    await fs.rm(snapshotDir, { recursive: true, force: true }); // a kept one from an earlier run of this run dir
-    const snap = await snapshotSource(c.o.source, snapshotDir, { signal: c.o.signal });
+    const { snapshotDir } = packDirsOf(c.runDir);
+    let snap;
+    if (c.packAhead) {
+      snap = await c.packAhead.snapshot; // taken while the preflight ran
+    } else {
+      await fs.rm(snapshotDir, { recursive: true, force: true }); // a kept one from an earlier run of this run dir
+      snap = await snapshotSource(c.o.source, snapshotDir, { signal: c.o.signal });
+    }
     c.snapshotDir = snap.dir;
     // The preflight read the source's file with its migrations: the snapshot holds that same file
     // unless the source changed since (then the snapshot is read).

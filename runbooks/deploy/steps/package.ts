@@ -4,8 +4,8 @@
  * written. Nothing on the remote of its own, so nothing to undo.
  */
 import crypto from 'node:crypto';
-import path from 'node:path';
-import { packInputId, packToChunks } from '../../../lib/archive/pack.ts';
+import { packInputId, packToChunks, type ChunkInfo } from '../../../lib/archive/pack.ts';
+import { packDirsOf } from '../../../lib/archive/pack-ahead.ts';
 import { UserError } from '../../../lib/common/errors.ts';
 import { done } from '../../../lib/engine/runner.ts';
 import type { Step } from '../../../lib/engine/step.ts';
@@ -27,10 +27,11 @@ export const packageStep: Step<DeployCtx, DeployPlanCtx, PackedArchive, PackageL
     const { o } = c;
     const total = c.summary.source.bytes;
     const snapshotDir = c.snapshotDir!;
-    const deployId = await packInputId(snapshotDir, o.chunkSize, undefined, o.signal);
+    const ahead = c.packAhead; // packing started while the preflight ran: its chunks so far go out at once
+    const deployId = ahead ? await ahead.inputId : await packInputId(snapshotDir, o.chunkSize, undefined, o.signal);
     // Chunks go out as soon as each is written, when the upload step follows in this run.
     const shipper = c.earlyUpload ? await openShipper(c, deployId) : undefined;
-    c.chunksDir = path.join(c.runDir, 'chunks');
+    c.chunksDir = packDirsOf(c.runDir).chunksDir;
     // While chunks leave, the transfer's display (throughput, ETA) is this step's progress, its total estimated until packed.
     const display = shipper && c.transferDisplay;
     let packedInput = 0;
@@ -44,15 +45,15 @@ export const packageStep: Step<DeployCtx, DeployPlanCtx, PackedArchive, PackageL
     display?.attach((line) => progress(line, true), () => `${shipper!.done} chunks on the remote; packed ${formatBytes(packedInput)} / ${formatBytes(total)}`);
     let pack;
     try {
-      pack = await packToChunks(snapshotDir, c.chunksDir, o.chunkSize, {
-        signal: o.signal,
-        onProgress: (n) => {
-          packedInput = n;
-          if (display) estimate();
-          else progress(`${formatBytes(n)} / ${formatBytes(total)}`);
-        },
-        onChunk: shipper ? (ch) => { written += ch.size; estimate(); shipper.ship(ch); } : undefined,
-      });
+      const onProgress = (n: number) => {
+        packedInput = n;
+        if (display) estimate();
+        else progress(`${formatBytes(n)} / ${formatBytes(total)}`);
+      };
+      const onChunk = shipper ? (ch: ChunkInfo) => { written += ch.size; estimate(); shipper.ship(ch); } : undefined;
+      pack = ahead
+        ? await ahead.follow({ onProgress, onChunk: (ch) => onChunk?.(ch) })
+        : await packToChunks(snapshotDir, c.chunksDir, o.chunkSize, { signal: o.signal, onProgress, onChunk });
     } catch (e) {
       display?.stop();
       await shipper?.finish().catch(() => undefined); // no upload left running behind the unwind

@@ -5,7 +5,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ChromaAuthError, listCollectionCounts, type ServedCollection } from '../../../lib/chroma/http.ts';
-import { chromaVersionPlan, preflightChromaVersion } from '../../../lib/chroma/version-check.ts';
+import { chromaVersionPlan, startChromaVersionCheck } from '../../../lib/chroma/version-check.ts';
 import { expectedCollectionsOf } from '../../../lib/volume/deployed-manifest.ts';
 import { UserError } from '../../../lib/common/errors.ts';
 import { lockScript, probeScript, unlockScript } from '../../../lib/remote/scripts.ts';
@@ -48,9 +48,18 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
 
   async run(c, progress) {
     const { o, layout } = c;
-    c.summary.source.bytes = await dirBytes(o.source);
     progress(`probing ${o.host.label}`);
-    const probe = await checkVolume(o.host, layout, o.signal);
+    // The read-only looks start together (each is a round trip to the remote or the server; the
+    // source is read here); they are judged below one at a time, in this order, so the problem
+    // reported is the one a look-after-look run would report first. Nothing is written before the lock.
+    const swaps = !c.resumed && c.selected.has('swap');
+    const bytes = settledLater(dirBytes(o.source));
+    const volume = settledLater(checkVolume(o.host, layout, o.signal));
+    const counts = o.healthUrl && !c.preDeploy ? settledLater(listCollectionCounts(o.healthUrl)) : undefined;
+    const served = o.healthUrl && swaps ? settledLater(o.host.run(servedDirScript(layout), { signal: o.signal })) : undefined;
+    const version = settledLater(startChromaVersionCheck(c, progress));
+    c.summary.source.bytes = await bytes;
+    const probe = await volume;
     if (probe.get('writable') !== 'yes') throw new UserError(`volume ${layout.volume} on ${o.host.label} is not writable by this user`);
     const availKb = Number((probe.get('df') ?? '').split(/\s+/)[3]);
     const needKb = neededKb(c.summary.source.bytes, kbOf(probe.get('live')));
@@ -61,9 +70,9 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     }
     await o.uploader.preflight?.(o.signal);
     let serverDown: UserError | undefined;
-    if (o.healthUrl && !c.preDeploy) {
+    if (counts) {
       try {
-        c.preDeploy = await listCollectionCounts(o.healthUrl);
+        c.preDeploy = await counts;
       } catch (e) {
         // A server that refuses us now would fail the verify after the swap: refused before any change.
         if (e instanceof ChromaAuthError) throw new UserError(e.message);
@@ -84,9 +93,9 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
       }
     }
     // The dir to be replaced is the dir being served (a process holds its chroma.sqlite3 open).
-    const servedDir = await checkServedDir({ host: o.host, layout, healthUrl: o.healthUrl, serverDown: !c.preDeploy, swaps: !c.resumed && c.selected.has('swap'), summary: c.summary, needsAttention: () => volumeNeedsAttention(c), signal: o.signal });
+    const servedDir = await checkServedDir({ host: o.host, layout, healthUrl: o.healthUrl, serverDown: !c.preDeploy, swaps, summary: c.summary, needsAttention: () => volumeNeedsAttention(c), signal: o.signal, started: served });
     // Can the server open the source's data? Refused here, before the lock (nothing changed yet).
-    await preflightChromaVersion(c, progress);
+    (await version)();
     const lock = await tryVolumeLock(o.host, layout, c.runId, 'deploy', o.signal, c.lockOwner);
     let adopted = false;
     if (!lock.acquired) {
@@ -107,14 +116,16 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     // The volume is the truth: an interrupted swap is finished (this run's) or reversed first, and
     // what it cannot settle (unverified data live, a missing NAME) refuses here, before this run's
     // state is written (so refusing cannot erase the record of the run that needs finishing).
-    const recorded = c.resumed ?? (await c.store.load(o.signal).catch(() => null));
+    // Both copies of the recorded run's state, read once (the reconciliation does not write them).
+    const stored = c.resumed ? undefined : await c.store.loadBoth(o.signal).catch(() => undefined);
+    const recorded = c.resumed ?? stored?.remote ?? stored?.local ?? null;
     const rec = await reconcileBeforeCommand(o.host, layout, { command: 'deploy', runId: c.runId, recordedDeployRunId: recorded?.runId, hints: c.hints, signal: o.signal });
     c.summary.warnings.push(...rec.warnings);
     if (c.resumed) adoptReconciledSwap(c, rec);
     if (serverDown) throw serverDown;
     await servedDir.afterReconcile();
     c.lockHeld = true;
-    if (!c.resumed) await checkRecordedRun(c);
+    if (!c.resumed) await checkRecordedRun(c, stored);
     return done(`${formatBytes(c.summary.source.bytes)} source, ${formatBytes(availKb * 1024)} free on the volume${adopted ? `; lock of run ${c.runId} taken over` : ''}`);
   },
 
@@ -161,6 +172,12 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
 async function volumeNeedsAttention(c: DeployCtx): Promise<boolean> {
   const facts = await inspectVolume(c.o.host, c.layout, { signal: c.o.signal }).catch(() => undefined);
   return !facts || facts.lock !== undefined || reconcile(facts, { runId: c.runId, name: c.layout.name }).action !== 'clean';
+}
+
+/** A promise started now and awaited later: its rejection is handled where it is awaited, never reported as unhandled meanwhile. */
+function settledLater<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
 }
 
 async function dirBytes(dir: string): Promise<number> {

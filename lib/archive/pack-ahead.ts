@@ -1,0 +1,82 @@
+/**
+ * The snapshot and the packing of a deploy, started before the steps that use them (the deploy
+ * starts it while its preflight talks to the remote, which is a matter of round trips, not CPU):
+ * the steps then await what they need, and the chunks written meanwhile go out as soon as the
+ * upload can take them. Local work files only (the run's own dir); nothing reaches the remote here.
+ *
+ * What it produces is exactly what the manifest and package steps would produce themselves
+ * (`snapshotSource`, `packInputId`, `packToChunks`, same paths and options); every failure is
+ * the same error, thrown where a step awaits it.
+ */
+import path from 'node:path';
+import { packInputId, packToChunks, type ChunkInfo, type PackResult } from './pack.ts';
+import { snapshotSource, type SnapshotResult } from './snapshot.ts';
+
+export interface PackAheadOptions {
+  source: string;
+  /** Where the snapshot goes (the manifest step's dir). */
+  snapshotDir: string;
+  /** Where the chunks go (the package step's dir). */
+  chunksDir: string;
+  chunkSize: number;
+  signal: AbortSignal;
+}
+
+export interface PackFollower {
+  onChunk(chunk: ChunkInfo): void;
+  onProgress(inputBytesDone: number): void;
+}
+
+export class PackAhead {
+  readonly snapshot: Promise<SnapshotResult>;
+  /** The archive's id (`packInputId`), known before any chunk. */
+  readonly inputId: Promise<string>;
+  readonly packed: Promise<PackResult>;
+  private readonly written: ChunkInfo[] = [];
+  private progressDone = 0;
+  private follower?: PackFollower;
+  private readonly stopper = new AbortController();
+
+  constructor(o: PackAheadOptions) {
+    const signal = AbortSignal.any([o.signal, this.stopper.signal]);
+    this.snapshot = handled(snapshotSource(o.source, o.snapshotDir, { signal }));
+    this.inputId = handled(this.snapshot.then((s) => packInputId(s.dir, o.chunkSize, undefined, signal)));
+    this.packed = handled(this.inputId.then(async () => packToChunks((await this.snapshot).dir, o.chunksDir, o.chunkSize, {
+      signal,
+      onChunk: (ch) => {
+        this.written.push(ch);
+        this.follower?.onChunk(ch);
+      },
+      onProgress: (n) => {
+        this.progressDone = n;
+        this.follower?.onProgress(n);
+      },
+    })));
+  }
+
+  /** Hands the chunks written so far to `f` now, and every later one (and progress) as it comes; resolves with the whole archive. */
+  follow(f: PackFollower): Promise<PackResult> {
+    if (this.follower) throw new Error('a packing started ahead has one follower');
+    this.follower = f;
+    if (this.progressDone) f.onProgress(this.progressDone);
+    for (const ch of this.written) f.onChunk(ch);
+    return this.packed;
+  }
+
+  /** Stops what still runs (a run that ends before its package step): resolves once nothing of it writes any more. */
+  async stop(): Promise<void> {
+    this.stopper.abort(new Error('the deploy ended before its package step'));
+    await Promise.allSettled([this.snapshot, this.inputId, this.packed]);
+  }
+}
+
+/** The snapshot and chunk dirs a deploy run uses in its own dir (one place for the steps and the packing ahead). */
+export function packDirsOf(runDir: string): { snapshotDir: string; chunksDir: string } {
+  return { snapshotDir: path.join(runDir, 'snapshot'), chunksDir: path.join(runDir, 'chunks') };
+}
+
+/** A promise awaited later: its rejection reaches whoever awaits it, never the unhandled-rejection handler meanwhile. */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
