@@ -3,7 +3,9 @@
  * table of entry numbers: about 20 bytes an id (80,000 ids: ~2 MB) outside the JavaScript heap,
  * where a `Set<string>` keeps each id as a heap string plus its table entry (~100 bytes an id)
  * and, living as long as the run, raises the heap size the garbage collector lets grow before it
- * runs. Exact: a repeat is found by comparing the bytes, never by a hash alone.
+ * runs. Exact: a repeat is found by comparing the bytes, never by a hash alone; an id that is not
+ * well-formed UTF-16 (a lone surrogate, which UTF-8 would turn into U+FFFD) is kept as its UTF-16
+ * code units after a 0xFF byte, which no UTF-8 text holds.
  */
 export class IdSet {
   /** The ids' bytes, one after another. */
@@ -21,9 +23,11 @@ export class IdSet {
 
   /** Add `id`; false when it was already in the set. */
   add(id: string): boolean {
-    const len = Buffer.byteLength(id, 'utf8');
+    const key = keyOf(id);
+    const len = key ? key.length : Buffer.byteLength(id, 'utf8');
     if (this.used + len > this.bytes.length) this.bytes = grown(this.bytes, this.used + len, this.used);
-    this.bytes.write(id, this.used, len, 'utf8');
+    if (key) key.copy(this.bytes, this.used);
+    else this.bytes.write(id, this.used, len, 'utf8');
     const at = this.used;
     const h = fnv1a(this.bytes, at, at + len);
     const mask = this.slots.length - 1;
@@ -50,7 +54,7 @@ export class IdSet {
   }
 
   has(id: string): boolean {
-    const key = Buffer.from(id, 'utf8');
+    const key = keyOf(id) ?? Buffer.from(id, 'utf8');
     const h = fnv1a(key, 0, key.length);
     const mask = this.slots.length - 1;
     for (let i = h & mask; ; i = (i + 1) & mask) {
@@ -72,6 +76,14 @@ export class IdSet {
     }
     this.slots = slots;
   }
+}
+
+const wellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
+
+/** The bytes kept for an id that is not well-formed UTF-16 (null: its UTF-8 is exact). */
+function keyOf(id: string): Buffer | null {
+  if (wellFormed ? wellFormed.call(id) : !/[\uD800-\uDFFF]/.test(id)) return null;
+  return Buffer.concat([Buffer.from([0xff]), Buffer.from(id, 'utf16le')]);
 }
 
 function grown(b: Buffer, need: number, keep: number): Buffer {

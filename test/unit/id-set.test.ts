@@ -1,7 +1,7 @@
 /**
  * The migration's id set (the exact expected count per target, the repeat check of a paged
  * source): the same answers as a Set<string> on ids with repeats, unicode, empty and
- * prefix-sharing ids, across its growth; and 80,000 ids kept in well under a megabyte of
+ * prefix-sharing ids, lone surrogates (distinct, though UTF-8 writes each as U+FFFD), across its growth; and 80,000 ids kept in well under a megabyte of
  * JavaScript heap, where a Set<string> of the same ids keeps several (measured here too, so
  * the measurement itself is shown able to see the difference).
  */
@@ -31,7 +31,7 @@ describe('IdSet', () => {
   it('answers like a Set<string>: add tells a repeat, has and size agree, through its growth', () => {
     const s = new IdSet();
     const ref = new Set<string>();
-    const odd = ['', 'a', 'ab', 'abc', 'é', 'e\u0301', '✓ collé', '😀', 'a\u0000b', 'a\u0000', 'x'.repeat(5000)];
+    const odd = ['', 'a', 'ab', 'abc', 'é', 'e\u0301', '✓ collé', '😀', 'a\u0000b', 'a\u0000', 'x'.repeat(5000), '\uD800', '\uD801', '\uDC00', 'a\uD800b', '\uFFFD'];
     let x = 7;
     for (let i = 0; i < 60_000; i++) {
       x = (x * 1103515245 + 12345) % 2147483648;
@@ -42,7 +42,7 @@ describe('IdSet', () => {
     }
     assert.equal(s.size, ref.size);
     for (const id of ref) assert.ok(s.has(id), id.slice(0, 20));
-    for (const id of ['r30000', 'abcd', 'e', '😀😀', 'a\u0000bc', 'x'.repeat(4999)]) assert.equal(s.has(id), ref.has(id), id.slice(0, 20));
+    for (const id of ['r30000', 'abcd', 'e', '😀😀', 'a\u0000bc', 'x'.repeat(4999), '\uD802', '\uD800\uDC00']) assert.equal(s.has(id), ref.has(id), id.slice(0, 20));
   });
 
   it('keeps 80,000 ids in under 1 MB of heap (a Set<string> of them: over 5 MB)', () => {
