@@ -10,6 +10,7 @@ import { chromaClientFor, type ChromaScope } from '../chroma/client.ts';
 import { ChromaAuthError, heartbeat } from '../chroma/http.ts';
 import pRetry from 'p-retry';
 import { UserError } from '../common/errors.ts';
+import { IdSet } from './id-set.ts';
 import { chromaRules, versionAtLeast, type TargetRules } from './target-rules.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
 
@@ -94,7 +95,7 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
   async *read(info: CollectionInfo, pageSize: number, signal?: AbortSignal): AsyncIterable<MigrationRecord[]> {
     const col = await this.collection(info.name);
     const before = await col.count();
-    const seen = new Set<string>();
+    const seen = new IdSet();
     const fetchPage = (offset: number) => {
       const p = pRetry(() => col.get({ limit: pageSize, offset, include: ['embeddings', 'documents', 'metadatas'] as never }), READ_RETRY);
       p.catch(() => undefined); // awaited below; a consumer that stops early must not leave it unhandled
@@ -109,8 +110,7 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
       const page: MigrationRecord[] = [];
       for (let i = 0; i < r.ids.length; i++) {
         const id = r.ids[i]!;
-        if (seen.has(id)) throw new SourceChangedError(`${info.name}: record ${id} came back twice while paging (the collection is being written to)`);
-        seen.add(id);
+        if (!seen.add(id)) throw new SourceChangedError(`${info.name}: record ${id} came back twice while paging (the collection is being written to)`);
         const emb = r.embeddings?.[i];
         // Passed through as the client parsed it: no copy per record.
         page.push({ id, embedding: emb ? (Array.isArray(emb) ? emb : Array.from(emb)) : null, document: r.documents?.[i] ?? null, metadata: (r.metadatas?.[i] as RecordMetadata | null) ?? null });

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { UserError } from '../../lib/common/errors.ts';
 import { SourceChangedError } from '../../lib/migrate/chroma-endpoint.ts';
 import { previousOf } from '../../lib/migrate/cutover.ts';
+import { IdSet } from '../../lib/migrate/id-set.ts';
 import { canStage } from '../../lib/migrate/staging.ts';
 import type { CollectionInfo, MigrationRecord } from '../../lib/migrate/types.ts';
 import { describeIssue, RecordValidator } from '../../lib/migrate/validate.ts';
@@ -37,7 +38,8 @@ interface TargetStream {
   batch: MigrationRecord[];
   /** Index of the next batch cut (stream order). */
   index: number;
-  ids: Set<string>;
+  /** Distinct ids sent (the expected count): compact, outside the heap (lib/migrate/id-set.ts). */
+  ids: IdSet;
   sample: MigrationRecord[];
   /** Every `every`-th record is sampled, up to --verify-sample. */
   every: number;
@@ -73,7 +75,7 @@ export async function streamIntoStaging(c: MigrateCtx, progress: (line: string) 
     if (!c.planned?.has(name)) refuseCollectionName(c.rules ?? null, name, col.name);
     const entry = (cp.targets[name] ??= { expected: 0, from: col.name, dimension: null, batchesDone: 0, doneAbove: [], recordsDone: 0 });
     s = {
-      name, into: writeName(c, name), from: col, entry, batch: [], index: 0, ids: new Set(), sample: [], seen: 0,
+      name, into: writeName(c, name), from: col, entry, batch: [], index: 0, ids: new IdSet(), sample: [], seen: 0,
       every: Math.max(1, Math.floor(col.count / Math.max(1, o.verifySample))),
     };
     targets.set(name, s);
