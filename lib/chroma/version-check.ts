@@ -132,8 +132,6 @@ export interface VersionCheckOptions {
   source: { levels: MigrationLevels } | { unreadable: string };
   healthUrl?: string;
   signal?: AbortSignal;
-  /** The remote read of the live dir's migrations, when the caller started it already (alongside the source's read). */
-  liveRead?: Promise<{ stdout: string }>;
 }
 
 /** The whole check; a refusal is a UserError (exit 2), before anything changed. */
@@ -142,7 +140,7 @@ export async function checkChromaVersion(o: VersionCheckOptions): Promise<Chroma
   if ('unreadable' in o.source) return { outcome: 'skipped', note: `the source's migrations could not be read (${o.source.unreadable})` };
   const source = o.source.levels;
   if (Object.keys(source).length === 0) return { outcome: 'skipped', note: 'the source\'s chroma.sqlite3 records no migrations' };
-  const live = parseLiveMigrations((await (o.liveRead ?? o.host.run(liveMigrationsScript(o.layout), { signal: o.signal }))).stdout);
+  const live = parseLiveMigrations((await o.host.run(liveMigrationsScript(o.layout), { signal: o.signal })).stdout);
   let verdict: Verdict;
   if ('levels' in live) {
     verdict = judgeVersions(source, { via: 'live-dir', levels: live.levels });
@@ -182,9 +180,6 @@ export interface VersionCheckContext {
 export async function startChromaVersionCheck(c: VersionCheckContext, progress?: (what: string) => void): Promise<() => void> {
   if (!c.selected.has('swap')) return () => {};
   progress?.('comparing the source\'s Chroma with the server\'s');
-  // The remote read goes out while the source is read here (its answer is used only with the source's levels).
-  const liveRead = c.o.host.run(liveMigrationsScript(c.layout), { signal: c.o.signal });
-  liveRead.catch(() => undefined);
   let source: VersionCheckOptions['source'];
   try {
     c.sourceSqlite = await readSourceSqliteInWorker(c.o.source);
@@ -192,7 +187,7 @@ export async function startChromaVersionCheck(c: VersionCheckContext, progress?:
   } catch (e) {
     source = { unreadable: e instanceof Error ? e.message : String(e) };
   }
-  const check = await checkChromaVersion({ host: c.o.host, layout: c.layout, source, healthUrl: c.o.healthUrl, signal: c.o.signal, liveRead });
+  const check = await checkChromaVersion({ host: c.o.host, layout: c.layout, source, healthUrl: c.o.healthUrl, signal: c.o.signal });
   return () => {
     c.summary.chromaVersion = check;
     if (check.outcome === 'source-older') c.summary.warnings.push(check.note!);
