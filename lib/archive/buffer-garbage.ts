@@ -3,26 +3,10 @@
  * V8 frees such buffers only when it collects, which for memory outside its heap it does after
  * some 32-64 MB have piled up; buffers that waited in a stream queue have left the young
  * generation, so only a full collection frees them. One whenever buffers hold more than ~8 MB
- * keeps that bounded, at a few milliseconds each (the heap of a pack is small). V8's gc() is
- * exposed at runtime for this; where that is not possible this is a no-op.
+ * keeps that bounded, at a few milliseconds each (the heap of a pack is small). The collection is
+ * lib/common/full-collection.ts's (a no-op where V8's gc() cannot be exposed).
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
-
-type Gc = () => void;
-let gc: Gc | null | undefined;
-
-function collector(): Gc | null {
-  if (gc === undefined) {
-    try {
-      v8.setFlagsFromString('--expose-gc');
-      gc = vm.runInNewContext('gc') as Gc;
-    } catch {
-      gc = null;
-    }
-  }
-  return gc;
-}
+import { fullCollection } from '../common/full-collection.ts';
 
 /**
  * Counts bytes streamed; every `checkEveryBytes` looks at the memory held by buffers and, above
@@ -34,6 +18,6 @@ export function bufferGarbageCollector(limitBytes = 8 * 1024 * 1024, checkEveryB
     since += bytes;
     if (since < checkEveryBytes) return;
     since = 0;
-    if (process.memoryUsage().arrayBuffers > limitBytes) collector()?.();
+    if (process.memoryUsage().arrayBuffers > limitBytes) fullCollection()?.();
   };
 }
