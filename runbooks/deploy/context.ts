@@ -164,6 +164,12 @@ export interface DeployCtx extends DeployFacts {
   snapshotDir?: string;
   /** The snapshot and packing started while the preflight runs (a new run that packs and uploads at once). */
   packAhead?: PackAhead;
+  /**
+   * With the packing started ahead: settled once the package step has the upload under way (or
+   * has ended). The backup's remote tar + gzip starts then (at the latest BACKUP_WAITS_MS after
+   * its step began), so that its CPU does not slow the round trips before the first chunk.
+   */
+  uploadUnderway?: { promise: Promise<void>; settle(): void };
   chunksDir?: string;
   /** Set when this run packaged the chunks (a resumed run checks the kept ones first). */
   packedThisRun?: boolean;

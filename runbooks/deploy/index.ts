@@ -121,6 +121,8 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
     // the preflight's round trips (local work files only; the steps await them in their turn).
     if (!resumed && earlyUpload && selected.has('manifest')) {
       ctx.packAhead = new PackAhead({ source: o.source, ...packDirsOf(runDir), chunkSize: o.chunkSize, signal: o.signal });
+      let settle = () => {};
+      ctx.uploadUnderway = { promise: new Promise<void>((res) => { settle = res; }), settle: () => settle() };
     }
     const r = await runSteps([...DEPLOY_STEP_OBJECTS], ctx, {
       output: o.output, signal: o.signal, stack: ctx.stack, reports: summary.steps, prompter: o.prompter, selected,

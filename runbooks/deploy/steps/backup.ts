@@ -34,6 +34,9 @@ export const backup: Step<DeployCtx, DeployPlanCtx, BackupResult> = {
       c.summary.snapshotId = await o.snapshot();
       snap = `snapshot ${c.summary.snapshotId}; `;
     }
+    // With the packing started ahead, the first chunks go out first (their round trips are the
+    // deploy's critical path; this tar + gzip is not: the swap is a whole upload away).
+    if (c.uploadUnderway) await untilUnderway(c.uploadUnderway.promise, o.signal);
     const made = await makeRemoteBackup(o.host, layout, { signal: o.signal, name: fileName(c), onStart: (name) => progress(`tar czf ${name}`) });
     if (!made) return snap ? done(`${snap}no live dir yet (first deploy)`) : skipped('no live dir yet (first deploy)');
     const removed = await applyRetention(o.host, layout, made.name, { keepCount: Math.max(1, o.keepBackups) }, o.signal);
@@ -74,3 +77,19 @@ export const backup: Step<DeployCtx, DeployPlanCtx, BackupResult> = {
     },
   },
 };
+
+/** How long the backup waits at most for the upload to be under way (it never depends on it). */
+export const BACKUP_WAITS_MS = 3000;
+
+function untilUnderway(underway: Promise<void>, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(done, BACKUP_WAITS_MS);
+    signal.addEventListener('abort', done, { once: true });
+    void underway.then(done);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}

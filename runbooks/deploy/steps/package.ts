@@ -28,9 +28,20 @@ export const packageStep: Step<DeployCtx, DeployPlanCtx, PackedArchive, PackageL
     const total = c.summary.source.bytes;
     const snapshotDir = c.snapshotDir!;
     const ahead = c.packAhead; // packing started while the preflight ran: its chunks so far go out at once
-    const deployId = ahead ? await ahead.inputId : await packInputId(snapshotDir, o.chunkSize, undefined, o.signal);
+    let deployId;
+    try {
+      deployId = ahead ? await ahead.inputId : await packInputId(snapshotDir, o.chunkSize, undefined, o.signal);
+    } catch (e) {
+      c.uploadUnderway?.settle();
+      throw e;
+    }
     // Chunks go out as soon as each is written, when the upload step follows in this run.
-    const shipper = c.earlyUpload ? await openShipper(c, deployId) : undefined;
+    let shipper;
+    try {
+      shipper = c.earlyUpload ? await openShipper(c, deployId) : undefined;
+    } finally {
+      c.uploadUnderway?.settle(); // the backup (steps/backup.ts) waits no longer
+    }
     c.chunksDir = packDirsOf(c.runDir).chunksDir;
     // While chunks leave, the transfer's display (throughput, ETA) is this step's progress, its total estimated until packed.
     const display = shipper && c.transferDisplay;
