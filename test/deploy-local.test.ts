@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { execa } from 'execa';
 import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { listFiles } from '../testkit/tree-digest.ts';
 import { servedContentDigest } from '../testkit/content-digest.ts';
@@ -52,6 +53,31 @@ describe('deploy to local:', () => {
     assert.deepEqual(await fs.readdir(path.join(ferry, 'incoming')), []);
     await assert.rejects(fs.access(path.join(ferry, 'lock')));
     assert.equal(await digestTree(env.source), sourceDigest, 'the source dir must be byte-identical');
+  });
+
+  it('the backup\'s tar + gzip starts once the upload is under way (the incoming dir exists), not before the first chunk', async () => {
+    // A `tar` first on the PATH of the remote side (local: runs it in the CLI's environment)
+    // notes, for the backup's `tar czf`, whether the upload had opened its incoming dir.
+    const bin = path.join(env.root, 'tar-wrapper');
+    const log = path.join(env.root, 'tar-wrapper.log');
+    await fs.mkdir(bin, { recursive: true });
+    const realTar = (await execa('sh', ['-c', 'command -v tar'])).stdout.trim();
+    await fs.writeFile(path.join(bin, 'tar'), [
+      '#!/bin/sh',
+      'if [ "$1" = czf ]; then',
+      '  if ls -d "$FERRY_TEST_INCOMING"/*/ >/dev/null 2>&1; then echo under-way >> "$FERRY_TEST_TAR_LOG"; else echo before-upload >> "$FERRY_TEST_TAR_LOG"; fi',
+      'fi',
+      'exec "$FERRY_TEST_REAL_TAR" "$@"',
+      '',
+    ].join('\n'), { mode: 0o755 });
+    const incoming = path.join(env.volumeOnDisk, '.ferry', 'incoming');
+    assert.deepEqual(await fs.readdir(incoming).catch(() => []), [], 'no incoming dir before the run');
+    const r = await runCli(deployArgs(env, target, '/data', ['--keep-backups', '5']), {
+      env: { PATH: `${bin}:${process.env.PATH}`, FERRY_TEST_INCOMING: incoming, FERRY_TEST_TAR_LOG: log, FERRY_TEST_REAL_TAR: realTar },
+    });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.equal(r.json.steps.find((x: { name: string }) => x.name === 'backup').status, 'done');
+    assert.deepEqual((await fs.readFile(log, 'utf8')).trim().split('\n'), ['under-way']);
   });
 
   it('a second deploy keeps --keep-backups archives and resends nothing it does not need', async () => {

@@ -166,8 +166,8 @@ export interface DeployCtx extends DeployFacts {
   packAhead?: PackAhead;
   /**
    * With the packing started ahead: settled once the package step has the upload under way (or
-   * has ended). The backup's remote tar + gzip starts then (at the latest BACKUP_WAITS_MS after
-   * its step began), so that its CPU does not slow the round trips before the first chunk.
+   * failed, or any step failed). The backup's remote tar + gzip starts then, after the package
+   * step's start is written, so that its CPU does not slow the round trips before the first chunk.
    */
   uploadUnderway?: { promise: Promise<void>; settle(): void };
   chunksDir?: string;

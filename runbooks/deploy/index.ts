@@ -129,6 +129,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       onStatus: async (name, status) => {
         state.steps[name] = status;
         const step = DEPLOY_STEP_OBJECTS.find((s) => s.name === name)!;
+        if (status === 'failed') ctx.uploadUnderway?.settle(); // a backup waiting for the upload goes on (and is joined)
         if (status === 'done') {
           if (step.result) state.results[name] = step.result.save(ctx);
           if (step.local) local[name] = step.local.save(ctx);
@@ -138,6 +139,10 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
           // The last step's "done" is written by the closing write that follows at once.
           if (name === lastSelected) return;
         }
+        // With the packing started ahead, the package step's start is written with these: the
+        // manifest only awaits the snapshot taken meanwhile (nothing remote), and the backup
+        // starts its remote work once the upload is under way, after that write.
+        if (status === 'running' && ctx.packAhead && (name === 'manifest' || step.background)) return;
         await save(); // from the moment the lock is held: the state belongs to the lock holder
       },
     });

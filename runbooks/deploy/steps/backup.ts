@@ -78,8 +78,12 @@ export const backup: Step<DeployCtx, DeployPlanCtx, BackupResult> = {
   },
 };
 
-/** How long the backup waits at most for the upload to be under way (it never depends on it). */
-export const BACKUP_WAITS_MS = 3000;
+/**
+ * How long the backup waits at most for the upload to be under way: the package step settles the
+ * wait once its shipper is open, any failed step and Ctrl-C at once; this bound only keeps an
+ * unforeseen path from waiting for ever.
+ */
+export const BACKUP_WAITS_MS = 30_000;
 
 function untilUnderway(underway: Promise<void>, signal: AbortSignal): Promise<void> {
   return new Promise<void>((resolve) => {
