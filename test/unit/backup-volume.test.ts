@@ -18,16 +18,7 @@ import { REFUSALS, refusalOf } from '../../lib/remote/refusals.ts';
 import { remoteLayout } from '../../lib/remote/layout.ts';
 import { discardFailedChunkScript, reassembleScript, writeFileScript } from '../../lib/remote/scripts.ts';
 import { newState, RunbookStateStore } from '../../lib/engine/state.ts';
-import { fillUp, injectMvFault, mountTmpfs, mvWrapperDir, tempVolume, unmount, withEnv, type TempVolume } from './local-volume.ts';
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  assert.fail('expected a rejection');
-}
+import { rejection, fillUp, injectMvFault, mountTmpfs, mvWrapperDir, tempVolume, unmount, withEnv, type TempVolume } from './local-volume.ts';
 
 /** A pid that no longer runs (a child that has exited). */
 function deadPid(): number {

@@ -1,7 +1,9 @@
 /**
  * Test-only support for the unit layer: a temp "remote" volume under a LocalHost, PATH and env
- * overrides around a call, fake tools first on PATH, and a small tmpfs to fill (root only).
+ * overrides around a call, fake tools first on PATH, a small tmpfs to fill (root only), and the
+ * rejection a test expects.
  */
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -165,4 +167,14 @@ export function withMvWrapperOnPath(): void {
     process.env.PATH = savedPath;
     await tools?.dispose();
   });
+}
+
+/** What `p` rejects with (a test that expects a rejection fails when it resolves). */
+export async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  return assert.fail('expected a rejection');
 }

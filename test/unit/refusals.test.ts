@@ -18,16 +18,7 @@ import { archiveDataId, DATA_ID_FILE, liveBeforeId } from '../../lib/volume/data
 import { journaledSwapScript } from '../../lib/volume/swap-journal.ts';
 import { checkVolume } from '../../lib/volume/check.ts';
 import { tryVolumeLock } from '../../lib/volume/lock.ts';
-import { fakeTools, fillUp, mountTmpfs, tempVolume, unmount, which, withEnv, type TempVolume } from './local-volume.ts';
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  assert.fail('expected a rejection');
-}
+import { rejection, fakeTools, fillUp, mountTmpfs, tempVolume, unmount, which, withEnv, type TempVolume } from './local-volume.ts';
 
 describe('the refusal table', () => {
   it('gives every reason its own status, clear of the scripts\' own codes, shell and signal codes', () => {

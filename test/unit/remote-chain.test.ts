@@ -12,16 +12,7 @@ import { chainScripts, ChainPartError, runChain } from '../../lib/remote/chain.t
 import { REFUSALS, refusalOf, refuseSh } from '../../lib/remote/refusals.ts';
 import { withSpaceGuard } from '../../lib/remote/space-guard.ts';
 import { remoteScript, renderShCommand } from '../../lib/remote/shell.ts';
-import { tempVolume, type TempVolume } from './local-volume.ts';
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  assert.fail('expected a rejection');
-}
+import { rejection, tempVolume, type TempVolume } from './local-volume.ts';
 
 /** Each argument printed NUL-terminated, as the part received it. */
 const printArgs = (title: string, args: string[]) => remoteScript(title, `printf '%s\\0' "$0" "$#" "$@"`, args);
