@@ -6,18 +6,12 @@
  * keeps that bounded, at a few milliseconds each (the heap of a pack is small). The collection is
  * lib/common/full-collection.ts's (a no-op where V8's gc() cannot be exposed).
  */
-import { fullCollection } from '../common/full-collection.ts';
+import { garbageCollector } from '../common/full-collection.ts';
 
 /**
  * Counts bytes streamed; every `checkEveryBytes` looks at the memory held by buffers and, above
  * `limitBytes`, asks V8 for a full collection (so only as often as the garbage needs it).
  */
 export function bufferGarbageCollector(limitBytes = 8 * 1024 * 1024, checkEveryBytes = 1024 * 1024): (bytes: number) => void {
-  let since = 0;
-  return (bytes) => {
-    since += bytes;
-    if (since < checkEveryBytes) return;
-    since = 0;
-    if (process.memoryUsage().arrayBuffers > limitBytes) fullCollection()?.();
-  };
+  return garbageCollector(() => process.memoryUsage().arrayBuffers, limitBytes, checkEveryBytes);
 }

@@ -27,15 +27,21 @@ export function fullCollection(): Gc | null {
 }
 
 /**
- * Counts units of work (records, bytes); every `checkEvery` of them looks at the heap in use and,
- * above `limitBytes`, asks for a full collection (so only as often as the garbage needs it).
+ * Counts units of work (records, bytes); every `checkEvery` of them reads `held()` (the memory in
+ * question) and, above `limitBytes`, asks for a full collection (so only as often as the garbage
+ * needs it).
  */
-export function heapGarbageCollector(limitBytes: number, checkEvery: number, collect: () => Gc | null = fullCollection): (units: number) => void {
+export function garbageCollector(held: () => number, limitBytes: number, checkEvery: number, collect: () => Gc | null = fullCollection): (units: number) => void {
   let since = 0;
   return (units) => {
     since += units;
     if (since < checkEvery) return;
     since = 0;
-    if (v8.getHeapStatistics().used_heap_size > limitBytes) collect()?.();
+    if (held() > limitBytes) collect()?.();
   };
+}
+
+/** A collector watching V8's heap in use (the long streams of migrate). */
+export function heapGarbageCollector(limitBytes: number, checkEvery: number, collect: () => Gc | null = fullCollection): (units: number) => void {
+  return garbageCollector(() => v8.getHeapStatistics().used_heap_size, limitBytes, checkEvery, collect);
 }
