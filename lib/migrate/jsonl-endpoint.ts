@@ -16,6 +16,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import { UserError } from '../common/errors.ts';
+import { IdSet } from './id-set.ts';
 import { ANY_JSON, type TargetRules } from './target-rules.ts';
 import type { TransformRecord } from './transform-record.ts';
 import type { CollectionInfo, DistanceSpace, MigrationRecord, MigrationSink, MigrationSource, RecordMetadata } from './types.ts';
@@ -71,17 +72,15 @@ export class JsonlEndpoint implements MigrationSource, MigrationSink {
 
   async listCollections(only?: string[]): Promise<CollectionInfo[]> {
     const infos = new Map<string, CollectionInfo>();
-    const ids = new Map<string, Set<string>>();
+    const ids = new Map<string, IdSet>();
     for await (const line of this.lines()) {
       if (line.type === 'collection' && !infos.has(line.name)) {
         infos.set(line.name, { name: line.name, space: line.space ?? 'l2', hnsw: line.hnsw, metadata: line.metadata ?? null, count: 0, dimension: line.dimension ?? null });
-        ids.set(line.name, new Set());
+        ids.set(line.name, new IdSet());
       } else if (line.type === 'record') {
         const info = infos.get(line.collection);
         if (!info) throw new UserError(`${this.file}: record ${line.id} of collection ${line.collection} comes before the collection's line`);
-        const seen = ids.get(line.collection)!;
-        if (seen.has(line.id)) continue;
-        seen.add(line.id);
+        if (!ids.get(line.collection)!.add(line.id)) continue;
         info.count++;
         if (info.dimension === null && line.embedding) info.dimension = line.embedding.length;
       }
@@ -95,11 +94,10 @@ export class JsonlEndpoint implements MigrationSource, MigrationSink {
   }
 
   async *read(info: CollectionInfo, pageSize: number, signal?: AbortSignal): AsyncIterable<MigrationRecord[]> {
-    const seen = new Set<string>();
+    const seen = new IdSet();
     let page: MigrationRecord[] = [];
     for await (const line of this.lines()) {
-      if (line.type !== 'record' || line.collection !== info.name || seen.has(line.id)) continue;
-      seen.add(line.id);
+      if (line.type !== 'record' || line.collection !== info.name || !seen.add(line.id)) continue;
       page.push({ id: line.id, embedding: line.embedding ?? null, document: line.document ?? null, metadata: line.metadata ?? null });
       if (page.length >= pageSize) {
         signal?.throwIfAborted();
