@@ -9,6 +9,7 @@
  * the same error, thrown where a step awaits it.
  */
 import path from 'node:path';
+import { awaitedLater } from '../common/awaited-later.ts';
 import { packInputId, packToChunks, type ChunkInfo, type PackResult } from './pack.ts';
 import { snapshotSource, type SnapshotResult } from './snapshot.ts';
 
@@ -39,9 +40,9 @@ export class PackAhead {
 
   constructor(o: PackAheadOptions) {
     const signal = AbortSignal.any([o.signal, this.stopper.signal]);
-    this.snapshot = handled(snapshotSource(o.source, o.snapshotDir, { signal }));
-    this.inputId = handled(this.snapshot.then((s) => packInputId(s.dir, o.chunkSize, undefined, signal)));
-    this.packed = handled(this.inputId.then(async () => packToChunks((await this.snapshot).dir, o.chunksDir, o.chunkSize, {
+    this.snapshot = awaitedLater(snapshotSource(o.source, o.snapshotDir, { signal }));
+    this.inputId = awaitedLater(this.snapshot.then((s) => packInputId(s.dir, o.chunkSize, undefined, signal)));
+    this.packed = awaitedLater(this.inputId.then(async () => packToChunks((await this.snapshot).dir, o.chunksDir, o.chunkSize, {
       signal,
       onChunk: (ch) => {
         this.written.push(ch);
@@ -73,10 +74,4 @@ export class PackAhead {
 /** The snapshot and chunk dirs a deploy run uses in its own dir (one place for the steps and the packing ahead). */
 export function packDirsOf(runDir: string): { snapshotDir: string; chunksDir: string } {
   return { snapshotDir: path.join(runDir, 'snapshot'), chunksDir: path.join(runDir, 'chunks') };
-}
-
-/** A promise awaited later: its rejection reaches whoever awaits it, never the unhandled-rejection handler meanwhile. */
-function handled<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => undefined);
-  return p;
 }

@@ -173,9 +173,9 @@ export interface VersionCheckContext {
 }
 
 /**
- * The deploy preflight's check, run to its verdict (a refusal rejects), its outcome applied to the summary only by
- * the function it resolves to (its outcome in the summary, its warning among the warnings): the preflight starts it alongside its other looks and applies it
- * in its turn, so warnings keep their order.
+ * The deploy preflight's check, run to its verdict (a refusal rejects). It resolves to a function
+ * that puts the outcome in the summary and its warning among the warnings: the preflight starts
+ * the check alongside its other looks and applies it in its turn, so warnings keep their order.
  */
 export async function startChromaVersionCheck(c: VersionCheckContext, progress?: (what: string) => void): Promise<() => void> {
   if (!c.selected.has('swap')) return () => {};

@@ -9,6 +9,7 @@ import { chromaToken, tokenVariables, type ChromaSide } from '../chroma/api-toke
 import { chromaClientFor, type ChromaScope } from '../chroma/client.ts';
 import { ChromaAuthError, heartbeat } from '../chroma/http.ts';
 import pRetry from 'p-retry';
+import { awaitedLater } from '../common/awaited-later.ts';
 import { UserError } from '../common/errors.ts';
 import { IdSet } from './id-set.ts';
 import { chromaRules, versionAtLeast, type TargetRules } from './target-rules.ts';
@@ -97,9 +98,8 @@ export class ChromaEndpoint implements MigrationSource, MigrationSink {
     const before = await col.count();
     const seen = new IdSet();
     const fetchPage = (offset: number) => {
-      const p = pRetry(() => col.get({ limit: pageSize, offset, include: ['embeddings', 'documents', 'metadatas'] as never }), READ_RETRY);
-      p.catch(() => undefined); // awaited below; a consumer that stops early must not leave it unhandled
-      return p;
+      // Awaited below; a consumer that stops early must not leave it unhandled.
+      return awaitedLater(pRetry(() => col.get({ limit: pageSize, offset, include: ['embeddings', 'documents', 'metadatas'] as never }), READ_RETRY));
     };
     // One page ahead: the server reads the next page while the caller writes this one.
     let next = before > 0 ? fetchPage(0) : undefined;

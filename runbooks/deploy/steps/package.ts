@@ -29,18 +29,13 @@ export const packageStep: Step<DeployCtx, DeployPlanCtx, PackedArchive, PackageL
     const snapshotDir = c.snapshotDir!;
     const ahead = c.packAhead; // packing started while the preflight ran: its chunks so far go out at once
     let deployId;
-    try {
-      deployId = ahead ? await ahead.inputId : await packInputId(snapshotDir, o.chunkSize, undefined, o.signal);
-    } catch (e) {
-      c.uploadUnderway?.settle();
-      throw e;
-    }
-    // Chunks go out as soon as each is written, when the upload step follows in this run.
     let shipper;
     try {
+      deployId = ahead ? await ahead.inputId : await packInputId(snapshotDir, o.chunkSize, undefined, o.signal);
+      // Chunks go out as soon as each is written, when the upload step follows in this run.
       shipper = c.earlyUpload ? await openShipper(c, deployId) : undefined;
     } finally {
-      c.uploadUnderway?.settle(); // the backup (steps/backup.ts) waits no longer
+      c.uploadUnderway?.settle(); // the upload is under way (or will not be): the backup (steps/backup.ts) waits no longer
     }
     c.chunksDir = packDirsOf(c.runDir).chunksDir;
     // While chunks leave, the transfer's display (throughput, ETA) is this step's progress, its total estimated until packed.

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { ChromaAuthError, listCollectionCounts, type ServedCollection } from '../../../lib/chroma/http.ts';
 import { chromaVersionPlan, startChromaVersionCheck } from '../../../lib/chroma/version-check.ts';
 import { expectedCollectionsOf } from '../../../lib/volume/deployed-manifest.ts';
+import { awaitedLater } from '../../../lib/common/awaited-later.ts';
 import { UserError } from '../../../lib/common/errors.ts';
 import { lockScript, probeScript, unlockScript } from '../../../lib/remote/scripts.ts';
 import { done, selectSteps } from '../../../lib/engine/runner.ts';
@@ -53,11 +54,11 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     // source is read here); they are judged below one at a time, in this order, so the problem
     // reported is the one a look-after-look run would report first. Nothing is written before the lock.
     const swaps = !c.resumed && c.selected.has('swap');
-    const bytes = settledLater(dirBytes(o.source));
-    const volume = settledLater(checkVolume(o.host, layout, o.signal));
-    const counts = o.healthUrl && !c.preDeploy ? settledLater(listCollectionCounts(o.healthUrl)) : undefined;
-    const served = o.healthUrl && swaps ? settledLater(o.host.run(servedDirScript(layout), { signal: o.signal })) : undefined;
-    const version = settledLater(startChromaVersionCheck(c, progress));
+    const bytes = awaitedLater(dirBytes(o.source));
+    const volume = awaitedLater(checkVolume(o.host, layout, o.signal));
+    const counts = o.healthUrl && !c.preDeploy ? awaitedLater(listCollectionCounts(o.healthUrl)) : undefined;
+    const served = o.healthUrl && swaps ? awaitedLater(o.host.run(servedDirScript(layout), { signal: o.signal })) : undefined;
+    const version = awaitedLater(startChromaVersionCheck(c, progress));
     c.summary.source.bytes = await bytes;
     const probe = await volume;
     if (probe.get('writable') !== 'yes') throw new UserError(`volume ${layout.volume} on ${o.host.label} is not writable by this user`);
@@ -172,12 +173,6 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
 async function volumeNeedsAttention(c: DeployCtx): Promise<boolean> {
   const facts = await inspectVolume(c.o.host, c.layout, { signal: c.o.signal }).catch(() => undefined);
   return !facts || facts.lock !== undefined || reconcile(facts, { runId: c.runId, name: c.layout.name }).action !== 'clean';
-}
-
-/** A promise started now and awaited later: its rejection is handled where it is awaited, never reported as unhandled meanwhile. */
-function settledLater<T>(p: Promise<T>): Promise<T> {
-  p.catch(() => undefined);
-  return p;
 }
 
 async function dirBytes(dir: string): Promise<number> {
