@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { UserError } from '../lib/common/errors.ts';
+import { HostUnreachable, UserError } from '../lib/common/errors.ts';
 import { freePort } from '../lib/chroma/server.ts';
 import { SshHost } from '../lib/hosts/ssh.ts';
 import { remoteScript } from '../lib/remote/shell.ts';
@@ -100,6 +100,33 @@ describe('SshHost against a real sshd', { skip }, () => {
       assert.match(e.message, /fail on purpose on ssh:\/\/.* failed \(exit 3\): boom/);
       return true;
     });
+  });
+
+  test('commands without input run one after another in one long-lived remote shell', async () => {
+    const shell = async () => (await host.run(remoteScript('parent shell', 'echo $PPID'))).stdout;
+    const first = await shell();
+    assert.equal(await shell(), first, 'a second session was opened for the second command');
+    // Commands with input still get a session of their own.
+    const own = (await host.run(remoteScript('parent shell', 'cat >/dev/null; echo $PPID'), { stdin: 'x' })).stdout;
+    assert.notEqual(own, first);
+  });
+
+  test('a connection dropped mid-command is HostUnreachable; the next command reconnects', async () => {
+    // Kills the connection's sshd (the nearest sshd above the command), as a dropped link does.
+    const drop = remoteScript('drop the connection', `
+      echo dropping >&2
+      p=$PPID
+      while [ "$p" -gt 1 ]; do
+        read -r comm < "/proc/$p/comm"
+        case $comm in sshd*) kill -9 "$p"; break ;; esac
+        read -r st < "/proc/$p/stat"; st=\${st##*) }; set -- $st; p=$2
+      done
+      sleep 30`);
+    await assert.rejects(host.run(drop), (e: unknown) => {
+      assert.ok(e instanceof HostUnreachable, String(e));
+      return true;
+    });
+    assert.equal((await host.run(remoteScript('after', 'echo back'))).stdout, 'back\n');
   });
 
   test('an unreachable port is a UserError', async () => {

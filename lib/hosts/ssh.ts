@@ -6,6 +6,7 @@ import { execArgv } from './exec.ts';
 import { renderArgv, renderShCommand, type RemoteScript } from '../remote/shell.ts';
 import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from './remote-host.ts';
 import { restartScript, runRestartCommand } from './restart.ts';
+import { SessionLost, ShellSessionPool, type SessionReply } from './shell-session.ts';
 
 export interface SshHostOptions {
   user: string;
@@ -19,17 +20,21 @@ export interface SshHostOptions {
 
 /**
  * OpenSSH `ssh` for scripts and `sftp` for uploads, in BatchMode (never a password prompt).
- * One multiplexed connection (ControlMaster) serves every command of a run.
+ * One multiplexed connection (ControlMaster) serves every command of a run. Commands without
+ * standard input run in a few long-lived remote shells (lib/hosts/shell-session.ts) instead of a
+ * new session each: the far side's login costs are paid once per shell, not once per command.
  */
 export class SshHost implements RemoteHost {
   readonly label: string;
   private readonly controlDir: string;
   /** The first command's run, which starts the shared connection: commands started meanwhile wait for it. */
   private connecting?: Promise<unknown>;
+  private readonly shells: ShellSessionPool;
 
   constructor(private readonly o: SshHostOptions) {
     this.label = `ssh://${o.user}@${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
     this.controlDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-ssh-'));
+    this.shells = new ShellSessionPool(['ssh', ...this.commonOptions(), '-p', String(o.port), '--', this.destination(), 'sh -s']);
   }
 
   resolveVolume(volume: string): string {
@@ -60,8 +65,9 @@ export class SshHost implements RemoteHost {
   }
 
   async run(script: RemoteScript, opts: RunOptions = {}): Promise<RunResult> {
-    const argv = this.sshArgv(script);
-    const r = await this.overSharedConnection(() => execArgv(argv, { what: script.title, stdin: opts.stdin, signal: opts.signal }));
+    const r = await this.overSharedConnection(() => opts.stdin === undefined
+      ? this.runInShell(script, opts.signal)
+      : execArgv(this.sshArgv(script), { what: script.title, stdin: opts.stdin, signal: opts.signal }));
     if (r.exitCode === 255) throw unreachable(this.label, r.stderr);
     if (r.exitCode !== 0) {
       throw new RemoteCommandError(`${script.title} on ${this.label}`, r.exitCode, r.stderr);
@@ -75,6 +81,19 @@ export class SshHost implements RemoteHost {
 
   async get(remotePath: string, localFile: string, opts: RunOptions = {}): Promise<void> {
     await this.sftp(`get ${sftpQuote(remotePath)} ${sftpQuote(localFile)}`, `sftp get ${path.posix.basename(remotePath)}`, opts);
+  }
+
+  /** On an idle long-lived shell (a one-off session when all are busy); a lost shell is a lost connection. */
+  private async runInShell(script: RemoteScript, signal?: AbortSignal): Promise<SessionReply> {
+    const reply = this.shells.run(renderShCommand(script), script.title, signal);
+    if (!reply) return execArgv(this.sshArgv(script), { what: script.title, signal });
+    try {
+      return await reply;
+    } catch (e) {
+      if (!(e instanceof SessionLost)) throw e;
+      this.shells.discardAll(); // they share the connection that just went away
+      return { stdout: '', stderr: e.stderr, exitCode: 255 };
+    }
   }
 
   /** One sftp batch command (put/get) over the shared connection. */
@@ -126,6 +145,7 @@ export class SshHost implements RemoteHost {
   }
 
   async close(): Promise<void> {
+    await this.shells.closeAll();
     const argv = ['ssh', ...this.commonOptions(), '-p', String(this.o.port), '-O', 'exit', '--', this.destination()];
     await execArgv(argv, { what: 'close ssh connection' }).catch(() => undefined);
     fs.rmSync(this.controlDir, { recursive: true, force: true });
