@@ -16,6 +16,7 @@ import type { RemoteLayout } from '../remote/layout.ts';
 import { liveMigrationsScript, parseLiveMigrations } from '../remote/live-migrations.ts';
 import type { RemoteScript } from '../remote/shell.ts';
 import { chromaToken, tokenHeaders } from './api-token.ts';
+import { awaitedLater } from '../common/awaited-later.ts';
 import { readSourceSqliteInWorker, type SourceSqlite } from './source-sqlite.ts';
 import {
   describeReleaseKnowing, describeReleaseNeeded, formatLevels, migrationsKnownBy, NEWEST_KNOWN_RELEASE, parseRelease,
@@ -132,6 +133,8 @@ export interface VersionCheckOptions {
   source: { levels: MigrationLevels } | { unreadable: string };
   healthUrl?: string;
   signal?: AbortSignal;
+  /** The live dir's migrations, read already (started before the source was read). */
+  liveRead?: Promise<{ stdout: string }>;
 }
 
 /** The whole check; a refusal is a UserError (exit 2), before anything changed. */
@@ -140,7 +143,7 @@ export async function checkChromaVersion(o: VersionCheckOptions): Promise<Chroma
   if ('unreadable' in o.source) return { outcome: 'skipped', note: `the source's migrations could not be read (${o.source.unreadable})` };
   const source = o.source.levels;
   if (Object.keys(source).length === 0) return { outcome: 'skipped', note: 'the source\'s chroma.sqlite3 records no migrations' };
-  const live = parseLiveMigrations((await o.host.run(liveMigrationsScript(o.layout), { signal: o.signal })).stdout);
+  const live = parseLiveMigrations((await (o.liveRead ?? o.host.run(liveMigrationsScript(o.layout), { signal: o.signal }))).stdout);
   let verdict: Verdict;
   if ('levels' in live) {
     verdict = judgeVersions(source, { via: 'live-dir', levels: live.levels });
@@ -180,6 +183,9 @@ export interface VersionCheckContext {
 export async function startChromaVersionCheck(c: VersionCheckContext, progress?: (what: string) => void): Promise<() => void> {
   if (!c.selected.has('swap')) return () => {};
   progress?.('comparing the source\'s Chroma with the server\'s');
+  // The remote read does not wait for the local one (the source's sqlite is read on a worker thread,
+  // the longer of the two); a source without migrations leaves its answer unused.
+  const liveRead = awaitedLater(c.o.host.run(liveMigrationsScript(c.layout), { signal: c.o.signal }));
   let source: VersionCheckOptions['source'];
   try {
     c.sourceSqlite = await readSourceSqliteInWorker(c.o.source);
@@ -187,7 +193,7 @@ export async function startChromaVersionCheck(c: VersionCheckContext, progress?:
   } catch (e) {
     source = { unreadable: e instanceof Error ? e.message : String(e) };
   }
-  const check = await checkChromaVersion({ host: c.o.host, layout: c.layout, source, healthUrl: c.o.healthUrl, signal: c.o.signal });
+  const check = await checkChromaVersion({ host: c.o.host, layout: c.layout, source, healthUrl: c.o.healthUrl, signal: c.o.signal, liveRead });
   return () => {
     c.summary.chromaVersion = check;
     if (check.outcome === 'source-older') c.summary.warnings.push(check.note!);
@@ -205,7 +211,13 @@ export function chromaVersionPlan(p: {
 }): { commands: PlanCommand[]; notes: string[] } {
   const source: Record<string, number> = {};
   for (const m of p.manifest.schemaVersion) source[m.dir] = m.version;
-  if (Object.keys(source).length === 0) return { commands: [], notes: ['the source records no migrations: the Chroma version check is skipped'] };
+  if (Object.keys(source).length === 0) {
+    return {
+      // Read all the same: it starts before the source is read (lib/chroma/version-check.ts).
+      commands: [p.remote(liveMigrationsScript(p.layout), 'not used: the source records no migrations')],
+      notes: ['the source records no migrations: the Chroma version check is skipped'],
+    };
+  }
   const needed = releaseNeededBy(source);
   const fallback = p.o.healthUrl
     ? `GET ${p.o.healthUrl.replace(/\/+$/, '')}/api/v2/version must say ${needed.known ? `>= ${needed.release}` : `a Chroma newer than ${NEWEST_KNOWN_RELEASE}`}`

@@ -113,7 +113,7 @@ describe('deploy --plan is what the steps run', () => {
     const chunks = ctx.packed!.chunks.length;
     assert.equal(chunks, 2);
     assert.deepEqual(Object.fromEntries([...ran].map(([name, cmds]) => [name, cmds.length])), {
-      preflight: 3, backup: 2, package: 0, upload: 1 + 2 * chunks, reassemble: 1, swap: 1, restart: 1, verify: 1, cleanup: 1,
+      preflight: 4, backup: 2, package: 0, upload: 1 + 2 * chunks, reassemble: 1, swap: 1, restart: 1, verify: 1, cleanup: 1,
     });
     const verifyPlan = remoteCommands(DEPLOY_STEP_OBJECTS.find((s) => s.name === 'verify')!.plan(p));
     assert.match(verifyPlan.join('\n'), /\.ferry\/manifest-chroma_db\.json/, 'the plan keeps the deployed manifest as the run does');
