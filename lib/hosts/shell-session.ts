@@ -68,6 +68,7 @@ export class ShellSession {
     this.child.stdin!.on('error', () => {}); // EPIPE once it has gone: reported by 'close'
     this.child.stdout!.on('data', (b: Buffer) => this.onStdout(b));
     this.child.stderr!.on('data', (b: Buffer) => this.onStderr(b));
+    this.hold(false);
     this.closed = new Promise((resolve) => {
       this.child.once('error', (e) => { this.end(null, e.message); resolve(); });
       // Its output is read to the end when nothing else holds the pipes; a far-side process left
@@ -95,18 +96,20 @@ export class ShellSession {
     if (signal?.aborted) return Promise.reject(new Error(`${what}: cancelled`));
     const tag = `ferry-${this.nonce}-${++this.seq}`;
     this.out = []; this.outLength = 0; this.err = []; this.errLength = 0;
+    this.hold(true);
     return new Promise<SessionReply>((resolve, reject) => {
       const onAbort = () => {
         // The command may still be running on the far side, as when a one-off ssh is stopped.
         this.pending = undefined;
+        this.hold(false);
         this.kill();
         reject(new Error(`${what}: cancelled`));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.pending = {
         tag, what,
-        resolve: (r) => { signal?.removeEventListener('abort', onAbort); resolve(r); },
-        reject: (e) => { signal?.removeEventListener('abort', onAbort); reject(e); },
+        resolve: (r) => { this.hold(false); signal?.removeEventListener('abort', onAbort); resolve(r); },
+        reject: (e) => { this.hold(false); signal?.removeEventListener('abort', onAbort); reject(e); },
       };
       this.child.stdin!.write(`{ ${commandLine}\n} </dev/null; printf '\\n%s %s\\n' ${tag} "$?"; printf '\\n%s\\n' ${tag} >&2\n`);
     });
@@ -120,6 +123,16 @@ export class ShellSession {
     await Promise.race([this.closed, new Promise<void>((r) => { timer = setTimeout(r, graceMs); })]);
     clearTimeout(timer);
     if (!this.ended) { this.kill(); await this.closed; }
+  }
+
+  /**
+   * An idle session must not keep this process alive (a run that ends without close() still
+   * exits; the shell then reads EOF and ends); a running command must.
+   */
+  private hold(on: boolean): void {
+    for (const h of [this.child, this.child.stdin, this.child.stdout, this.child.stderr] as ({ ref?(): void; unref?(): void } | null)[]) {
+      if (on) h?.ref?.(); else h?.unref?.();
+    }
   }
 
   kill(): void {

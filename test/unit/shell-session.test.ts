@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
+import { execa } from 'execa';
 import { SessionLost, ShellSession, ShellSessionPool } from '../../lib/hosts/shell-session.ts';
 import { remoteScript, renderShCommand } from '../../lib/remote/shell.ts';
 
@@ -82,6 +83,21 @@ describe('the session ending or cancelled mid-command', () => {
     await assert.rejects(r, /slow: cancelled/);
     await s.close(100);
     assert.equal(s.alive, false);
+  });
+});
+
+describe('the process hosting sessions', () => {
+  test('exits when its work is done although a session was never closed; a running command keeps it alive', async () => {
+    const mod = new URL('../../lib/hosts/shell-session.ts', import.meta.url).href;
+    const code = `
+      const { ShellSession } = await import(${JSON.stringify(mod)});
+      const s = new ShellSession(['sh', '-s']);
+      const r = await s.run("sh -c 'sleep 0.3; echo done'", 'slow');
+      process.stdout.write(r.stdout);`;
+    const r = await execa(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { timeout: 20_000, reject: false });
+    assert.equal(r.timedOut, false, 'the idle session kept the process alive');
+    assert.equal(r.stdout, 'done');
+    assert.equal(r.exitCode, 0, r.stderr);
   });
 });
 
