@@ -55,29 +55,35 @@ describe('deploy to local:', () => {
     assert.equal(await digestTree(env.source), sourceDigest, 'the source dir must be byte-identical');
   });
 
-  it('the backup\'s tar + gzip starts once the upload is under way (the incoming dir exists), not before the first chunk', async () => {
+  it('the backup\'s tar + gzip starts once a chunk is on the remote or the packing has ended, not before', async () => {
     // A `tar` first on the PATH of the remote side (local: runs it in the CLI's environment)
-    // notes, for the backup's `tar czf`, whether the upload had opened its incoming dir.
+    // notes, for the backup's `tar czf`, whether a chunk had been accepted into the incoming dir,
+    // else whether the packing had written its manifest in the run's work dir.
     const bin = path.join(env.root, 'tar-wrapper');
     const log = path.join(env.root, 'tar-wrapper.log');
+    const work = path.join(env.root, 'tar-wrapper-work');
     await fs.mkdir(bin, { recursive: true });
     const realTar = (await execa('sh', ['-c', 'command -v tar'])).stdout.trim();
     await fs.writeFile(path.join(bin, 'tar'), [
       '#!/bin/sh',
       'if [ "$1" = czf ]; then',
-      '  if ls -d "$FERRY_TEST_INCOMING"/*/ >/dev/null 2>&1; then echo under-way >> "$FERRY_TEST_TAR_LOG"; else echo before-upload >> "$FERRY_TEST_TAR_LOG"; fi',
+      '  if ls "$FERRY_TEST_INCOMING"/*/chunk-* >/dev/null 2>&1; then echo chunk-on-remote >> "$FERRY_TEST_TAR_LOG"',
+      '  elif ls "$FERRY_TEST_WORK"/chroma-ferry-*/chunks/manifest.json >/dev/null 2>&1; then echo packed >> "$FERRY_TEST_TAR_LOG"',
+      '  else echo too-early >> "$FERRY_TEST_TAR_LOG"; fi',
       'fi',
       'exec "$FERRY_TEST_REAL_TAR" "$@"',
       '',
     ].join('\n'), { mode: 0o755 });
     const incoming = path.join(env.volumeOnDisk, '.ferry', 'incoming');
     assert.deepEqual(await fs.readdir(incoming).catch(() => []), [], 'no incoming dir before the run');
-    const r = await runCli(deployArgs(env, target, '/data', ['--keep-backups', '5']), {
-      env: { PATH: `${bin}:${process.env.PATH}`, FERRY_TEST_INCOMING: incoming, FERRY_TEST_TAR_LOG: log, FERRY_TEST_REAL_TAR: realTar },
+    const r = await runCli(deployArgs(env, target, '/data', ['--keep-backups', '5', '--work-dir', work]), {
+      env: { PATH: `${bin}:${process.env.PATH}`, FERRY_TEST_INCOMING: incoming, FERRY_TEST_TAR_LOG: log, FERRY_TEST_REAL_TAR: realTar, FERRY_TEST_WORK: work },
     });
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.equal(r.json.steps.find((x: { name: string }) => x.name === 'backup').status, 'done');
-    assert.deepEqual((await fs.readFile(log, 'utf8')).trim().split('\n'), ['under-way']);
+    const seen = (await fs.readFile(log, 'utf8')).trim().split('\n');
+    assert.equal(seen.length, 1, seen.join(' '));
+    assert.ok(['chunk-on-remote', 'packed'].includes(seen[0]!), `the backup's tar czf ran ${seen[0]}`);
   });
 
   it('a second deploy keeps --keep-backups archives and resends nothing it does not need', async () => {

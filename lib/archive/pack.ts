@@ -36,8 +36,8 @@ export interface PackOptions {
   onProgress?: (inputBytesDone: number) => void;
   /** 0-9, default 1: a Chroma dir is mostly float vectors, which higher levels shrink by ~1% for ~30% more time. */
   gzipLevel?: number;
-  /** Blocks compressed in parallel (default 2); the output is the same for any number. */
-  gzipWorkers?: number;
+  /** Blocks compressed in parallel (default 2), or asked before each block; the output is the same for any number. */
+  gzipWorkers?: number | (() => number);
   /** Called with each chunk as soon as its file is complete (the upload can start before packing ends). */
   onChunk?: (chunk: ChunkInfo) => void;
   /** Compute chunk names, sizes and sha256 without writing any file (`--plan`). */

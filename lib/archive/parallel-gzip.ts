@@ -14,13 +14,16 @@ export const GZIP_BLOCK_BYTES = 1024 * 1024;
 
 export interface ParallelGzipOptions {
   level: number;
-  /** Blocks compressed at once (default 2: this tool's reference machine has two cores). */
-  workers?: number;
+  /**
+   * Blocks compressed at once (default 2: this tool's reference machine has two cores); a function
+   * is asked before each block (the packing ahead of a deploy uses one core while the preflight runs).
+   */
+  workers?: number | (() => number);
   blockBytes?: number;
 }
 
 export function createParallelGzip(o: ParallelGzipOptions): Transform {
-  const workers = Math.max(1, o.workers ?? 2);
+  const workers = () => Math.max(1, (typeof o.workers === 'function' ? o.workers() : o.workers) ?? 2);
   const blockBytes = o.blockBytes ?? GZIP_BLOCK_BYTES;
   const inFlight: Promise<Buffer>[] = [];
   let parts: Buffer[] = [];
@@ -48,7 +51,7 @@ export function createParallelGzip(o: ParallelGzipOptions): Transform {
             parts = [];
             partBytes = 0;
             // Keep `workers` blocks compressing; emit the oldest when the pool is full.
-            while (inFlight.length >= workers) this.push(await inFlight.shift()!);
+            while (inFlight.length >= workers()) this.push(await inFlight.shift()!);
           }
         }
       })().then(() => cb(), cb);

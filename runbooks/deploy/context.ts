@@ -165,9 +165,9 @@ export interface DeployCtx extends DeployFacts {
   /** The snapshot and packing started while the preflight runs (a new run that packs and uploads at once). */
   packAhead?: PackAhead;
   /**
-   * With the packing started ahead: settled once the package step has the upload under way (or
-   * failed, or any step failed). The backup's remote tar + gzip starts then, after the package
-   * step's start is written, so that its CPU does not slow the round trips before the first chunk.
+   * With the packing started ahead: settled once the first chunk is on the remote (or the packing
+   * ended, or no upload follows, or any step failed). The backup's remote tar + gzip starts then,
+   * so that its CPU slows neither the round trips before the first chunk nor the chunks' start.
    */
   uploadUnderway?: { promise: Promise<void>; settle(): void };
   chunksDir?: string;

@@ -130,6 +130,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
         state.steps[name] = status;
         const step = DEPLOY_STEP_OBJECTS.find((s) => s.name === name)!;
         if (status === 'failed') ctx.uploadUnderway?.settle(); // a backup waiting for the upload goes on (and is joined)
+        if (name === 'preflight' && status !== 'running') ctx.packAhead?.fullSpeed();
         if (status === 'done') {
           if (step.result) state.results[name] = step.result.save(ctx);
           if (step.local) local[name] = step.local.save(ctx);

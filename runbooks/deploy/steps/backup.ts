@@ -79,9 +79,9 @@ export const backup: Step<DeployCtx, DeployPlanCtx, BackupResult> = {
 };
 
 /**
- * How long the backup waits at most for the upload to be under way: the package step settles the
- * wait once its shipper is open, any failed step and Ctrl-C at once; this bound only keeps an
- * unforeseen path from waiting for ever.
+ * How long the backup waits at most for the upload to be under way: the first chunk on the remote
+ * or the end of the packing settles the wait, any failed step and Ctrl-C at once; this bound only
+ * keeps a very slow link or an unforeseen path from holding the backup back for ever.
  */
 export const BACKUP_WAITS_MS = 30_000;
 

@@ -35,7 +35,9 @@ export const packageStep: Step<DeployCtx, DeployPlanCtx, PackedArchive, PackageL
       // Chunks go out as soon as each is written, when the upload step follows in this run.
       shipper = c.earlyUpload ? await openShipper(c, deployId) : undefined;
     } finally {
-      c.uploadUnderway?.settle(); // the upload is under way (or will not be): the backup (steps/backup.ts) waits no longer
+      // The backup (steps/backup.ts) starts once the first chunk is on the remote (openShipper), or
+      // now when no upload follows (or opening it failed).
+      if (!shipper) c.uploadUnderway?.settle();
     }
     c.chunksDir = packDirsOf(c.runDir).chunksDir;
     // While chunks leave, the transfer's display (throughput, ETA) is this step's progress, its total estimated until packed.
@@ -61,11 +63,13 @@ export const packageStep: Step<DeployCtx, DeployPlanCtx, PackedArchive, PackageL
         ? await ahead.follow({ onProgress, onChunk: (ch) => onChunk?.(ch) })
         : await packToChunks(snapshotDir, c.chunksDir, o.chunkSize, { signal: o.signal, onProgress, onChunk });
     } catch (e) {
+      c.uploadUnderway?.settle();
       display?.stop();
       await shipper?.finish().catch(() => undefined); // no upload left running behind the unwind
       if (shipper) recordShipped(c, shipper);
       throw e;
     }
+    c.uploadUnderway?.settle(); // packed: the backup waits no longer, whatever the upload's pace
     display?.setTotal(pack.archiveBytes, false);
     display?.stop();
     usePackedArchive(c, {

@@ -89,7 +89,10 @@ export const upload: Step<DeployCtx, DeployPlanCtx, UploadResult> = {
 export async function openShipper(c: DeployCtx, deployId: string): Promise<ChunkShipper> {
   const { o } = c;
   const display = new TransferDisplay(o.output, () => ({ doneBytes: shipper.bytesSent + shipper.bytesSkipped, sentBytes: shipper.bytesSent, elapsedMs: performance.now() - shipper.openedAt }));
-  const shipper = new ChunkShipper(o.host, o.uploader, incomingDir(c.layout, deployId), deployId, o.uploadConcurrency, o.signal, () => display.update());
+  const shipper = new ChunkShipper(o.host, o.uploader, incomingDir(c.layout, deployId), deployId, o.uploadConcurrency, o.signal, () => {
+    c.uploadUnderway?.settle(); // a chunk is on the remote: the backup's tar + gzip starts now (steps/backup.ts)
+    display.update();
+  });
   c.transferDisplay = display;
   await shipper.open();
   c.shipper = shipper;
