@@ -11,6 +11,7 @@
 import path from 'node:path';
 import { awaitedLater } from '../common/awaited-later.ts';
 import { packInputId, packToChunks, type ChunkInfo, type PackResult } from './pack.ts';
+import { DEFAULT_GZIP_WORKERS } from './parallel-gzip.ts';
 import { snapshotSource, type SnapshotResult } from './snapshot.ts';
 
 export interface PackAheadOptions {
@@ -62,9 +63,9 @@ export class PackAhead {
     })));
   }
 
-  /** The preflight ended (done or failed): gzip on both cores. */
+  /** The preflight ended (done or failed): gzip on the packer's usual number of workers. */
   fullSpeed(): void {
-    this.gzipWorkers = 2;
+    this.gzipWorkers = DEFAULT_GZIP_WORKERS;
   }
 
   /** Hands the chunks written so far to `f` now, and every later one (and progress) as it comes; resolves with the whole archive. */

@@ -11,11 +11,13 @@ import zlib from 'node:zlib';
 const gzip = promisify(zlib.gzip);
 
 export const GZIP_BLOCK_BYTES = 1024 * 1024;
+/** Blocks compressed at once unless told: this tool's reference machine has two cores. */
+export const DEFAULT_GZIP_WORKERS = 2;
 
 export interface ParallelGzipOptions {
   level: number;
   /**
-   * Blocks compressed at once (default 2: this tool's reference machine has two cores); a function
+   * Blocks compressed at once (default DEFAULT_GZIP_WORKERS); a function
    * is asked before each block (the packing ahead of a deploy uses one core while the preflight runs).
    */
   workers?: number | (() => number);
@@ -23,7 +25,7 @@ export interface ParallelGzipOptions {
 }
 
 export function createParallelGzip(o: ParallelGzipOptions): Transform {
-  const workers = () => Math.max(1, (typeof o.workers === 'function' ? o.workers() : o.workers) ?? 2);
+  const workers = () => Math.max(1, (typeof o.workers === 'function' ? o.workers() : o.workers) ?? DEFAULT_GZIP_WORKERS);
   const blockBytes = o.blockBytes ?? GZIP_BLOCK_BYTES;
   const inFlight: Promise<Buffer>[] = [];
   let parts: Buffer[] = [];

@@ -38,8 +38,11 @@ export class SessionLost extends Error {
 const MAX_OUTPUT = 64 * 1024 * 1024;
 
 interface Pending {
-  tag: string;
   what: string;
+  /** The end of stdout: "\nTAG <status>\n" as the last bytes. */
+  stdoutMark: RegExp;
+  /** The end of stderr: "\nTAG\n". */
+  stderrMark: string;
   stdoutEnd?: { at: number; code: number };
   stderrEnd?: number;
   resolve(r: SessionReply): void;
@@ -107,7 +110,7 @@ export class ShellSession {
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.pending = {
-        tag, what,
+        what, stdoutMark: new RegExp(`\\n${tag} (\\d+)\\n$`), stderrMark: `\n${tag}\n`,
         resolve: (r) => { this.hold(false); signal?.removeEventListener('abort', onAbort); resolve(r); },
         reject: (e) => { this.hold(false); signal?.removeEventListener('abort', onAbort); reject(e); },
       };
@@ -145,9 +148,8 @@ export class ShellSession {
     this.out.push(b);
     this.outLength += b.length;
     if (this.outLength > MAX_OUTPUT) { this.failPending(new Error(`${p.what}: more than 64 MiB of output`)); this.kill(); return; }
-    // The end mark: "\nTAG <status>\n" as the last bytes.
-    const tail = this.tail(this.out, p.tag.length + 16).toString('latin1');
-    const m = new RegExp(`\\n${p.tag} (\\d+)\\n$`).exec(tail);
+    const tail = this.tail(this.out, p.stderrMark.length + 16).toString('latin1'); // the mark: stderr's plus a status
+    const m = p.stdoutMark.exec(tail);
     if (m) p.stdoutEnd = { at: this.outLength - (tail.length - m.index), code: Number(m[1]) };
     this.settle();
   }
@@ -157,9 +159,8 @@ export class ShellSession {
     if (!p) { this.stray = (this.stray + b.toString('utf8')).slice(-4000); return; }
     this.err.push(b);
     this.errLength += b.length;
-    const mark = `\n${p.tag}\n`;
-    const tail = this.tail(this.err, mark.length).toString('latin1');
-    if (tail === mark) p.stderrEnd = this.errLength - mark.length;
+    const tail = this.tail(this.err, p.stderrMark.length).toString('latin1');
+    if (tail === p.stderrMark) p.stderrEnd = this.errLength - p.stderrMark.length;
     this.settle();
   }
 
@@ -209,7 +210,7 @@ export class ShellSessionPool {
 
   constructor(private readonly argv: readonly string[], private readonly max = 4) {}
 
-  acquire(): ShellSession | undefined {
+  private acquire(): ShellSession | undefined {
     for (let i = this.sessions.length - 1; i >= 0; i--) if (!this.sessions[i]!.alive) this.sessions.splice(i, 1);
     const idle = this.sessions.find((s) => !s.busy);
     if (idle) return idle;

@@ -63,13 +63,13 @@ export const packageStep: Step<DeployCtx, DeployPlanCtx, PackedArchive, PackageL
         ? await ahead.follow({ onProgress, onChunk: (ch) => onChunk?.(ch) })
         : await packToChunks(snapshotDir, c.chunksDir, o.chunkSize, { signal: o.signal, onProgress, onChunk });
     } catch (e) {
-      c.uploadUnderway?.settle();
       display?.stop();
       await shipper?.finish().catch(() => undefined); // no upload left running behind the unwind
       if (shipper) recordShipped(c, shipper);
       throw e;
+    } finally {
+      c.uploadUnderway?.settle(); // packed (or failed): the backup waits no longer, whatever the upload's pace
     }
-    c.uploadUnderway?.settle(); // packed: the backup waits no longer, whatever the upload's pace
     display?.setTotal(pack.archiveBytes, false);
     display?.stop();
     usePackedArchive(c, {
