@@ -129,6 +129,22 @@ describe('SshHost against a real sshd', { skip }, () => {
     assert.equal((await host.run(remoteScript('after', 'echo back'))).stdout, 'back\n');
   });
 
+  test('after warmUpPuts a put goes through the sftp session started ahead, and the next one is started', async () => {
+    await host.run(remoteScript('open the connection', 'true'));
+    host.warmUpPuts();
+    const spare = await waitFor(() => sftpChildren().at(0), 'the spare sftp session to start');
+    assert.deepEqual(sftpChildren(), [spare], 'one spare, started before any put');
+    const local = path.join(tmp, 'ahead.bin');
+    const bytes = crypto.randomBytes(300_000);
+    fs.writeFileSync(local, bytes);
+    const remoteFile = path.join(tmp, 'ahead-remote.bin');
+    await host.put(local, remoteFile);
+    assert.ok(fs.readFileSync(remoteFile).equals(bytes), 'the bytes arrived');
+    assert.ok(!sftpChildren().includes(spare), 'the put did not use the spare session (it still waits)');
+    const next = await waitFor(() => sftpChildren().at(0), 'the next spare to start');
+    assert.notEqual(next, spare);
+  });
+
   test('an unreachable port is a UserError', async () => {
     const port = await freePort();
     const dead = new SshHost({ user: d.user, host: '127.0.0.1', port, keyFile: d.keyFile, sshOptions: d.sshOptions });
@@ -146,3 +162,28 @@ describe('SshHost against a real sshd', { skip }, () => {
     }
   });
 });
+
+/** pids of the sftp processes this test process started (read from /proc: no procps needed). */
+function sftpChildren(): number[] {
+  const pids: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (comm === 'sftp' && ppid === process.pid) pids.push(Number(e));
+    } catch { /* gone meanwhile */ }
+  }
+  return pids;
+}
+
+async function waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

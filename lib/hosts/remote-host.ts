@@ -40,6 +40,12 @@ export interface RemoteHost {
   resolveVolume(volume: string): string;
   /** Run a POSIX sh script; rejects with RemoteCommandError on a non-zero status. */
   run(script: RemoteScript, opts?: RunOptions): Promise<RunResult>;
+  /**
+   * Puts are coming soon: start what they need ahead (a session waiting for its command) so the
+   * first one does not wait for it. Writes nothing on the host. Optional: a no-op where a put
+   * costs no session.
+   */
+  warmUpPuts?(): void;
   /** Upload one local file to an absolute remote path (the parent directory exists). */
   put(localFile: string, remotePath: string, opts?: RunOptions): Promise<void>;
   /** Download one remote file to a local path that does not exist yet (its directory does). */

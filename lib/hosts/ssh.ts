@@ -7,6 +7,7 @@ import { renderArgv, renderShCommand, type RemoteScript } from '../remote/shell.
 import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from './remote-host.ts';
 import { restartScript, runRestartCommand } from './restart.ts';
 import { SessionLost, ShellSessionPool, type SessionReply } from './shell-session.ts';
+import { SpareSession } from './spare-session.ts';
 
 export interface SshHostOptions {
   user: string;
@@ -30,6 +31,8 @@ export class SshHost implements RemoteHost {
   /** The first command's run, which starts the shared connection: commands started meanwhile wait for it. */
   private connecting?: Promise<unknown>;
   private readonly shells: ShellSessionPool;
+  /** An sftp session started ahead of the next put (warmUpPuts). */
+  private spare?: Promise<SpareSession>;
 
   constructor(private readonly o: SshHostOptions) {
     this.label = `ssh://${o.user}@${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
@@ -96,10 +99,32 @@ export class SshHost implements RemoteHost {
     }
   }
 
-  /** One sftp batch command (put/get) over the shared connection. */
+  /**
+   * A put is coming (the deploy's upload, once the preflight has passed): start its sftp session
+   * now, over the shared connection, so that the put does not wait for the far side's login. The
+   * session only waits for its batch command; nothing is written on the remote until a put or get
+   * gives it one. Each put that takes the spare starts the next one.
+   */
+  warmUpPuts(): void {
+    // Only after the first command opened the connection (or is opening it): a session started
+    // before would race it to be the connection's master.
+    if (this.spare || !this.connecting) return;
+    const argv = this.sftpArgv();
+    this.spare = this.connecting.then(() => new SpareSession(argv));
+  }
+
+  private sftpArgv(): string[] {
+    return ['sftp', ...this.commonOptions(), '-P', String(this.o.port), '-b', '-', '--', this.destination()];
+  }
+
+  /** One sftp batch command (put/get) over the shared connection: on the spare session when one waits. */
   private async sftp(command: string, what: string, opts: RunOptions): Promise<void> {
-    const argv = ['sftp', ...this.commonOptions(), '-P', String(this.o.port), '-b', '-', '--', this.destination()];
-    const r = await this.overSharedConnection(() => execArgv(argv, { what, stdin: `${command}\n`, signal: opts.signal }));
+    const spare = this.spare && await this.spare;
+    this.spare = undefined;
+    if (spare) this.warmUpPuts();
+    const r = spare?.ready
+      ? await spare.send(`${command}\n`, what, opts.signal)
+      : await this.overSharedConnection(() => execArgv(this.sftpArgv(), { what, stdin: `${command}\n`, signal: opts.signal }));
     if (r.exitCode !== 0) {
       if (/Connection refused|Could not resolve|timed out|Permission denied \(/.test(r.stderr)) throw unreachable(this.label, r.stderr);
       throw new RemoteCommandError(`${what} on ${this.label}`, r.exitCode, r.stderr);
@@ -145,7 +170,9 @@ export class SshHost implements RemoteHost {
   }
 
   async close(): Promise<void> {
-    await this.shells.closeAll();
+    const spare = this.spare;
+    this.spare = undefined;
+    await Promise.all([this.shells.closeAll(), spare?.then((s) => s.close())]);
     const argv = ['ssh', ...this.commonOptions(), '-p', String(this.o.port), '-O', 'exit', '--', this.destination()];
     await execArgv(argv, { what: 'close ssh connection' }).catch(() => undefined);
     fs.rmSync(this.controlDir, { recursive: true, force: true });

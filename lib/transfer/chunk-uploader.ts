@@ -12,6 +12,8 @@ export interface ChunkUploader {
   readonly method: UploadMethod;
   /** Checks before anything is written (bucket reachable, tools present); throws UserError. */
   preflight?(signal: AbortSignal): Promise<void>;
+  /** The uploads are coming (the preflight started): open what they need ahead. Writes nothing. */
+  warmUp?(): void;
   /** Called once by the upload step, before any `upload`, with the archive id (first 16 hex of its sha256). */
   begin?(deployId: string, signal: AbortSignal): Promise<void>;
   upload(chunk: ChunkInfo, partialPath: string, signal: AbortSignal): Promise<void>;

@@ -7,6 +7,10 @@ export class HostPutUploader implements ChunkUploader {
   readonly method = 'sftp' as const;
   constructor(private readonly host: RemoteHost) {}
 
+  warmUp(): void {
+    this.host.warmUpPuts?.();
+  }
+
   async upload(chunk: ChunkInfo, partialPath: string, signal: AbortSignal): Promise<void> {
     await this.host.put(chunk.file, partialPath, { signal });
   }

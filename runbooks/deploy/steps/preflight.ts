@@ -53,12 +53,16 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     // The read-only looks start together (each is a round trip to the remote or the server; the
     // source is read here); they are judged below one at a time, in this order, so the problem
     // reported is the one a look-after-look run would report first. Nothing is written before the lock.
+    // The version check's remote read goes first: it opens the connection and runs in its first
+    // shell, so the longest look (python3 reading the live dir's migrations) does not also wait
+    // for a second shell's login.
     const swaps = !c.resumed && c.selected.has('swap');
+    const version = awaitedLater(startChromaVersionCheck(c, progress));
     const bytes = awaitedLater(dirBytes(o.source));
     const volume = awaitedLater(checkVolume(o.host, layout, o.signal));
     const counts = o.healthUrl && !c.preDeploy ? awaitedLater(listCollectionCounts(o.healthUrl)) : undefined;
     const served = o.healthUrl && swaps ? awaitedLater(o.host.run(servedDirScript(layout), { signal: o.signal })) : undefined;
-    const version = awaitedLater(startChromaVersionCheck(c, progress));
+    if (c.selected.has('upload')) o.uploader.warmUp?.(); // its session starts now; the first chunk is sent after the lock
     c.summary.source.bytes = await bytes;
     const probe = await volume;
     if (probe.get('writable') !== 'yes') throw new UserError(`volume ${layout.volume} on ${o.host.label} is not writable by this user`);
@@ -138,9 +142,9 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     const version = chromaVersionPlan(p);
     return {
       commands: [
+        ...version.commands,
         p.remote(scripts.probe(p), `missing= is empty, volume=dir, writable=yes; df shows free space for about ${Math.ceil((p.packed.inputBytes * 2.05) / 1048576)} MiB plus the live dir`),
         ...(p.o.healthUrl ? [p.remote(servedDirScript(p.layout), servedDirExpectation(p.layout))] : []),
-        ...version.commands,
         p.remote(scripts.lock(p), 'lock=acquired (otherwise another run holds the lock: it exits non-zero, stop here)'),
         p.remote(scripts.inspect(p), 'no journal= line, or one with "phase":"done" or "reversed"; NAME holds the verified= data (otherwise stop: chroma-ferry unlock finishes or reverses an interrupted swap)'),
         p.local('create the local work dir (this run\'s own dir in the work root)', ['mkdir', '-p', p.runDir]),
