@@ -1,8 +1,9 @@
 /**
  * Sends chunks into the remote incoming dir, each verified there (size + sha256) before it gets
  * its final name; chunks already there with the right sha256 are not sent again. Chunks can be
- * handed over one by one while packing goes on (`ship`), up to `concurrency` in flight; `finish`
- * waits for all of them and throws the first failure.
+ * handed over one by one while packing goes on (`ship`), up to `concurrency` in flight (fewer once
+ * a chunk's upload shows they are enough to keep the pipe full: upload-lanes.ts); `finish` waits
+ * for all of them and throws the first failure.
  */
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -13,6 +14,7 @@ import { openIncomingScript, stopExtractorScript } from '../remote/extractor.ts'
 import { refusalOf } from '../remote/refusals.ts';
 import type { RemoteScript } from '../remote/shell.ts';
 import type { ChunkUploader } from './chunk-uploader.ts';
+import { lanesFor } from './upload-lanes.ts';
 
 /** Where a chunk lands in the incoming dir (a partial file) and the script that checks it and gives it its name. */
 export function chunkArrival(dir: string, ch: Pick<ChunkInfo, 'name' | 'size' | 'sha256'>): { partial: string; accept: RemoteScript } {
@@ -31,6 +33,7 @@ export class ChunkShipper {
   openedAt = 0;
   private readonly present = new Map<string, string>();
   private readonly limit: ReturnType<typeof pLimit>;
+  private readonly maxLanes: number;
   private readonly jobs: Promise<void>[] = [];
   /** The first failure (boxed: any value may be thrown); later chunks are not sent after it. */
   private failure: { error: unknown } | undefined;
@@ -47,7 +50,13 @@ export class ChunkShipper {
     private readonly signal: AbortSignal,
     private readonly onChunkDone?: (shipper: ChunkShipper) => void,
   ) {
-    this.limit = pLimit(Math.max(1, concurrency));
+    this.maxLanes = Math.max(1, concurrency);
+    this.limit = pLimit(this.maxLanes);
+  }
+
+  /** Chunks kept in flight now: --upload-concurrency until a chunk's upload was measured. */
+  get lanes(): number {
+    return this.limit.concurrency;
   }
 
   /** How the remote extractor stood when the upload began: `started`, `finished` (an earlier run's), or '' (none). */
@@ -94,11 +103,17 @@ export class ChunkShipper {
       } else {
         const { partial, accept } = chunkArrival(this.dir, ch);
         try {
+          const sharing = this.limit.activeCount;
+          const t0 = performance.now();
+          let t1 = t0;
           if (this.uploader.uploadChecked) await this.uploader.uploadChecked(ch, accept, this.signal);
           else {
             await this.uploader.upload(ch, partial, this.signal);
+            t1 = performance.now();
             await this.host.run(accept, { signal: this.signal });
           }
+          if (t1 === t0) t1 = performance.now(); // one command: its overhead is inside the upload
+          this.limit.concurrency = lanesFor({ uploadMs: t1 - t0, sharing, overheadMs: performance.now() - t1 }, this.maxLanes);
         } catch (e) {
           this.stopped = true;
           // A full volume says so ("volume full: ..."), whatever the uploader reported; the partial goes.
