@@ -32,7 +32,8 @@ export class SshHost implements RemoteHost {
   private connecting?: Promise<unknown>;
   private readonly shells: ShellSessionPool;
   /** An sftp session started ahead of the next put (warmUpPuts). */
-  private spare?: Promise<SpareSession>;
+  private spare?: Promise<SpareSession | undefined>;
+  private closed = false;
 
   constructor(private readonly o: SshHostOptions) {
     this.label = `ssh://${o.user}@${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
@@ -108,9 +109,9 @@ export class SshHost implements RemoteHost {
   warmUpPuts(): void {
     // Only after the first command opened the connection (or is opening it): a session started
     // before would race it to be the connection's master.
-    if (this.spare || !this.connecting) return;
+    if (this.spare || !this.connecting || this.closed) return;
     const argv = this.sftpArgv();
-    this.spare = this.connecting.then(() => new SpareSession(argv));
+    this.spare = this.connecting.then(() => (this.closed ? undefined : new SpareSession(argv)));
   }
 
   private sftpArgv(): string[] {
@@ -170,9 +171,10 @@ export class SshHost implements RemoteHost {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const spare = this.spare;
     this.spare = undefined;
-    await Promise.all([this.shells.closeAll(), spare?.then((s) => s.close())]);
+    await Promise.all([this.shells.closeAll(), spare?.then((s) => s?.close())]);
     const argv = ['ssh', ...this.commonOptions(), '-p', String(this.o.port), '-O', 'exit', '--', this.destination()];
     await execArgv(argv, { what: 'close ssh connection' }).catch(() => undefined);
     fs.rmSync(this.controlDir, { recursive: true, force: true });

@@ -61,8 +61,11 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     const bytes = awaitedLater(dirBytes(o.source));
     const volume = awaitedLater(checkVolume(o.host, layout, o.signal));
     const counts = o.healthUrl && !c.preDeploy ? awaitedLater(listCollectionCounts(o.healthUrl)) : undefined;
-    const served = o.healthUrl && swaps ? awaitedLater(o.host.run(servedDirScript(layout), { signal: o.signal })) : undefined;
-    if (c.selected.has('upload')) o.uploader.warmUp?.(); // its session starts now; the first chunk is sent after the lock
+    // Then the served-dir look, in the volume look's shell (a shell of its own would cost the far
+    // side one more login at the busiest moment), and the uploads' session starts.
+    const volumeLooked = volume.then(() => undefined, () => undefined);
+    const served = o.healthUrl && swaps ? awaitedLater(volumeLooked.then(() => o.host.run(servedDirScript(layout), { signal: o.signal }))) : undefined;
+    if (c.selected.has('upload')) void volumeLooked.then(() => o.uploader.warmUp?.()); // the first chunk is sent after the lock
     c.summary.source.bytes = await bytes;
     const probe = await volume;
     if (probe.get('writable') !== 'yes') throw new UserError(`volume ${layout.volume} on ${o.host.label} is not writable by this user`);
