@@ -24,7 +24,15 @@ case $port in
   '' | *[!0-9]*) echo "restart-chroma.sh: bad port: $port" >&2; exit 2 ;;
 esac
 
-alive() { kill -0 "$1" 2>/dev/null; }
+# Running: signalable and not a zombie. A server that exited stays a zombie until PID 1 reaps it,
+# which some container inits do late (on the test machine ~1.7 s after the exit).
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  st=${st##*) }
+  case $st in Z*) return 1 ;; esac
+  return 0
+}
 nap() { sleep 0.1 2>/dev/null || sleep 1; }
 
 old=
