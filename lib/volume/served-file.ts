@@ -51,24 +51,41 @@ export function servedFilesScript(files: readonly string[]): RemoteScript {
       if id=$(stat -L -c '%d:%i' -- "$f" 2>/dev/null); then wants="$wants $id=$i"; else echo "absent=$i"; fi
     done
     denied=0
+    deny() { denied=$((denied + 1)); [ "$denied" -gt 5 ] || echo "denied_pid=$1 $(head -c 32 "/proc/$1/comm" 2>/dev/null | head -n 1)"; }
     for d in /proc/[0-9]*/fd; do
       pid=\${d#/proc/}; pid=\${pid%/fd}
       [ "$pid" = "$$" ] && continue
       set -- "$d"/[0-9]*
       if [ ! -e "$1" ] && [ ! -L "$1" ]; then
         # Nothing listed: no open files, the process ended, or its files are not ours to read.
-        if [ -d "$d" ] && ! ls -- "$d" >/dev/null 2>&1 && [ -d "$d" ]; then denied=$((denied + 1)); [ "$denied" -gt 5 ] || echo "denied_pid=$pid $(head -c 32 "/proc/$pid/comm" 2>/dev/null | head -n 1)"; fi
-        continue
+        if [ -d "$d" ] && ! ls -- "$d" >/dev/null 2>&1 && [ -d "$d" ]; then deny "$pid"; fi
       fi
-      [ -n "$wants" ] || continue
-      out=$(stat -L -c '%d:%i' -- "$@" 2>&1)
-      set -f
-      for id in $out; do
-        case "$wants " in *" $id="*) for w in $wants; do [ "$id" = "\${w%=*}" ] && echo "held=\${w##*=}:$pid"; done ;; esac
-      done
-      set +f
-      case $out in *"Permission denied"*) denied=$((denied + 1)); [ "$denied" -gt 5 ] || echo "denied_pid=$pid $(head -c 32 "/proc/$pid/comm" 2>/dev/null | head -n 1)" ;; esac
     done
+    if [ -n "$wants" ]; then
+      # Every listed open file, followed, in one pass: "DEV:INO /proc/PID/fd/N" lines, or stat's
+      # error naming the file (find batches the names within the argument limit; its own
+      # messages about unreadable dirs, counted above, are dropped).
+      out=$(find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -exec sh -c 'exec stat -L -c "%d:%i %n" -- "$@" 2>&1' sh {} + 2>/dev/null)
+      nl='
+'
+      seen=' '
+      set -f
+      old_ifs=$IFS; IFS=$nl
+      for line in $out; do
+        IFS=$old_ifs
+        case $line in
+          *"/proc/$$/fd/"*) ;;
+          *"Permission denied"*)
+            pid=\${line#*/proc/}; pid=\${pid%%/*}
+            case $seen in *" $pid "*) ;; *) seen="$seen$pid "; deny "$pid" ;; esac ;;
+          *:*" /proc/"*)
+            id=\${line%% *}; pid=\${line#* /proc/}; pid=\${pid%%/*}
+            case "$wants " in *" $id="*) for w in $wants; do [ "$id" = "\${w%=*}" ] && echo "held=\${w##*=}:$pid"; done ;; esac ;;
+        esac
+      done
+      IFS=$old_ifs
+      set +f
+    fi
     echo "denied=$denied"
     echo "user=$user"
     echo "uid=$me"
