@@ -100,7 +100,7 @@ targetOptions(
   .option('--chunk-size <size>', 'upload chunk size (>= 1MiB)', '10MiB')
   .option('--keep-backups <n>', 'remote backups to keep', '3')
   .addOption(new Option('--upload <method>', 'how chunks travel').choices([...UPLOAD_METHODS]).default('sftp'))
-  .addOption(new Option('--upload-concurrency <n>', 'chunks uploaded in parallel').default('3'))
+  .addOption(new Option('--upload-concurrency <n>', 'at most this many chunks uploaded in parallel (fewer when the measured upload needs fewer)').default('3'))
   .option('--work-dir <dir>', 'where the local work dir goes: the deploy works in DIR/chroma-ferry-<run id> and removes only that (DIR is created if missing; default: the system temp dir)')
   .option('--s3-bucket <bucket>', '--upload s3: bucket the chunks pass through')
   .option('--s3-endpoint <url>', '--upload s3: R2 or other S3-compatible endpoint (path-style)')
