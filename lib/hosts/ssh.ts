@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,8 +29,8 @@ export interface SshHostOptions {
 export class SshHost implements RemoteHost {
   readonly label: string;
   private readonly controlDir: string;
-  /** The first command's run, which starts the shared connection: commands started meanwhile wait for it. */
-  private connecting?: Promise<unknown>;
+  /** The shared connection being opened (openConnection): every command waits for it. */
+  private connecting?: Promise<boolean>;
   private readonly shells: ShellSessionPool;
   /** An sftp session started ahead of the next put (warmUpPuts). */
   private spare?: Promise<SpareSession | undefined>;
@@ -133,18 +134,34 @@ export class SshHost implements RemoteHost {
   }
 
   /**
-   * Commands started together (the preflight's looks) share one connection: the first one opens
-   * it (ControlMaster=auto); the others start once it has ended. Otherwise each would find no
-   * master yet and log in on its own.
+   * Commands started together (the preflight's looks) share one connection, opened first on its
+   * own (openConnection); each starts once it is up. Otherwise each would find no master yet and
+   * log in on its own; waiting for the first command's end instead made every look wait for that
+   * command (in the preflight, python3 reading the live dir's migrations).
    */
   private async overSharedConnection<T>(run: () => Promise<T>): Promise<T> {
     if (!this.connecting) {
-      const first = run();
-      this.connecting = first.catch(() => undefined);
-      return first;
+      const opening = this.openConnection();
+      this.connecting = opening;
+      if (!(await opening)) this.connecting = undefined; // the command says why; the next one tries again
+      return run();
     }
     await this.connecting;
     return run();
+  }
+
+  /**
+   * `ssh -N -f` (ControlMaster=auto, ControlPersist): authenticates, leaves the connection's master
+   * in the background (its stdio on /dev/null) and exits; no session is opened (no login shell, no
+   * command). False when it failed (unreachable, refused): nothing is reported here, the command
+   * that waited then runs and reports what ssh says.
+   */
+  private openConnection(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const child = spawn('ssh', [...this.commonOptions(), '-N', '-f', '-p', String(this.o.port), '--', this.destination()], { stdio: 'ignore' });
+      child.once('error', () => resolve(false));
+      child.once('exit', (code) => resolve(code === 0));
+    });
   }
 
   async restart(opts: RestartOptions): Promise<boolean> {
