@@ -129,6 +129,20 @@ describe('SshHost against a real sshd', { skip }, () => {
     assert.equal((await host.run(remoteScript('after', 'echo back'))).stdout, 'back\n');
   });
 
+  test('commands started together wait for the connection, not for the first command to end', async () => {
+    const fresh = new SshHost({ user: d.user, host: '127.0.0.1', port: d.port, keyFile: d.keyFile, sshOptions: d.sshOptions });
+    try {
+      const gate = path.join(tmp, 'gate');
+      // The first command ends only once the second has run (or gives up after 10 s, failing).
+      const first = fresh.run(remoteScript('wait for the second', 'i=0; while [ ! -e "$1" ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; [ -e "$1" ] && echo saw', [gate]));
+      const second = fresh.run(remoteScript('the second', 'touch "$1"; echo done', [gate]));
+      assert.equal((await second).stdout, 'done\n');
+      assert.equal((await first).stdout, 'saw\n', 'the second command waited for the first one\'s end');
+    } finally {
+      await fresh.close();
+    }
+  });
+
   test('after warmUpPuts a put goes through the sftp session started ahead, and the next one is started', async () => {
     await host.run(remoteScript('open the connection', 'true'));
     host.warmUpPuts();

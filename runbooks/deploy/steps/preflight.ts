@@ -53,9 +53,8 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
     // The read-only looks start together (each is a round trip to the remote or the server; the
     // source is read here); they are judged below one at a time, in this order, so the problem
     // reported is the one a look-after-look run would report first. Nothing is written before the lock.
-    // The version check's remote read goes first: it opens the connection and runs in its first
-    // shell, so the longest look (python3 reading the live dir's migrations) does not also wait
-    // for a second shell's login.
+    // The version check's remote read goes first: the longest look (python3 reading the live
+    // dir's migrations) gets the first shell on the connection.
     const swaps = !c.resumed && c.selected.has('swap');
     const version = awaitedLater(startChromaVersionCheck(c, progress));
     const bytes = awaitedLater(dirBytes(o.source));
