@@ -157,6 +157,16 @@ describe('SshHost against a real sshd', { skip }, () => {
     assert.ok(!sftpChildren().includes(spare), 'the put did not use the spare session (it still waits)');
     const next = await waitFor(() => sftpChildren().at(0), 'the next spare to start');
     assert.notEqual(next, spare);
+
+    // Puts started together take one spare each (the next one started by the first): none is left behind.
+    const both = await Promise.all(['a', 'b'].map(async (n) => {
+      const to = path.join(tmp, `together-${n}.bin`);
+      await host.put(local, to);
+      return fs.readFileSync(to).equals(bytes);
+    }));
+    assert.deepEqual(both, [true, true]);
+    await waitFor(() => (sftpChildren().length >= 1 ? true : undefined), 'the next spare');
+    assert.equal(sftpChildren().length, 1, 'a spare session was left without a put (two puts took the same one)');
   });
 
   test('an unreachable port is a UserError', async () => {

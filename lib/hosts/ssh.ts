@@ -121,9 +121,11 @@ export class SshHost implements RemoteHost {
 
   /** One sftp batch command (put/get) over the shared connection: on the spare session when one waits. */
   private async sftp(command: string, what: string, opts: RunOptions): Promise<void> {
-    const spare = this.spare && await this.spare;
+    // Taken before any await: puts started together must not take the same one.
+    const taken = this.spare;
     this.spare = undefined;
-    if (spare) this.warmUpPuts();
+    if (taken) this.warmUpPuts();
+    const spare = taken && await taken;
     const r = spare?.ready
       ? await spare.send(`${command}\n`, what, opts.signal)
       : await this.overSharedConnection(() => execArgv(this.sftpArgv(), { what, stdin: `${command}\n`, signal: opts.signal }));
