@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -167,6 +168,25 @@ describe('SshHost against a real sshd', { skip }, () => {
     assert.deepEqual(both, [true, true]);
     await waitFor(() => (sftpChildren().length >= 1 ? true : undefined), 'the next spare');
     assert.equal(sftpChildren().length, 1, 'a spare session was left without a put (two puts took the same one)');
+  });
+
+  test('a connection that cannot be opened is reported once, not tried again by the waiting command', async () => {
+    let accepted = 0;
+    const server = net.createServer((sock) => { accepted++; sock.destroy(); }); // closes before the ssh banner
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    const dead = new SshHost({ user: d.user, host: '127.0.0.1', port, keyFile: d.keyFile, sshOptions: d.sshOptions });
+    try {
+      await assert.rejects(dead.run(remoteScript('noop', 'true')), (e: unknown) => {
+        assert.ok(e instanceof HostUnreachable, String(e));
+        assert.match(e.message, /cannot reach ssh:\/\/.*:\d+ over ssh: kex_exchange_identification/);
+        return true;
+      });
+      assert.equal(accepted, 1, 'the command tried to connect again after the connection failed');
+    } finally {
+      await dead.close();
+      server.close();
+    }
   });
 
   test('an unreachable port is a UserError', async () => {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { HostUnreachable, RemoteCommandError } from '../common/errors.ts';
 import { execArgv } from './exec.ts';
+import { redact } from '../report/secrets.ts';
 import { renderArgv, renderShCommand, type RemoteScript } from '../remote/shell.ts';
 import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from './remote-host.ts';
 import { restartScript, runRestartCommand } from './restart.ts';
@@ -30,7 +31,7 @@ export class SshHost implements RemoteHost {
   readonly label: string;
   private readonly controlDir: string;
   /** The shared connection being opened (openConnection): every command waits for it. */
-  private connecting?: Promise<boolean>;
+  private connecting?: Promise<{ ok: boolean; stderr: string }>;
   private readonly shells: ShellSessionPool;
   /** An sftp session started ahead of the next put (warmUpPuts). */
   private spare?: Promise<SpareSession | undefined>;
@@ -112,7 +113,7 @@ export class SshHost implements RemoteHost {
     // before would race it to be the connection's master.
     if (this.spare || !this.connecting || this.closed) return;
     const argv = this.sftpArgv();
-    this.spare = this.connecting.then(() => (this.closed ? undefined : new SpareSession(argv)));
+    this.spare = this.connecting.then((c) => (this.closed || !c.ok ? undefined : new SpareSession(argv)));
   }
 
   private sftpArgv(): string[] {
@@ -139,30 +140,40 @@ export class SshHost implements RemoteHost {
    * Commands started together (the preflight's looks) share one connection, opened first on its
    * own (openConnection); each starts once it is up. Otherwise each would find no master yet and
    * log in on its own; waiting for the first command's end instead made every look wait for that
-   * command (in the preflight, python3 reading the live dir's migrations).
+   * command (in the preflight, python3 reading the live dir's migrations). A connection that
+   * cannot be opened is HostUnreachable for the commands that waited for it, with ssh's words.
    */
   private async overSharedConnection<T>(run: () => Promise<T>): Promise<T> {
-    if (!this.connecting) {
-      const opening = this.openConnection();
-      this.connecting = opening;
-      if (!(await opening)) this.connecting = undefined; // the command says why; the next one tries again
-      return run();
+    this.connecting ??= this.openConnection();
+    const opened = await this.connecting;
+    if (!opened.ok) {
+      this.connecting = undefined; // a later command tries again
+      throw unreachable(this.label, opened.stderr);
     }
-    await this.connecting;
     return run();
   }
 
   /**
    * `ssh -N -f` (ControlMaster=auto, ControlPersist): authenticates, leaves the connection's master
-   * in the background (its stdio on /dev/null) and exits; no session is opened (no login shell, no
-   * command). False when it failed (unreachable, refused): nothing is reported here, the command
-   * that waited then runs and reports what ssh says.
+   * in the background and exits; no session is opened (no login shell, no command). Its messages go
+   * to a file in the control dir, not a pipe: the master it leaves behind would hold a pipe open.
    */
-  private openConnection(): Promise<boolean> {
+  private openConnection(): Promise<{ ok: boolean; stderr: string }> {
+    const errFile = path.join(this.controlDir, 'connect.err');
+    const fd = fs.openSync(errFile, 'w');
     return new Promise((resolve) => {
-      const child = spawn('ssh', [...this.commonOptions(), '-N', '-f', '-p', String(this.o.port), '--', this.destination()], { stdio: 'ignore' });
-      child.once('error', () => resolve(false));
-      child.once('exit', (code) => resolve(code === 0));
+      const done = (ok: boolean, extra = '') => {
+        let stderr = extra;
+        try { stderr = fs.readFileSync(errFile, 'utf8') + extra; } catch { /* the host was closed meanwhile */ }
+        resolve({ ok, stderr: redact(stderr) });
+      };
+      try {
+        const child = spawn('ssh', [...this.commonOptions(), '-N', '-f', '-p', String(this.o.port), '--', this.destination()], { stdio: ['ignore', 'ignore', fd] });
+        child.once('error', (e) => done(false, e.message));
+        child.once('exit', (code) => done(code === 0));
+      } finally {
+        fs.closeSync(fd);
+      }
     });
   }
 
