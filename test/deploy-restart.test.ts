@@ -11,6 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
@@ -29,10 +30,16 @@ const sshd = await startSshd();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Running: signalable and not a zombie (an ended process stays one until PID 1 reaps it, ~1.7 s late on some machines). */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
   } catch {
     return false;
   }
