@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import type { Readable } from 'node:stream';
 import { RemoteCommandError } from '../common/errors.ts';
 import { redact } from '../report/secrets.ts';
@@ -18,11 +17,21 @@ export interface ExecResult {
   exitCode: number;
 }
 
+/**
+ * execa, loaded on first use: its ~150 modules take ~130 ms to load, which the CLI's start would
+ * otherwise spend before its first remote command (a deploy's ssh connection is opened without it).
+ */
+let execaModule: Promise<typeof import('execa')> | undefined;
+export function loadExeca(): Promise<typeof import('execa')> {
+  return (execaModule ??= import('execa'));
+}
+
 /** Run argv without a shell; never throws for a non-zero exit (the caller decides). */
 export async function execArgv(argv: readonly string[], opts: ExecOptions): Promise<ExecResult> {
   const [file, ...args] = argv;
   if (!file) throw new Error('empty argv');
   const input = opts.stdin;
+  const { execa } = await loadExeca();
   const child = execa(file, args, {
     reject: false,
     stripFinalNewline: false,

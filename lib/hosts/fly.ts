@@ -12,9 +12,9 @@
  * - snapshot: `fly volumes snapshots create` of the volume attached to the machine, polled until created.
  */
 import readline from 'node:readline';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { RemoteCommandError, UserError } from '../common/errors.ts';
-import { execArgv, type ExecResult } from './exec.ts';
+import { execArgv, loadExeca, type ExecResult } from './exec.ts';
 import { redact, registerSecret } from '../report/secrets.ts';
 import { remoteScript, renderArgv, renderShCommand, type RemoteScript } from '../remote/shell.ts';
 import type { RemoteHost, RenderedCommand, RestartOptions, RunOptions, RunResult } from './remote-host.ts';
@@ -224,6 +224,7 @@ export class FlyHost implements RemoteHost {
     const port = this.o.internalPort ?? 8000;
     // Not tied to the run's abort signal and in its own process group: a rollback after Ctrl-C
     // still checks the old data through it. close() ends it by pid.
+    const { execa } = await loadExeca();
     const child = execa(this.bin, ['proxy', `0:${port}`, '-a', this.o.app], {
       stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', reject: false, buffer: false, detached: true,
     });
