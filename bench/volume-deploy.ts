@@ -10,6 +10,12 @@
  * after the deploy, on the same server and data). Prints `name value unit` lines and `ratio <name> <value>`; exits 0
  * whatever the numbers.
  *
+ * The far side is a Debian root of the `stock` profile (test/helpers/debian-root.ts: the official
+ * Chroma image's userland, no python3) entered by the throw-away sshd's ChrootDirectory; the Chroma
+ * server runs on this machine on the volume inside it, and ours restarts it through a relay
+ * (test/helpers/restart-relay.ts). `--far-side host` logs in to this machine's own userland instead
+ * (here: root's login shell, whose ~/.bashrc runs `pyenv init`, ~0.45 s per login).
+ *
  * `--link RATE` (e.g. 50mbit) also measures over an emulated WAN link: the bench re-runs itself in
  * a private network namespace (`unshare -n`, root), runs the three methods on its loopback as
  * above, then sets lo's MTU to 1500, shapes it with `tc ... tbf rate RATE burst 256kb latency 100ms`
@@ -32,19 +38,24 @@ import { freePort } from '../lib/chroma/server.ts';
 import { localChromaRestartCommand } from '../testkit/restart-command.ts';
 import { shQuote } from '../lib/remote/shell.ts';
 import { waitForHeartbeat } from '../lib/chroma/http.ts';
-import { startSshd } from '../test/helpers/sshd.ts';
+import { startSshd, type TestSshd } from '../test/helpers/sshd.ts';
+import { debianRoot } from '../test/helpers/debian-root.ts';
+import { startRestartRelay } from '../test/helpers/restart-relay.ts';
 import { enterShapedNamespace, linkProblem, loopbackUp, parseLinkRate, shapeLoopback, IN_NAMESPACE_ENV } from './link-shaping.ts';
 
 const usage = (msg: string): never => {
   process.stderr.write(`${msg}\n`);
   process.exit(2);
 };
-let args: { link?: string; size?: string; 'link-only'?: boolean };
+const USAGE = 'usage: npm run bench:deploy -- [--link 50mbit [--link-only]] [--size MB] [--far-side debian|host]';
+let args: { link?: string; size?: string; 'link-only'?: boolean; 'far-side'?: string };
 try {
-  args = parseArgs({ options: { link: { type: 'string' }, size: { type: 'string' }, 'link-only': { type: 'boolean' } }, strict: true }).values;
+  args = parseArgs({ options: { link: { type: 'string' }, size: { type: 'string' }, 'link-only': { type: 'boolean' }, 'far-side': { type: 'string' } }, strict: true }).values;
 } catch (e) {
-  usage(`${(e as Error).message}; usage: npm run bench:deploy -- [--link 50mbit [--link-only]] [--size MB]`);
+  usage(`${(e as Error).message}; ${USAGE}`);
 }
+const farSideKind = args!['far-side'] ?? 'debian';
+if (farSideKind !== 'debian' && farSideKind !== 'host') usage(`--far-side ${farSideKind}: give debian (a Debian root, the default) or host (this machine's own userland); ${USAGE}`);
 const link = args!.link === undefined ? undefined : parseLinkRate(args!.link) ?? usage(`--link ${args!.link}: not a rate; give a number with kbit, mbit or gbit, e.g. --link 50mbit`);
 const sizeArg = args!.size === undefined ? undefined : Number(args!.size);
 if (sizeArg !== undefined && !(Number.isFinite(sizeArg) && sizeArg >= 5)) usage(`--size ${args!.size}: give the database size in MB, at least 5, e.g. --size 30`);
@@ -54,6 +65,8 @@ if (linkOnly && !link) usage('--link-only needs --link RATE, e.g. --link 50mbit 
 if (link && process.env[IN_NAMESPACE_ENV] !== '1') {
   const problem = await linkProblem();
   if (problem) usage(`--link needs ${problem}; run the loopback bench without --link`);
+  // The Debian root is built (from the mirror) here: the namespace has no network.
+  if (farSideKind === 'debian') await debianRoot('stock');
   process.exit(enterShapedNamespace(process.argv.slice(1)));
 }
 
@@ -65,16 +78,20 @@ const line = (name: string, value: number | string, unit: string) => process.std
 const ratio = (name: string, value: number) => process.stdout.write(`ratio ${name} ${value.toFixed(2)}\n`);
 
 if (link) await loopbackUp(); // in the namespace: lo starts down
-const sshd = await startSshd();
-if (!sshd) {
+const far = await openFarSide(farSideKind);
+if (!far) {
   process.stdout.write('skipped: no sshd on this machine (apt-get install openssh-server)\n');
   process.exit(0);
 }
+const { sshd } = far;
 const root = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-bench-deploy-'));
 const ssh = ['ssh', '-i', sshd.keyFile, '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', ...sshd.sshOptions.flatMap((o) => ['-o', o]), '-p', String(sshd.port), `${sshd.user}@127.0.0.1`];
 const sftp = ['sftp', '-i', sshd.keyFile, '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', ...sshd.sshOptions.flatMap((o) => ['-o', o]), '-P', String(sshd.port), `${sshd.user}@127.0.0.1`];
-const volume = path.join(root, 'volume');
+/** The volume as the far side sees it (remote commands) and on this machine (setup, Chroma). */
+const volume = far.volumeInside ?? path.join(root, 'volume');
+const volumeOnDisk = far.volumeOnDisk ?? volume;
 const live = path.join(volume, 'chroma_db');
+const liveOnDisk = path.join(volumeOnDisk, 'chroma_db');
 const old = path.join(root, 'old-db');
 const remote = (cmd: string) => execa(ssh[0]!, [...ssh.slice(1), cmd]);
 
@@ -85,9 +102,53 @@ async function dirMb(dir: string): Promise<number> {
 
 /** The remote volume as before every run: the old database live, nothing else. */
 async function resetVolume(): Promise<void> {
-  await fs.rm(volume, { recursive: true, force: true });
-  await fs.mkdir(volume, { recursive: true });
-  await fs.cp(old, live, { recursive: true });
+  await fs.rm(volumeOnDisk, { recursive: true, force: true });
+  await fs.mkdir(volumeOnDisk, { recursive: true, mode: 0o755 });
+  await fs.cp(old, liveOnDisk, { recursive: true });
+}
+
+interface FarSide {
+  sshd: TestSshd;
+  label: string;
+  /** Set on a Debian root: the volume's path inside it and on this machine. */
+  volumeInside?: string;
+  volumeOnDisk?: string;
+  /** The `--restart-cmd` ours gives: run on the far side, it runs `hostCmd` on this machine. */
+  restartCommand(hostCmd: string): Promise<{ cmd: string; stop(): Promise<void> }>;
+  close(): Promise<void>;
+}
+
+/** The sshd the three methods log in to: chrooted into a Debian root, or this machine's own. */
+async function openFarSide(kind: string): Promise<FarSide | null> {
+  const plain = async (label: string): Promise<FarSide | null> => {
+    const sshd = await startSshd();
+    return sshd && { sshd, label, restartCommand: async (cmd) => ({ cmd, stop: async () => {} }), close: () => sshd.stop() };
+  };
+  if (kind === 'host') return plain('host');
+  const debian = await debianRoot('stock'); // null (said loudly) where this machine cannot build or enter one
+  if (!debian) return plain('host (no Debian root here)');
+  const unmountProc = await debian.mountProc();
+  const sshd = await startSshd({ chrootDirectory: debian.path });
+  if (!sshd) {
+    await unmountProc();
+    return null;
+  }
+  const vol = await debian.makeVolume();
+  return {
+    sshd,
+    label: `debian-${debian.profile}-${debian.suite}`,
+    volumeInside: vol.inside,
+    volumeOnDisk: vol.onDisk,
+    async restartCommand(hostCmd) {
+      const relay = await startRestartRelay(debian, hostCmd);
+      return { cmd: relay.insideCmd, stop: () => relay.stop() };
+    },
+    async close() {
+      await sshd.stop();
+      await vol.remove();
+      await unmountProc();
+    },
+  };
 }
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
@@ -100,7 +161,7 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 async function prodServer(): Promise<{ port: number; restartCmd: string; restart: () => Promise<void>; stop: () => Promise<void> }> {
   const port = await freePort();
   const pidFile = path.join(root, 'prod.pid');
-  const restartCmd = localChromaRestartCommand({ pidFile, port, dataDir: live, logFile: path.join(root, 'prod.log') });
+  const restartCmd = localChromaRestartCommand({ pidFile, port, dataDir: liveOnDisk, logFile: path.join(root, 'prod.log') });
   const restart = async () => {
     await execa('sh', ['-c', restartCmd]);
     await waitForHeartbeat(`http://127.0.0.1:${port}`, { timeoutMs: 60_000, intervalMs: 20 });
@@ -159,19 +220,21 @@ type Ours = { secs: number; rssMb: number; downtimeMs: number; restartMs: number
 
 async function ours(src: string): Promise<Ours> {
   const server = await prodServer(); // the server runs on the old data before the deploy
+  const restart = await far!.restartCommand(server.restartCmd);
   let r;
   let secs;
   let restartAloneMs;
   try {
     const t0 = performance.now();
-    r = await execa(process.execPath, [CLI, 'deploy', '--source', src, '--target', sshd!.target, '--volume', volume, '--ssh-key', sshd!.keyFile,
-      ...sshd!.sshOptions.flatMap((o) => ['--ssh-option', o]), '--restart-cmd', server.restartCmd, '--health-url', `http://127.0.0.1:${server.port}`, '--yes', '--json'],
+    r = await execa(process.execPath, [CLI, 'deploy', '--source', src, '--target', sshd.target, '--volume', volume, '--ssh-key', sshd.keyFile,
+      ...sshd.sshOptions.flatMap((o) => ['--ssh-option', o]), '--restart-cmd', restart.cmd, '--health-url', `http://127.0.0.1:${server.port}`, '--yes', '--json'],
     { reject: false, env: { CI: 'true', CHROMA_FERRY_REPORT_MAXRSS: '1' } });
     secs = (performance.now() - t0) / 1000;
     // The restart alone, as a user sees it: the restart command until the server answers again,
     // on the same server serving the deployed data (the baseline of the downtime window).
     restartAloneMs = (await timed(server.restart)) * 1000;
   } finally {
+    await restart.stop();
     await server.stop();
   }
   if (r.exitCode !== 0) throw new Error(`deploy failed: ${r.stderr.slice(-800)}`);
@@ -198,6 +261,7 @@ try {
   await buildSampleDb(small, [{ name: 'bench', count: Math.round((SMALL_MB * 1024) / RECORD_KB), dim: 768 }]);
   await buildSampleDb(big, [{ name: 'bench', count: Math.round((BIG_MB * 1024) / RECORD_KB), dim: 768 }]);
   line('source_mb', (await dirMb(big)).toFixed(0), 'MB');
+  line('far_side', far.label, 'userland');
 
   if (!linkOnly) {
     const { manual, raw, bare, ob } = await runMethods(big);
@@ -239,6 +303,6 @@ try {
     ratio('downtime_minus_restart_link_s', (l.ob.downtimeMs - l.ob.restartMs) / 1000);
   }
 } finally {
-  await sshd.stop();
+  await far.close();
   await fs.rm(root, { recursive: true, force: true });
 }
