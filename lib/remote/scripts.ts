@@ -373,7 +373,7 @@ export function cleanupScript(incoming: string, trash: string): RemoteScript {
 export function writeFileScript(file: string, content: string, title = 'write the runbook state'): RemoteScript {
   return withSpaceGuard(remoteScript(title, `
     set -eu
-    mkdir -p "$(dirname "$1")"
+    case $1 in */*) [ -d "\${1%/*}" ] || mkdir -p "\${1%/*}" ;; esac
     for stale in "$1".tmp.*; do
       pid=\${stale##*.tmp.}
       case $pid in ''|*[!0-9]*) continue ;; esac

@@ -79,10 +79,10 @@ export function which(tool: string): string {
  * (not root, no mount permission): callers skip loudly, and fail under CI=true on a machine
  * where the suite runs as root.
  */
-export async function mountTmpfs(dir: string, kib: number): Promise<string | undefined> {
+export async function mountTmpfs(dir: string, kib: number, o: { inodes?: number } = {}): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'mounting a tmpfs needs root';
   try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k`, 'tmpfs', dir], { stdio: 'pipe' });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k${o.inodes ? `,nr_inodes=${o.inodes}` : ''}`, 'tmpfs', dir], { stdio: 'pipe' });
     return undefined;
   } catch (e) {
     return `mount -t tmpfs failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;

@@ -163,6 +163,27 @@ describe('writes on a full volume say "volume full"', () => {
     await fs.rm(path.join(mnt, 'filler'));
   });
 
+  it('a state write on a volume with every inode used (free space left): volume full, no temp file left', async (t) => {
+    if (skip) return t.skip(skip);
+    const few = path.join(v.root, 'few-inodes');
+    await fs.mkdir(few);
+    const why = await mountTmpfs(few, 4096, { inodes: 16 });
+    if (why) return t.skip(why);
+    try {
+      await fs.mkdir(path.join(few, '.ferry'));
+      for (let i = 0; ; i++) {
+        try { await fs.writeFile(path.join(few, `f${i}`), ''); } catch { break; }
+      }
+      const file = path.join(few, '.ferry', 'state-x.json');
+      const e = await rejection(runRefusing(v.host, writeFileScript(file, '{"a":1}'), { volume: few }));
+      assert.ok(e instanceof UserError, String(e));
+      assert.match(e.message, /^volume full: [1-9]\d* MiB free, needed 1 MiB \(.*few-inodes on local:.*\); free space there and run again$/);
+      assert.deepEqual(await fs.readdir(path.join(few, '.ferry')), []);
+    } finally {
+      unmount(few);
+    }
+  });
+
   it('other failures keep their own status when the volume has room', async () => {
     const inner = remoteScript('write to /dev/full', 'printf x > /dev/full || exit 7', []);
     const e = await rejection(v.host.run(withSpaceGuard(inner, v.layout.volume, 1024)));
