@@ -52,15 +52,30 @@ export function servedFilesScript(files: readonly string[]): RemoteScript {
     done
     denied=0
     deny() { denied=$((denied + 1)); [ "$denied" -gt 5 ] || echo "denied_pid=$1 $(head -c 32 "/proc/$1/comm" 2>/dev/null | head -n 1)"; }
+    # Nothing listed: no open files (kernel threads), the process ended, or its files are not ours
+    # to read. One ls for all of them (one per process cost ~3 ms each): a dir it cannot list and
+    # that is still there is denied.
+    empty=
     for d in /proc/[0-9]*/fd; do
-      pid=\${d#/proc/}; pid=\${pid%/fd}
-      [ "$pid" = "$$" ] && continue
+      [ "$d" = "/proc/$$/fd" ] && continue
       set -- "$d"/[0-9]*
-      if [ ! -e "$1" ] && [ ! -L "$1" ]; then
-        # Nothing listed: no open files, the process ended, or its files are not ours to read.
-        if [ -d "$d" ] && ! ls -- "$d" >/dev/null 2>&1 && [ -d "$d" ]; then deny "$pid"; fi
-      fi
+      if [ ! -e "$1" ] && [ ! -L "$1" ]; then empty="$empty $d"; fi
     done
+    if [ -n "$empty" ]; then
+      errs=$(ls -- $empty 2>&1 >/dev/null)
+      nl='
+'
+      set -f
+      old_ifs=$IFS; IFS=$nl
+      for line in $errs; do
+        case $line in *" /proc/"[0-9]*"/fd"*|*"'/proc/"[0-9]*"/fd"*) ;; *) continue ;; esac
+        pid=\${line#*/proc/}; pid=\${pid%%/*}
+        case $pid in ''|*[!0-9]*) continue ;; esac
+        [ -d "/proc/$pid/fd" ] && deny "$pid"
+      done
+      IFS=$old_ifs
+      set +f
+    fi
     if [ -n "$wants" ]; then
       # Every listed open file, followed, in one pass: "DEV:INO /proc/PID/fd/N" lines, or stat's
       # error naming the file (find batches the names within the argument limit; its own
