@@ -37,7 +37,7 @@ const WORKER = `
   echo "$$" > "$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid" || { rm -f "$d/pid.tmp"; exit 1; }
   owned() { o=""; [ -f .extract.owner ] && IFS= read -r o < .extract.owner; [ "$o" = "$tok" ]; }
   ${CHUNK_NAME}
-  if sleep 0.01 2>/dev/null; then tick=0.1 per=10; else tick=1 per=1; fi
+  if sleep 0.01 2>/dev/null; then tick=0.02 per=50; else tick=1 per=1; fi
   feed() {
     i=0; waited=0
     while owned; do
@@ -164,7 +164,7 @@ export const USE_EXTRACTION_SH = `
     if [ -n "$tok" ] && [ -d ".extract-$tok" ] && [ "$all" = yes ] &&
       { printf '%s\\n' "$ferry_n" > .extract-end.tmp && mv .extract-end.tmp .extract-end || { rm -f .extract-end.tmp; false; }; }; then
       d=.extract-$tok
-      if sleep 0.01 2>/dev/null; then tick=0.05 per=20; else tick=1 per=1; fi
+      if sleep 0.01 2>/dev/null; then tick=0.02 per=50; else tick=1 per=1; fi
       t=0
       while [ ! -f "$d/status" ] && [ "$t" -lt $((ferry_wait * per)) ]; do
         pid=""; [ -f "$d/pid" ] && IFS= read -r pid < "$d/pid"

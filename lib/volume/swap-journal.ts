@@ -362,7 +362,7 @@ const LAUNCHER = `
   pid=$!
   echo "$pid" > "$pidf"
   ${ALIVE}
-  if sleep 0.01 2>/dev/null; then tick=0.05 ticks=$((wait * 20)); else tick=1 ticks=$wait; fi
+  if sleep 0.01 2>/dev/null; then tick=0.02 ticks=$((wait * 50)); else tick=1 ticks=$wait; fi
   n=0
   while alive "$pid" && [ "$n" -lt "$ticks" ]; do sleep "$tick"; n=$((n + 1)); done
   if alive "$pid"; then p=$(phase_of); echo "phase=$p"; ${refuseSh('swap-timeout', { run: '"$run"', seconds: '"$wait"', phase: '"$p"' })}; fi
