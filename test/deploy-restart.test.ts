@@ -21,6 +21,7 @@ import { shQuote } from '../lib/remote/shell.ts';
 import { listFiles } from '../testkit/tree-digest.ts';
 import { CLI, deployArgs, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type DeployEnv } from './helpers/deploy-env.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';
+import { processRuns } from './helpers/proc-scan.ts';
 
 const OLD_SERVED = [['legacy', 40]];
 const NEW_SERVED = [['books', 300], ['laws', 150]];
@@ -30,20 +31,7 @@ const sshd = await startSshd();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Running: signalable and not a zombie (an ended process stays one until PID 1 reaps it, ~1.7 s late on some machines). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
-}
+const alive = processRuns;
 
 /** Waits for `file` to exist (a known point reached by the process under test). */
 async function waitForFile(file: string, what: string, timeoutMs = 150_000): Promise<void> {

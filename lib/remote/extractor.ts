@@ -15,6 +15,7 @@
  * `idleSecs` with no next chunk stops too. Everything it writes is inside the incoming dir,
  * which the cleanup step removes. Plain POSIX sh + coreutils + gzip + tar (no python, no curl).
  */
+import { ALIVE_SH } from './process-alive.ts';
 import { remoteScript, type RemoteScript } from './shell.ts';
 
 /** How long a worker waits for the next chunk before it gives up (a run that went away). */
@@ -94,9 +95,20 @@ export function openIncomingScript(dir: string, idleSecs = EXTRACTOR_IDLE_SECS):
     case $tok in a*) tok="0$tok" ;; esac
     printf '%s\\n' "$tok" > .extract.owner.tmp && mv .extract.owner.tmp .extract.owner || { rm -f .extract.owner.tmp; exit 1; }
     rm -f .extract-end
+    # An earlier worker sees the new owner within a tick and stops once what it fed is extracted:
+    # its dir is removed after it ended (at most 10 s), not while its tar still writes there.
+    ${ALIVE_SH}
+    if sleep 0.01 2>/dev/null; then tick=0.02 per=50; else tick=1 per=1; fi
     for x in .extract-*; do
       [ -d "$x" ] || continue
       case \${x#.extract-} in ''|*[!0-9a-f]*) continue ;; esac
+      pid=""; [ -f "$x/pid" ] && IFS= read -r pid < "$x/pid"
+      case $pid in ''|*[!0-9]*) pid="" ;; esac
+      if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then
+        case $(tr '\\000' ' ' < "/proc/$pid/cmdline" 2>/dev/null) in *ferry-extract*) ;; *) pid="" ;; esac
+      fi
+      n=0
+      while [ -n "$pid" ] && alive "$pid" && [ "$n" -lt $((10 * per)) ]; do sleep "$tick"; n=$((n + 1)); done
       rm -rf "$x" 2>/dev/null || :
     done
     d=.extract-$tok
@@ -130,9 +142,10 @@ export function stopExtractorScript(dir: string, token: string, waitSecs = 10): 
     pid=""; [ -f ".extract-$tok/pid" ] && IFS= read -r pid < ".extract-$tok/pid"
     case $pid in ''|*[!0-9]*) echo "stopped=yes"; exit 0 ;; esac
     if sleep 0.01 2>/dev/null; then tick=0.05 ticks=$((wait * 20)); else tick=1 ticks=$wait; fi
+    ${ALIVE_SH}
     n=0
-    while kill -0 "$pid" 2>/dev/null && [ "$n" -lt "$ticks" ]; do sleep "$tick"; n=$((n + 1)); done
-    if kill -0 "$pid" 2>/dev/null; then echo "stopped=still-running"; else echo "stopped=yes"; fi
+    while alive "$pid" && [ "$n" -lt "$ticks" ]; do sleep "$tick"; n=$((n + 1)); done
+    if alive "$pid"; then echo "stopped=still-running"; else echo "stopped=yes"; fi
   `, [dir, token, String(waitSecs)]);
 }
 
@@ -149,12 +162,7 @@ export const USE_EXTRACTION_SH = `
   ferry_used=no
   ${STATUS_OF}
   ${CHUNK_NAME}
-  alive() {
-    kill -0 "$1" 2>/dev/null || return 1
-    [ -r "/proc/$1/stat" ] || return 0
-    read -r st < "/proc/$1/stat" || return 0
-    st=\${st##*) }; [ "\${st%% *}" != Z ]
-  }
+  ${ALIVE_SH}
   if cd "$ferry_in" 2>/dev/null; then
     tok=""; [ -f .extract.owner ] && IFS= read -r tok < .extract.owner
     case $tok in ''|*[!0-9a-f]*) tok="" ;; esac

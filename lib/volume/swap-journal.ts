@@ -26,6 +26,7 @@ import { refuseSh } from '../remote/refusals.ts';
 import { withSpaceGuard } from '../remote/space-guard.ts';
 import { remoteScript, type RemoteScript } from '../remote/shell.ts';
 import { DATA_ID_FILE, isDataId, isRunId, liveBeforeId, oldBeforeId, verifiedFile } from './data-id.ts';
+import { ALIVE_SH } from '../remote/process-alive.ts';
 
 export const SWAP_PHASES = ['intent', 'old-moved', 'live-moved', 'done', 'reversing', 'reversed'] as const;
 export type SwapPhase = (typeof SWAP_PHASES)[number];
@@ -225,13 +226,8 @@ function launcher(l: RemoteLayout, j: SwapJournal, mode: 'fresh' | 'forward' | '
   ]), l.ferry, 64 * 1024);
 }
 
-/** sh: whether pid $1 runs (a zombie, exited but not yet reaped, does not). */
-export const ALIVE = `alive() {
-    kill -0 "$1" 2>/dev/null || return 1
-    [ -r "/proc/$1/stat" ] || return 0
-    read -r st < "/proc/$1/stat" || return 0
-    st=\${st##*) }; [ "\${st%% *}" != Z ]
-  }`;
+/** sh: whether pid $1 runs (a zombie does not): lib/remote/process-alive.ts. */
+export const ALIVE = ALIVE_SH;
 
 /** sh: the first line of file $1 in $line ("" when there is none); no process started. */
 export const FIRST_LINE = `first_line() { line=""; [ -f "$1" ] && IFS= read -r line < "$1"; return 0; }`;

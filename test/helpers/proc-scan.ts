@@ -42,3 +42,23 @@ export function canScanProcesses(): boolean {
     return false;
   }
 }
+
+/**
+ * Whether `pid` runs: signalable and not a zombie. An ended process stays a zombie until its
+ * parent reaps it; an orphan's parent is PID 1, which on some machines (this one: ~1.7 s) reaps
+ * late, and `kill -0` succeeds on a zombie. The shipped remote scripts judge the same way
+ * (lib/remote/process-alive.ts).
+ */
+export function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false; // reaped meanwhile
+  }
+}

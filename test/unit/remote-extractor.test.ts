@@ -7,7 +7,9 @@
  * `--upload stream` sends and checks each chunk in one remote command.
  */
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -21,6 +23,7 @@ import type { RemoteScript } from '../../lib/remote/shell.ts';
 import { ChunkShipper } from '../../lib/transfer/chunk-shipper.ts';
 import { StreamUploader } from '../../lib/transfer/stream.ts';
 import { tempVolume, type TempVolume } from './local-volume.ts';
+import { processRuns } from '../helpers/proc-scan.ts';
 
 /** A LocalHost that records the title of every remote command it runs. */
 class CountingHost extends LocalHost {
@@ -144,7 +147,7 @@ describe('the remote extractor', () => {
     await arrive(0);
     const pidFile = path.join(incoming, `.extract-${tok}`, 'pid');
     const pid = Number((await fs.readFile(pidFile, 'utf8')).trim());
-    const alive = (p: number) => { try { process.kill(p, 0); return true; } catch { return false; } };
+    const alive = processRuns;
     assert.ok(alive(pid), 'the worker runs, waiting for chunk 1');
     // Another run's token: not ours, the worker goes on.
     assert.equal(parseKv((await v.host.run(stopExtractorScript(incoming, '123abc'))).stdout).get('stopped'), 'not-ours');
@@ -153,6 +156,42 @@ describe('the remote extractor', () => {
     assert.equal(alive(pid), false, 'the worker has exited when the stop returns');
     assert.deepEqual((await fs.readdir(incoming)).filter((f) => f.startsWith('chunk-')), [pack.chunks[0]!.name], 'the accepted chunk is kept');
     assert.deepEqual((await fs.readdir(incoming)).filter((f) => f.includes('.tmp')), [], 'no temp file');
+  });
+
+  it('a worker that has exited but is not reaped yet (a zombie, where PID 1 reaps late or never) is stopped, not waited for', async () => {
+    await reset();
+    const tok = 'abc123';
+    await fs.mkdir(path.join(incoming, `.extract-${tok}`), { recursive: true });
+    await fs.writeFile(path.join(incoming, '.extract.owner'), `${tok}\n`);
+    const pidFile = path.join(incoming, `.extract-${tok}`, 'pid');
+    // A child blocked on a fifo; its parent then becomes a long sleep, which never reaps. The
+    // child is let go only once the parent is that sleep (its shell would have reaped it).
+    const fifo = path.join(v.root, 'zombie-fifo');
+    await fs.rm(fifo, { force: true });
+    execFileSync('mkfifo', [fifo]);
+    const parent = spawn('sh', ['-c', 'read -r _ < "$2" & echo "$!" > "$1.tmp" && mv "$1.tmp" "$1"; exec sleep 60', 'sh', pidFile, fifo], { stdio: 'ignore' });
+    const until = async (what: string, ok: () => Promise<boolean>) => {
+      for (let i = 0; i < 1000; i++) {
+        if (await ok()) return;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.fail(`timed out waiting until ${what}`);
+    };
+    try {
+      await until('the parent is the sleep', async () => (await fs.readFile(`/proc/${parent.pid}/cmdline`, 'latin1').catch(() => '')).startsWith('sleep\0'));
+      const pid = Number((await fs.readFile(pidFile, 'utf8')).trim());
+      await fs.writeFile(fifo, 'go\n');
+      await until('the child is a zombie', async () => / Z /.test(await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')));
+      assert.ok(pid, 'the zombie is there');
+      assert.ok(!processRuns(pid));
+      // With `kill -0` as the test, the stop waited its 3 s and said still-running.
+      assert.equal(parseKv((await v.host.run(stopExtractorScript(incoming, tok, 3))).stdout).get('stopped'), 'yes');
+    } finally {
+      parent.kill('SIGKILL');
+      // A child still blocked on the fifo (a failure above) is let go; none: ENXIO.
+      await fs.open(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK).then((f) => f.close(), () => undefined);
+      await fs.rm(fifo, { force: true });
+    }
   });
 
   it('a finished clean extraction is kept by a rerun\'s open and used by its reassemble', async () => {
