@@ -8,7 +8,7 @@ import { heartbeat, listCollectionCounts, waitForHeartbeat } from '../lib/chroma
 import { localChromaRestartCommand } from '../testkit/restart-command.ts';
 import { addRecords, buildSampleDb, type SampleCollectionSpec } from '../testkit/sample-db.ts';
 import { freePort, startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
-import { processRuns } from './helpers/proc-scan.ts';
+import { processRuns as alive } from './helpers/proc-scan.ts';
 
 const SPECS: SampleCollectionSpec[] = [
   { name: 'alpha', count: 37, dim: 8, space: 'cosine' },
@@ -20,7 +20,6 @@ function counts(list: { name: string; count: number }[]): Record<string, number>
   return Object.fromEntries(list.map((c) => [c.name, c.count]));
 }
 
-const alive = processRuns;
 
 async function waitGone(pid: number, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;

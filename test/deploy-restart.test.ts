@@ -11,7 +11,6 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import { execa } from 'execa';
@@ -21,7 +20,7 @@ import { shQuote } from '../lib/remote/shell.ts';
 import { listFiles } from '../testkit/tree-digest.ts';
 import { CLI, deployArgs, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type DeployEnv } from './helpers/deploy-env.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';
-import { processRuns } from './helpers/proc-scan.ts';
+import { processRuns as alive } from './helpers/proc-scan.ts';
 
 const OLD_SERVED = [['legacy', 40]];
 const NEW_SERVED = [['books', 300], ['laws', 150]];
@@ -31,7 +30,6 @@ const sshd = await startSshd();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const alive = processRuns;
 
 /** Waits for `file` to exist (a known point reached by the process under test). */
 async function waitForFile(file: string, what: string, timeoutMs = 150_000): Promise<void> {

@@ -16,7 +16,7 @@ import type { RemoteLayout } from '../remote/layout.ts';
 import { redact } from '../report/secrets.ts';
 import { remoteScript, type RemoteScript } from '../remote/shell.ts';
 import type { RemoteHost, RestartOptions } from './remote-host.ts';
-import { ALIVE_SH } from '../remote/process-alive.ts';
+import { WAIT_GONE_SH } from '../remote/process-alive.ts';
 
 /** `--restart-timeout` default. */
 export const DEFAULT_RESTART_TIMEOUT_MS = 120_000;
@@ -75,9 +75,8 @@ export function stopRestartScript(logFile: string): RemoteScript {
       esac
     fi
     kill -TERM "$pid" 2>/dev/null
-    ${ALIVE_SH}
-    i=0
-    while alive "$pid" && [ "$i" -lt 50 ]; do sleep 0.1 2>/dev/null || sleep 1; i=$((i + 1)); done
+    ${WAIT_GONE_SH}
+    wait_gone "$pid" 5 || :
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
     rm -f -- "$1"
     echo "stopped=$pid"

@@ -15,7 +15,7 @@
  * `idleSecs` with no next chunk stops too. Everything it writes is inside the incoming dir,
  * which the cleanup step removes. Plain POSIX sh + coreutils + gzip + tar (no python, no curl).
  */
-import { ALIVE_SH } from './process-alive.ts';
+import { ALIVE_SH, WAIT_GONE_SH } from './process-alive.ts';
 import { remoteScript, type RemoteScript } from './shell.ts';
 
 /** How long a worker waits for the next chunk before it gives up (a run that went away). */
@@ -97,8 +97,7 @@ export function openIncomingScript(dir: string, idleSecs = EXTRACTOR_IDLE_SECS):
     rm -f .extract-end
     # An earlier worker sees the new owner within a tick and stops once what it fed is extracted:
     # its dir is removed after it ended (at most 10 s), not while its tar still writes there.
-    ${ALIVE_SH}
-    if sleep 0.01 2>/dev/null; then tick=0.02 per=50; else tick=1 per=1; fi
+    ${WAIT_GONE_SH}
     for x in .extract-*; do
       [ -d "$x" ] || continue
       case \${x#.extract-} in ''|*[!0-9a-f]*) continue ;; esac
@@ -107,8 +106,7 @@ export function openIncomingScript(dir: string, idleSecs = EXTRACTOR_IDLE_SECS):
       if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then
         case $(tr '\\000' ' ' < "/proc/$pid/cmdline" 2>/dev/null) in *ferry-extract*) ;; *) pid="" ;; esac
       fi
-      n=0
-      while [ -n "$pid" ] && alive "$pid" && [ "$n" -lt $((10 * per)) ]; do sleep "$tick"; n=$((n + 1)); done
+      [ -z "$pid" ] || wait_gone "$pid" 10 || :
       rm -rf "$x" 2>/dev/null || :
     done
     d=.extract-$tok
@@ -141,11 +139,8 @@ export function stopExtractorScript(dir: string, token: string, waitSecs = 10): 
     rm -f .extract.owner
     pid=""; [ -f ".extract-$tok/pid" ] && IFS= read -r pid < ".extract-$tok/pid"
     case $pid in ''|*[!0-9]*) echo "stopped=yes"; exit 0 ;; esac
-    if sleep 0.01 2>/dev/null; then tick=0.05 ticks=$((wait * 20)); else tick=1 ticks=$wait; fi
-    ${ALIVE_SH}
-    n=0
-    while alive "$pid" && [ "$n" -lt "$ticks" ]; do sleep "$tick"; n=$((n + 1)); done
-    if alive "$pid"; then echo "stopped=still-running"; else echo "stopped=yes"; fi
+    ${WAIT_GONE_SH}
+    if wait_gone "$pid" "$wait"; then echo "stopped=yes"; else echo "stopped=still-running"; fi
   `, [dir, token, String(waitSecs)]);
 }
 

@@ -10,3 +10,15 @@ export const ALIVE_SH = `alive() {
     read -r st < "/proc/$1/stat" || return 0
     st=\${st##*) }; [ "\${st%% *}" != Z ]
   }`;
+
+/**
+ * sh: `wait_gone PID SECS` (with `alive`) — waits until the process no longer runs, at most SECS
+ * seconds, polling every 20 ms (every second where sleep takes no fraction); status 0 when it is
+ * gone, 1 when it still runs.
+ */
+export const WAIT_GONE_SH = `${ALIVE_SH}
+  wait_gone() {
+    if sleep 0.01 2>/dev/null; then wg_tick=0.02 wg_left=$(($2 * 50)); else wg_tick=1 wg_left=$2; fi
+    while alive "$1" && [ "$wg_left" -gt 0 ]; do sleep "$wg_tick"; wg_left=$((wg_left - 1)); done
+    ! alive "$1"
+  }`;

@@ -26,7 +26,7 @@ import { refuseSh } from '../remote/refusals.ts';
 import { withSpaceGuard } from '../remote/space-guard.ts';
 import { remoteScript, type RemoteScript } from '../remote/shell.ts';
 import { DATA_ID_FILE, isDataId, isRunId, liveBeforeId, oldBeforeId, verifiedFile } from './data-id.ts';
-import { ALIVE_SH } from '../remote/process-alive.ts';
+import { WAIT_GONE_SH } from '../remote/process-alive.ts';
 
 export const SWAP_PHASES = ['intent', 'old-moved', 'live-moved', 'done', 'reversing', 'reversed'] as const;
 export type SwapPhase = (typeof SWAP_PHASES)[number];
@@ -226,9 +226,6 @@ function launcher(l: RemoteLayout, j: SwapJournal, mode: 'fresh' | 'forward' | '
   ]), l.ferry, 64 * 1024);
 }
 
-/** sh: whether pid $1 runs (a zombie does not): lib/remote/process-alive.ts. */
-export const ALIVE = ALIVE_SH;
-
 /** sh: the first line of file $1 in $line ("" when there is none); no process started. */
 export const FIRST_LINE = `first_line() { line=""; [ -f "$1" ] && IFS= read -r line < "$1"; return 0; }`;
 
@@ -357,11 +354,8 @@ const LAUNCHER = `
   "$@" </dev/null >>"$logf" 2>&1 &
   pid=$!
   echo "$pid" > "$pidf"
-  ${ALIVE}
-  if sleep 0.01 2>/dev/null; then tick=0.02 ticks=$((wait * 50)); else tick=1 ticks=$wait; fi
-  n=0
-  while alive "$pid" && [ "$n" -lt "$ticks" ]; do sleep "$tick"; n=$((n + 1)); done
-  if alive "$pid"; then p=$(phase_of); echo "phase=$p"; ${refuseSh('swap-timeout', { run: '"$run"', seconds: '"$wait"', phase: '"$p"' })}; fi
+  ${WAIT_GONE_SH}
+  if ! wait_gone "$pid" "$wait"; then p=$(phase_of); echo "phase=$p"; ${refuseSh('swap-timeout', { run: '"$run"', seconds: '"$wait"', phase: '"$p"' })}; fi
   wait "$pid"; rc=$?
   p=$(phase_of)
   echo "phase=$p"

@@ -12,7 +12,8 @@ import { remoteScript, type RemoteScript } from '../remote/shell.ts';
 import { DATA_ID_FILE, isRunId, parseDataId, verifiedFile } from './data-id.ts';
 import { parseLockHolder, type LockHolder } from './lock-holder.ts';
 import { restoreStagingDir } from '../remote/rollback-scripts.ts';
-import { ALIVE, FIRST_LINE, parseSwapJournal, swapJournalFile, swapPidFile, swapTrashPath, type SwapJournal } from './swap-journal.ts';
+import { FIRST_LINE, parseSwapJournal, swapJournalFile, swapPidFile, swapTrashPath, type SwapJournal } from './swap-journal.ts';
+import { WAIT_GONE_SH } from '../remote/process-alive.ts';
 
 export type EntryKind = 'dir' | 'symlink' | 'file' | 'missing';
 
@@ -70,7 +71,7 @@ export function inspectVolumeScript(l: RemoteLayout, waitSeconds = 30): RemoteSc
       case $k in dir|symlink) [ -f "$2/$idf" ] && first_line "$2/$idf" && echo "$1.id=$line" ;; esac
       return 0
     }
-    ${ALIVE}
+    ${WAIT_GONE_SH}
     first_line "$pidf"; pid=$line
     case $pid in ''|*[!0-9]*) pid="" ;; esac
     # a recorded pid now used by another process is no worker of ours
@@ -78,10 +79,7 @@ export function inspectVolumeScript(l: RemoteLayout, waitSeconds = 30): RemoteSc
       case $(tr '\\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) in *ferry-swap*) ;; *) pid="" ;; esac
     fi
     if [ -n "$pid" ]; then
-      if sleep 0.01 2>/dev/null; then tick=0.05 ticks=$((wait * 20)); else tick=1 ticks=$wait; fi
-      n=0
-      while alive "$pid" && [ "$n" -lt "$ticks" ]; do sleep "$tick"; n=$((n + 1)); done
-      if alive "$pid"; then echo "worker=alive"; else echo "worker=gone"; fi
+      if wait_gone "$pid" "$wait"; then echo "worker=gone"; else echo "worker=alive"; fi
     else
       echo "worker=none"
     fi

@@ -147,13 +147,12 @@ describe('the remote extractor', () => {
     await arrive(0);
     const pidFile = path.join(incoming, `.extract-${tok}`, 'pid');
     const pid = Number((await fs.readFile(pidFile, 'utf8')).trim());
-    const alive = processRuns;
-    assert.ok(alive(pid), 'the worker runs, waiting for chunk 1');
+    assert.ok(processRuns(pid), 'the worker runs, waiting for chunk 1');
     // Another run's token: not ours, the worker goes on.
     assert.equal(parseKv((await v.host.run(stopExtractorScript(incoming, '123abc'))).stdout).get('stopped'), 'not-ours');
-    assert.ok(alive(pid));
+    assert.ok(processRuns(pid));
     assert.equal(parseKv((await v.host.run(stopExtractorScript(incoming, tok))).stdout).get('stopped'), 'yes');
-    assert.equal(alive(pid), false, 'the worker has exited when the stop returns');
+    assert.equal(processRuns(pid), false, 'the worker has exited when the stop returns');
     assert.deepEqual((await fs.readdir(incoming)).filter((f) => f.startsWith('chunk-')), [pack.chunks[0]!.name], 'the accepted chunk is kept');
     assert.deepEqual((await fs.readdir(incoming)).filter((f) => f.includes('.tmp')), [], 'no temp file');
   });
