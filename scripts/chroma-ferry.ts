@@ -97,7 +97,7 @@ targetOptions(
     .description('replace the remote Chroma dir with a local one (backup, upload, swap, restart, verify, auto-rollback)')
     .option('--source <dir>', 'local Chroma persist dir (holds chroma.sqlite3)'),
 )
-  .option('--chunk-size <size>', 'upload chunk size (>= 1MiB)', '10MiB')
+  .option('--chunk-size <size>', 'upload chunk size (>= 1MiB; the first chunks are 1, 2, 4 ... MiB up to it)', '10MiB')
   .option('--keep-backups <n>', 'remote backups to keep', '3')
   .addOption(new Option('--upload <method>', 'how chunks travel').choices([...UPLOAD_METHODS]).default('sftp'))
   .addOption(new Option('--upload-concurrency <n>', 'at most this many chunks uploaded in parallel (fewer when the measured upload needs fewer)').default('3'))

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
 import { UserError } from '../lib/common/errors.ts';
 import { snapshotSource, walkTree } from '../lib/archive/snapshot.ts';
-import { packToChunks, readPackManifest, verifyChunks } from '../lib/archive/pack.ts';
+import { FIRST_CHUNK_BYTES, packToChunks, readPackManifest, verifyChunks } from '../lib/archive/pack.ts';
 
 let tmp: string;
 before(async () => {
@@ -137,7 +137,26 @@ describe('packToChunks', () => {
     }
   });
 
-  test('every chunk but the last has exactly chunkSize bytes; manifest and verify agree', async () => {
+  test('the chunks grow from 1 MiB, doubling, up to the chunk size; the cat of them is the archive', async () => {
+    // ~9 MiB of random bytes: gzip cannot shrink them, so the archive is ~9 MiB.
+    const big = path.join(tmp, 'ramp-src');
+    await fs.mkdir(big);
+    await fs.writeFile(path.join(big, 'chroma.sqlite3'), randomBytes(9 * 1024 * 1024));
+    const chunkSize = 3 * 1024 * 1024;
+    const r = await packToChunks(big, path.join(tmp, 'ramp-out'), chunkSize);
+    assert.equal(FIRST_CHUNK_BYTES, 1024 * 1024);
+    const sizes = r.chunks.map((c) => c.size);
+    assert.deepEqual(sizes.slice(0, -1), [1, 2, 3, 3].map((m) => m * 1024 * 1024).slice(0, sizes.length - 1), `sizes ${sizes.join(', ')}`);
+    assert.ok(sizes.at(-1)! > 0 && sizes.at(-1)! <= chunkSize);
+    assert.equal(sizes.reduce((a, b) => a + b, 0), r.archiveBytes);
+    const whole = Buffer.concat(await Promise.all(r.chunks.map((c) => fs.readFile(c.file))));
+    assert.equal(createHash('sha256').update(whole).digest('hex'), r.archiveSha256);
+    // Cut by the index alone: a second pack (a rerun's) gives the same chunks.
+    const again = await packToChunks(big, path.join(tmp, 'ramp-again'), chunkSize, { hashOnly: true });
+    assert.deepEqual(again.chunks.map((c) => [c.size, c.sha256]), r.chunks.map((c) => [c.size, c.sha256]));
+  });
+
+  test('every chunk but the last has exactly chunkSize bytes (below the first chunk size); manifest and verify agree', async () => {
     const chunkSize = 10_000;
     const out = path.join(tmp, 'pack-bound');
     const progress: number[] = [];

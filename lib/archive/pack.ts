@@ -46,13 +46,26 @@ export interface PackOptions {
 
 export const MANIFEST_NAME = 'manifest.json';
 export const DEFAULT_GZIP_LEVEL = 1;
-const MANIFEST_VERSION = 1;
+/** 2: the chunks grow from FIRST_CHUNK_BYTES (1 was every chunk chunkSize); in the pack id, so a rerun never mixes the two. */
+const MANIFEST_VERSION = 2;
+/** The first chunk's size; each next one is twice the one before, up to the chunk size. */
+export const FIRST_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Size of chunk `index` (the last may be shorter): 1 MiB, 2, 4, ... up to `chunkSize`. The first
+ * chunk is packed in a fraction of a second, so the upload starts as soon as the preflight ends
+ * instead of waiting for a whole chunk of gzip; by the time the small ones are sent, the packing is
+ * ahead. Fixed by the index, so a rerun cuts the same archive into the same chunks.
+ */
+export function chunkSizeAt(index: number, chunkSize: number): number {
+  return Math.min(chunkSize, FIRST_CHUNK_BYTES * 2 ** Math.min(index, 30));
+}
 
 export function chunkName(index: number): string {
   return `chunk-${String(index).padStart(6, '0')}`;
 }
 
-/** Writes its input into `chunk-NNNNNN` files of exactly chunkSize bytes (the last may be shorter), hashing as it goes. */
+/** Writes its input into `chunk-NNNNNN` files of exactly chunkSizeAt(index) bytes (the last may be shorter), hashing as it goes. */
 class ChunkWriter extends Writable {
   readonly chunks: ChunkInfo[] = [];
   private readonly archiveHash = createHash('sha256');
@@ -93,7 +106,8 @@ class ChunkWriter extends Writable {
     while (off < buf.length) {
       if (!this.current) await this.openNext();
       const cur = this.current!;
-      const n = Math.min(this.chunkSize - cur.size, buf.length - off);
+      const size = chunkSizeAt(cur.index, this.chunkSize);
+      const n = Math.min(size - cur.size, buf.length - off);
       const part = buf.subarray(off, off + n);
       let written = this.hashOnly ? part.length : 0;
       while (written < part.length) {
@@ -105,7 +119,7 @@ class ChunkWriter extends Writable {
       cur.size += n;
       this.archiveBytes += n;
       off += n;
-      if (cur.size === this.chunkSize) await this.closeCurrent();
+      if (cur.size === size) await this.closeCurrent();
     }
   }
 
