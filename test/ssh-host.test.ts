@@ -10,6 +10,7 @@ import { freePort } from '../lib/chroma/server.ts';
 import { SshHost } from '../lib/hosts/ssh.ts';
 import { remoteScript } from '../lib/remote/shell.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';
+import { processesShowing } from './helpers/proc-scan.ts';
 
 const sshd = await startSshd();
 const skip = sshd ? false : 'openssh-server is not installed (see the warning above)';
@@ -142,6 +143,20 @@ describe('SshHost against a real sshd', { skip }, () => {
     } finally {
       await fresh.close();
     }
+  });
+
+  test('close ends the shared connection: its master is gone and its control dir removed', async () => {
+    const fresh = new SshHost({ user: d.user, host: '127.0.0.1', port: d.port, keyFile: d.keyFile, sshOptions: d.sshOptions });
+    const controlDir = (fresh as unknown as { controlDir: string }).controlDir; // this host's own (private) socket dir
+    // The master (`ssh -N -f`) and the long-lived shell's session name the socket on their command lines.
+    const ofThisHost = () => processesShowing(`ControlPath=${path.join(controlDir, 'cm')}`).filter((p) => p.where === 'cmdline');
+    assert.equal((await fresh.run(remoteScript('say hi', 'echo hi', []))).stdout, 'hi\n');
+    assert.ok(ofThisHost().length >= 2, `the master and the shell's session run while the host is open: ${JSON.stringify(ofThisHost())}`);
+    await fresh.close();
+    // `ssh -O exit` has returned: the master ends at once (a zombie shows no command line).
+    for (let i = 0; i < 50 && ofThisHost().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(ofThisHost(), [], 'no ssh process of the closed host is left');
+    assert.equal(fs.existsSync(controlDir), false);
   });
 
   test('after warmUpPuts a put goes through the sftp session started ahead, and the next one is started', async () => {
