@@ -22,10 +22,12 @@
  * and runs them again (`*_link` lines and ratios). Needs `unshare` and `tc`/`ip` (iproute2), and
  * everything installed beforehand: there is no network in the namespace. `--size MB` sets the
  * database size (default 150, 100 with --link); `--link-only` skips the loopback pass (a quicker
- * look at the link figures).
+ * look at the link figures). `--rounds N` runs the three methods N times in a row on the same
+ * databases (each pass; built once) and ends with each ratio's best and spread (`ratio NAME_best`,
+ * `ratio NAME_spread`): the issue's "best of three runs and the spread" in one command.
  *
  *   npm run bench:deploy        BENCH_MB=150 npm run bench:deploy
- *   npm run bench:deploy -- --link 50mbit [--size 30]
+ *   npm run bench:deploy -- --link 50mbit [--size 30] [--link-only] [--rounds 3]
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -47,10 +49,10 @@ const usage = (msg: string): never => {
   process.stderr.write(`${msg}\n`);
   process.exit(2);
 };
-const USAGE = 'usage: npm run bench:deploy -- [--link 50mbit [--link-only]] [--size MB] [--far-side debian|host]';
-let args: { link?: string; size?: string; 'link-only'?: boolean; 'far-side'?: string };
+const USAGE = 'usage: npm run bench:deploy -- [--link 50mbit [--link-only]] [--size MB] [--rounds N] [--far-side debian|host]';
+let args: { link?: string; size?: string; 'link-only'?: boolean; 'far-side'?: string; rounds?: string };
 try {
-  args = parseArgs({ options: { link: { type: 'string' }, size: { type: 'string' }, 'link-only': { type: 'boolean' }, 'far-side': { type: 'string' } }, strict: true }).values;
+  args = parseArgs({ options: { link: { type: 'string' }, size: { type: 'string' }, 'link-only': { type: 'boolean' }, 'far-side': { type: 'string' }, rounds: { type: 'string' } }, strict: true }).values;
 } catch (e) {
   usage(`${(e as Error).message}; ${USAGE}`);
 }
@@ -60,6 +62,8 @@ const link = args!.link === undefined ? undefined : parseLinkRate(args!.link) ??
 const sizeArg = args!.size === undefined ? undefined : Number(args!.size);
 if (sizeArg !== undefined && !(Number.isFinite(sizeArg) && sizeArg >= 5)) usage(`--size ${args!.size}: give the database size in MB, at least 5, e.g. --size 30`);
 const linkOnly = Boolean(args!['link-only']);
+const rounds = args!.rounds === undefined ? 1 : Number(args!.rounds);
+if (!(Number.isInteger(rounds) && rounds >= 1 && rounds <= 10)) usage(`--rounds ${args!.rounds}: give how many times to run the methods, 1 to 10, e.g. --rounds 3`);
 if (linkOnly && !link) usage('--link-only needs --link RATE, e.g. --link 50mbit --link-only');
 
 if (link && process.env[IN_NAMESPACE_ENV] !== '1') {
@@ -267,48 +271,69 @@ try {
   line('source_mb', (await dirMb(big)).toFixed(0), 'MB');
   line('far_side', far.label, 'userland');
 
-  if (!linkOnly) {
-    const { manual, raw, bare, ob } = await runMethods(big);
-    await resetVolume();
-    const os_ = await ours(small);
+  /** Every round's ratios by name, for the closing best and spread. */
+  const seen = new Map<string, number[]>();
+  const roundRatio = (name: string, value: number) => {
+    ratio(name, value);
+    seen.set(name, [...(seen.get(name) ?? []), value]);
+  };
 
-    line('manual_sequence', manual.toFixed(2), 's');
-    line('raw_limit', raw.toFixed(2), 's');
-    line('bare_pipes', bare.toFixed(2), 's');
-    line('ours', ob.secs.toFixed(2), 's');
-    for (const st of ob.steps) line(`ours_step_${st.name}`, st.secs.toFixed(2), 's');
-    line('ours_peak_rss_small', os_.rssMb.toFixed(0), 'MB');
-    line('ours_peak_rss_big', ob.rssMb.toFixed(0), 'MB');
-    line('small_source_mb', (await dirMb(small)).toFixed(0), 'MB');
-    line('restart_alone', (ob.restartMs / 1000).toFixed(2), 's'); // restart command -> heartbeat, same server and data
-    line('first_count_after_restart', (ob.firstCountMs / 1000).toFixed(2), 's');
-    line('restart_cmd_in_deploy', (ob.restartCmdMs / 1000).toFixed(2), 's'); // the command only (the server then starts)
-    line('downtime_window', (ob.downtimeMs / 1000).toFixed(2), 's');
-    ratio('ours_vs_manual_sequence', ob.secs / manual);
-    ratio('ours_vs_raw_limit', ob.secs / raw);
-    ratio('ours_vs_bare', ob.secs / bare);
-    ratio('peak_rss_big_vs_small', ob.rssMb / os_.rssMb);
-    ratio('downtime_minus_restart_s', (ob.downtimeMs - ob.restartMs) / 1000);
-    ratio('downtime_minus_restart_and_first_count_s', (ob.downtimeMs - ob.restartMs - ob.firstCountMs) / 1000);
+  if (!linkOnly) {
+    for (let round = 1; round <= rounds; round++) {
+      if (rounds > 1) line('round', round, `of ${rounds}`);
+      const { manual, raw, bare, ob } = await runMethods(big);
+      await resetVolume();
+      const os_ = await ours(small);
+
+      line('manual_sequence', manual.toFixed(2), 's');
+      line('raw_limit', raw.toFixed(2), 's');
+      line('bare_pipes', bare.toFixed(2), 's');
+      line('ours', ob.secs.toFixed(2), 's');
+      for (const st of ob.steps) line(`ours_step_${st.name}`, st.secs.toFixed(2), 's');
+      line('ours_peak_rss_small', os_.rssMb.toFixed(0), 'MB');
+      line('ours_peak_rss_big', ob.rssMb.toFixed(0), 'MB');
+      line('small_source_mb', (await dirMb(small)).toFixed(0), 'MB');
+      line('restart_alone', (ob.restartMs / 1000).toFixed(2), 's'); // restart command -> heartbeat, same server and data
+      line('first_count_after_restart', (ob.firstCountMs / 1000).toFixed(2), 's');
+      line('restart_cmd_in_deploy', (ob.restartCmdMs / 1000).toFixed(2), 's'); // the command only (the server then starts)
+      line('downtime_window', (ob.downtimeMs / 1000).toFixed(2), 's');
+      roundRatio('ours_vs_manual_sequence', ob.secs / manual);
+      roundRatio('ours_vs_raw_limit', ob.secs / raw);
+      roundRatio('ours_vs_bare', ob.secs / bare);
+      roundRatio('peak_rss_big_vs_small', ob.rssMb / os_.rssMb);
+      roundRatio('downtime_minus_restart_s', (ob.downtimeMs - ob.restartMs) / 1000);
+      roundRatio('downtime_minus_restart_and_first_count_s', (ob.downtimeMs - ob.restartMs - ob.firstCountMs) / 1000);
+    }
   }
 
   if (link) {
     await shapeLoopback(link);
     line('link', link, 'tbf');
-    const l = await runMethods(big);
-    line('manual_sequence_link', l.manual.toFixed(2), 's');
-    line('raw_limit_link', l.raw.toFixed(2), 's');
-    line('bare_pipes_link', l.bare.toFixed(2), 's');
-    line('ours_link', l.ob.secs.toFixed(2), 's');
-    for (const st of l.ob.steps) line(`ours_link_step_${st.name}`, st.secs.toFixed(2), 's');
-    line('ours_peak_rss_link', l.ob.rssMb.toFixed(0), 'MB');
-    line('downtime_window_link', (l.ob.downtimeMs / 1000).toFixed(2), 's');
-    line('restart_alone_link', (l.ob.restartMs / 1000).toFixed(2), 's');
-    line('first_count_after_restart_link', (l.ob.firstCountMs / 1000).toFixed(2), 's');
-    ratio('ours_vs_bare_link', l.ob.secs / l.bare);
-    ratio('ours_vs_manual_link', l.ob.secs / l.manual);
-    ratio('downtime_minus_restart_link_s', (l.ob.downtimeMs - l.ob.restartMs) / 1000);
-    ratio('downtime_minus_restart_and_first_count_link_s', (l.ob.downtimeMs - l.ob.restartMs - l.ob.firstCountMs) / 1000);
+    for (let round = 1; round <= rounds; round++) {
+      if (rounds > 1) line('round_link', round, `of ${rounds}`);
+      const l = await runMethods(big);
+      line('manual_sequence_link', l.manual.toFixed(2), 's');
+      line('raw_limit_link', l.raw.toFixed(2), 's');
+      line('bare_pipes_link', l.bare.toFixed(2), 's');
+      line('ours_link', l.ob.secs.toFixed(2), 's');
+      for (const st of l.ob.steps) line(`ours_link_step_${st.name}`, st.secs.toFixed(2), 's');
+      line('ours_peak_rss_link', l.ob.rssMb.toFixed(0), 'MB');
+      line('downtime_window_link', (l.ob.downtimeMs / 1000).toFixed(2), 's');
+      line('restart_alone_link', (l.ob.restartMs / 1000).toFixed(2), 's');
+      line('first_count_after_restart_link', (l.ob.firstCountMs / 1000).toFixed(2), 's');
+      roundRatio('ours_vs_bare_link', l.ob.secs / l.bare);
+      roundRatio('ours_vs_manual_link', l.ob.secs / l.manual);
+      roundRatio('downtime_minus_restart_link_s', (l.ob.downtimeMs - l.ob.restartMs) / 1000);
+      roundRatio('downtime_minus_restart_and_first_count_link_s', (l.ob.downtimeMs - l.ob.restartMs - l.ob.firstCountMs) / 1000);
+    }
+  }
+
+  if (rounds > 1) {
+    // Lower is better for every ratio here: the best is the least.
+    for (const [name, values] of seen) {
+      ratio(`${name}_best`, Math.min(...values));
+      ratio(`${name}_spread`, Math.max(...values) - Math.min(...values));
+    }
   }
 } finally {
   await far.close();
