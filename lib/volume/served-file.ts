@@ -24,8 +24,9 @@ export type ServedFileProbe = ServedFile | { state: 'absent'; heldSqlite: string
 
 /**
  * The probe of FILES (one walk of /proc for all of them). Prints `key=value` lines:
- * `unknown=WHY` (and nothing else) when /proc cannot tell; else `absent=I` for the I-th file
- * (from 1) that does not exist, `held=I:PID` per holder of it, `denied_pid=PID COMM` (the first 5
+ * `unknown=WHY` (and nothing else) when /proc cannot tell; `held=I:PID` per holder of the I-th
+ * file (from 1) and `walk=holders-found` when every file was found held under its own base name
+ * (the walk skipped); else `absent=I` for the I-th file that does not exist, `held=I:PID` per holder of it, `denied_pid=PID COMM` (the first 5
  * processes whose open files could not be read), `denied=N` (how many), `user=NAME`, `uid=N` and
  * `sqlite=PATH` per open file named chroma.sqlite3 (as /proc shows the link: display only).
  */
@@ -46,10 +47,52 @@ export function servedFilesScript(files: readonly string[]): RemoteScript {
     fi
     i=0
     wants=
+    absent=
     for f in "$@"; do
       i=$((i + 1))
-      if id=$(stat -L -c '%d:%i' -- "$f" 2>/dev/null); then wants="$wants $id=$i"; else echo "absent=$i"; fi
+      if id=$(stat -L -c '%d:%i' -- "$f" 2>/dev/null); then wants="$wants $id=$i"; else echo "absent=$i"; absent=yes; fi
     done
+    # The usual case first: the server holds each FILE under a name ending in FILE's own base name.
+    # Only those open files are followed (find reads every link, stat only the few that match):
+    # a holder found this way is as certain as the walk's. Every FILE held so: done, without the
+    # walk (the walk cost ~0.2-0.4 s with a few hundred open files on two busy cores). Else (a
+    # FILE held under another name, by a hard link, or by nobody) the walk below decides.
+    if [ -n "$wants" ] && [ -z "$absent" ]; then
+      # find's expression from FILES' base names, in the positional parameters (FILES are not
+      # needed after this: their ids are in $wants): -lname '*/BASE' -o ...
+      n=$#
+      quick_ok=yes
+      for f in "$@"; do
+        b=\${f##*/}
+        case $b in ''|*[!A-Za-z0-9._-]*) quick_ok=no ;; esac
+        set -- "$@" -o -lname "*/$b"
+      done
+      shift "$n"
+      shift
+      if [ "$quick_ok" = yes ]; then
+        quick=$(find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 \\( "$@" \\) -exec sh -c 'exec stat -L -c "%d:%i %n" -- "$@" 2>/dev/null' sh {} + 2>/dev/null)
+        found=' '
+        old_ifs=$IFS; IFS='
+'
+        for line in $quick; do
+          IFS=$old_ifs
+          case $line in *"/proc/$$/fd/"*) continue ;; esac
+          id=\${line%% *}; pid=\${line#* /proc/}; pid=\${pid%%/*}
+          for w in $wants; do
+            [ "$id" = "\${w%=*}" ] || continue
+            echo "held=\${w##*=}:$pid"
+            found="$found\${w##*=} "
+          done
+        done
+        IFS=$old_ifs
+        all=yes
+        for w in $wants; do case $found in *" \${w##*=} "*) ;; *) all=no ;; esac; done
+        if [ "$all" = yes ]; then
+          echo "walk=holders-found"
+          exit 0
+        fi
+      fi
+    fi
     denied=0
     deny() { denied=$((denied + 1)); [ "$denied" -gt 5 ] || echo "denied_pid=$1 $(head -c 32 "/proc/$1/comm" 2>/dev/null | head -n 1)"; }
     # Nothing listed: no open files (kernel threads), the process ended, or its files are not ours
@@ -118,6 +161,7 @@ export function parseServedFiles(stdout: string, count: number): ServedFileProbe
   let denied: number | undefined;
   let user = 'this user';
   let root = false;
+  let holdersFound = false;
   for (const line of stdout.split('\n')) {
     const eq = line.indexOf('=');
     if (eq < 0) continue;
@@ -134,9 +178,12 @@ export function parseServedFiles(stdout: string, count: number): ServedFileProbe
     else if (key === 'denied_pid' && (m = /^([0-9]+) ?(.*)$/.exec(value))) deniedPids.push(`pid ${m[1]}${m[2] ? ` ${printable(m[2])}` : ''}`);
     else if (key === 'user' && value.trim()) user = printable(value.trim());
     else if (key === 'uid') root = value === '0';
+    else if (key === 'walk') holdersFound = value === 'holders-found';
     else if (key === 'sqlite' && /\/chroma\.sqlite3( \(deleted\))?$/.test(value)) sqlite.add(printable(value));
   }
-  // The probe always prints denied=N after its walk: without it, the walk did not finish.
+  // The probe always prints denied=N after its walk, or walk=holders-found when every file was
+  // found held before it (then nothing else matters): without either, it did not finish.
+  if (holdersFound && absent.size === 0 && held.every((p) => p.size > 0)) return held.map((pids) => ({ state: 'held', pids: [...pids].sort((a, b) => a - b) }));
   if (denied === undefined) return held.map(() => ({ state: 'unknown', why: 'the probe of /proc on the remote did not finish' }));
   const heldSqlite = [...sqlite].sort();
   const unreadable = `${user} may not read the open files of ${denied} process${denied === 1 ? '' : 'es'} in /proc` +

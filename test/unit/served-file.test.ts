@@ -30,6 +30,11 @@ describe('parseServedFiles', () => {
     ]);
   });
 
+  it('walk=holders-found: every file held (the walk skipped); a file without a holder then is unknown, never "not held"', () => {
+    assert.deepEqual(parseServedFiles('held=1:9\nheld=2:4\nheld=1:3\nwalk=holders-found\n', 2), [{ state: 'held', pids: [3, 9] }, { state: 'held', pids: [4] }]);
+    assert.deepEqual(parseServedFiles('held=1:9\nwalk=holders-found\n', 2)[1], { state: 'unknown', why: 'the probe of /proc on the remote did not finish' });
+  });
+
   it('unknown=WHY answers for every file', () => {
     assert.deepEqual(parseServedFiles('unknown=/proc is not mounted on the remote (no /proc/self/fd)\n', 2), [
       { state: 'unknown', why: '/proc is not mounted on the remote (no /proc/self/fd)' },
@@ -130,6 +135,23 @@ describe('the probe on this machine (LocalHost, real processes)', () => {
     assert.deepEqual(moved, { state: 'held', pids: [child.pid!] });
     assert.equal(fresh!.state, 'not-held');
     await stop(child);
+  });
+
+  it('a holder of each file under its own base name answers before the walk; one holding it by another name (a hard link) is found by the walk', async () => {
+    const served = await file('quick/chroma.sqlite3');
+    const linked = await file('linked/chroma.sqlite3');
+    await fsp.link(linked, path.join(dir, 'linked', 'other-name.db'));
+    const a = holder(served);
+    const b = holder(path.join(dir, 'linked', 'other-name.db')); // /proc shows .../other-name.db
+    children.push(a, b);
+    const quick = (await host.run(servedFilesScript([served]))).stdout;
+    assert.match(quick, /^walk=holders-found$/m, 'held under its own name: no walk');
+    assert.deepEqual(parseServedFiles(quick, 1), [{ state: 'held', pids: [a.pid!] }]);
+    const walked = (await host.run(servedFilesScript([served, linked]))).stdout;
+    assert.doesNotMatch(walked, /walk=holders-found/, 'one file not held under its own name: the walk decides');
+    assert.deepEqual(parseServedFiles(walked, 2), [{ state: 'held', pids: [a.pid!] }, { state: 'held', pids: [b.pid!] }]);
+    await stop(a);
+    await stop(b);
   });
 
   const asOther = async (files: string[]) => {
