@@ -18,6 +18,7 @@ import { refusalError, refusalLine, refusalOf } from '../remote/refusals.ts';
 import { VolumeFullError } from '../common/volume-full.ts';
 import { readFileScript, writeFileScript } from '../remote/scripts.ts';
 import type { RemoteLayout } from '../remote/layout.ts';
+import type { RemoteScript } from '../remote/shell.ts';
 import type { StepStatus } from './runner.ts';
 
 export interface RunbookState {
@@ -91,7 +92,30 @@ export class RunbookStateStore {
    * one (loaded from the remote) keeps the local part this machine has of the same run.
    */
   async save(state: RunbookState, signal?: AbortSignal): Promise<void> {
+    const write = this.remoteWriteScript(state);
+    await this.saveLocal(state);
+    const where = { host: this.host.label, volume: this.volume };
+    try {
+      await this.host.run(write, { signal });
+    } catch (e) {
+      // A full volume part-way through a run: the run ends with its summary (not a refusal).
+      const r = refusalOf(e);
+      if (r?.reason === 'volume-full') throw new VolumeFullError(refusalLine(r, where));
+      throw refusalError(e, where) ?? e;
+    }
+  }
+
+  /**
+   * The remote copy's write as a script (stamped now), for a command that runs it with others:
+   * the closing state, written before the lock is released in the same remote command.
+   */
+  remoteWriteScript(state: RunbookState): RemoteScript {
     state.updatedAt = new Date().toISOString();
+    return writeFileScript(this.remoteFile, JSON.stringify({ ...state, local: undefined }));
+  }
+
+  /** This machine's copy alone (the remote one was written by remoteWriteScript's command). */
+  async saveLocal(state: RunbookState): Promise<void> {
     await fs.mkdir(path.dirname(this.localFile), { recursive: true });
     let local = state;
     if (!state.local) {
@@ -99,15 +123,6 @@ export class RunbookStateStore {
       if (mine?.local && mine.runId === state.runId) local = { ...state, local: mine.local };
     }
     await writeJsonAtomic(this.localFile, local);
-    const where = { host: this.host.label, volume: this.volume };
-    try {
-      await this.host.run(writeFileScript(this.remoteFile, JSON.stringify({ ...state, local: undefined })), { signal });
-    } catch (e) {
-      // A full volume part-way through a run: the run ends with its summary (not a refusal).
-      const r = refusalOf(e);
-      if (r?.reason === 'volume-full') throw new VolumeFullError(refusalLine(r, where));
-      throw refusalError(e, where) ?? e;
-    }
   }
 }
 

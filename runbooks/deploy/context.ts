@@ -193,6 +193,16 @@ export interface DeployCtx extends DeployFacts {
   resumed?: RunbookState;
   lockHeld: boolean;
   store: RunbookStateStore;
+  /**
+   * The state belongs to the lock holder: once this run released its lock (lockReleased), only
+   * this machine's copy is written. So the closing state goes before the release: in the
+   * cleanup's remote command (closingStateWrite, set by runDeploy), and after an unwind at the
+   * run's end, to which the lock's undo leaves the release (deferLockRelease, lockReleasePending).
+   */
+  closingStateWrite?: () => RemoteScript;
+  lockReleased?: boolean;
+  deferLockRelease?: boolean;
+  lockReleasePending?: boolean;
 }
 
 /** Options a plan takes beyond the facts. */

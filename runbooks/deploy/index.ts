@@ -28,6 +28,7 @@ import { CompensationStack } from '../../lib/engine/compensation.ts';
 import { HostUnreachable, UserError } from '../../lib/common/errors.ts';
 import { VolumeFullError } from '../../lib/common/volume-full.ts';
 import { remoteLayout } from '../../lib/remote/layout.ts';
+import { unlockScript } from '../../lib/remote/scripts.ts';
 import { newRunId, openRunDir, parseWorkRoot, removeRunDir, runDirOf } from '../../lib/engine/run-dir.ts';
 import { describeError, initialReports, runSteps, selectSteps } from '../../lib/engine/runner.ts';
 import { newState, RunbookStateStore } from '../../lib/engine/state.ts';
@@ -100,7 +101,11 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
   // One save at a time, in call order: the backup step runs alongside others and reports too.
   let saving: Promise<void> = Promise.resolve();
   const save = () => {
-    const next = saving.catch(() => undefined).then(async () => { if (ctx.lockHeld) await withReconnect(() => store.save(state)); });
+    const next = saving.catch(() => undefined).then(async () => {
+      // Once released, the remote copy is the next lock holder's: this machine's copy only.
+      if (ctx.lockReleased) await store.saveLocal(state);
+      else if (ctx.lockHeld) await withReconnect(() => store.save(state));
+    });
     saving = next;
     return next;
   };
@@ -110,6 +115,39 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
     if (why !== summary.error) summary.warnings.push(`the runbook state was not saved: ${why}`);
   };
   const lastSelected = DEPLOY_STEPS.filter((n) => selected.has(n)).at(-1);
+  /** A step's "done" in the state: its status, its recorded result and this machine's part. */
+  const recordDone = (name: string) => {
+    const step = DEPLOY_STEP_OBJECTS.find((s) => s.name === name)!;
+    state.steps[name] = 'done';
+    if (step.result) state.results[name] = step.result.save(ctx);
+    if (step.local) local[name] = step.local.save(ctx);
+  };
+  const finish = () => {
+    state.finished = true;
+    state.outcome = summary.verified ? 'deployed and verified' : 'deployed, not verified';
+  };
+  // The state belongs to the lock holder: the closing state is written before the lock goes, by
+  // the cleanup in its own remote command, or (after an unwind) below, before the release.
+  ctx.closingStateWrite = () => {
+    recordDone('cleanup');
+    finish();
+    return store.remoteWriteScript(state);
+  };
+  ctx.deferLockRelease = true;
+  /** The release the lock's undo left to the run's end (after the closing state write). */
+  const releasePendingLock = async () => {
+    if (!ctx.lockReleasePending) return;
+    ctx.lockReleasePending = false;
+    try {
+      await withReconnect(() => o.host.run(unlockScript(ctx.layout, ctx.runId)));
+      ctx.lockReleased = true;
+    } catch (e) {
+      const why = describeError(e, o.signal);
+      const undo = summary.rollback.find((u) => u.name === 'lock');
+      if (undo) Object.assign(undo, { ok: false, error: why });
+      summary.warnings.push(`the deploy lock was not released (${why}); if no deploy is running, clear it with: ${ctx.hints.unlock()}`);
+    }
+  };
   const doneWriteJoinsNext = (name: string) => !o.prompter && name !== lastSelected &&
     !DEPLOY_STEP_OBJECTS.some((s) => s.background && (s.name === name || state.steps[s.name] === 'running'));
   let opened = false;
@@ -132,8 +170,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
         if (status === 'failed') ctx.uploadUnderway?.settle(); // a backup waiting for the upload goes on (and is joined)
         if (name === 'preflight' && status !== 'running') ctx.packAhead?.fullSpeed();
         if (status === 'done') {
-          if (step.result) state.results[name] = step.result.save(ctx);
-          if (step.local) local[name] = step.local.save(ctx);
+          recordDone(name);
           // One remote write for "N done, N+1 running": the next step's start follows at once,
           // with nothing done in between (no prompt, no background step to join).
           if (doneWriteJoinsNext(name)) return;
@@ -152,9 +189,12 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
     if (r.ok) {
       const finished = summary.steps.find((st) => st.name === 'cleanup')!.status === 'done';
       state.finished = finished;
-      if (finished) state.outcome = summary.verified ? 'deployed and verified' : 'deployed, not verified';
-      else await endPartialRun(ctx, state);
-      await save().catch(notSaved);
+      if (finished) {
+        finish();
+        await save().catch(notSaved); // the cleanup wrote the remote copy before the release: this machine's copy
+      } else {
+        await endPartialRun(ctx, state, () => save().catch(notSaved));
+      }
       // Not finished (`--only`, `--from` stopping early): later steps may need the snapshot or chunks.
       keepRunDir = !finished;
     } else {
@@ -174,6 +214,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
         summary.warnings.push(`old data restored; server not verified: restart and check it with: ${ctx.hints.rollback()}`);
       }
       await save().catch(notSaved);
+      await releasePendingLock();
       // Its extractor (started with the upload) no longer waits for chunks that will not come.
       if (state.steps.reassemble !== 'done') await ctx.shipper?.stopExtractor();
       // Chunks packed and not yet used: kept so that `--from upload` need not pack again.
@@ -188,6 +229,7 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
       if (r.error instanceof UserError && !(r.error instanceof VolumeFullError) && !lostMidUpload && (!ctx.swapStarted || !ctx.lockHeld)) throw r.error;
     }
   } finally {
+    await releasePendingLock(); // a run that ended by an exception of its own: the lock goes all the same
     await ctx.packAhead?.stop(); // a run that ended before its package step: nothing of it left writing
     if (opened && !keepRunDir) await removeRunDir(runDir, o.source).catch(() => undefined);
   }

@@ -201,13 +201,18 @@ export function adoptReconciledSwap(c: DeployCtx, rec: BeforeCommand): void {
   if (adopted) armUndo(c.stack, swap, c);
 }
 
-/** `--from`/`--only` ended before cleanup: release the lock unless swapped data still awaits its verify. */
-export async function endPartialRun(c: DeployCtx, state: RunbookState): Promise<void> {
+/**
+ * `--from`/`--only` ended before cleanup: the state saved (`save`), then the lock released unless
+ * swapped data still awaits its verify (never a state write after the lock went).
+ */
+export async function endPartialRun(c: DeployCtx, state: RunbookState, save: () => Promise<void>): Promise<void> {
+  await save();
   if (awaitsVerify(state)) {
     c.summary.warnings.push(`the swapped-in data is not verified yet: the lock stays; continue with --from ${nextStep(state, DEPLOY_STEPS) ?? 'verify'}`);
     return;
   }
   await c.o.host.run(unlockScript(c.layout, c.runId));
+  c.lockReleased = true;
   c.stack.drop('lock');
   const next = nextStep(state, DEPLOY_STEPS);
   if (next) c.summary.warnings.push(`stopped before ${next}: continue with --from ${next}`);

@@ -13,7 +13,7 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import type { SqliteManifest } from '../../lib/chroma/sqlite-manifest.ts';
 import { LocalHost } from '../../lib/hosts/local.ts';
 import type { RunOptions, RunResult } from '../../lib/hosts/remote-host.ts';
-import { newState, RunbookStateStore } from '../../lib/engine/state.ts';
+import { newState, RunbookStateStore, stateDifference } from '../../lib/engine/state.ts';
 import { lockScript } from '../../lib/remote/scripts.ts';
 import { remoteScript, type RemoteScript } from '../../lib/remote/shell.ts';
 import { HostPutUploader } from '../../lib/transfer/sftp.ts';
@@ -119,9 +119,36 @@ describe('--from: the recorded run\'s undos go above the lock', () => {
     const released = host.titles.lastIndexOf('release the deploy lock');
     assert.ok(reversed >= 0, `the swap was undone: ${host.titles.join(', ')}`);
     assert.ok(released > reversed, `the lock is released after the swap's undo, not before: ${host.titles.join(', ')}`);
+    const lastWrite = host.titles.lastIndexOf('write the runbook state');
+    assert.ok(lastWrite >= 0 && lastWrite < released, `the closing state is written while the lock is still held: ${host.titles.join(', ')}`);
     assert.deepEqual(s.rollback.map((u) => u.name), ['swap', 'reassemble', 'lock'], 'newest first, the lock last');
     // The old data is live again and the lock is gone.
     assert.equal(await fs.readFile(path.join(v.layout.live, 'chroma.sqlite3'), 'utf8'), 'old data');
+    assert.equal((await inspectVolume(host, v.layout)).lock, undefined);
+  });
+
+  it('a run that ends with its cleanup writes its closing state before the lock goes (in the cleanup\'s one command)', async () => {
+    await crashedAfterSwap();
+    const s = await runDeploy(options({ from: 'verify', noVerify: true }));
+    assert.equal(s.ok, true, `${s.error}; ${s.warnings.join('; ')}`);
+    const cleanup = host.titles.lastIndexOf('remove remote work files and the trashed previous NAME.old, release the deploy lock');
+    assert.ok(cleanup >= 0, host.titles.join(', '));
+    assert.deepEqual(host.titles.slice(cleanup + 1).filter((t) => t === 'write the runbook state'), [], `no state write after the lock went: ${host.titles.join(', ')}`);
+    const { remote, local } = await new RunbookStateStore(host, v.layout, 'deploy').loadBoth();
+    assert.equal(remote?.finished, true);
+    assert.equal(remote?.outcome, 'deployed, not verified');
+    assert.equal(remote?.steps.cleanup, 'done');
+    assert.equal(stateDifference(remote!, local!), undefined, 'both copies say the same');
+    assert.equal((await inspectVolume(host, v.layout)).lock, undefined);
+  });
+
+  it('a partial run (--only) saves its state, then releases the lock', async () => {
+    await crashedAfterSwap();
+    const s = await runDeploy(options({ only: 'verify', noVerify: true }));
+    assert.equal(s.ok, true, `${s.error}; ${s.warnings.join('; ')}`);
+    const released = host.titles.lastIndexOf('release the deploy lock');
+    const lastWrite = host.titles.lastIndexOf('write the runbook state');
+    assert.ok(released >= 0 && lastWrite >= 0 && lastWrite < released, `state, then the lock: ${host.titles.join(', ')}`);
     assert.equal((await inspectVolume(host, v.layout)).lock, undefined);
   });
 

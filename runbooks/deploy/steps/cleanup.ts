@@ -4,6 +4,7 @@ import { chainScripts, runChain } from '../../../lib/remote/chain.ts';
 import { removeRunDir } from '../../../lib/engine/run-dir.ts';
 import { done } from '../../../lib/engine/runner.ts';
 import type { Step } from '../../../lib/engine/step.ts';
+import type { RemoteScript } from '../../../lib/remote/shell.ts';
 import { removeSwapTrashScript } from '../../../lib/volume/deploy-swap.ts';
 import { incomingOf, trashOf, type DeployCtx, type DeployFacts, type DeployPlanCtx } from '../context.ts';
 
@@ -14,9 +15,12 @@ const scripts = {
   /** The trashed previous NAME.old, only as the volume allows (lib/volume/deploy-swap.ts). */
   trash: (f: DeployFacts) => removeSwapTrashScript(f.layout, f.runId),
   unlock: (f: DeployFacts) => unlockScript(f.layout, f.runId),
-  /** The three in one remote command (one round trip), in this order; a failure stops there, the lock still held. */
-  all: (f: DeployFacts) => chainScripts('remove remote work files and the trashed previous NAME.old, release the deploy lock',
-    [scripts.cleanup(f), scripts.trash(f), scripts.unlock(f)]),
+  /**
+   * The three in one remote command (one round trip), in this order; a failure stops there, the
+   * lock still held. A run's closing state write (runDeploy's) goes just before the release.
+   */
+  all: (f: DeployFacts, closingState?: RemoteScript) => chainScripts('remove remote work files and the trashed previous NAME.old, release the deploy lock',
+    [scripts.cleanup(f), scripts.trash(f), ...(closingState ? [closingState] : []), scripts.unlock(f)]),
 };
 
 export const cleanup: Step<DeployCtx, DeployPlanCtx, CleanupResult> = {
@@ -27,7 +31,8 @@ export const cleanup: Step<DeployCtx, DeployPlanCtx, CleanupResult> = {
 
   async run(c) {
     const { o } = c;
-    await runChain(o.host, scripts.all(c), { signal: o.signal });
+    await runChain(o.host, scripts.all(c, c.closingStateWrite?.()), { signal: o.signal });
+    c.lockReleased = true;
     c.stack.drop('lock');
     c.stack.clear(); // the deploy is done: nothing left to undo
     try {

@@ -137,6 +137,11 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
   },
 
   async undo(c) {
+    // A whole run (runDeploy) releases the lock at its end, once its closing state is written.
+    if (c.deferLockRelease) {
+      c.lockReleasePending = true;
+      return;
+    }
     await c.o.host.run(scripts.unlock(c));
   },
 
