@@ -36,6 +36,13 @@ const PACKED: PackedArchive = {
   chunks: [{ name: 'chunk-000000', size: 10, sha256: 'c'.repeat(64) }], fileCount: 1, fileListSha256: 'd'.repeat(64),
 };
 
+/** The run's last state write came before its last lock release: the state belongs to the lock holder. */
+function assertStateBeforeRelease(titles: string[]): void {
+  const released = titles.lastIndexOf('release the deploy lock');
+  const lastWrite = titles.lastIndexOf('write the runbook state');
+  assert.ok(released >= 0 && lastWrite >= 0 && lastWrite < released, `the state is written while the lock is still held: ${titles.join(', ')}`);
+}
+
 /** A LocalHost that records the title of every script it runs, in order; its restart command fails. */
 class TitleLog extends LocalHost {
   readonly titles: string[] = [];
@@ -119,8 +126,7 @@ describe('--from: the recorded run\'s undos go above the lock', () => {
     const released = host.titles.lastIndexOf('release the deploy lock');
     assert.ok(reversed >= 0, `the swap was undone: ${host.titles.join(', ')}`);
     assert.ok(released > reversed, `the lock is released after the swap's undo, not before: ${host.titles.join(', ')}`);
-    const lastWrite = host.titles.lastIndexOf('write the runbook state');
-    assert.ok(lastWrite >= 0 && lastWrite < released, `the closing state is written while the lock is still held: ${host.titles.join(', ')}`);
+    assertStateBeforeRelease(host.titles);
     assert.deepEqual(s.rollback.map((u) => u.name), ['swap', 'reassemble', 'lock'], 'newest first, the lock last');
     // The old data is live again and the lock is gone.
     assert.equal(await fs.readFile(path.join(v.layout.live, 'chroma.sqlite3'), 'utf8'), 'old data');
@@ -146,9 +152,7 @@ describe('--from: the recorded run\'s undos go above the lock', () => {
     await crashedAfterSwap();
     const s = await runDeploy(options({ only: 'verify', noVerify: true }));
     assert.equal(s.ok, true, `${s.error}; ${s.warnings.join('; ')}`);
-    const released = host.titles.lastIndexOf('release the deploy lock');
-    const lastWrite = host.titles.lastIndexOf('write the runbook state');
-    assert.ok(released >= 0 && lastWrite >= 0 && lastWrite < released, `state, then the lock: ${host.titles.join(', ')}`);
+    assertStateBeforeRelease(host.titles);
     assert.equal((await inspectVolume(host, v.layout)).lock, undefined);
   });
 
