@@ -236,5 +236,8 @@ describe('the remote extractor', () => {
     await assert.rejects(again.finish(), (e: unknown) => e instanceof RemoteCommandError && e.exitCode === 9 && /sha256 mismatch/.test(e.message + e.stderr));
     const left = await fs.readdir(incoming);
     assert.ok(!left.includes(ch.name) && !left.some((f) => f.endsWith('.partial')), left.join(', '));
+    // Its worker waits for chunk 0 that will not come: stopped, as a failed run stops it (else it
+    // still writes in the volume while the suite removes it).
+    await again.stopExtractor();
   });
 });
