@@ -4,7 +4,10 @@
  *   - the seed's manual sequence, in its order: remote `tar czf` backup, local `tar czf`,
  *     `split -b 10m`, one `sftp put` per chunk, remote `cat` + `tar xzf`, `mv` to `.old`, restart;
  *   - the raw limit: the remote backup running while `tar cz SRC | ssh 'tar xz -C NAME.new'` streams;
- *     "bare pipes" is that plus the `mv` swap and the restart (restart command -> heartbeat).
+ *     "bare pipes" is that plus the `mv` swap and the restart (restart command -> heartbeat);
+ *     "bare pipes verified" is that plus one count of every collection (Chroma's first count after
+ *     a restart: the least a verify after the restart does), and `floor_vs_bare` adds the CLI's
+ *     start (`cli_start`, `chroma-ferry --version`): what no deploy that verifies can go under.
  * Then our peak memory at about 50 MB and at BENCH_MB, and the downtime window (swap start ->
  * every count served) next to the restart alone (restart command -> heartbeat, measured just
  * after the deploy, on the same server and data). Prints `name value unit` lines and `ratio <name> <value>`; exits 0
@@ -201,8 +204,11 @@ async function manualSequence(src: string): Promise<number> {
   }
 }
 
-/** The raw limit (backup alongside one tar pipe) and bare pipes (that, then the swap and a restart). */
-async function barePipes(src: string): Promise<{ raw: number; bare: number }> {
+/**
+ * The raw limit (backup alongside one tar pipe), bare pipes (that, then the swap and a restart) and
+ * bare pipes verified (that, then one count of every collection: what ours' verify must do at least).
+ */
+async function barePipes(src: string): Promise<{ raw: number; bare: number; verified: number }> {
   const server = await prodServer();
   try {
     let raw = 0;
@@ -214,7 +220,8 @@ async function barePipes(src: string): Promise<{ raw: number; bare: number }> {
       await remote(`mv ${shQuote(live)} ${shQuote(`${live}.old`)} && mv ${shQuote(`${live}.new`)} ${shQuote(live)}`);
       await server.restart();
     });
-    return { raw, bare };
+    const firstCount = await timed(() => listCollectionCounts(`http://127.0.0.1:${server.port}`));
+    return { raw, bare, verified: bare + firstCount };
   } finally {
     await server.stop();
   }
@@ -252,14 +259,21 @@ async function ours(src: string): Promise<Ours> {
 }
 
 /** The three methods on the same data, each from the same volume state. */
-async function runMethods(big: string): Promise<{ manual: number; raw: number; bare: number; ob: Ours }> {
+async function runMethods(big: string): Promise<{ manual: number; raw: number; bare: number; bareVerified: number; ob: Ours }> {
   await resetVolume();
   const manual = await manualSequence(big);
   await resetVolume();
-  const { raw, bare } = await barePipes(big);
+  const { raw, bare, verified: bareVerified } = await barePipes(big);
   await resetVolume();
   const ob = await ours(big);
-  return { manual, raw, bare, ob };
+  return { manual, raw, bare, bareVerified, ob };
+}
+
+/** The CLI's start alone (`--version`, best of three): a cost bare pipes has not. */
+async function cliStart(): Promise<number> {
+  const runs = [];
+  for (let i = 0; i < 3; i++) runs.push(await timed(() => execa(process.execPath, [CLI, '--version'])));
+  return Math.min(...runs);
 }
 
 try {
@@ -270,6 +284,8 @@ try {
   await buildSampleDb(big, [{ name: 'bench', count: Math.round((BIG_MB * 1024) / RECORD_KB), dim: 768 }]);
   line('source_mb', (await dirMb(big)).toFixed(0), 'MB');
   line('far_side', far.label, 'userland');
+  const cli = await cliStart();
+  line('cli_start', cli.toFixed(2), 's'); // `chroma-ferry --version`: Node and the CLI's modules
 
   /** Every round's ratios by name, for the closing best and spread. */
   const seen = new Map<string, number[]>();
@@ -281,13 +297,14 @@ try {
   if (!linkOnly) {
     for (let round = 1; round <= rounds; round++) {
       if (rounds > 1) line('round', round, `of ${rounds}`);
-      const { manual, raw, bare, ob } = await runMethods(big);
+      const { manual, raw, bare, bareVerified, ob } = await runMethods(big);
       await resetVolume();
       const os_ = await ours(small);
 
       line('manual_sequence', manual.toFixed(2), 's');
       line('raw_limit', raw.toFixed(2), 's');
       line('bare_pipes', bare.toFixed(2), 's');
+      line('bare_pipes_verified', bareVerified.toFixed(2), 's');
       line('ours', ob.secs.toFixed(2), 's');
       for (const st of ob.steps) line(`ours_step_${st.name}`, st.secs.toFixed(2), 's');
       line('ours_peak_rss_small', os_.rssMb.toFixed(0), 'MB');
@@ -300,6 +317,9 @@ try {
       roundRatio('ours_vs_manual_sequence', ob.secs / manual);
       roundRatio('ours_vs_raw_limit', ob.secs / raw);
       roundRatio('ours_vs_bare', ob.secs / bare);
+      roundRatio('bare_verified_vs_bare', bareVerified / bare);
+      roundRatio('floor_vs_bare', (bareVerified + cli) / bare);
+      roundRatio('ours_vs_bare_verified', ob.secs / bareVerified);
       roundRatio('peak_rss_big_vs_small', ob.rssMb / os_.rssMb);
       roundRatio('downtime_minus_restart_s', (ob.downtimeMs - ob.restartMs) / 1000);
       roundRatio('downtime_minus_restart_and_first_count_s', (ob.downtimeMs - ob.restartMs - ob.firstCountMs) / 1000);
@@ -315,6 +335,7 @@ try {
       line('manual_sequence_link', l.manual.toFixed(2), 's');
       line('raw_limit_link', l.raw.toFixed(2), 's');
       line('bare_pipes_link', l.bare.toFixed(2), 's');
+      line('bare_pipes_verified_link', l.bareVerified.toFixed(2), 's');
       line('ours_link', l.ob.secs.toFixed(2), 's');
       for (const st of l.ob.steps) line(`ours_link_step_${st.name}`, st.secs.toFixed(2), 's');
       line('ours_peak_rss_link', l.ob.rssMb.toFixed(0), 'MB');
@@ -322,6 +343,9 @@ try {
       line('restart_alone_link', (l.ob.restartMs / 1000).toFixed(2), 's');
       line('first_count_after_restart_link', (l.ob.firstCountMs / 1000).toFixed(2), 's');
       roundRatio('ours_vs_bare_link', l.ob.secs / l.bare);
+      roundRatio('bare_verified_vs_bare_link', l.bareVerified / l.bare);
+      roundRatio('floor_vs_bare_link', (l.bareVerified + cli) / l.bare);
+      roundRatio('ours_vs_bare_verified_link', l.ob.secs / l.bareVerified);
       roundRatio('ours_vs_manual_link', l.ob.secs / l.manual);
       roundRatio('downtime_minus_restart_link_s', (l.ob.downtimeMs - l.ob.restartMs) / 1000);
       roundRatio('downtime_minus_restart_and_first_count_link_s', (l.ob.downtimeMs - l.ob.restartMs - l.ob.firstCountMs) / 1000);
