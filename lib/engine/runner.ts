@@ -24,6 +24,13 @@ export interface StepDef<C> {
   /** Background steps that must have finished before this one starts. */
   waitFor?: readonly string[];
   /**
+   * Read-only work the runner starts just before it records this step's start, so that it runs
+   * alongside that state write (e.g. polling a server); `run` then awaits what it started. `signal`
+   * aborts when the start cannot be recorded (the step fails and its run is never called) or the
+   * run is aborted. It must change nothing: a crash before the record leaves the previous state.
+   */
+  ahead?(c: C, signal: AbortSignal): void;
+  /**
    * What the step did: its status (done or skipped) and a short note for the summary. A plain
    * string is the note of a done step: the status is never read from the note's text.
    */
@@ -113,7 +120,9 @@ export async function runSteps<C>(steps: StepDef<C>[], ctx: C, o: RunStepsOption
   const execute = async (step: StepDef<C>, c: C, progress: ProgressLine): Promise<string | undefined> => {
     const report = o.reports.find((r) => r.name === step.name)!;
     const t0 = performance.now();
+    const aheadStop = new AbortController();
     try {
+      step.ahead?.(c, AbortSignal.any([o.signal, aheadStop.signal]));
       // Inside: a step whose start cannot be recorded (its state write fails) is that step's failure.
       await o.onStatus?.(step.name, 'running');
       const { status, note } = outcomeOf(await step.run(c, progress));
@@ -127,6 +136,8 @@ export async function runSteps<C>(steps: StepDef<C>[], ctx: C, o: RunStepsOption
       report.ms = performance.now() - t0;
       await o.onStatus?.(step.name, 'failed').catch(() => undefined);
       throw e;
+    } finally {
+      aheadStop.abort(); // what `ahead` started and the run did not wait for ends with the step
     }
   };
 

@@ -10,6 +10,7 @@ import type { TransferDisplay } from '../../lib/report/transfer-progress.ts';
 import type { ServedCollection } from '../../lib/chroma/http.ts';
 import type { ChromaVersionCheck } from '../../lib/chroma/version-check.ts';
 import type { AppServingReport } from '../../lib/serving/app-health.ts';
+import type { ServingCheck } from '../../lib/serving/verify-serving.ts';
 import type { SqliteManifest } from '../../lib/chroma/sqlite-manifest.ts';
 import type { SourceSqlite } from '../../lib/chroma/source-sqlite.ts';
 import type { CompensationStack, UndoOutcome } from '../../lib/engine/compensation.ts';
@@ -189,6 +190,8 @@ export interface DeployCtx extends DeployFacts {
   selected: ReadonlySet<string>;
   restartAttempted: boolean;
   swapStartedAt?: number;
+  /** The verify's wait for the restarted server, started alongside the record of its start (verify's `ahead`). */
+  servingAhead?: Promise<ServingCheck>;
   /** Resuming the recorded run (`--from`/`--only`). */
   resumed?: RunbookState;
   lockHeld: boolean;

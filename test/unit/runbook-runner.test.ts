@@ -156,6 +156,45 @@ describe('runSteps', () => {
     assert.deepEqual(ctx.log, ['undo lock']);
     assert.equal(o.reports[1]!.status, 'not run');
   });
+
+  it('ahead: a step\'s read-only work starts before its start is recorded and runs alongside that write', async () => {
+    const written = gate();
+    const steps = [
+      step('restart'),
+      step('verify', async (c) => { c.log.push('verify run'); }, {
+        ahead(c, signal) { c.log.push(`verify ahead (aborted: ${signal.aborted})`); },
+      }),
+    ];
+    const ctx: Ctx = { log: [] };
+    const o = options(steps, {
+      onStatus: async (s, st) => {
+        ctx.log.push(`${s}:${st} written`);
+        if (s === 'verify' && st === 'running') {
+          // The write of verify's start is under way: its ahead work has started already.
+          assert.ok(ctx.log.includes('verify ahead (aborted: false)'));
+          written.open();
+        }
+      },
+    });
+    const out = await runSteps(steps, ctx, o);
+    await written.opened;
+    assert.equal(out.ok, true);
+    assert.deepEqual(ctx.log, ['restart:running written', 'restart', 'restart:done written', 'verify ahead (aborted: false)', 'verify:running written', 'verify run', 'verify:done written']);
+  });
+
+  it('ahead: when the step\'s start cannot be recorded, its ahead work is aborted and its run never called', async () => {
+    let aheadSignal: AbortSignal | undefined;
+    const steps = [step('verify', async (c) => { c.log.push('verify run'); }, { ahead(_c, signal) { aheadSignal = signal; } })];
+    const ctx: Ctx = { log: [] };
+    const o = options(steps, {
+      onStatus: async (_s, st) => { if (st === 'running') throw new Error('the state write failed'); },
+    });
+    const out = await runSteps(steps, ctx, o);
+    assert.equal(out.ok, false);
+    assert.deepEqual(ctx.log, []);
+    assert.equal(o.reports[0]!.status, 'failed');
+    assert.equal(aheadSignal?.aborted, true);
+  });
 });
 
 describe('selectSteps', () => {

@@ -42,6 +42,18 @@ export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
   needs: ['manifest', 'swap'],
   undoText: 'none',
 
+  /**
+   * The wait for the restarted server (heartbeat, then the counts) starts alongside the state write
+   * of this step's start: it only reads, and the downtime window ends with it.
+   */
+  ahead(c, signal) {
+    const { o } = c;
+    if (o.appHealthUrl || !o.healthUrl) return;
+    const ahead = waitUntilServing(o.healthUrl, manifestOf(c).collections, { timeoutMs: o.healthTimeoutMs, signal });
+    ahead.catch(() => undefined); // awaited by run; aborted with the step when its start is not recorded
+    c.servingAhead = ahead;
+  },
+
   async run(c) {
     const { o } = c;
     const keepManifest = async () => {
@@ -68,7 +80,8 @@ export const verify: Step<DeployCtx, DeployPlanCtx, VerifyResult> = {
       return skipped(why);
     }
     const expected: ExpectedCollection[] = manifestOf(c).collections;
-    const check = await waitUntilServing(o.healthUrl, expected, { timeoutMs: o.healthTimeoutMs, signal: o.signal });
+    const check = await (c.servingAhead ?? waitUntilServing(o.healthUrl, expected, { timeoutMs: o.healthTimeoutMs, signal: o.signal }));
+    c.servingAhead = undefined;
     if (check.mismatches.length) throw new Error(`the restarted server does not serve the deployed data: ${check.mismatches.join('; ')}`);
     if (c.swapStartedAt !== undefined) c.summary.downtimeMs = performance.now() - c.swapStartedAt;
     c.summary.verified = true;
