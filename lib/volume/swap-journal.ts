@@ -232,8 +232,10 @@ export const FIRST_LINE = `first_line() { line=""; [ -f "$1" ] && IFS= read -r l
 /** sh shared by launcher and worker: entry kinds, ids, the journal write. */
 const COMMON = `
   ${FIRST_LINE}
-  kind() { if [ -L "$1" ]; then echo symlink; elif [ -d "$1" ]; then echo dir; elif [ -e "$1" ]; then echo file; else echo missing; fi; }
-  idof() { [ -d "$1" ] && [ ! -L "$1" ] && [ -f "$1/$idf" ] && read -r x < "$1/$idf" && echo "$x"; }
+  # kind PATH: k=symlink, dir, file or missing. idof DIR: x=the data id DIR holds, "" when none.
+  # (They set a variable: a command substitution would fork the shell each time.)
+  kind() { if [ -L "$1" ]; then k=symlink; elif [ -d "$1" ]; then k=dir; elif [ -e "$1" ]; then k=file; else k=missing; fi; }
+  idof() { [ -d "$1" ] && [ ! -L "$1" ] && [ -f "$1/$idf" ] && read -r x < "$1/$idf" || x=""; }
   has() { [ -n "$2" ] && [ -d "$1" ] && [ ! -L "$1" ] && [ -f "$1/$idf" ] && read -r x < "$1/$idf" && [ "$x" = "$2" ]; }
   gone() { [ ! -e "$1" ] && [ ! -L "$1" ]; }
   journal() { printf '%s\\n' "\${tpl%%@PHASE@*}$1\${tpl#*@PHASE@}" > "$journal.tmp" && mv -f "$journal.tmp" "$journal" || { rm -f "$journal.tmp"; return 1; }; }
@@ -252,7 +254,7 @@ const WORKER = `
     log "renamed $1 -> $2"
   }
   forward() {
-    if has "$old" "$oid"; then mkdir -p "\${tro%/*}" && move "$old" "$tro" || return 1; fi
+    if has "$old" "$oid"; then { [ -d "\${tro%/*}" ] || mkdir -p "\${tro%/*}"; } && move "$old" "$tro" || return 1; fi
     step old-moved || return 1
     if has "$live" "$lid"; then move "$live" "$old" || return 1; fi
     step live-moved || return 1
@@ -267,7 +269,7 @@ const WORKER = `
     has "$next" "$nid" && { [ -z "$lid" ] || has "$live" "$lid"; } && { [ -z "$oid" ] || has "$old" "$oid"; } || { log "the dirs are not back in place"; return 1; }
     step reversed
   }
-  log "worker $$: $mode at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  log "worker $$: $mode"
   case $mode in
     forward) forward && exit 0; log "the swap failed: reversing it"; step reversing; reverse && exit 3 ;;
     reverse) reverse && exit 0 ;;
@@ -282,44 +284,45 @@ const LAUNCHER = `
   lid=$1 nid=$2 oid=$3 mode=$4 wait=$5 worker=$6 run=$7 idf=$8 livebefore=$9; shift 9; oldbefore=$1 nextfallback=$2
   ${COMMON}
   changed() { ${refuseSh('volume-changed', { what: '"$1"' })}; }
+  # phase_of: p=the phase the journal says ("" when none)
   phase_of() {
-    first_line "$journal"; j=$line
-    for p in ${SWAP_PHASES.join(' ')}; do case $j in *"\\"phase\\":\\"$p\\""*) echo "$p"; return ;; esac; done
+    first_line "$journal"; j=$line; p=""
+    for ph in ${SWAP_PHASES.join(' ')}; do case $j in *"\\"phase\\":\\"$ph\\""*) p=$ph; return ;; esac; done
   }
   # expect DIR ID WHAT: DIR holds ID (or no id yet: stamped once every check passed), or DIR is missing when ID is empty
   expect() {
-    k=$(kind "$1")
+    kind "$1"
     case $k in dir|missing) ;; *) ${refuseSh('not-a-dir', { path: '"$1"', kind: '"$k"' })} ;; esac
     if [ -z "$2" ]; then [ "$k" = missing ] || changed "$3 exists, expected none"; return 0; fi
     [ "$k" = dir ] || changed "$3 is missing, expected $2"
-    cur=$(idof "$1") || cur=""
+    idof "$1"; cur=$x
     [ "$cur" = "$2" ] || { [ -z "$cur" ] && [ "$3" != NAME.new ]; } || changed "$3 holds \${cur:-no id}, expected $2"
   }
   stamp() {
     [ -n "$2" ] && [ -d "$1" ] && [ ! -f "$1/$idf" ] || return 0
     printf '%s\\n' "$2" > "$1/$idf.tmp" && mv -f "$1/$idf.tmp" "$1/$idf" || { rm -f "$1/$idf.tmp"; return 1; }
   }
-  # found DIR FALLBACK: the id DIR holds (FALLBACK when it has none; nothing when DIR is missing)
+  # found DIR FALLBACK: fid=the id DIR holds (FALLBACK when it has none; "" when DIR is missing)
   found() {
-    k=$(kind "$1")
+    kind "$1"
     case $k in
-      missing) echo "" ;;
-      dir) x=$(idof "$1") || x=""; case $x in ''|*[!A-Za-z0-9._@:-]*) echo "$2" ;; [a-z]*:?*) echo "$x" ;; *) echo "$2" ;; esac ;;
+      missing) fid="" ;;
+      dir) idof "$1"; case $x in ''|*[!A-Za-z0-9._@:-]*) fid=$2 ;; [a-z]*:?*) fid=$x ;; *) fid=$2 ;; esac ;;
       *) ${refuseSh('not-a-dir', { path: '"$1"', kind: '"$k"' })} ;;
     esac
   }
-  mkdir -p "\${journal%/*}" || exit 1
+  [ -d "\${journal%/*}" ] || mkdir -p "\${journal%/*}" || exit 1
   case $mode in
     fresh)
       more="" q='"' nwhat=NAME.new
       if [ "$nid" = ${FOUND_ID} ]; then
         # a rollback: the data put back has its id, or gets the fallback (stamped below)
-        nid=$(found "$next" "$nextfallback") || exit $?; nwhat="the data to put back"
+        found "$next" "$nextfallback"; nid=$fid; nwhat="the data to put back"
         [ -n "$nid" ] || changed "$next is missing: nothing to put back"
         more="$more,\${q}next\${q}:\${q}$nid\${q}"
       fi
-      if [ "$lid" = ${FOUND_ID} ]; then lid=$(found "$live" "$livebefore") || exit $?; [ -z "$lid" ] || more="$more,\${q}live\${q}:\${q}$lid\${q}"; fi
-      if [ "$oid" = ${FOUND_ID} ]; then oid=$(found "$old" "$oldbefore") || exit $?; [ -z "$oid" ] || more="$more,\${q}old\${q}:\${q}$oid\${q}"; fi
+      if [ "$lid" = ${FOUND_ID} ]; then found "$live" "$livebefore"; lid=$fid; [ -z "$lid" ] || more="$more,\${q}live\${q}:\${q}$lid\${q}"; fi
+      if [ "$oid" = ${FOUND_ID} ]; then found "$old" "$oldbefore"; oid=$fid; [ -z "$oid" ] || more="$more,\${q}old\${q}:\${q}$oid\${q}"; fi
       if [ -n "$lid" ] && { [ "$lid" = "$oid" ] || [ "$lid" = "$nid" ]; }; then changed "NAME holds $lid, as does NAME.old or NAME.new"; fi
       if [ -n "$oid" ] && [ "$oid" = "$nid" ]; then changed "NAME.old holds $oid, as does NAME.new"; fi
       case $tpl in *'{@MORE@'*) more=\${more#,} ;; esac
@@ -330,7 +333,7 @@ const LAUNCHER = `
       gone "$tro" || changed "$tro exists"
       first_line "$verified"; ver=$line
       if [ -n "$oid" ] && [ "$ver" = "$oid" ]; then ${refuseSh('verified-in-the-way', { path: '"$old"', id: '"$oid"' })}; fi
-      case $(phase_of) in ''|done|reversed) ;; *) changed "an unfinished swap journal is on the volume (phase $(phase_of))" ;; esac
+      phase_of; case $p in ''|done|reversed) ;; *) changed "an unfinished swap journal is on the volume (phase $p)" ;; esac
       stamp "$live" "$lid" && stamp "$old" "$oid" && stamp "$next" "$nid" || exit 1
       journal intent || exit 1
       echo "live_id=$lid"
@@ -350,14 +353,14 @@ const LAUNCHER = `
   if command -v setsid >/dev/null 2>&1; then set -- setsid sh -c "$worker" ferry-swap "$@"
   elif command -v perl >/dev/null 2>&1; then set -- perl -MPOSIX -e 'POSIX::setsid(); exec @ARGV or exit 127' sh -c "$worker" ferry-swap "$@"
   else set -- nohup sh -c "$worker" ferry-swap "$@"; fi
-  rm -f "$pidf"
+  if [ -e "$pidf" ] || [ -L "$pidf" ]; then rm -f "$pidf"; fi
   "$@" </dev/null >>"$logf" 2>&1 &
   pid=$!
   echo "$pid" > "$pidf"
   ${WAIT_GONE_SH}
-  if ! wait_gone "$pid" "$wait"; then p=$(phase_of); echo "phase=$p"; ${refuseSh('swap-timeout', { run: '"$run"', seconds: '"$wait"', phase: '"$p"' })}; fi
+  if ! wait_gone "$pid" "$wait"; then phase_of; echo "phase=$p"; ${refuseSh('swap-timeout', { run: '"$run"', seconds: '"$wait"', phase: '"$p"' })}; fi
   wait "$pid"; rc=$?
-  p=$(phase_of)
+  phase_of
   echo "phase=$p"
   echo "worker_rc=$rc"
   case $mode:$p in

@@ -200,11 +200,10 @@ export interface DeployCtx extends DeployFacts {
    * The state belongs to the lock holder: once this run released its lock (lockReleased), only
    * this machine's copy is written. So the closing state goes before the release: in the
    * cleanup's remote command (closingStateWrite, set by runDeploy), and after an unwind at the
-   * run's end, to which the lock's undo leaves the release (deferLockRelease, lockReleasePending).
+   * run's end, to which the lock's undo leaves the release (lockReleasePending; lock-release.ts).
    */
   closingStateWrite?: () => RemoteScript;
   lockReleased?: boolean;
-  deferLockRelease?: boolean;
   lockReleasePending?: boolean;
 }
 

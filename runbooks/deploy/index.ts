@@ -28,7 +28,6 @@ import { CompensationStack } from '../../lib/engine/compensation.ts';
 import { HostUnreachable, UserError } from '../../lib/common/errors.ts';
 import { VolumeFullError } from '../../lib/common/volume-full.ts';
 import { remoteLayout } from '../../lib/remote/layout.ts';
-import { unlockScript } from '../../lib/remote/scripts.ts';
 import { newRunId, openRunDir, parseWorkRoot, removeRunDir, runDirOf } from '../../lib/engine/run-dir.ts';
 import { describeError, initialReports, runSteps, selectSteps } from '../../lib/engine/runner.ts';
 import { newState, RunbookStateStore } from '../../lib/engine/state.ts';
@@ -37,6 +36,7 @@ import { commandHints } from '../../lib/cli/command-hint.ts';
 import { withReconnect } from '../../lib/volume/deploy-swap.ts';
 import { DEPLOY_STEPS, UNDONE_UNVERIFIED, type DeployCtx, type DeployOptions, type DeployStepObject, type DeploySummary } from './context.ts';
 import { endPartialRun, loadRecordedRun, restoreRecordedSteps } from './recorded-run.ts';
+import { releaseLock } from './lock-release.ts';
 import { backup } from './steps/backup.ts';
 import { cleanup } from './steps/cleanup.ts';
 import { manifest } from './steps/manifest.ts';
@@ -133,14 +133,11 @@ export async function runDeploy(o: DeployOptions): Promise<DeploySummary> {
     finish();
     return store.remoteWriteScript(state);
   };
-  ctx.deferLockRelease = true;
   /** The release the lock's undo left to the run's end (after the closing state write). */
   const releasePendingLock = async () => {
     if (!ctx.lockReleasePending) return;
-    ctx.lockReleasePending = false;
     try {
-      await withReconnect(() => o.host.run(unlockScript(ctx.layout, ctx.runId)));
-      ctx.lockReleased = true;
+      await releaseLock(ctx);
     } catch (e) {
       const why = describeError(e, o.signal);
       const undo = summary.rollback.find((u) => u.name === 'lock');

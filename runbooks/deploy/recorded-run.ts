@@ -6,7 +6,6 @@
  */
 import path from 'node:path';
 import { UserError } from '../../lib/common/errors.ts';
-import { unlockScript } from '../../lib/remote/scripts.ts';
 import { isRunId, pathInRunDir, removeRunDir, runDirOf } from '../../lib/engine/run-dir.ts';
 import type { StepStatus } from '../../lib/engine/runner.ts';
 import { nextStep, stateDifference, type RunbookState, type RunbookStateStore, type StoredStates } from '../../lib/engine/state.ts';
@@ -14,6 +13,7 @@ import { armUndo } from '../../lib/engine/step.ts';
 import type { BeforeCommand } from '../../lib/volume/deploy-swap.ts';
 import { DEPLOY_STEPS, nextDataIdOf, type DeployCtx, type DeployOptions, type DeployStepObject } from './context.ts';
 import { swap } from './steps/swap.ts';
+import { releaseLock } from './lock-release.ts';
 
 /** The recorded run `--from`/`--only` continues, and why this machine's local results of it are not used (if not). */
 export interface RecordedRun {
@@ -211,9 +211,7 @@ export async function endPartialRun(c: DeployCtx, state: RunbookState, save: () 
     c.summary.warnings.push(`the swapped-in data is not verified yet: the lock stays; continue with --from ${nextStep(state, DEPLOY_STEPS) ?? 'verify'}`);
     return;
   }
-  await c.o.host.run(unlockScript(c.layout, c.runId));
-  c.lockReleased = true;
-  c.stack.drop('lock');
+  await releaseLock(c);
   const next = nextStep(state, DEPLOY_STEPS);
   if (next) c.summary.warnings.push(`stopped before ${next}: continue with --from ${next}`);
 }

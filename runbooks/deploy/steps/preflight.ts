@@ -9,7 +9,7 @@ import { chromaVersionPlan, startChromaVersionCheck } from '../../../lib/chroma/
 import { expectedCollectionsOf } from '../../../lib/volume/deployed-manifest.ts';
 import { awaitedLater } from '../../../lib/common/awaited-later.ts';
 import { UserError } from '../../../lib/common/errors.ts';
-import { lockScript, probeScript, unlockScript } from '../../../lib/remote/scripts.ts';
+import { lockScript, probeScript } from '../../../lib/remote/scripts.ts';
 import { done, selectSteps } from '../../../lib/engine/runner.ts';
 import { nextStep } from '../../../lib/engine/state.ts';
 import { armUndo, type Step } from '../../../lib/engine/step.ts';
@@ -36,7 +36,6 @@ function neededKb(sourceBytes: number, liveKb: number): number {
 const scripts = {
   probe: (f: DeployFacts) => probeScript(f.layout),
   lock: (f: DeployFacts) => lockScript(f.layout, f.lockOwner),
-  unlock: (f: DeployFacts) => unlockScript(f.layout, f.runId),
   /** The look at the volume reconciliation starts with. */
   inspect: (f: DeployFacts) => commandInspectScript(f.layout),
 };
@@ -137,12 +136,8 @@ export const preflight: Step<DeployCtx, DeployPlanCtx, PreflightResult, Prefligh
   },
 
   async undo(c) {
-    // A whole run (runDeploy) releases the lock at its end, once its closing state is written.
-    if (c.deferLockRelease) {
-      c.lockReleasePending = true;
-      return;
-    }
-    await c.o.host.run(scripts.unlock(c));
+    // The run releases the lock at its end, once its closing state is written (lock-release.ts).
+    c.lockReleasePending = true;
   },
 
   plan(p) {
