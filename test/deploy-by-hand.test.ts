@@ -92,6 +92,13 @@ describe('deploy by hand (local:)', () => {
       assert.ok(Date.now() < end, 'the deploy reached its restart');
       await new Promise((r) => setTimeout(r, 20));
     }
+    // The restart's start is recorded while its command runs: killed once the state says so.
+    const stateFile = path.join(ferry(), 'state-deploy-chroma_db.json');
+    const restartRecorded = async () => JSON.parse(await fs.readFile(stateFile, 'utf8').catch(() => '{}')).steps?.restart === 'running';
+    while (!(await restartRecorded())) {
+      assert.ok(Date.now() < end, 'the state recorded the restart\'s start');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     child.kill('SIGKILL');
     await child;
     await execa('pkill', ['-f', `sleep 600`], { reject: false });

@@ -31,6 +31,13 @@ export interface StepDef<C> {
    */
   ahead?(c: C, signal: AbortSignal): void;
   /**
+   * The record of this step's start is written while its run goes on (the run does not wait for
+   * it; the step ends once both have): for a step whose effect is safe to repeat, as a crash
+   * before the record lands leaves the state before it, which the next command settles from the
+   * volume. A record that fails fails the step once its run has ended.
+   */
+  recordStartAlongside?: boolean;
+  /**
    * What the step did: its status (done or skipped) and a short note for the summary. A plain
    * string is the note of a done step: the status is never read from the note's text.
    */
@@ -124,8 +131,17 @@ export async function runSteps<C>(steps: StepDef<C>[], ctx: C, o: RunStepsOption
     try {
       step.ahead?.(c, AbortSignal.any([o.signal, aheadStop.signal]));
       // Inside: a step whose start cannot be recorded (its state write fails) is that step's failure.
-      await o.onStatus?.(step.name, 'running');
-      const { status, note } = outcomeOf(await step.run(c, progress));
+      const recording = Promise.resolve(o.onStatus?.(step.name, 'running'));
+      if (step.recordStartAlongside) recording.catch(() => undefined); // awaited after the run
+      else await recording;
+      let ran: StepOutcome | string | void;
+      try {
+        ran = await step.run(c, progress);
+      } finally {
+        await recording.catch(() => undefined); // the run's own failure first; a later state write after this one
+      }
+      await recording;
+      const { status, note } = outcomeOf(ran);
       report.status = status;
       if (note) report.note = note;
       report.ms = performance.now() - t0;

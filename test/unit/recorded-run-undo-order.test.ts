@@ -43,15 +43,24 @@ function assertStateBeforeRelease(titles: string[]): void {
   assert.ok(released >= 0 && lastWrite >= 0 && lastWrite < released, `the state is written while the lock is still held: ${titles.join(', ')}`);
 }
 
-/** A LocalHost that records the title of every script it runs, in order; its restart command fails. */
+/**
+ * A LocalHost that records the title of every script it runs, in order (and in `events`, each
+ * script's start and end); its restart command fails unless one is given.
+ */
 class TitleLog extends LocalHost {
   readonly titles: string[] = [];
-  constructor(root: string) {
-    super(root, 'exit 7');
+  readonly events: string[] = [];
+  constructor(root: string, restartCmd = 'exit 7') {
+    super(root, restartCmd);
   }
   override async run(script: RemoteScript, opts: RunOptions = {}): Promise<RunResult> {
     this.titles.push(script.title);
-    return super.run(script, opts);
+    this.events.push(`start ${script.title}`);
+    try {
+      return await super.run(script, opts);
+    } finally {
+      this.events.push(`end ${script.title}`);
+    }
   }
 }
 
@@ -154,6 +163,46 @@ describe('--from: the recorded run\'s undos go above the lock', () => {
     assert.equal(s.ok, true, `${s.error}; ${s.warnings.join('; ')}`);
     assertStateBeforeRelease(host.titles);
     assert.equal((await inspectVolume(host, v.layout)).lock, undefined);
+  });
+
+  /** The volume a deploy killed right after its reassemble leaves: NAME.new in place, the lock held, the state recorded up to the reassemble. */
+  async function crashedAfterReassemble(): Promise<void> {
+    const { layout } = v;
+    await fs.mkdir(layout.live);
+    await fs.writeFile(path.join(layout.live, 'chroma.sqlite3'), 'old data');
+    await fs.mkdir(layout.next);
+    await fs.writeFile(path.join(layout.next, 'chroma.sqlite3'), 'new data');
+    await fs.writeFile(path.join(layout.next, DATA_ID_FILE), `${nextId}\n`);
+    await host.run(lockScript(layout, lockOwnerRecord(RUN, 'deploy', { startedAt: new Date() })));
+    const store = new RunbookStateStore(host, layout, 'deploy');
+    const ctx = newDeployCtx(options(), { runId: RUN, workRoot: path.join(v.root, 'work'), store, earlyUpload: false });
+    ctx.manifest = MANIFEST;
+    usePackedArchive(ctx, PACKED);
+    ctx.nextId = nextId;
+    const state = newState('deploy', RUN, host.label, layout.live, DEPLOY_STEPS);
+    for (const step of DEPLOY_STEP_OBJECTS.slice(0, DEPLOY_STEPS.indexOf('reassemble') + 1)) {
+      state.steps[step.name] = 'done';
+      state.results[step.name] = step.result!.save(ctx);
+    }
+    await store.save(state);
+    host.titles.length = 0;
+  }
+
+  it('the restart command starts while "swap done, restart running" is written (no state write of its own in the downtime window)', async () => {
+    host = new TitleLog(v.root, 'true');
+    await crashedAfterReassemble();
+    const s = await runDeploy(options({ from: 'swap', noVerify: true }));
+    assert.equal(s.ok, true, `${s.error}; ${s.warnings.join('; ')}`);
+    const ev = host.events;
+    const swapEnd = ev.indexOf('end swap the new dir in (journaled)');
+    const restartStart = ev.indexOf('start restart command');
+    const recordEnd = ev.indexOf('end write the runbook state', swapEnd);
+    assert.ok(swapEnd >= 0 && restartStart > swapEnd, ev.join(', '));
+    assert.ok(recordEnd > restartStart, `the restart started before the record of its start ended: ${ev.join(', ')}`);
+    const { remote } = await new RunbookStateStore(host, v.layout, 'deploy').loadBoth();
+    assert.equal(remote?.steps.swap, 'done');
+    assert.equal(remote?.steps.restart, 'done');
+    assert.equal(await idOf(v.layout.live), nextId);
   });
 
   it('refused by its preflight (another run holds the lock): nothing of the recorded run is undone', async () => {

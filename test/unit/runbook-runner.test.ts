@@ -182,6 +182,38 @@ describe('runSteps', () => {
     assert.deepEqual(ctx.log, ['restart:running written', 'restart', 'restart:done written', 'verify ahead (aborted: false)', 'verify:running written', 'verify run', 'verify:done written']);
   });
 
+  it('recordStartAlongside: the run starts while its start record is being written; the step ends once both have', async () => {
+    const runStarted = gate();
+    const steps = [step('restart', async (c) => { c.log.push('restart run'); runStarted.open(); }, { recordStartAlongside: true }), step('verify')];
+    const ctx: Ctx = { log: [] };
+    const o = options(steps, {
+      onStatus: async (s, st) => {
+        if (s === 'restart' && st === 'running') {
+          // The write is under way until the run has started (at most 5 s: else the run waited for it).
+          const started = await Promise.race([runStarted.opened.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 5000))]);
+          ctx.log.push(`restart:running written (run started first: ${started})`);
+          return;
+        }
+        ctx.log.push(`${s}:${st} written`);
+      },
+    });
+    const out = await runSteps(steps, ctx, o);
+    assert.equal(out.ok, true);
+    assert.deepEqual(ctx.log, ['restart run', 'restart:running written (run started first: true)', 'restart:done written', 'verify:running written', 'verify', 'verify:done written']);
+  });
+
+  it('recordStartAlongside: a start record that fails fails the step once its run has ended, and unwinds', async () => {
+    const steps = [step('restart', async (c) => { c.log.push('restart run'); o.stack.push('restart', async () => { c.log.push('undo restart'); }); }, { recordStartAlongside: true }), step('verify')];
+    const ctx: Ctx = { log: [] };
+    const o = options(steps, {
+      onStatus: async (s, st) => { if (s === 'restart' && st === 'running') throw new Error('the state write failed'); },
+    });
+    const out = await runSteps(steps, ctx, o);
+    assert.equal(out.ok, false);
+    assert.deepEqual(ctx.log, ['restart run', 'undo restart']);
+    assert.deepEqual(o.reports.map((r) => r.status), ['failed', 'not run']);
+  });
+
   it('ahead: when the step\'s start cannot be recorded, its ahead work is aborted and its run never called', async () => {
     let aheadSignal: AbortSignal | undefined;
     const steps = [step('verify', async (c) => { c.log.push('verify run'); }, { ahead(_c, signal) { aheadSignal = signal; } })];

@@ -1,6 +1,7 @@
 /**
  * 8. restart: --restart-cmd on the target, detached (output in VOLUME/.ferry/restart-RUNID.log)
- * and bounded by --restart-timeout. Undo: part of the swap's undo (restart again on the old data).
+ * and bounded by --restart-timeout; its start is recorded alongside. Undo: part of the swap's undo
+ * (restart again on the old data).
  */
 import { restartKeepingLog } from '../../../lib/hosts/restart.ts';
 import { restartPlanStep } from '../../../lib/engine/plan.ts';
@@ -15,6 +16,10 @@ export const restart: Step<DeployCtx, DeployPlanCtx, RestartResult> = {
   title: 'restart: the Chroma server',
   needs: ['swap'],
   undoText: 'part of the swap undo (restart again on the old data)',
+  // The command starts while "swap done, restart running" is written (one state write less in the
+  // downtime window). A crash before that write lands leaves "swap running": the next command
+  // finds the swap complete on the volume (its journal) and restarts again.
+  recordStartAlongside: true,
 
   async run(c) {
     c.restartAttempted = true;
