@@ -97,33 +97,35 @@ describe('--from: the recorded run\'s undos go above the lock', () => {
   });
 
   /**
-   * The volume a deploy killed right after its swap leaves: the new data live, the old as NAME.old,
-   * the journal done, the lock still held by that run, its state recorded up to the swap.
+   * The volume a deploy killed right after its `last` step leaves: after the reassemble NAME.new in
+   * place; after the swap the new data live, the old as NAME.old, the journal done. The lock still
+   * held by that run, its state recorded up to `last`.
    */
-  async function crashedAfterSwap(): Promise<void> {
+  async function crashedAfter(last: 'reassemble' | 'swap'): Promise<void> {
     const { layout } = v;
     await fs.mkdir(layout.live);
     await fs.writeFile(path.join(layout.live, 'chroma.sqlite3'), 'old data');
     await fs.mkdir(layout.next);
     await fs.writeFile(path.join(layout.next, 'chroma.sqlite3'), 'new data');
     await fs.writeFile(path.join(layout.next, DATA_ID_FILE), `${nextId}\n`);
-    const out = await swapIn(host, layout, RUN, nextId);
-    assert.equal(out.status, 'done');
+    const out = last === 'swap' ? await swapIn(host, layout, RUN, nextId) : undefined;
+    if (out) assert.equal(out.status, 'done');
     await host.run(lockScript(layout, lockOwnerRecord(RUN, 'deploy', { startedAt: new Date() })));
     const store = new RunbookStateStore(host, layout, 'deploy');
     const ctx = newDeployCtx(options(), { runId: RUN, workRoot: path.join(v.root, 'work'), store, earlyUpload: false });
     ctx.manifest = MANIFEST;
     usePackedArchive(ctx, PACKED);
     ctx.nextId = nextId;
-    ctx.swap = { hadLive: true, movedOld: false, ids: out.ids };
+    if (out) ctx.swap = { hadLive: true, movedOld: false, ids: out.ids };
     const state = newState('deploy', RUN, host.label, layout.live, DEPLOY_STEPS);
-    for (const step of DEPLOY_STEP_OBJECTS.slice(0, DEPLOY_STEPS.indexOf('swap') + 1)) {
+    for (const step of DEPLOY_STEP_OBJECTS.slice(0, DEPLOY_STEPS.indexOf(last) + 1)) {
       state.steps[step.name] = 'done';
       state.results[step.name] = step.result!.save(ctx);
     }
     await store.save(state);
     host.titles.length = 0;
   }
+  const crashedAfterSwap = () => crashedAfter('swap');
 
   const idOf = async (dir: string) => (await fs.readFile(path.join(dir, DATA_ID_FILE), 'utf8').catch(() => '')).trim();
 
@@ -165,32 +167,9 @@ describe('--from: the recorded run\'s undos go above the lock', () => {
     assert.equal((await inspectVolume(host, v.layout)).lock, undefined);
   });
 
-  /** The volume a deploy killed right after its reassemble leaves: NAME.new in place, the lock held, the state recorded up to the reassemble. */
-  async function crashedAfterReassemble(): Promise<void> {
-    const { layout } = v;
-    await fs.mkdir(layout.live);
-    await fs.writeFile(path.join(layout.live, 'chroma.sqlite3'), 'old data');
-    await fs.mkdir(layout.next);
-    await fs.writeFile(path.join(layout.next, 'chroma.sqlite3'), 'new data');
-    await fs.writeFile(path.join(layout.next, DATA_ID_FILE), `${nextId}\n`);
-    await host.run(lockScript(layout, lockOwnerRecord(RUN, 'deploy', { startedAt: new Date() })));
-    const store = new RunbookStateStore(host, layout, 'deploy');
-    const ctx = newDeployCtx(options(), { runId: RUN, workRoot: path.join(v.root, 'work'), store, earlyUpload: false });
-    ctx.manifest = MANIFEST;
-    usePackedArchive(ctx, PACKED);
-    ctx.nextId = nextId;
-    const state = newState('deploy', RUN, host.label, layout.live, DEPLOY_STEPS);
-    for (const step of DEPLOY_STEP_OBJECTS.slice(0, DEPLOY_STEPS.indexOf('reassemble') + 1)) {
-      state.steps[step.name] = 'done';
-      state.results[step.name] = step.result!.save(ctx);
-    }
-    await store.save(state);
-    host.titles.length = 0;
-  }
-
   it('the restart command starts while "swap done, restart running" is written (no state write of its own in the downtime window)', async () => {
     host = new TitleLog(v.root, 'true');
-    await crashedAfterReassemble();
+    await crashedAfter('reassemble');
     const s = await runDeploy(options({ from: 'swap', noVerify: true }));
     assert.equal(s.ok, true, `${s.error}; ${s.warnings.join('; ')}`);
     const ev = host.events;
