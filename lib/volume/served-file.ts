@@ -19,14 +19,17 @@ export type ServedFile =
   | { state: 'not-held'; heldSqlite: string[] }             // nobody holds it; the chroma.sqlite3 files that ARE held (paths as the remote reports them; display only, never used as paths)
   | { state: 'unknown'; why: string };                      // /proc unreadable etc.
 
-/** What the probe saw of one file: a ServedFile, or the file does not exist (nobody can hold it). */
+/**
+ * What the probe saw of one file: a ServedFile, or the file does not exist (nobody can hold it;
+ * heldSqlite as for not-held, empty when the walk was skipped: every other file was found held).
+ */
 export type ServedFileProbe = ServedFile | { state: 'absent'; heldSqlite: string[] };
 
 /**
  * The probe of FILES (one walk of /proc for all of them). Prints `key=value` lines:
- * `unknown=WHY` (and nothing else) when /proc cannot tell; `held=I:PID` per holder of the I-th
- * file (from 1) and `walk=holders-found` when every file was found held under its own base name
- * (the walk skipped); else `absent=I` for the I-th file that does not exist, `held=I:PID` per
+ * `unknown=WHY` (and nothing else) when /proc cannot tell; `absent=I` for the I-th file (from 1)
+ * that does not exist, `held=I:PID` per holder of the I-th file and `walk=holders-found` when
+ * every file that exists was found held under its own base name (the walk skipped); else `absent=I` for the I-th file that does not exist, `held=I:PID` per
  * holder of it, `denied_pid=PID COMM` (the first 5 processes whose open files could not be read),
  * `denied=N` (how many), `user=NAME`, `uid=N` and `sqlite=PATH` per open file named
  * chroma.sqlite3 (as /proc shows the link: display only).
@@ -55,10 +58,11 @@ export function servedFilesScript(files: readonly string[]): RemoteScript {
     done
     # The usual case first: the server holds each FILE under a name ending in FILE's own base name.
     # Only those open files are followed (find reads every link, stat only the few that match):
-    # a holder found this way is as certain as the walk's. Every FILE held so: done, without the
-    # walk (the walk cost ~0.2-0.4 s with a few hundred open files on two busy cores). Else (a
-    # FILE held under another name, by a hard link, or by nobody) the walk below decides.
-    if [ -n "$wants" ] && [ -z "$absent" ]; then
+    # a holder found this way is as certain as the walk's. Every FILE that exists held so: done,
+    # without the walk (the walk cost ~0.2-0.4 s with a few hundred open files on two busy cores;
+    # a FILE that does not exist is absent= either way). Else (a FILE held under another name, by
+    # a hard link, or by nobody) the walk below decides.
+    if [ -n "$wants" ]; then
       # find's expression from FILES' base names, in the positional parameters (FILES are not
       # needed after this: their ids are in $wants): -lname '*/BASE' -o ...
       n=$#
@@ -182,9 +186,12 @@ export function parseServedFiles(stdout: string, count: number): ServedFileProbe
     else if (key === 'walk') holdersFound = value === 'holders-found';
     else if (key === 'sqlite' && /\/chroma\.sqlite3( \(deleted\))?$/.test(value)) sqlite.add(printable(value));
   }
-  // The probe always prints denied=N after its walk, or walk=holders-found when every file was
-  // found held before it (then nothing else matters): without either, it did not finish.
-  if (holdersFound && absent.size === 0 && held.every((p) => p.size > 0)) return held.map((pids) => ({ state: 'held', pids: [...pids].sort((a, b) => a - b) }));
+  // The probe always prints denied=N after its walk, or walk=holders-found when every file that
+  // exists was found held before it (then nothing else matters; the open chroma.sqlite3 files were
+  // not listed): without either, it did not finish.
+  if (holdersFound && held.every((p, i) => p.size > 0 || absent.has(i))) {
+    return held.map((pids, i) => (absent.has(i) ? { state: 'absent', heldSqlite: [] } : { state: 'held', pids: [...pids].sort((a, b) => a - b) }));
+  }
   if (denied === undefined) return held.map(() => ({ state: 'unknown', why: 'the probe of /proc on the remote did not finish' }));
   const heldSqlite = [...sqlite].sort();
   const unreadable = `${user} may not read the open files of ${denied} process${denied === 1 ? '' : 'es'} in /proc` +

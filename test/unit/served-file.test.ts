@@ -33,6 +33,7 @@ describe('parseServedFiles', () => {
   it('walk=holders-found: every file held (the walk skipped); a file without a holder then is unknown, never "not held"', () => {
     assert.deepEqual(parseServedFiles('held=1:9\nheld=2:4\nheld=1:3\nwalk=holders-found\n', 2), [{ state: 'held', pids: [3, 9] }, { state: 'held', pids: [4] }]);
     assert.deepEqual(parseServedFiles('held=1:9\nwalk=holders-found\n', 2)[1], { state: 'unknown', why: 'the probe of /proc on the remote did not finish' });
+    assert.deepEqual(parseServedFiles('absent=2\nheld=1:9\nwalk=holders-found\n', 2), [{ state: 'held', pids: [9] }, { state: 'absent', heldSqlite: [] }], 'a file that does not exist needs no walk');
   });
 
   it('unknown=WHY answers for every file', () => {
@@ -137,7 +138,7 @@ describe('the probe on this machine (LocalHost, real processes)', () => {
     await stop(child);
   });
 
-  it('a holder of each file under its own base name answers before the walk; one holding it by another name (a hard link) is found by the walk', async () => {
+  it('a holder of each file that exists, under its own base name, answers before the walk; one holding it by another name (a hard link) is found by the walk', async () => {
     const served = await file('quick/chroma.sqlite3');
     const linked = await file('linked/chroma.sqlite3');
     await fsp.link(linked, path.join(dir, 'linked', 'other-name.db'));
@@ -147,6 +148,10 @@ describe('the probe on this machine (LocalHost, real processes)', () => {
     const quick = (await host.run(servedFilesScript([served]))).stdout;
     assert.match(quick, /^walk=holders-found$/m, 'held under its own name: no walk');
     assert.deepEqual(parseServedFiles(quick, 1), [{ state: 'held', pids: [a.pid!] }]);
+    // The deploy's look: the live dir's file held, the volume root's absent (the usual volume).
+    const withAbsent = (await host.run(servedFilesScript([served, path.join(dir, 'quick', 'no-such', 'chroma.sqlite3')]))).stdout;
+    assert.match(withAbsent, /^walk=holders-found$/m, 'the other file does not exist: still no walk');
+    assert.deepEqual(parseServedFiles(withAbsent, 2), [{ state: 'held', pids: [a.pid!] }, { state: 'absent', heldSqlite: [] }]);
     const walked = (await host.run(servedFilesScript([served, linked]))).stdout;
     assert.doesNotMatch(walked, /walk=holders-found/, 'one file not held under its own name: the walk decides');
     assert.deepEqual(parseServedFiles(walked, 2), [{ state: 'held', pids: [a.pid!] }, { state: 'held', pids: [b.pid!] }]);
