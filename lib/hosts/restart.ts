@@ -16,7 +16,7 @@ import type { RemoteLayout } from '../remote/layout.ts';
 import { redact } from '../report/secrets.ts';
 import { remoteScript, type RemoteScript } from '../remote/shell.ts';
 import type { RemoteHost, RestartOptions } from './remote-host.ts';
-import { WAIT_GONE_SH } from '../remote/process-alive.ts';
+import { STARTED_AS_SH, WAIT_GONE_SH } from '../remote/process-alive.ts';
 
 /** `--restart-timeout` default. */
 export const DEFAULT_RESTART_TIMEOUT_MS = 120_000;
@@ -68,12 +68,8 @@ export function stopRestartScript(logFile: string): RemoteScript {
     [ -f "$1" ] || exit 0
     pid=$(cat -- "$1" 2>/dev/null)
     case $pid in '' | *[!0-9]*) rm -f -- "$1"; exit 0 ;; esac
-    if [ -r "/proc/$pid/cmdline" ]; then
-      case $(tr '\\000' ' ' <"/proc/$pid/cmdline" 2>/dev/null) in
-        *${MARK}*) ;;
-        *) rm -f -- "$1"; exit 0 ;;
-      esac
-    fi
+    ${STARTED_AS_SH}
+    started_as "$pid" ${MARK} || { rm -f -- "$1"; exit 0; }
     kill -TERM "$pid" 2>/dev/null
     ${WAIT_GONE_SH}
     wait_gone "$pid" 5 || :

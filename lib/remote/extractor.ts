@@ -15,7 +15,7 @@
  * `idleSecs` with no next chunk stops too. Everything it writes is inside the incoming dir,
  * which the cleanup step removes. Plain POSIX sh + coreutils + gzip + tar (no python, no curl).
  */
-import { ALIVE_SH, WAIT_GONE_SH } from './process-alive.ts';
+import { ALIVE_SH, STARTED_AS_SH, WAIT_GONE_SH } from './process-alive.ts';
 import { remoteScript, type RemoteScript } from './shell.ts';
 
 /** How long a worker waits for the next chunk before it gives up (a run that went away). */
@@ -98,14 +98,13 @@ export function openIncomingScript(dir: string, idleSecs = EXTRACTOR_IDLE_SECS):
     # An earlier worker sees the new owner within a tick and stops once what it fed is extracted:
     # its dir is removed after it ended (at most 10 s), not while its tar still writes there.
     ${WAIT_GONE_SH}
+    ${STARTED_AS_SH}
     for x in .extract-*; do
       [ -d "$x" ] || continue
       case \${x#.extract-} in ''|*[!0-9a-f]*) continue ;; esac
       pid=""; [ -f "$x/pid" ] && IFS= read -r pid < "$x/pid"
       case $pid in ''|*[!0-9]*) pid="" ;; esac
-      if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then
-        case $(tr '\\000' ' ' < "/proc/$pid/cmdline" 2>/dev/null) in *ferry-extract*) ;; *) pid="" ;; esac
-      fi
+      [ -z "$pid" ] || started_as "$pid" ferry-extract || pid=""
       [ -z "$pid" ] || wait_gone "$pid" 10 || :
       rm -rf "$x" 2>/dev/null || :
     done

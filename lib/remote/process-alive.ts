@@ -24,3 +24,14 @@ export const WAIT_GONE_SH = `${ALIVE_SH}
     while alive "$1" && [ "$wg_left" -gt 0 ]; do sleep "$wg_tick"; wg_left=$((wg_left - 1)); done
     ! alive "$1"
   }`;
+
+/**
+ * sh: `started_as PID MARK` — whether PID may be the process we started with MARK in its command
+ * line: status 1 when /proc shows PID's command line without MARK (the pid was reused by another
+ * process: never waited for, never signalled), 0 when it holds MARK or /proc cannot tell.
+ */
+export const STARTED_AS_SH = `started_as() {
+    [ -r "/proc/$1/cmdline" ] || return 0
+    case $(tr '\\000' ' ' < "/proc/$1/cmdline" 2>/dev/null) in *"$2"*) return 0 ;; esac
+    return 1
+  }`;

@@ -13,7 +13,7 @@ import { DATA_ID_FILE, isRunId, parseDataId, verifiedFile } from './data-id.ts';
 import { parseLockHolder, type LockHolder } from './lock-holder.ts';
 import { restoreStagingDir } from '../remote/rollback-scripts.ts';
 import { FIRST_LINE, parseSwapJournal, swapJournalFile, swapPidFile, swapTrashPath, type SwapJournal } from './swap-journal.ts';
-import { WAIT_GONE_SH } from '../remote/process-alive.ts';
+import { STARTED_AS_SH, WAIT_GONE_SH } from '../remote/process-alive.ts';
 
 export type EntryKind = 'dir' | 'symlink' | 'file' | 'missing';
 
@@ -72,12 +72,11 @@ export function inspectVolumeScript(l: RemoteLayout, waitSeconds = 30): RemoteSc
       return 0
     }
     ${WAIT_GONE_SH}
+    ${STARTED_AS_SH}
     first_line "$pidf"; pid=$line
     case $pid in ''|*[!0-9]*) pid="" ;; esac
     # a recorded pid now used by another process is no worker of ours
-    if [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ]; then
-      case $(tr '\\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) in *ferry-swap*) ;; *) pid="" ;; esac
-    fi
+    [ -z "$pid" ] || started_as "$pid" ferry-swap || pid=""
     if [ -n "$pid" ]; then
       if wait_gone "$pid" "$wait"; then echo "worker=gone"; else echo "worker=alive"; fi
     else
