@@ -29,10 +29,10 @@ export type ServedFileProbe = ServedFile | { state: 'absent'; heldSqlite: string
  * The probe of FILES (one walk of /proc for all of them). Prints `key=value` lines:
  * `unknown=WHY` (and nothing else) when /proc cannot tell; `absent=I` for the I-th file (from 1)
  * that does not exist, `held=I:PID` per holder of the I-th file and `walk=holders-found` when
- * every file that exists was found held under its own base name (the walk skipped); else `absent=I` for the I-th file that does not exist, `held=I:PID` per
- * holder of it, `denied_pid=PID COMM` (the first 5 processes whose open files could not be read),
- * `denied=N` (how many), `user=NAME`, `uid=N` and `sqlite=PATH` per open file named
- * chroma.sqlite3 (as /proc shows the link: display only).
+ * every file that exists was found held under its own base name (the walk skipped); else, after
+ * the walk, `held=I:PID` per holder of the I-th file, `denied_pid=PID COMM` (the first 5
+ * processes whose open files could not be read), `denied=N` (how many), `user=NAME`, `uid=N` and
+ * `sqlite=PATH` per open file named chroma.sqlite3 (as /proc shows the link: display only).
  */
 export function servedFilesScript(files: readonly string[]): RemoteScript {
   return remoteScript(`find the processes that hold ${files.length === 1 ? 'the file' : 'the files'} open`, `
