@@ -18,20 +18,11 @@ import { runCli, type CliResult } from './helpers/deploy-env.ts';
 import { assertSameContent, dumpServed } from './helpers/served-content.ts';
 import { fill, makeScope } from './helpers/tenant-scope.ts';
 import { startTokenProxy, type TokenProxy } from './helpers/token-proxy.ts';
+import { filesUnder } from './helpers/written-files.ts';
 
 const SOURCE_TOKEN = 'src-tenant-token-NEVER-PRINT-3e91ab';
 const TARGET_TOKEN = 'tgt-tenant-token-NEVER-PRINT-77c0d2';
 const SRC: ChromaScope = { tenant: 'ferry_src_tenant', database: 'ferry_src_db' };
-async function filesUnder(dir: string): Promise<{ file: string; text: string }[]> {
-  const out: { file: string; text: string }[] = [];
-  for (const e of await fs.readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
-    if (!e.isFile()) continue;
-    const file = path.join(e.parentPath, e.name);
-    out.push({ file, text: await fs.readFile(file, 'latin1') });
-  }
-  return out;
-}
-
 async function assertNowhere(secrets: string[], r: CliResult[], dirs: string[]): Promise<void> {
   for (const s of secrets) {
     for (const x of r) assert.ok(!x.stdout.includes(s) && !x.stderr.includes(s), `${s} was printed`);
