@@ -13,17 +13,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { fileSha256 } from '../testkit/tree-digest.ts';
-import { deployArgs, digestTree, makeDeployEnv, OLD_SPEC, runCli, sampleDbCopy, TEST_STATE_DIR, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
+import { assertOneLineRefusal, deployArgs, digestTree, makeDeployEnv, OLD_SPEC, runCli, sampleDbCopy, TEST_STATE_DIR, type DeployEnv } from './helpers/deploy-env.ts';
 import { mountTmpfs, unmount, which } from './unit/local-volume.ts';
-
-/** A refusal: exit 2 and exactly one line on stderr, no stack. */
-function assertOneLineRefusal(r: CliResult, pattern: RegExp): void {
-  assert.equal(r.code, 2, `exit ${r.code}\n${r.stderr}${r.stdout}`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-}
 
 function kv(stdout: string): Map<string, string> {
   const m = new Map<string, string>();

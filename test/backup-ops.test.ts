@@ -20,7 +20,7 @@ import { renderShCommand } from '../lib/remote/shell.ts';
 import { createS3Client, presignPut } from '../lib/transfer/s3.ts';
 import { fileSha256 } from '../testkit/tree-digest.ts';
 import { tryVolumeLock } from '../lib/volume/lock.ts';
-import { CLI, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
+import { assertOneLineRefusal, CLI, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, type DeployEnv } from './helpers/deploy-env.ts';
 import { APP, makeFakeFly, TOKEN, type FakeFly } from './helpers/fake-fly.ts';
 import { assertNoSecrets, FAKE_AWS, startS3, type TestS3 } from './helpers/s3.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';
@@ -40,15 +40,6 @@ function kvLines(stdout: string): { kv: Map<string, string>; removed: string[] }
     else kv.set(line.slice(0, i), line.slice(i + 1));
   }
   return { kv, removed };
-}
-
-/** A refusal: exit 2 and exactly one line on stderr, no stack. */
-function assertOneLineRefusal(r: CliResult, pattern: RegExp): void {
-  assert.equal(r.code, 2, `exit ${r.code}\n${r.stderr}${r.stdout}`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, r.stderr);
-  assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 }
 
 async function listDir(dir: string): Promise<string[]> {

@@ -12,45 +12,17 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromaAdminFor, chromaClientFor, type ChromaScope } from '../lib/chroma/client.ts';
+import { chromaAdminFor, type ChromaScope } from '../lib/chroma/client.ts';
 import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
-import { sampleRecords } from '../testkit/sample-db.ts';
 import { runCli, type CliResult } from './helpers/deploy-env.ts';
 import { assertSameContent, dumpServed } from './helpers/served-content.ts';
+import { fill, makeScope } from './helpers/tenant-scope.ts';
 import { startTokenProxy, type TokenProxy } from './helpers/token-proxy.ts';
+import { filesUnder } from './helpers/written-files.ts';
 
 const SOURCE_TOKEN = 'src-tenant-token-NEVER-PRINT-3e91ab';
 const TARGET_TOKEN = 'tgt-tenant-token-NEVER-PRINT-77c0d2';
 const SRC: ChromaScope = { tenant: 'ferry_src_tenant', database: 'ferry_src_db' };
-const DIM = 8;
-
-async function makeScope(url: string, s: ChromaScope): Promise<void> {
-  const admin = chromaAdminFor(url);
-  await admin.createTenant({ name: s.tenant }).catch(() => undefined); // may exist already
-  await admin.createDatabase({ tenant: s.tenant, name: s.database });
-}
-
-async function fill(url: string, scope: ChromaScope | undefined, name: string, count: number, seed: number): Promise<void> {
-  const col = await chromaClientFor(url, null, scope).createCollection({ name, embeddingFunction: null, configuration: { hnsw: { space: 'cosine' } } });
-  const recs = sampleRecords({ collection: name, start: 0, count, dim: DIM, seed });
-  for (let i = 0; i < count; i += 250) {
-    await col.add({
-      ids: recs.ids.slice(i, i + 250), embeddings: recs.embeddings.slice(i, i + 250),
-      documents: recs.documents.slice(i, i + 250), metadatas: recs.metadatas.slice(i, i + 250),
-    });
-  }
-}
-
-async function filesUnder(dir: string): Promise<{ file: string; text: string }[]> {
-  const out: { file: string; text: string }[] = [];
-  for (const e of await fs.readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
-    if (!e.isFile()) continue;
-    const file = path.join(e.parentPath, e.name);
-    out.push({ file, text: await fs.readFile(file, 'latin1') });
-  }
-  return out;
-}
-
 async function assertNowhere(secrets: string[], r: CliResult[], dirs: string[]): Promise<void> {
   for (const s of secrets) {
     for (const x of r) assert.ok(!x.stdout.includes(s) && !x.stderr.includes(s), `${s} was printed`);

@@ -17,21 +17,11 @@ import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
 import { deployArgs, digestTree, makeDeployEnv, runCli, sampleDbCopy, SOURCE_SPEC, type CliResult, type DeployEnv } from './helpers/deploy-env.ts';
 import { assertSameContent } from './helpers/served-content.ts';
 import { startTokenProxy, type TokenProxy } from './helpers/token-proxy.ts';
+import { filesUnder } from './helpers/written-files.ts';
 
 const PASSWORD = 'pw-NEVER-PRINT-91c3';
 const SOURCE_TOKEN = 'src-token-NEVER-PRINT-5d81e0';
 const TARGET_TOKEN = 'tgt-token-NEVER-PRINT-a7c442';
-
-/** Every file under `dir` (recursively), read as text. */
-async function filesUnder(dir: string): Promise<{ file: string; text: string }[]> {
-  const out: { file: string; text: string }[] = [];
-  for (const e of await fs.readdir(dir, { withFileTypes: true, recursive: true }).catch(() => [])) {
-    if (!e.isFile()) continue;
-    const file = path.join(e.parentPath, e.name);
-    out.push({ file, text: await fs.readFile(file, 'latin1') });
-  }
-  return out;
-}
 
 function assertNotPrinted(r: CliResult, secrets: string[]): void {
   for (const s of secrets) assert.ok(!r.stdout.includes(s) && !r.stderr.includes(s), `${s} was printed:\n${r.stdout}\n${r.stderr}`);

@@ -6,11 +6,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { after, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { execa } from 'execa';
 import pkg from 'node-sqlite3-wasm';
 import { servedContentDigest } from '../testkit/content-digest.ts';
-import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { LocalHost } from '../lib/hosts/local.ts';
 import { shQuote } from '../lib/remote/shell.ts';
 import type { StepAnswer } from '../lib/engine/step-prompt.ts';
@@ -18,27 +17,21 @@ import { listFiles } from '../testkit/tree-digest.ts';
 import { HostPutUploader } from '../lib/transfer/sftp.ts';
 import { runDeploy } from '../runbooks/deploy-chromadb.ts';
 import {
-  CLI, contentDigestOfDir, deployArgs, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type DeployEnv,
+  CLI, contentDigestOfDir, deployArgs, digestTree, runCli, TEST_STATE_DIR, waitHeartbeat,
 } from './helpers/deploy-env.ts';
+import { localDeployEnvPerTest } from './helpers/local-deploy-env.ts';
 
 const { Database } = pkg;
 const OLD_SERVED = [['legacy', 40]];
 const NEW_SERVED = [['books', 300], ['laws', 150]];
 
 describe('deploy by hand (local:)', () => {
-  let env: DeployEnv;
-  let target: string;
-  beforeEach(async () => {
-    await env?.stop();
-    env = await makeDeployEnv();
-    target = `local:${path.join(env.root, 'target')}`;
-  });
-  after(async () => env?.stop());
-
-  const served = async () => (await listCollectionCounts(env.url)).map((c) => [c.name, c.count]);
-  const ferry = () => path.join(env.volumeOnDisk, '.ferry');
+  const local = localDeployEnvPerTest();
+  const served = local.served;
+  const ferry = () => path.join(local.env.volumeOnDisk, '.ferry');
 
   it('--plan changes nothing, and its commands run by sh perform the deploy', async () => {
+    const { env, target } = local;
     const volumeBefore = await digestTree(env.volumeOnDisk);
     const sourceBefore = await digestTree(env.source);
     const workDir = path.join(env.root, 'plan work');
@@ -81,6 +74,7 @@ describe('deploy by hand (local:)', () => {
 
   /** Start a deploy whose restart hangs, and SIGKILL it once the swap is done (no unwind). */
   async function deployKilledAfterSwap(): Promise<void> {
+    const { env, target } = local;
     const marker = path.join(env.root, 'restart-started');
     await fs.rm(marker, { force: true });
     const hang = `touch ${shQuote(marker)}; sleep 600`;
@@ -105,6 +99,7 @@ describe('deploy by hand (local:)', () => {
   }
 
   it('--from after a deploy killed between swap and verify: finishes it', async () => {
+    const { env, target } = local;
     await deployKilledAfterSwap();
     // Killed: the new data is live but unverified, the lock is held by the dead run.
     assert.deepEqual(await listFiles(env.live), await listFiles(env.source));
@@ -140,6 +135,7 @@ describe('deploy by hand (local:)', () => {
   });
 
   it('--from after the kill, when the new data cannot be served: rolled back cleanly', async () => {
+    const { env, target } = local;
     const liveFiles = await listFiles(env.live);
     const contentBefore = await servedContentDigest(env.url);
     await deployKilledAfterSwap();
@@ -167,6 +163,7 @@ describe('deploy by hand (local:)', () => {
   });
 
   it('after the kill, unlock + rollback instead of --from: the old data back, and a new deploy may start', async () => {
+    const { env, target } = local;
     const contentBefore = await servedContentDigest(env.url);
     await deployKilledAfterSwap();
     const volume = ['--target', target, '--volume', '/data', '--yes'];
@@ -183,6 +180,7 @@ describe('deploy by hand (local:)', () => {
   });
 
   it('--from refuses without a recorded run, and for another source', async () => {
+    const { env, target } = local;
     const none = await runCli(deployArgs(env, target, '/data', ['--from', 'swap']));
     assert.equal(none.code, 2);
     assert.match(none.stderr, /no recorded deploy/);
@@ -197,6 +195,7 @@ describe('deploy by hand (local:)', () => {
   });
 
   it('--step: skip a step whose result is needed refuses; abort before the swap unwinds', async () => {
+    const { env } = local;
     const host = new LocalHost(path.join(env.root, 'target'), env.restartCmd);
     const run = (answers: StepAnswer[]) => {
       const asked: string[] = [];

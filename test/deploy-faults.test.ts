@@ -5,31 +5,24 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { after, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { execa } from 'execa';
 import pkg from 'node-sqlite3-wasm';
 import { servedContentDigest } from '../testkit/content-digest.ts';
-import { listCollectionCounts } from '../lib/chroma/http.ts';
 import { shQuote } from '../lib/remote/shell.ts';
 import { listFiles } from '../testkit/tree-digest.ts';
-import { deployArgs, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type DeployEnv } from './helpers/deploy-env.ts';
+import { deployArgs, digestTree, runCli, TEST_STATE_DIR, waitHeartbeat } from './helpers/deploy-env.ts';
+import { localDeployEnvPerTest } from './helpers/local-deploy-env.ts';
 
 const { Database } = pkg;
 const OLD_SERVED = [['legacy', 40]];
 
 describe('deploy faults (local:)', () => {
-  let env: DeployEnv;
-  let target: string;
-  beforeEach(async () => {
-    await env?.stop();
-    env = await makeDeployEnv();
-    target = `local:${path.join(env.root, 'target')}`;
-  });
-  after(async () => env?.stop());
-
-  const served = async () => (await listCollectionCounts(env.url)).map((c) => [c.name, c.count]);
+  const local = localDeployEnvPerTest();
+  const served = local.served;
 
   it('a server that does not come back after the swap: auto-rollback, old data serving again', async () => {
+    const { env, target } = local;
     assert.deepEqual(await served(), OLD_SERVED);
     const liveFiles = await listFiles(env.live);
     const contentBefore = await servedContentDigest(env.url);
@@ -57,6 +50,7 @@ describe('deploy faults (local:)', () => {
   });
 
   it('a source built by a newer Chroma: refused before anything is uploaded or changed', async () => {
+    const { env, target } = local;
     // A migration the server does not know: the server would open the dir without complaint and
     // fail later, at runtime. The preflight compares the migrations first.
     const db = new Database(path.join(env.source, 'chroma.sqlite3'));
@@ -78,6 +72,7 @@ describe('deploy faults (local:)', () => {
   });
 
   it('the backup, running alongside the package and upload, fails: the run stops before the swap', async () => {
+    const { env, target } = local;
     // A file where the backups dir should be: the remote backup's mkdir fails, while the
     // package and upload steps go on in this process.
     await fs.mkdir(path.join(env.volumeOnDisk, '.ferry'), { recursive: true });
@@ -98,6 +93,7 @@ describe('deploy faults (local:)', () => {
   });
 
   it('a second deploy to the same volume is refused while the first holds the lock', async () => {
+    const { env, target } = local;
     const first = execa(process.execPath, [path.resolve('bin/chroma-ferry.js'), ...deployArgs(env, target, '/data')], {
       reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore',
     });
@@ -129,6 +125,7 @@ describe('deploy faults (local:)', () => {
   });
 
   it('SIGTERM after the swap: the stack unwinds, old data is put back', async () => {
+    const { env, target } = local;
     const child = execa(process.execPath, [path.resolve('bin/chroma-ferry.js'), ...deployArgs(env, target, '/data')], {
       reject: false, env: { CI: 'true', CHROMA_FERRY_STATE_DIR: TEST_STATE_DIR }, stdin: 'ignore',
       // The unwind may take longer than execa's default 5 s before its SIGKILL on a loaded machine.

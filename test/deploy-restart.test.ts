@@ -19,6 +19,7 @@ import { chromaCliPath } from '../lib/chroma/server.ts';
 import { shQuote } from '../lib/remote/shell.ts';
 import { listFiles } from '../testkit/tree-digest.ts';
 import { CLI, deployArgs, digestTree, makeDeployEnv, runCli, TEST_STATE_DIR, waitHeartbeat, type DeployEnv } from './helpers/deploy-env.ts';
+import { localDeployEnvPerTest } from './helpers/local-deploy-env.ts';
 import { startSshd, type TestSshd } from './helpers/sshd.ts';
 import { processRuns as alive } from './helpers/proc-scan.ts';
 
@@ -167,19 +168,12 @@ for (const t of TARGETS) {
 }
 
 describe('restart and preflight (local:)', () => {
-  let env: DeployEnv;
-  let target: string;
-  beforeEach(async () => {
-    await env?.stop();
-    env = await makeDeployEnv();
-    target = `local:${path.join(env.root, 'target')}`;
-  });
-  after(async () => env?.stop());
-
-  const served = async () => (await listCollectionCounts(env.url)).map((c) => [c.name, c.count]);
-  const lock = () => path.join(env.volumeOnDisk, '.ferry', 'lock');
+  const local = localDeployEnvPerTest();
+  const served = local.served;
+  const lock = () => path.join(local.env.volumeOnDisk, '.ferry', 'lock');
 
   it('a --restart-cmd that never returns fails after --restart-timeout with one line; rolled back, lock released', async () => {
+    const { env, target } = local;
     const liveFiles = await listFiles(env.live);
     const hangPid = path.join(env.root, 'hang.pid');
     const { cmd, flag } = hangOnceThenRestart(env, `echo about to hang; echo $$ > ${shQuote(hangPid)}; exec sleep 3600`);
@@ -214,6 +208,7 @@ describe('restart and preflight (local:)', () => {
   });
 
   it('the undo\'s restart is bounded too: a command that never returns at all ends the run after two time limits', async () => {
+    const { env, target } = local;
     const liveFiles = await listFiles(env.live);
     const t0 = Date.now();
     const r = await runCli(withFlag(deployArgs(env, target, '/data', ['--restart-timeout', '2s']), '--restart-cmd', 'exec sleep 3600'), { timeoutMs: 150_000 });
@@ -231,6 +226,7 @@ describe('restart and preflight (local:)', () => {
   });
 
   it('the server at --health-url does not answer before the deploy: refused, nothing changed; allowed with --allow-server-down', async () => {
+    const { env, target } = local;
     await stopServer(env);
     const volumeBefore = await digestTree(env.volumeOnDisk);
     const r = await runCli(deployArgs(env, target, '/data'));
@@ -248,6 +244,7 @@ describe('restart and preflight (local:)', () => {
   });
 
   it('no --health-url: refused without --no-verify; with it DEPLOYED, NOT VERIFIED and exit 3', async () => {
+    const { env, target } = local;
     const volumeBefore = await digestTree(env.volumeOnDisk);
     const noUrl = withFlag(deployArgs(env, target, '/data'), '--health-url', null);
     const refused = await runCli(noUrl);

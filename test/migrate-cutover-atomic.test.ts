@@ -11,58 +11,32 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { chromaClientFor } from '../lib/chroma/client.ts';
-import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
-import { addRecords } from '../testkit/sample-db.ts';
+import { cutoverServers } from './helpers/cutover-servers.ts';
 import { CLI, runCli, TEST_STATE_DIR } from './helpers/deploy-env.ts';
-import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
+import type { FaultProxy } from './helpers/fault-proxy.ts';
 import { dumpServed } from './helpers/served-content.ts';
 
 describe('migrate: cutover of several collections, all or none', () => {
-  let root: string;
-  let source: ChromaServer;
+  const setup = cutoverServers('ferry-cutover-atomic-', [['alpha', 60, 7], ['beta', 30, 8], ['gamma', 20, 9]]);
   let sourceDump: Awaited<ReturnType<typeof dumpServed>>;
-  const servers: ChromaServer[] = [];
-  const proxies: FaultProxy[] = [];
-
-  async function collection(url: string, name: string, count: number, seed: number): Promise<void> {
-    await chromaClientFor(url).createCollection({ name, embeddingFunction: null, configuration: { hnsw: { space: 'l2' } } });
-    if (count) await addRecords(url, name, { start: 0, count, dim: 16, seed });
-  }
 
   before(async () => {
-    root = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-cutover-atomic-'));
-    source = await startChromaServer({ path: path.join(root, 'source') });
-    servers.push(source);
-    await collection(source.url, 'alpha', 60, 7);
-    await collection(source.url, 'beta', 30, 8);
-    await collection(source.url, 'gamma', 20, 9);
-    sourceDump = await dumpServed(source.url);
-  });
-  after(async () => {
-    for (const p of proxies) await p.close().catch(() => undefined);
-    for (const s of servers) await s.stop().catch(() => undefined);
-    await fs.rm(root, { recursive: true, force: true });
+    sourceDump = await dumpServed(setup.source.url);
   });
 
   /** A target with a live `alpha` (other records than the source's) and an unrelated `keep_me`, behind a fault proxy. */
   async function target(fault: { failRename?: number; holdRename?: number }): Promise<{ url: string; proxy: FaultProxy; before: Awaited<ReturnType<typeof dumpServed>> }> {
-    const s = await startChromaServer({ path: await fs.mkdtemp(path.join(root, 'target-')) });
-    servers.push(s);
-    await collection(s.url, 'alpha', 10, 99);
-    await collection(s.url, 'keep_me', 5, 3);
-    const proxy = await startFaultProxy(s.url, fault);
-    proxies.push(proxy);
+    const s = await setup.target();
+    const proxy = await setup.proxy(s.url, fault);
     return { url: s.url, proxy, before: await dumpServed(s.url) };
   }
 
-  const cpDir = () => path.join(root, `cp-${Math.random().toString(36).slice(2)}`);
-  const args = (targetUrl: string, checkpointDir: string, extra: string[] = []) => ['migrate', '--yes', '--json', '--source-url', source.url, '--target-url', targetUrl,
-    '--checkpoint-dir', checkpointDir, '--log-dir', path.join(root, 'logs'), '--verify-sample', '1000', ...extra];
+  const cpDir = setup.cpDir;
+  const args = setup.migrateArgs;
   const migrate = (targetUrl: string, checkpointDir: string, extra: string[] = []) => runCli(args(targetUrl, checkpointDir, extra));
   const undo = (checkpointDir: string) => runCli(['migrate', '--undo', '--yes', '--json', '--checkpoint-dir', checkpointDir]);
   const names = async (url: string) => [...(await dumpServed(url)).keys()].sort();

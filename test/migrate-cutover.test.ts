@@ -8,52 +8,17 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { chromaClientFor } from '../lib/chroma/client.ts';
-import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
-import { addRecords } from '../testkit/sample-db.ts';
+import { describe, it } from 'node:test';
+import { cutoverServers } from './helpers/cutover-servers.ts';
 import { runCli } from './helpers/deploy-env.ts';
-import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { dumpServed } from './helpers/served-content.ts';
 
 describe('migrate: staged import and cutover', () => {
-  let root: string;
-  let source: ChromaServer;
-  const servers: ChromaServer[] = [];
-  const proxies: FaultProxy[] = [];
-
-  async function collection(url: string, name: string, count: number, seed: number): Promise<void> {
-    await chromaClientFor(url).createCollection({ name, embeddingFunction: null, configuration: { hnsw: { space: 'l2' } } });
-    if (count) await addRecords(url, name, { start: 0, count, dim: 16, seed });
-  }
-
-  before(async () => {
-    root = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-cutover-'));
-    source = await startChromaServer({ path: path.join(root, 'source') });
-    servers.push(source);
-    await collection(source.url, 'alpha', 120, 7);
-    await collection(source.url, 'beta', 50, 8);
-  });
-  after(async () => {
-    for (const p of proxies) await p.close().catch(() => undefined);
-    for (const s of servers) await s.stop().catch(() => undefined);
-    await fs.rm(root, { recursive: true, force: true });
-  });
-
-  /** A target with a live `alpha` (other records than the source's) and an unrelated `keep_me`. */
-  async function target(): Promise<ChromaServer> {
-    const s = await startChromaServer({ path: await fs.mkdtemp(path.join(root, 'target-')) });
-    servers.push(s);
-    await collection(s.url, 'alpha', 10, 99);
-    await collection(s.url, 'keep_me', 5, 3);
-    return s;
-  }
-
-  const cpDir = () => path.join(root, `cp-${Math.random().toString(36).slice(2)}`);
-  const migrate = (targetUrl: string, checkpointDir: string, extra: string[] = []) => runCli(['migrate', '--yes', '--json', '--source-url', source.url, '--target-url', targetUrl,
-    '--checkpoint-dir', checkpointDir, '--log-dir', path.join(root, 'logs'), '--verify-sample', '1000', ...extra]);
+  const setup = cutoverServers('ferry-cutover-', [['alpha', 120, 7], ['beta', 50, 8]]);
+  const target = setup.target;
+  const cpDir = setup.cpDir;
+  const migrate = (targetUrl: string, checkpointDir: string, extra: string[] = []) => runCli(setup.migrateArgs(targetUrl, checkpointDir, extra));
   const cutoverCmd = (action: string, checkpointDir: string, extra: string[] = []) => runCli(['migrate', action, '--yes', '--json', '--checkpoint-dir', checkpointDir, ...extra]);
   const names = async (url: string) => [...(await dumpServed(url)).keys()].sort();
   const ids = (d: Awaited<ReturnType<typeof dumpServed>>, name: string) => [...d.get(name)!.records.keys()].sort();
@@ -61,8 +26,7 @@ describe('migrate: staged import and cutover', () => {
   it('a failed gate drops the staging collections: the target is exactly as before (collections and records)', async () => {
     const t = await target();
     const before = await dumpServed(t.url);
-    const proxy = await startFaultProxy(t.url, { flipFirstUpsert: true });
-    proxies.push(proxy);
+    const proxy = await setup.proxy(t.url, { flipFirstUpsert: true });
     const cp = cpDir();
     const r = await migrate(proxy.url, cp);
     assert.equal(r.code, 1, r.stderr + r.stdout);
@@ -87,7 +51,7 @@ describe('migrate: staged import and cutover', () => {
     assert.deepEqual(r.json.cutover.previous, [`alpha__ferry_prev_${run}`]);
     const after = await dumpServed(t.url);
     assert.deepEqual([...after.keys()].sort(), ['alpha', `alpha__ferry_prev_${run}`, 'beta', 'keep_me']);
-    const src = await dumpServed(source.url);
+    const src = await dumpServed(setup.source.url);
     assert.deepEqual(ids(after, 'alpha'), ids(src, 'alpha'));
     assert.deepEqual(ids(after, 'beta'), ids(src, 'beta'));
     assert.deepEqual(after.get(`alpha__ferry_prev_${run}`), before.get('alpha'), 'the previous alpha, records and all');
@@ -126,8 +90,7 @@ describe('migrate: staged import and cutover', () => {
   it('a cutover whose rename is refused between two renames is reversed by the run, and done by --resume', async () => {
     const t = await target();
     const before = await dumpServed(t.url);
-    const proxy = await startFaultProxy(t.url, { failRename: 2 }); // 1: alpha set aside; 2: staging -> alpha refused
-    proxies.push(proxy);
+    const proxy = await setup.proxy(t.url, { failRename: 2 }); // 1: alpha set aside; 2: staging -> alpha refused
     const cp = cpDir();
     const r = await migrate(proxy.url, cp);
     assert.equal(r.code, 1, r.stderr + r.stdout);
@@ -141,7 +104,7 @@ describe('migrate: staged import and cutover', () => {
     assert.equal(resumed.json.resumed, true);
     const after = await dumpServed(t.url);
     assert.deepEqual([...after.keys()].sort(), ['alpha', `alpha__ferry_prev_${run}`, 'beta', 'keep_me']);
-    assert.deepEqual(ids(after, 'alpha'), ids(await dumpServed(source.url), 'alpha'));
+    assert.deepEqual(ids(after, 'alpha'), ids(await dumpServed(setup.source.url), 'alpha'));
     assert.deepEqual(after.get(`alpha__ferry_prev_${run}`), before.get('alpha'));
     const again = await migrate(proxy.url, cp, ['--resume']);
     assert.equal(again.code, 0, again.stderr + again.stdout);
@@ -163,7 +126,7 @@ describe('migrate: staged import and cutover', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr.trim(), /^.*no cutover journal there.*pass the --checkpoint-dir of the migration that cut over$/);
     assert.equal(r.stderr.trim().split('\n').length, 1);
-    const s = await cutoverCmd('--finalize', empty, ['--source-url', source.url]);
+    const s = await cutoverCmd('--finalize', empty, ['--source-url', setup.source.url]);
     assert.equal(s.code, 2);
     assert.match(s.stderr, /--finalize works from the cutover journal in --checkpoint-dir; drop --source-url/);
   });

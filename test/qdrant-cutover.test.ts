@@ -5,48 +5,20 @@
  * versions; a real collection where the alias must go is refused before any write.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { chromaClientFor } from '../lib/chroma/client.ts';
-import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
-import { sampleRecords } from '../testkit/sample-db.ts';
+import { describe, it } from 'node:test';
 import { runCli } from './helpers/deploy-env.ts';
-import { startQdrantStandin, type QdrantStandin } from './helpers/qdrant-standin.ts';
+import { qdrantCutoverSetup } from './helpers/qdrant-cutover.ts';
+import type { QdrantStandin } from './helpers/qdrant-standin.ts';
 
 describe('Qdrant: staged import, alias cutover, undo', () => {
-  let root: string;
-  let chroma: ChromaServer;
-  const standins: QdrantStandin[] = [];
-  before(async () => {
-    root = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-qcutover-'));
-    chroma = await startChromaServer({ path: path.join(root, 'chroma') });
-    const col = await chromaClientFor(chroma.url).createCollection({ name: 'docs', embeddingFunction: null, configuration: { hnsw: { space: 'l2' } } });
-    await col.add(sampleRecords({ collection: 'docs', start: 0, count: 60, dim: 8, seed: 7 }));
-  });
-  after(async () => {
-    for (const q of standins) await q.close();
-    await chroma?.stop().catch(() => undefined);
-    await fs.rm(root, { recursive: true, force: true });
-  });
-  const standin = async () => {
-    const q = await startQdrantStandin();
-    standins.push(q);
-    return q;
-  };
-  const migrate = (q: QdrantStandin, cp: string) => runCli(['migrate', '--yes', '--json', '--checkpoint-dir', cp, '--log-dir', path.join(root, 'logs'),
-    '--source-url', chroma.url, '--target-url', `qdrant+${q.url}`]);
+  const setup = qdrantCutoverSetup('ferry-qcutover-');
+  const { standin, migrate } = setup;
 
   it('two runs: the alias goes to the newest run\'s collection, the previous one kept; --undo switches back; --finalize drops the undone one', async () => {
     const q = await standin();
-    const cp = path.join(root, 'cp-two');
-    const r1 = await migrate(q, cp);
-    assert.equal(r1.code, 0, r1.stderr + r1.stdout);
-    const r2 = await migrate(q, cp);
-    assert.equal(r2.code, 0, r2.stderr + r2.stdout);
-    const [a, b] = [`docs__ferry_${r1.json.runId}`, `docs__ferry_${r2.json.runId}`];
-    assert.deepEqual([...q.aliases], [['docs', b]]);
+    const cp = path.join(setup.root, 'cp-two');
+    const { r2, a, b } = await setup.migrateTwice(q, cp);
     assert.deepEqual(r2.json.cutover.previous, [a], 'the collection the alias pointed at is the previous version');
     assert.deepEqual([...q.collections.keys()].sort(), [a, b].sort());
     assert.equal(q.collection('docs')!.points.size, 60);
@@ -65,7 +37,7 @@ describe('Qdrant: staged import, alias cutover, undo', () => {
     const q = await standin();
     q.collections.set('docs_user', { size: 8, distance: 'Euclid', points: new Map() });
     q.aliases.set('docs', 'docs_user');
-    const cp = path.join(root, 'cp-user');
+    const cp = path.join(setup.root, 'cp-user');
     const r = await migrate(q, cp);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.deepEqual(r.json.cutover.previous, ['docs_user']);
@@ -79,7 +51,7 @@ describe('Qdrant: staged import, alias cutover, undo', () => {
   it('a collection (not an alias) where the alias must go is refused before any write, in one line', async () => {
     const q = await standin();
     q.collections.set('docs', { size: 8, distance: 'Euclid', points: new Map() });
-    const r = await migrate(q, path.join(root, 'cp-real'));
+    const r = await migrate(q, path.join(setup.root, 'cp-real'));
     assert.equal(r.code, 2, r.stderr + r.stdout);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, /docs on qdrant\+http:\/\/127\.0\.0\.1:\d+ is a collection, not an alias: .*migrate into another name \(--rename docs=NEW\) or delete docs first/);

@@ -8,39 +8,17 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { chromaClientFor } from '../lib/chroma/client.ts';
-import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
-import { sampleRecords } from '../testkit/sample-db.ts';
+import { describe, it } from 'node:test';
 import { runCli } from './helpers/deploy-env.ts';
-import { startQdrantStandin, type QdrantStandin } from './helpers/qdrant-standin.ts';
+import { qdrantCutoverSetup } from './helpers/qdrant-cutover.ts';
+import type { QdrantStandin } from './helpers/qdrant-standin.ts';
 
 describe('Qdrant: validate --auto-rollback after an alias cutover', () => {
-  let root: string;
-  let chroma: ChromaServer;
-  const standins: QdrantStandin[] = [];
-  before(async () => {
-    root = await fs.mkdtemp(path.join(os.tmpdir(), 'ferry-qrollback-'));
-    chroma = await startChromaServer({ path: path.join(root, 'chroma') });
-    const col = await chromaClientFor(chroma.url).createCollection({ name: 'docs', embeddingFunction: null, configuration: { hnsw: { space: 'l2' } } });
-    await col.add(sampleRecords({ collection: 'docs', start: 0, count: 60, dim: 8, seed: 7 }));
-  });
-  after(async () => {
-    for (const q of standins) await q.close();
-    await chroma?.stop().catch(() => undefined);
-    await fs.rm(root, { recursive: true, force: true });
-  });
-  const standin = async () => {
-    const q = await startQdrantStandin();
-    standins.push(q);
-    return q;
-  };
-  const migrate = (q: QdrantStandin, cp: string) => runCli(['migrate', '--yes', '--json', '--checkpoint-dir', cp, '--log-dir', path.join(root, 'logs'),
-    '--source-url', chroma.url, '--target-url', `qdrant+${q.url}`]);
-  const validate = (q: QdrantStandin, cp: string) => runCli(['validate', '--yes', '--json', '--auto-rollback', '--old-db-url', chroma.url, '--new-db-url', `qdrant+${q.url}`,
-    '--checkpoint-dir', cp, '--output', path.join(root, `report-${Math.random().toString(36).slice(2)}.md`)]);
+  const setup = qdrantCutoverSetup('ferry-qrollback-');
+  const { standin, migrate } = setup;
+  const validate = (q: QdrantStandin, cp: string) => runCli(['validate', '--yes', '--json', '--auto-rollback', '--old-db-url', setup.chroma.url, '--new-db-url', `qdrant+${q.url}`,
+    '--checkpoint-dir', cp, '--output', path.join(setup.root, `report-${Math.random().toString(36).slice(2)}.md`)]);
   /** One point of the collection behind `docs` gets a metadata key the source record does not have. */
   const tamper = (q: QdrantStandin) => {
     const p = [...q.collection('docs')!.points.values()][0]!;
@@ -50,16 +28,11 @@ describe('Qdrant: validate --auto-rollback after an alias cutover', () => {
 
   it('second run FAILED: the alias is back on the first run\'s collection, the second\'s dropped, no collection named docs; a later --undo changes nothing', async () => {
     const q = await standin();
-    const cp = path.join(root, 'cp-two');
-    const r1 = await migrate(q, cp);
-    assert.equal(r1.code, 0, r1.stderr + r1.stdout);
-    const r2 = await migrate(q, cp);
-    assert.equal(r2.code, 0, r2.stderr + r2.stdout);
-    const [a, b] = [`docs__ferry_${r1.json.runId}`, `docs__ferry_${r2.json.runId}`];
-    assert.deepEqual([...q.aliases], [['docs', b]]);
+    const cp = path.join(setup.root, 'cp-two');
+    const { r2, a, b } = await setup.migrateTwice(q, cp);
     const firstPoints = structuredClone([...q.collections.get(a)!.points]);
     tamper(q);
-    const plan = await runCli(['validate', '--plan', '--auto-rollback', '--old-db-url', chroma.url, '--new-db-url', `qdrant+${q.url}`, '--checkpoint-dir', cp]);
+    const plan = await runCli(['validate', '--plan', '--auto-rollback', '--old-db-url', setup.chroma.url, '--new-db-url', `qdrant+${q.url}`, '--checkpoint-dir', cp]);
     assert.equal(plan.code, 0, plan.stderr + plan.stdout);
     assert.match(plan.stdout, new RegExp(`if the gate FAILS \\(--auto-rollback\\): undo the alias cutover of run ${r2.json.runId}: alias docs back to ${a}; drop ${b} \\(no restore\\)`));
 
@@ -88,7 +61,7 @@ describe('Qdrant: validate --auto-rollback after an alias cutover', () => {
 
   it('first run FAILED: the alias is removed and the run\'s collection dropped: the target is as before the migration (empty)', async () => {
     const q = await standin();
-    const cp = path.join(root, 'cp-one');
+    const cp = path.join(setup.root, 'cp-one');
     const r = await migrate(q, cp);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     tamper(q);

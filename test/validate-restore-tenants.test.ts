@@ -12,9 +12,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromaAdminFor, chromaClientFor, type ChromaScope } from '../lib/chroma/client.ts';
 import { startChromaServer, type ChromaServer } from '../lib/chroma/server.ts';
-import { sampleRecords } from '../testkit/sample-db.ts';
 import { runCli, type CliResult } from './helpers/deploy-env.ts';
 import { assertSameContent, dumpServed } from './helpers/served-content.ts';
+import { fill, makeScope } from './helpers/tenant-scope.ts';
 import { startTokenProxy, type TokenProxy } from './helpers/token-proxy.ts';
 
 const SOURCE_TOKEN = 'gate-src-token-NEVER-PRINT-51ac07';
@@ -22,20 +22,6 @@ const TARGET_TOKEN = 'gate-tgt-token-NEVER-PRINT-c2d9e4';
 const ENV = { CHROMA_SOURCE_API_KEY: SOURCE_TOKEN, CHROMA_TARGET_API_KEY: TARGET_TOKEN };
 const SRC: ChromaScope = { tenant: 'gate_src_tenant', database: 'gate_src_db' };
 const TGT: ChromaScope = { tenant: 'gate_tgt_tenant', database: 'gate_tgt_db' };
-const DIM = 8;
-
-async function makeScope(url: string, s: ChromaScope): Promise<void> {
-  const admin = chromaAdminFor(url);
-  await admin.createTenant({ name: s.tenant }).catch(() => undefined); // may exist already
-  await admin.createDatabase({ tenant: s.tenant, name: s.database });
-}
-
-async function fill(url: string, scope: ChromaScope | undefined, name: string, count: number, seed: number): Promise<void> {
-  const col = await chromaClientFor(url, null, scope).createCollection({ name, embeddingFunction: null, configuration: { hnsw: { space: 'cosine' } } });
-  const recs = sampleRecords({ collection: name, start: 0, count, dim: DIM, seed });
-  await col.add({ ids: recs.ids, embeddings: recs.embeddings, documents: recs.documents, metadatas: recs.metadatas });
-}
-
 function assertNoToken(rs: CliResult[], texts: string[] = []): void {
   for (const t of [SOURCE_TOKEN, TARGET_TOKEN]) {
     for (const r of rs) assert.ok(!r.stdout.includes(t) && !r.stderr.includes(t), 'a token was printed');

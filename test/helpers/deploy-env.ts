@@ -3,6 +3,7 @@
  * data served by a real Chroma server, the restart command for it, and a way to run the CLI as a
  * user would (a child process, no TTY, CI=true).
  */
+import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -115,6 +116,15 @@ export async function runCli(args: string[], o: { env?: Record<string, string>; 
     try { out.json = JSON.parse(out.stdout); } catch { /* not JSON: the test will say */ }
   }
   return out;
+}
+
+/** A refusal: exit 2 and exactly one line on stderr, matching `pattern`, no stack. */
+export function assertOneLineRefusal(r: CliResult, pattern: RegExp): void {
+  assert.equal(r.code, 2, `exit ${r.code}\n${r.stderr}${r.stdout}`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 }
 
 export function deployArgs(env: DeployEnv, target: string, volume: string, extra: string[] = []): string[] {
